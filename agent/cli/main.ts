@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { registerAgentCommand } from './agent-command.js';
+import { registerLabCommands } from '../lab/cli.js';
+import { registerCaCommand } from '../identity/ca-command.js';
+
+const program = new Command();
+program
+  .name('weft')
+  .description(
+    'Weft: a sidecar-less service mesh for Kubernetes. ' +
+      'The node agent captures the TCP traffic of opted-in pods inside their network namespaces, ' +
+      'carries it between nodes over mutual TLS (HBONE) and enforces L4 policy. The lab builds a\n' +
+      'small cluster out of network namespaces on one machine so the whole mesh runs for real.',
+  )
+  .showHelpAfterError('(run with --help for usage)');
+
+registerAgentCommand(program);
+registerCaCommand(program);
+registerLabCommands(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const code = (err as { code?: string }).code;
+  process.stderr.write(`weft: ${err instanceof Error ? err.message : String(err)}${code ? ` [${code}]` : ''}\n`);
+  process.exitCode = 1;
+});

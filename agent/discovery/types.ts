@@ -1,0 +1,141 @@
+/**
+ * The Kubernetes object shapes Weft reads (the subset of fields it uses), and the internal model
+ * that both discovery sources (Kubernetes informers, a local manifest directory) produce.
+ * Everything downstream (capture, proxy, policy, lab) reads the model, never raw objects.
+ */
+
+export const MESH_LABEL = 'weft.dev/mesh';
+export const MESH_ENABLED = 'enabled';
+export const MESH_DISABLED = 'disabled';
+export const USE_WAYPOINT_LABEL = 'weft.dev/use-waypoint';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+}
+
+export interface NamespaceObject extends KubeObject {
+  kind: 'Namespace';
+}
+
+export interface ServiceAccountObject extends KubeObject {
+  kind: 'ServiceAccount';
+}
+
+export interface ContainerSpec {
+  name: string;
+  image?: string;
+  /** In the lab, command + args are run inside the pod's network namespace. */
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string }[];
+  ports?: { containerPort: number; name?: string; protocol?: string }[];
+}
+
+export interface PodObject extends KubeObject {
+  kind: 'Pod';
+  spec: {
+    nodeName?: string;
+    serviceAccountName?: string;
+    containers: ContainerSpec[];
+  };
+  status?: {
+    podIP?: string;
+    phase?: string;
+  };
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  /** A number, or the name of a container port. Defaults to `port`. */
+  targetPort?: number | string;
+  protocol?: string;
+}
+
+export interface ServiceObject extends KubeObject {
+  kind: 'Service';
+  spec: {
+    clusterIP?: string;
+    selector?: Record<string, string>;
+    ports: ServicePort[];
+  };
+}
+
+/** Any other kind (policies, routes, gateways): kept as-is for the modules that own them. */
+export interface OtherObject extends KubeObject {
+  spec?: unknown;
+}
+
+export type ManifestObject = NamespaceObject | ServiceAccountObject | PodObject | ServiceObject | OtherObject;
+
+/** A document that did not parse or validate: reported with its file and the reason. */
+export interface ManifestError {
+  file: string;
+  /** 0-based index of the YAML document in the file, when known. */
+  document?: number;
+  reason: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal model
+
+export interface Workload {
+  /** `<namespace>/<name>` */
+  key: string;
+  name: string;
+  namespace: string;
+  node: string;
+  ip: string;
+  serviceAccount: string;
+  /** spiffe://<trust-domain>/ns/<namespace>/sa/<service-account> */
+  identity: string;
+  labels: Record<string, string>;
+  /** Namespace opted in and pod not opted out. */
+  inMesh: boolean;
+  /** `app` / `app.kubernetes.io/name` label or the pod name: the workload name for telemetry. */
+  workloadName: string;
+  version: string;
+  containerPorts: Map<string, number>;
+}
+
+export interface Endpoint {
+  workload: Workload;
+  /** Resolved target port on the workload. */
+  port: number;
+}
+
+export interface Service {
+  key: string;
+  name: string;
+  namespace: string;
+  clusterIP: string | undefined;
+  /** service port -> ready endpoints for it */
+  ports: Map<number, Endpoint[]>;
+  labels: Record<string, string>;
+  hostname: string;
+}
+
+export interface MeshModel {
+  readonly generation: number;
+  readonly trustDomain: string;
+  readonly namespaces: ReadonlyMap<string, { name: string; labels: Record<string, string> }>;
+  readonly workloads: ReadonlyMap<string, Workload>;
+  readonly services: ReadonlyMap<string, Service>;
+  /** Every object of a kind the core model does not interpret (policies, routes, gateways). */
+  readonly others: readonly OtherObject[];
+  workloadByIp(ip: string): Workload | undefined;
+  /** Service whose ClusterIP is `ip`. */
+  serviceByVip(ip: string): Service | undefined;
+  workloadsOnNode(node: string): Workload[];
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Weft's commands need on a fresh Debian machine: system tools through apt-get
+# (only the missing ones), npm packages (when package-lock changed), and the TypeScript build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables-restore >/dev/null || need+=(iptables)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v tcpdump >/dev/null || need+=(tcpdump)
+for extra in ${WEFT_EXTRA_APT:-}; do command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}"); done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "weft setup: missing ${need[*]}; run as root (or install them) and try again" >&2
+    exit 1
+  fi
+  echo "weft setup: installing ${need[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npx tsc -p tsconfig.json
