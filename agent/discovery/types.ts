@@ -47,6 +47,8 @@ export interface PodObject extends KubeObject {
   spec: {
     nodeName?: string;
     serviceAccountName?: string;
+    /** A host-network pod shares the node's IP: it is never captured nor found by IP. */
+    hostNetwork?: boolean;
     containers: ContainerSpec[];
   };
   status?: {
@@ -82,8 +84,11 @@ export type ManifestObject = NamespaceObject | ServiceAccountObject | PodObject 
 /** A document that did not parse or validate: reported with its file and the reason. */
 export interface ManifestError {
   file: string;
-  /** 0-based index of the YAML document in the file, when known. */
+  /** 0-based index of the YAML document in the file, when known (messages count from 1). */
   document?: number;
+  /** 1-based line in the file where the problem is, when known. */
+  line?: number;
+  /** `Pod default/details: spec.containers: required` (without the file). */
   reason: string;
 }
 
