@@ -1,6 +1,46 @@
 import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { Agent } from '../agent.js';
 
 /** Registers `weft agent`. */
 export function registerAgentCommand(program: Command): void {
-  program.command('agent').description('run the node agent');
+  program
+    .command('agent')
+    .description(
+      'run the node agent: captures the traffic of the opted-in pods on this node inside their ' +
+        'network namespaces and proxies it. Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and sees the ' +
+        "node's pods' namespaces (hostPID, /var/run/netns).",
+    )
+    .requiredOption('--node <name>', 'the node this agent serves (pods with spec.nodeName equal to it)')
+    .requiredOption('--manifests <dir>', 'local discovery source: a directory of Kubernetes-style YAML, watched for changes')
+    .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', '127.0.0.1:15000')
+    .addHelpText(
+      'after',
+      '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
+        'Stop with SIGTERM: every rule and listener the agent made is removed.',
+    )
+    .action(async (opts: { node: string; manifests: string; admin: string }) => {
+      const logger = createLogger({ component: 'agent', node: opts.node });
+      const agent = new Agent({ nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin });
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping');
+        agent.stop().then(
+          () => {
+            logger.flush();
+            process.exit(0);
+          },
+          (err: unknown) => {
+            logger.error({ err }, 'stop failed');
+            logger.flush();
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      await agent.start();
+    });
 }

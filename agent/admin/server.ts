@@ -1,0 +1,64 @@
+/**
+ * Admin API on localhost (default 127.0.0.1:15000): readiness, config dump (workloads, services,
+ * captured pods) and connections. Read by `weft status`, the lab, the demo and tests.
+ */
+import http from 'node:http';
+import { once } from 'node:events';
+import type { MeshModel } from '../discovery/types.js';
+import type { ProxyInputs } from '../proxy/inputs.js';
+import { WeftError } from '../errors.js';
+
+export interface AdminView {
+  readonly ready: boolean;
+  readonly model: MeshModel;
+  readonly inputs: ProxyInputs;
+  readonly captured: ReadonlyMap<string, { workload: { ip: string } }>;
+}
+
+export function configDump(view: AdminView) {
+  const model = view.model;
+  return {
+    node: view.inputs.nodeName,
+    generation: model.generation,
+    workloads: [...model.workloads.values()].map((w) => ({
+      key: w.key,
+      name: w.name,
+      namespace: w.namespace,
+      node: w.node,
+      ip: w.ip,
+      identity: w.identity,
+      inMesh: w.inMesh,
+      captured: view.captured.has(w.key),
+    })),
+    services: [...model.services.values()].map((s) => ({
+      key: s.key,
+      clusterIP: s.clusterIP,
+      ports: [...s.ports].map(([port, endpoints]) => ({ port, endpoints: endpoints.map((e) => `${e.workload.ip}:${e.port}`) })),
+    })),
+    captured: [...view.captured.keys()],
+  };
+}
+
+export async function startAdminServer(view: AdminView, address: string): Promise<http.Server> {
+  const [host, portText] = splitHostPort(address);
+  const server = http.createServer((req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body, null, 1) + '\n');
+    };
+    if (url === '/healthz/ready') return send(view.ready ? 200 : 503, { ready: view.ready });
+    if (url === '/config_dump') return send(200, configDump(view));
+    if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
+    send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /healthz/ready` });
+  });
+  server.listen(Number(portText), host);
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+  return server;
+}
+
+export function splitHostPort(address: string): [string, string] {
+  const i = address.lastIndexOf(':');
+  if (i <= 0 || !/^\d+$/.test(address.slice(i + 1))) throw new WeftError('WEFT_ERR_CONFIG', `not a host:port address: ${address}`);
+  return [address.slice(0, i), address.slice(i + 1)];
+}

@@ -1,0 +1,82 @@
+/**
+ * Capture of one pod: the rules in its namespace and the agent's listeners inside it (15001
+ * outbound, 15006 inbound plaintext, 15008 HBONE), all made from the agent process with setns.
+ * `stop()` removes both; nothing of Weft is left in the pod afterwards.
+ */
+import net from 'node:net';
+import { once } from 'node:events';
+import { createTcpSocket, openNetns, closeNetns, closeFd } from '../../native/index.js';
+import { installCaptureRules, removeCaptureRules, OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT } from './rules.js';
+import { handleOutbound } from '../proxy/outbound.js';
+import { handleInboundPlaintext } from '../proxy/inbound.js';
+import type { CapturedPod, ProxyInputs } from '../proxy/inputs.js';
+import type { Workload } from '../discovery/types.js';
+import type { NetnsLocator } from './netns-locator.js';
+
+/** Serves HBONE (15008) on a listening fd inside the pod; provided by the tunnel module. */
+export interface InboundTunnel {
+  serve(pod: CapturedPod, listenFd: number): Promise<{ close(): Promise<void> }>;
+}
+
+export class PodCapture implements CapturedPod {
+  readonly workload: Workload;
+  readonly netnsFd: number;
+  readonly netnsPath: string;
+  readonly #servers: { close(): Promise<void> }[] = [];
+  #stopped = false;
+
+  private constructor(workload: Workload, netnsFd: number) {
+    this.workload = workload;
+    this.netnsFd = netnsFd;
+    // nsenter opens this path in its own process: name our fd through our pid.
+    this.netnsPath = `/proc/${process.pid}/fd/${netnsFd}`;
+  }
+
+  static async start(inputs: ProxyInputs, locator: NetnsLocator, workload: Workload, tunnel: InboundTunnel): Promise<PodCapture> {
+    const candidate = locator.locate(workload.ip);
+    const capture = new PodCapture(workload, openNetns(candidate.path));
+    try {
+      await installCaptureRules(capture.netnsPath);
+      await capture.#listen(OUTBOUND_PORT, (socket) => handleOutbound(inputs, capture, socket));
+      await capture.#listen(INBOUND_PLAINTEXT_PORT, (socket) => handleInboundPlaintext(inputs, capture, socket));
+      const hboneFd = createTcpSocket({ netnsFd: capture.netnsFd, reuseAddress: true, bind: { address: '0.0.0.0', port: HBONE_PORT } });
+      try {
+        capture.#servers.push(await tunnel.serve(capture, hboneFd));
+      } catch (err) {
+        closeFd(hboneFd);
+        throw err;
+      }
+      return capture;
+    } catch (err) {
+      await capture.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #listen(port: number, onConnection: (socket: net.Socket) => void): Promise<void> {
+    const fd = createTcpSocket({ netnsFd: this.netnsFd, reuseAddress: true, bind: { address: '0.0.0.0', port } });
+    const server = net.createServer({ allowHalfOpen: true }, onConnection);
+    server.on('error', () => undefined); // listen errors surface through `once` below
+    server.listen({ fd });
+    try {
+      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+    } catch (err) {
+      closeFd(fd);
+      throw err;
+    }
+    this.#servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+  }
+
+  /** Stops accepting, removes the rules and releases the namespace. Connections already open finish on their own. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    // close() resolves when open connections end; do not wait for that here.
+    for (const server of this.#servers.splice(0)) void server.close();
+    try {
+      await removeCaptureRules(this.netnsPath);
+    } finally {
+      closeNetns(this.netnsFd);
+    }
+  }
+}

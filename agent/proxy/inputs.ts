@@ -1,0 +1,28 @@
+/**
+ * What every step of the data path shares, passed in one bundle (never reached for globally),
+ * so tests can hand in fakes.
+ */
+import type { Logger } from '../log.js';
+import type { MeshModel, Workload } from '../discovery/types.js';
+import type { LoadBalancer } from './load-balancer.js';
+import type { ConnectionTracker } from './connection.js';
+
+export interface ProxyInputs {
+  readonly nodeName: string;
+  readonly logger: Logger;
+  /** One JSON line per connection at close. */
+  readonly accessLog: Logger;
+  /** The current discovery model (swapped on every update). */
+  model(): MeshModel;
+  readonly loadBalancer: LoadBalancer;
+  readonly connections: ConnectionTracker;
+}
+
+/** A pod whose traffic this agent captures: its workload and a handle on its namespace. */
+export interface CapturedPod {
+  readonly workload: Workload;
+  /** Open handle on the pod's network namespace (for setns). */
+  readonly netnsFd: number;
+  /** A path that opens the same namespace (for nsenter). */
+  readonly netnsPath: string;
+}

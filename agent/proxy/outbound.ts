@@ -1,0 +1,74 @@
+/**
+ * Outbound (15001): a connection an app in a captured pod opened, redirected to the agent.
+ * Steps: original destination -> service VIP resolved to one endpoint (power of two choices) ->
+ * upstream socket made inside the source pod's namespace with the mesh mark (so the rules let it
+ * through and the wire carries pod IPs) -> relay.
+ */
+import net from 'node:net';
+import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
+import { MESH_MARK } from '../capture/rules.js';
+import { relay } from './relay.js';
+import type { CapturedPod, ProxyInputs } from './inputs.js';
+import type { Endpoint, Workload } from '../discovery/types.js';
+
+export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
+  let original: { address: string; port: number };
+  try {
+    original = originalDestination(socketFd(downstream));
+  } catch (err) {
+    // Can only happen if the socket died between accept and here; nothing to record.
+    inputs.logger.warn({ err, pod: pod.workload.key }, 'outbound: cannot read the original destination; connection reset');
+    downstream.resetAndDestroy();
+    return;
+  }
+  const model = inputs.model();
+  let upstreamIp = original.address;
+  let upstreamPort = original.port;
+  let endpoint: Endpoint | undefined;
+  let destinationWorkload: Workload | undefined;
+  let destinationService: string | undefined;
+  const service = model.serviceByVip(original.address);
+  if (service) {
+    destinationService = service.key;
+    endpoint = inputs.loadBalancer.pick(service.ports.get(original.port) ?? []);
+    if (endpoint) {
+      upstreamIp = endpoint.workload.ip;
+      upstreamPort = endpoint.port;
+      destinationWorkload = endpoint.workload;
+    }
+  } else {
+    destinationWorkload = model.workloadByIp(original.address);
+  }
+  const record = inputs.connections.open({
+    direction: 'outbound',
+    sourceIp: downstream.remoteAddress ?? pod.workload.ip,
+    sourcePort: downstream.remotePort ?? 0,
+    sourceWorkload: pod.workload,
+    originalDestination: `${original.address}:${original.port}`,
+    upstream: `${upstreamIp}:${upstreamPort}`,
+    destinationWorkload,
+    destinationService,
+  });
+  if (service && !endpoint) {
+    // A VIP without a ready endpoint: kube-proxy would reject; so do we.
+    record.finish({ error: new Error('WEFT_ERR_NO_ENDPOINT') });
+    downstream.resetAndDestroy();
+    return;
+  }
+  let fd: number;
+  try {
+    fd = createTcpSocket({ netnsFd: pod.netnsFd, mark: MESH_MARK });
+  } catch (err) {
+    inputs.logger.error({ err, pod: pod.workload.key }, 'outbound: cannot open the upstream socket in the pod namespace');
+    record.finish({ error: err as Error });
+    downstream.resetAndDestroy();
+    return;
+  }
+  const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+  upstream.connect(upstreamPort, upstreamIp);
+  if (endpoint) inputs.loadBalancer.acquire(endpoint);
+  relay(downstream, upstream, (result) => {
+    if (endpoint) inputs.loadBalancer.release(endpoint);
+    record.finish(result);
+  });
+}
