@@ -10,7 +10,7 @@ program
   .description(
     'Weft: a sidecar-less service mesh for Kubernetes. ' +
       'The node agent captures the TCP traffic of opted-in pods inside their network namespaces, ' +
-      'carries it between nodes over mutual TLS (HBONE) and enforces L4 policy. The lab builds a\n' +
+      'carries it between nodes over mutual TLS (HBONE) and enforces L4 policy. The lab builds a ' +
       'small cluster out of network namespaces on one machine so the whole mesh runs for real.',
   )
   .showHelpAfterError('(run with --help for usage)');
