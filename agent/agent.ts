@@ -15,6 +15,8 @@ import { ConnectionTracker } from './proxy/connection.js';
 import type { ProxyInputs } from './proxy/inputs.js';
 import { buildModel } from './discovery/model.js';
 import { startAdminServer } from './admin/server.js';
+import { AgentMetrics } from './telemetry/metrics.js';
+import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -22,6 +24,11 @@ export interface AgentOptions {
   logger: Logger;
   /** host:port of the admin server (config dump, readiness); '' disables it. */
   adminAddress?: string;
+  /** host:port for Prometheus /metrics (node-level, 15020); '' or undefined disables it. */
+  metricsAddress?: string;
+  /** host:port for /healthz/ready (15021); '' or undefined disables it. */
+  readinessAddress?: string;
+  metrics?: AgentMetrics;
   tunnel?: InboundTunnel;
 }
 
@@ -43,20 +50,22 @@ export class Agent {
   readonly #source: LocalSource;
   readonly #capture: CaptureManager;
   readonly inputs: ProxyInputs;
-  #admin: http.Server | undefined;
+  readonly metrics: AgentMetrics;
+  readonly #servers: http.Server[] = [];
   #ready = false;
 
   constructor(options: AgentOptions) {
     this.#options = options;
     this.#logger = options.logger;
     const accessLog = options.logger.child({ component: 'access' });
+    this.metrics = options.metrics ?? new AgentMetrics();
     this.inputs = {
       nodeName: options.nodeName,
       logger: options.logger.child({ component: 'proxy' }),
       accessLog,
       model: () => this.#model,
       loadBalancer: new LoadBalancer(),
-      connections: new ConnectionTracker(accessLog),
+      connections: new ConnectionTracker(accessLog, this.metrics),
     };
     this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), options.tunnel ?? refusingTunnel, options.logger.child({ component: 'capture' }));
@@ -77,20 +86,33 @@ export class Agent {
   async start(): Promise<void> {
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
-      void this.#capture.reconcile(model);
+      this.metrics.discoveryUpdates.inc({ result: 'applied' });
+      void this.#reconcile();
     });
+    this.#source.on('invalid', () => this.metrics.discoveryUpdates.inc({ result: 'invalid' }));
     this.#model = await this.#source.start();
-    await this.#capture.reconcile(this.#model);
-    if (this.#options.adminAddress) this.#admin = await startAdminServer(this, this.#options.adminAddress);
+    await this.#reconcile();
+    const { adminAddress, metricsAddress, readinessAddress } = this.#options;
+    if (adminAddress) this.#servers.push(await startAdminServer(this, adminAddress));
+    if (metricsAddress) this.#servers.push(await startMetricsServer(this.metrics.registry, metricsAddress));
+    if (readinessAddress) this.#servers.push(await startReadinessServer(() => this.#ready, readinessAddress));
     this.#ready = true;
     this.#logger.info({ node: this.#options.nodeName, workloads: this.#model.workloadsOnNode(this.#options.nodeName).length, captured: this.#capture.captured.size }, 'agent ready');
+  }
+
+  async #reconcile(): Promise<void> {
+    await this.#capture.reconcile(this.#model);
+    this.metrics.capturedPods.set(this.#capture.captured.size);
   }
 
   async stop(): Promise<void> {
     this.#ready = false;
     await this.#source.stop();
     await this.#capture.stopAll();
-    if (this.#admin) await new Promise<void>((resolve) => this.#admin!.close(() => resolve()));
+    for (const server of this.#servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
     this.#logger.info({ node: this.#options.nodeName }, 'agent stopped; all pods released');
   }
 }

@@ -116,7 +116,8 @@ test('pod to pod passes through outbound and inbound capture; the app sees the r
   assert.equal(outbound.destination, 'shop/server');
   assert.ok(inbound, 'inbound record');
   assert.equal(inbound.source, 'shop/client');
-  assert.equal(outbound.bytesSent, 5);
+  assert.equal(outbound.bytesFromClient, 5);
+  assert.equal(outbound.bytesToClient, IP_A.length + 6);
 });
 
 test('a service VIP is resolved to an endpoint with the service target port', async () => {

@@ -50,8 +50,9 @@ export class CaptureManager {
     for (const [key, capture] of this.#captured) {
       const w = wanted.get(key);
       if (w && w.ip === capture.workload.ip && w.identity === capture.workload.identity) continue;
-      this.#captured.delete(key);
       await capture.stop().catch((err: unknown) => this.#logger.error({ err, pod: key }, 'releasing pod failed'));
+      // Removed only once released, so whoever reads `captured` never sees a pod that still has rules.
+      this.#captured.delete(key);
       this.#logger.info({ pod: key, ip: capture.workload.ip }, 'pod released from capture');
     }
     let failed = false;

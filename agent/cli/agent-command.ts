@@ -14,14 +14,16 @@ export function registerAgentCommand(program: Command): void {
     .requiredOption('--node <name>', 'the node this agent serves (pods with spec.nodeName equal to it)')
     .requiredOption('--manifests <dir>', 'local discovery source: a directory of Kubernetes-style YAML, watched for changes')
     .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', '127.0.0.1:15000')
+    .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', '0.0.0.0:15020')
+    .option('--readiness <host:port>', 'readiness probe /healthz/ready', '0.0.0.0:15021')
     .addHelpText(
       'after',
       '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
         'Stop with SIGTERM: every rule and listener the agent made is removed.',
     )
-    .action(async (opts: { node: string; manifests: string; admin: string }) => {
+    .action(async (opts: { node: string; manifests: string; admin: string; metrics: string; readiness: string }) => {
       const logger = createLogger({ component: 'agent', node: opts.node });
-      const agent = new Agent({ nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin });
+      const agent = new Agent({ nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -5,6 +5,7 @@
 import type { Workload } from '../discovery/types.js';
 import type { RelayResult } from './relay.js';
 import type { Logger } from '../log.js';
+import { tcpLabels, type AgentMetrics, type TcpLabels } from '../telemetry/metrics.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -21,48 +22,80 @@ export interface ConnectionInfo {
   destinationWorkload: Workload | undefined;
   /** `<namespace>/<name>` of the service the original destination was, if any. */
   destinationService: string | undefined;
+  /** SPIFFE ID the peer proved (HBONE inbound), if any. */
+  sourcePrincipal?: string | undefined;
+  /** Carried over mutual TLS (HBONE) rather than plaintext. */
+  mutualTls?: boolean;
 }
 
 export interface ConnectionSummary extends ConnectionInfo {
   id: number;
   openedAt: number;
-  bytesSent: number;
-  bytesReceived: number;
+  bytesFromClient: number;
+  bytesToClient: number;
   durationMs: number;
+  /** Human-readable reason, for the access log. */
   error: string | undefined;
+  /** Stable code (WEFT_ERR_* or the socket's E* code), for metric labels. */
+  errorCode: string | undefined;
 }
 
 /** Open connections and per-pair totals, for the admin API, tests and the demo. */
 export class ConnectionTracker {
   #nextId = 1;
   readonly #open = new Map<number, ConnectionRecord>();
-  readonly #totals = new Map<string, { direction: Direction; source: string; destination: string; connections: number; bytesSent: number; bytesReceived: number }>();
+  readonly #totals = new Map<string, PairTotals>();
   readonly #accessLog: Logger;
+  readonly #metrics: AgentMetrics | undefined;
+  readonly #clusterName: string;
 
-  constructor(accessLog: Logger) {
+  constructor(accessLog: Logger, metrics?: AgentMetrics, clusterName = 'Kubernetes') {
     this.#accessLog = accessLog;
+    this.#metrics = metrics;
+    this.#clusterName = clusterName;
   }
 
   open(info: ConnectionInfo): ConnectionRecord {
-    const record = new ConnectionRecord(this, this.#nextId++, info);
+    let labels: TcpLabels | undefined;
+    if (this.#metrics) {
+      labels = tcpLabels({
+        reporter: info.direction === 'outbound' ? 'source' : 'destination',
+        source: info.sourceWorkload,
+        sourcePrincipal: info.sourcePrincipal,
+        destination: info.destinationWorkload,
+        destinationService: info.destinationService,
+        mutualTls: info.mutualTls === true,
+        clusterName: this.#clusterName,
+      });
+      this.#metrics.tcpOpened.inc(labels);
+      this.#metrics.openConnections.inc({ direction: info.direction });
+    }
+    const record = new ConnectionRecord(this, this.#nextId++, info, labels);
     this.#open.set(record.id, record);
     return record;
   }
 
   /** @internal called by ConnectionRecord.finish */
-  closed(record: ConnectionRecord, summary: ConnectionSummary): void {
+  closed(record: ConnectionRecord, summary: ConnectionSummary, labels: TcpLabels | undefined): void {
     this.#open.delete(record.id);
+    if (this.#metrics && labels) {
+      this.#metrics.tcpClosed.inc(labels);
+      if (summary.bytesFromClient > 0) this.#metrics.tcpReceivedBytes.inc(labels, summary.bytesFromClient);
+      if (summary.bytesToClient > 0) this.#metrics.tcpSentBytes.inc(labels, summary.bytesToClient);
+      this.#metrics.openConnections.dec({ direction: summary.direction });
+      if (summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
+    }
     const source = workloadKey(summary.sourceWorkload, summary.sourceIp);
     const destination = workloadKey(summary.destinationWorkload, summary.upstream.split(':')[0]!);
     const key = `${summary.direction}|${source}|${destination}`;
     let t = this.#totals.get(key);
     if (!t) {
-      t = { direction: summary.direction, source, destination, connections: 0, bytesSent: 0, bytesReceived: 0 };
+      t = { direction: summary.direction, source, destination, connections: 0, bytesFromClient: 0, bytesToClient: 0 };
       this.#totals.set(key, t);
     }
     t.connections++;
-    t.bytesSent += summary.bytesSent;
-    t.bytesReceived += summary.bytesReceived;
+    t.bytesFromClient += summary.bytesFromClient;
+    t.bytesToClient += summary.bytesToClient;
     this.#accessLog.info(
       {
         direction: summary.direction,
@@ -72,10 +105,13 @@ export class ConnectionTracker {
         dst_service: summary.destinationService,
         upstream: summary.upstream,
         dst_workload: summary.destinationWorkload?.key,
-        bytes_sent: summary.bytesSent,
-        bytes_received: summary.bytesReceived,
+        src_principal: summary.sourcePrincipal,
+        mtls: summary.mutualTls === true,
+        bytes_from_client: summary.bytesFromClient,
+        bytes_to_client: summary.bytesToClient,
         duration_ms: summary.durationMs,
         error: summary.error,
+        error_code: summary.errorCode,
       },
       'connection closed',
     );
@@ -85,9 +121,19 @@ export class ConnectionTracker {
     return [...this.#open.values()].map((r) => r.info);
   }
 
-  totals() {
+  totals(): PairTotals[] {
     return [...this.#totals.values()];
   }
+}
+
+export interface PairTotals {
+  direction: Direction;
+  /** Workload key (`ns/name`) or IP of the client. */
+  source: string;
+  destination: string;
+  connections: number;
+  bytesFromClient: number;
+  bytesToClient: number;
 }
 
 export class ConnectionRecord {
@@ -95,10 +141,12 @@ export class ConnectionRecord {
   readonly info: ConnectionInfo;
   readonly #tracker: ConnectionTracker;
   readonly #openedAt = Date.now();
+  readonly #labels: TcpLabels | undefined;
   #finished = false;
 
-  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo) {
+  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, labels: TcpLabels | undefined) {
     this.#tracker = tracker;
+    this.#labels = labels;
     this.id = id;
     this.info = info;
   }
@@ -111,11 +159,12 @@ export class ConnectionRecord {
       ...this.info,
       id: this.id,
       openedAt: this.#openedAt,
-      bytesSent: result.bytesFromDownstream ?? 0,
-      bytesReceived: result.bytesFromUpstream ?? 0,
+      bytesFromClient: result.bytesFromDownstream ?? 0,
+      bytesToClient: result.bytesFromUpstream ?? 0,
       durationMs: Date.now() - this.#openedAt,
-      error: result.error ? ((result.error as NodeJS.ErrnoException).code ?? result.error.message) : undefined,
-    });
+      error: result.error?.message,
+      errorCode: result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
+    }, this.#labels);
   }
 }
 

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
 import { MESH_MARK } from '../capture/rules.js';
 import { relay } from './relay.js';
+import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import type { Endpoint, Workload } from '../discovery/types.js';
 
@@ -51,7 +52,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   });
   if (service && !endpoint) {
     // A VIP without a ready endpoint: kube-proxy would reject; so do we.
-    record.finish({ error: new Error('WEFT_ERR_NO_ENDPOINT') });
+    record.finish({ error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) });
     downstream.resetAndDestroy();
     return;
   }

@@ -1,0 +1,114 @@
+/**
+ * Prometheus metrics (prom-client). The TCP metrics carry Istio's standard names and labels so
+ * existing dashboards and Kiali work; `weft_*` metrics describe the agent itself. Label values
+ * come from discovery (workload names, not IPs), so cardinality is bounded by the cluster.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Workload } from '../discovery/types.js';
+
+export const TCP_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'source_version',
+  'source_cluster',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_app',
+  'destination_version',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_cluster',
+  'request_protocol',
+  'response_flags',
+  'connection_security_policy',
+] as const;
+
+export type TcpLabelName = (typeof TCP_LABELS)[number];
+export type TcpLabels = Record<TcpLabelName, string>;
+
+const UNKNOWN = 'unknown';
+
+export interface TcpLabelInput {
+  reporter: 'source' | 'destination';
+  source: Workload | undefined;
+  /** SPIFFE ID of the source when it was authenticated (HBONE), else undefined. */
+  sourcePrincipal: string | undefined;
+  destination: Workload | undefined;
+  /** `<namespace>/<name>` of the destination service, if the connection was to one. */
+  destinationService: string | undefined;
+  mutualTls: boolean;
+  clusterName: string;
+}
+
+/** Istio's TCP label set for one connection; computed once when the connection is classified. */
+export function tcpLabels(input: TcpLabelInput): TcpLabels {
+  const src = input.source;
+  const dst = input.destination;
+  let serviceName = UNKNOWN;
+  let serviceNamespace = UNKNOWN;
+  let serviceHost = UNKNOWN;
+  if (input.destinationService) {
+    const [ns, name] = input.destinationService.split('/') as [string, string];
+    serviceName = name;
+    serviceNamespace = ns;
+    serviceHost = `${name}.${ns}.svc.cluster.local`;
+  } else if (dst) {
+    serviceNamespace = dst.namespace;
+  }
+  return {
+    reporter: input.reporter,
+    source_workload: src?.workloadName ?? UNKNOWN,
+    source_workload_namespace: src?.namespace ?? UNKNOWN,
+    source_principal: input.sourcePrincipal ?? (input.reporter === 'source' && src ? src.identity : UNKNOWN),
+    source_app: src?.labels['app'] ?? UNKNOWN,
+    source_version: src?.version ?? UNKNOWN,
+    source_cluster: input.clusterName,
+    destination_workload: dst?.workloadName ?? UNKNOWN,
+    destination_workload_namespace: dst?.namespace ?? UNKNOWN,
+    destination_principal: dst?.inMesh ? dst.identity : UNKNOWN,
+    destination_app: dst?.labels['app'] ?? UNKNOWN,
+    destination_version: dst?.version ?? UNKNOWN,
+    destination_service: serviceHost,
+    destination_service_name: serviceName,
+    destination_service_namespace: serviceNamespace,
+    destination_cluster: input.clusterName,
+    request_protocol: 'tcp',
+    response_flags: '-',
+    connection_security_policy: input.mutualTls ? 'mutual_tls' : 'none',
+  };
+}
+
+export class AgentMetrics {
+  readonly registry: Registry;
+  readonly tcpOpened: Counter<TcpLabelName>;
+  readonly tcpClosed: Counter<TcpLabelName>;
+  /** Bytes sent to the client (response direction), as Istio defines it. */
+  readonly tcpSentBytes: Counter<TcpLabelName>;
+  /** Bytes received from the client (request direction). */
+  readonly tcpReceivedBytes: Counter<TcpLabelName>;
+  readonly capturedPods: Gauge;
+  readonly openConnections: Gauge<'direction'>;
+  readonly discoveryUpdates: Counter<'result'>;
+  readonly policyDecisions: Counter<'result' | 'action'>;
+  readonly errors: Counter<'kind'>;
+
+  constructor(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'weft_process_' });
+    const tcp = (name: string, help: string) => new Counter({ name, help, labelNames: TCP_LABELS, registers: [registry] });
+    this.tcpOpened = tcp('istio_tcp_connections_opened_total', 'TCP connections opened');
+    this.tcpClosed = tcp('istio_tcp_connections_closed_total', 'TCP connections closed');
+    this.tcpSentBytes = tcp('istio_tcp_sent_bytes_total', 'Bytes sent to the client during the connection (response direction)');
+    this.tcpReceivedBytes = tcp('istio_tcp_received_bytes_total', 'Bytes received from the client during the connection (request direction)');
+    this.capturedPods = new Gauge({ name: 'weft_captured_pods', help: 'Pods on this node whose traffic the agent captures', registers: [registry] });
+    this.openConnections = new Gauge({ name: 'weft_open_connections', help: 'Proxied connections open now', labelNames: ['direction'], registers: [registry] });
+    this.discoveryUpdates = new Counter({ name: 'weft_discovery_updates_total', help: 'Discovery updates applied (result=applied) or refused as invalid (result=invalid)', labelNames: ['result'], registers: [registry] });
+    this.policyDecisions = new Counter({ name: 'weft_policy_decisions_total', help: 'Authorization decisions by result (allow, deny) and the deciding action', labelNames: ['result', 'action'], registers: [registry] });
+    this.errors = new Counter({ name: 'weft_errors_total', help: 'Errors by kind (stable WEFT_ERR_* code or socket error code)', labelNames: ['kind'], registers: [registry] });
+  }
+}
