@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerAgentCommand } from './agent-command.js';
 import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
+import { registerStatusCommand } from './status-command.js';
 
 const program = new Command();
 program
@@ -18,6 +19,7 @@ program
 registerAgentCommand(program);
 registerCaCommand(program);
 registerLabCommands(program);
+registerStatusCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;
