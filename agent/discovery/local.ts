@@ -123,6 +123,16 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     return this.#model;
   }
 
+  /**
+   * Scans now (after any scan in progress) and resolves when the directory has been read: for a
+   * "reload" command, and for tests that must know a write has been looked at.
+   */
+  async refresh(): Promise<void> {
+    if (!this.#started || this.#stopped) return;
+    this.#requestScan();
+    await this.#scanning;
+  }
+
   current(): MeshModel {
     return this.#model;
   }
@@ -229,10 +239,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     const candidates: FileParseResult[] = [];
     for (const [file, signature] of signatures) {
       const known = this.#files.get(file);
-      if (known !== undefined && known.signature === signature) {
-        if (known.conflicted) candidates.push(known.parsed);
-        continue;
-      }
+      if (known !== undefined && known.signature === signature) continue;
       let text: string;
       try {
         text = await readFile(join(this.#dir, file), 'utf8');
@@ -243,17 +250,24 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
       }
       if (known !== undefined && known.text === text) {
         known.signature = signature;
-        if (known.conflicted) candidates.push(known.parsed);
         continue;
       }
       const parsed = parseManifestText(text, file);
       this.#files.set(file, { signature, text, parsed, reported: known?.reported ?? '', conflicted: false });
       candidates.push(parsed);
     }
-    if (candidates.length === 0 && !removedAny) return;
+    if (candidates.length === 0 && !removedAny && !initial) return;
+    // A file refused for redefining another file's object may fit now that something moved.
+    for (const state of this.#files.values()) {
+      if (state.conflicted && !candidates.includes(state.parsed)) candidates.push(state.parsed);
+    }
+    candidates.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
 
-    const { accepted, rejected, conflicted } = reconcileFiles(this.#accepted, candidates);
+    const previous = this.#accepted;
+    const { accepted, rejected, conflicted } = reconcileFiles(previous, candidates);
     this.#accepted = accepted;
+    let acceptedChanged = removedAny;
+    for (const c of candidates) if (accepted.get(c.file) !== previous.get(c.file)) acceptedChanged = true;
 
     const invalid: ManifestError[] = [];
     for (const c of candidates) {
@@ -277,7 +291,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
       state.reported = reported;
     }
 
-    const changed = this.#rebuild();
+    const changed = (acceptedChanged || initial) && this.#rebuild();
     if (this.#stopped) return;
     if (invalid.length > 0) this.emit('invalid', invalid);
     if (changed && !initial) this.emit('update', this.#model);

@@ -11,6 +11,7 @@ import {
   isService,
   loadManifestDir,
   parseManifestText,
+  reconcileFiles,
 } from '../../agent/discovery/manifest.js';
 
 const POD = `apiVersion: v1
@@ -239,5 +240,28 @@ describe('loadManifestDir', () => {
       ['x.json', false],
     ];
     for (const [name, want] of table) assert.equal(isManifestFileName(name), want, name);
+  });
+});
+
+describe('reconcileFiles', () => {
+  const pod = (ip: string): string => POD.replace('198.18.1.2', ip);
+  it('accepts an object moving between files in one round, whichever file comes first', () => {
+    const before = parseManifestText(pod('198.18.1.2'), 'b.yaml');
+    const previous = new Map([['b.yaml', before.objects]]);
+    const gains = parseManifestText(pod('198.18.1.3'), 'a.yaml');
+    const loses = parseManifestText('apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n', 'b.yaml');
+    const { accepted, rejected, conflicted } = reconcileFiles(previous, [gains, loses]);
+    assert.equal(rejected.size, 0);
+    assert.equal(conflicted.size, 0);
+    assert.deepEqual(accepted.get('a.yaml'), gains.objects);
+    assert.deepEqual(accepted.get('b.yaml'), loses.objects);
+  });
+
+  it('keeps the previous content of a refused file', () => {
+    const good = parseManifestText(pod('198.18.1.2'), 'a.yaml');
+    const bad = parseManifestText('apiVersion: v1\nkind: Pod\nmetadata: {name: details}\nspec: {}\n', 'a.yaml');
+    const { accepted, rejected } = reconcileFiles(new Map([['a.yaml', good.objects]]), [bad]);
+    assert.equal(accepted.get('a.yaml'), good.objects);
+    assert.equal(rejected.get('a.yaml')![0]!.reason, 'Pod default/details: spec.containers: required');
   });
 });
