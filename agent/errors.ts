@@ -14,6 +14,21 @@ export const ErrorCodes = {
   WEFT_ERR_LAB: 'a lab operation failed (the message says which step)',
   WEFT_ERR_LAB_NOT_FOUND: 'the named lab, pod or namespace does not exist',
   WEFT_ERR_CONFIG: 'a command-line option or configuration value is invalid',
+  WEFT_ERR_IDENTITY_INVALID: 'a string is not a SPIFFE ID of the form spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>',
+  WEFT_ERR_IDENTITY_UNAVAILABLE: 'no valid certificate for a workload identity (the CA could not be reached and no unexpired cached certificate exists)',
+  WEFT_ERR_CA_LOAD: 'the CA key or certificate files are missing, unreadable or do not match',
+  WEFT_ERR_CA_BAD_REQUEST: 'a certificate signing request or the requested identity is malformed',
+  WEFT_ERR_CA_UNAUTHENTICATED: 'the CA did not accept the caller\'s token',
+  WEFT_ERR_CA_UNAUTHORIZED: 'the CA refused an identity: no pod with that namespace and service account runs on the caller\'s node',
+  WEFT_ERR_CA_UNAVAILABLE: 'the CA could not be reached or answered with an unexpected response',
+  WEFT_ERR_TLS_HANDSHAKE: 'the TLS handshake failed (includes a peer chain that does not verify against the trust bundle)',
+  WEFT_ERR_TLS_PEER_IDENTITY: 'the peer certificate has no single SPIFFE URI SAN, or not the identity that was expected',
+  WEFT_ERR_TLS_PEER_UNTRUSTED: 'the peer certificate chain does not verify against the trust bundle (expired, other CA, missing)',
+  WEFT_ERR_HBONE_CONNECT: 'opening the TCP connection for an HBONE tunnel failed',
+  WEFT_ERR_HBONE_REFUSED: 'the HBONE server answered a CONNECT with a status other than 200',
+  WEFT_ERR_HBONE_STREAM: 'an HBONE CONNECT stream was reset or closed before the 200 response',
+  WEFT_ERR_HBONE_SESSION: 'the HTTP/2 session of an HBONE connection failed or was closed (GOAWAY, ping timeout, protocol error)',
+  WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

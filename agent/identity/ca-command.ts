@@ -1,6 +1,90 @@
 import type { Command } from 'commander';
+import { Registry } from 'prom-client';
+import { LocalSource } from '../discovery/local.js';
+import { WeftError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { CertificateAuthority } from './ca.js';
+import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
+import { CaServer } from './ca-server.js';
+import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
 
-/** Registers `weft ca`. (Being built: see agent/identity/.) */
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
+
+/** "24h", "90m", "1h30m", "45s", "7d" -> milliseconds. */
+export function parseDuration(text: string): number {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
+  let total = 0;
+  let consumed = 0;
+  for (const m of text.matchAll(re)) {
+    total += Number(m[1]) * UNIT_MS[m[2]!]!;
+    consumed += m[0].length;
+  }
+  if (text === '' || consumed !== text.length) {
+    throw new WeftError('WEFT_ERR_CONFIG', `not a duration: ${JSON.stringify(text)} (e.g. 24h, 90m, 1h30m)`);
+  }
+  return total;
+}
+
+export function parseHostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new WeftError('WEFT_ERR_CONFIG', `expected host:port, got ${JSON.stringify(text)}`);
+  }
+  return { host: text.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+interface CaCommandOptions {
+  listen: string;
+  dir: string;
+  lifetime: string;
+  tokens?: string;
+  manifests?: string;
+  trustDomain: string;
+}
+
+/** Registers `weft ca`. */
 export function registerCaCommand(program: Command): void {
-  program.command('ca').description('run the certificate authority that signs workload identities');
+  program
+    .command('ca')
+    .description(
+      'run the certificate authority that signs workload identities over HTTPS ' +
+        '(POST /v1/sign, GET /v1/bundle). Agents authenticate with a bearer token; an identity is ' +
+        'issued only if a pod with its namespace and service account is scheduled on the agent\'s node.',
+    )
+    .option('--listen <host:port>', 'address to serve on', '127.0.0.1:15012')
+    .requiredOption('--dir <dir>', 'CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root')
+    .option('--lifetime <duration>', 'workload certificate lifetime', '24h')
+    .option('--tokens <file>', 'JSON file {token: nodeName} authenticating agents (re-read when it changes)')
+    .option('--manifests <dir>', 'directory of pod manifests saying which service accounts run on which node')
+    .option('--trust-domain <domain>', 'SPIFFE trust domain', DEFAULT_TRUST_DOMAIN)
+    .action(async (opts: CaCommandOptions) => {
+      // Kubernetes TokenReview / pod listing are not built yet: the lab's sources are required.
+      if (opts.tokens === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--tokens is required (Kubernetes TokenReview is not supported yet)');
+      if (opts.manifests === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--manifests is required (reading pods from Kubernetes is not supported yet)');
+      const { host, port } = parseHostPort(opts.listen);
+      const logger = createLogger({ component: 'weft-ca' });
+      const source = new LocalSource({ dir: opts.manifests, logger, trustDomain: opts.trustDomain });
+      await source.start();
+      const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>
+        source.current().workloadsOnNode(node).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount),
+      );
+      const ca = await CertificateAuthority.loadOrCreate(opts.dir, {
+        authorizer,
+        trustDomain: opts.trustDomain,
+        lifetimeMs: parseDuration(opts.lifetime),
+        logger,
+        registry: new Registry(),
+      });
+      const server = new CaServer({ ca, authenticator: new TokenFileAuthenticator(opts.tokens), logger });
+      await server.listen(port, host);
+      await new Promise<void>((resolve) => {
+        const stop = (): void => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await server.close();
+      await source.stop();
+      logger.flush();
+    });
 }

@@ -1,0 +1,38 @@
+/**
+ * The contracts around the CA: who the caller is (NodeAuthenticator), whether that caller may
+ * have an identity (IdentityAuthorizer), and how an agent reaches a CA (CaClient). Kept apart
+ * from the implementations so the agent depends on interfaces only.
+ */
+
+/** A signed workload certificate as the CA returns it. */
+export interface SignedCertificate {
+  /** The leaf certificate (PEM). */
+  certPem: string;
+  /** Intermediates between the leaf and a root, leaf's issuer first; empty when a root signs. */
+  chainPem: string[];
+  /** Root certificates that verify workload certificates (PEM each). */
+  trustBundle: string[];
+  notBefore: Date;
+  notAfter: Date;
+}
+
+/** Maps the bearer token of an agent to the name of its node; undefined when not accepted. */
+export interface NodeAuthenticator {
+  authenticate(token: string): Promise<string | undefined>;
+}
+
+/** Whether `node` may hold `identity` (a SPIFFE ID already known to be well-formed). */
+export interface IdentityAuthorizer {
+  authorize(node: string, identity: { namespace: string; serviceAccount: string; uri: string }): boolean | Promise<boolean>;
+}
+
+/** How an agent obtains certificates. One per agent (its node is implied by its credentials). */
+export interface CaClient {
+  /** Signs a PKCS#10 request for `identity` (a SPIFFE ID). Rejects with WEFT_ERR_CA_*. */
+  sign(csrPem: string, identity: string): Promise<SignedCertificate>;
+  /** The current roots (PEM each). */
+  bundle(): Promise<string[]>;
+}
+
+/** Result label of `weft_ca_requests_total`. */
+export type CaRequestResult = 'signed' | 'unauthenticated' | 'unauthorized' | 'bad_request' | 'error';

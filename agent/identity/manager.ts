@@ -1,0 +1,328 @@
+/**
+ * Workload certificates of the identities on this node: one key and certificate per identity,
+ * shared by all its pods. A certificate is renewed at half its lifetime (with jitter, so a node
+ * does not renew everything at once); while the CA is unreachable, renewal is retried with
+ * capped exponential backoff and callers keep the cached certificate until it expires.
+ */
+import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { promisify } from 'node:util';
+import { LRUCache } from 'lru-cache';
+import { WeftError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { CaClient } from './ca-types.js';
+import { MAX_TIMER_MS, systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
+import { uriSans } from './spiffe.js';
+import { buildCsr } from './x509.js';
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+
+/** A workload's key and certificate, ready for TLS (client and server side). */
+export interface WorkloadCertificate {
+  identity: string;
+  keyPem: string;
+  certPem: string;
+  /** Intermediates, leaf's issuer first (sent after the leaf). */
+  chainPem: string[];
+  /** Roots that peers' certificates must chain to. */
+  trustBundle: string[];
+  notBefore: Date;
+  notAfter: Date;
+  /** Hex serial number, as Node's X509Certificate reports it. */
+  serial: string;
+  /** TLS 1.3 context holding key, leaf + chain, and the trust bundle as CA store. */
+  secureContext: SecureContext;
+}
+
+/** Requests a new key pair + certificate for `identity` and checks what comes back. */
+export async function requestCertificate(ca: CaClient, identity: string): Promise<WorkloadCertificate> {
+  const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
+  const signed = await ca.sign(buildCsr(privateKey, identity), identity);
+  return assemble(identity, privateKey, signed.certPem, signed.chainPem, signed.trustBundle);
+}
+
+function assemble(identity: string, key: KeyObject, certPem: string, chainPem: string[], trustBundle: string[]): WorkloadCertificate {
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(certPem);
+  } catch (err) {
+    throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA returned a certificate that does not parse', { cause: err });
+  }
+  // A CA that answers with someone else's key or identity is broken; never use such a cert.
+  if (!x509.checkPrivateKey(key)) throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', `CA returned a certificate for another key (identity ${identity})`);
+  const sans = uriSans(x509.subjectAltName);
+  if (sans.length !== 1 || sans[0] !== identity) {
+    throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', `CA returned a certificate for ${JSON.stringify(sans)} instead of ${identity}`);
+  }
+  if (trustBundle.length === 0) throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA returned an empty trust bundle');
+  const keyPem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const secureContext = createSecureContext({
+    key: keyPem,
+    cert: certPem + chainPem.join(''),
+    ca: trustBundle,
+    minVersion: 'TLSv1.3',
+    maxVersion: 'TLSv1.3',
+  });
+  return {
+    identity,
+    keyPem,
+    certPem,
+    chainPem,
+    trustBundle,
+    notBefore: new Date(x509.validFrom),
+    notAfter: new Date(x509.validTo),
+    serial: x509.serialNumber,
+    secureContext,
+  };
+}
+
+export interface IdentityManagerOptions {
+  caClient: CaClient;
+  clock?: Clock;
+  timers?: Timers;
+  logger?: Logger;
+  /** Uniform [0, 1) source for jitter (injectable so tests are deterministic). */
+  random?: () => number;
+  /** Fraction of the lifetime after which a certificate is renewed (default 0.5). */
+  renewAt?: number;
+  /** Total width of the renewal jitter as a fraction of the lifetime (default 0.1: 45%..55%). */
+  jitter?: number;
+  /** First retry delay after a failed request (default 1 s), doubled per failure ... */
+  retryInitialMs?: number;
+  /** ... up to this (default 60 s). */
+  retryMaxMs?: number;
+  /** Most identities kept (default 10 000; least recently used go first). */
+  maxIdentities?: number;
+}
+
+export interface IdentityStats {
+  identities: number;
+  issued: number;
+  renewed: number;
+  failures: number;
+  certificates: {
+    identity: string;
+    serial: string | undefined;
+    notBefore: Date | undefined;
+    notAfter: Date | undefined;
+    /** When the next request is due (renewal or retry); undefined while one is running. */
+    nextAttempt: Date | undefined;
+    consecutiveFailures: number;
+  }[];
+}
+
+interface Entry {
+  identity: string;
+  cert: WorkloadCertificate | undefined;
+  inflight: Promise<WorkloadCertificate> | undefined;
+  timer: TimerHandle | undefined;
+  dueAt: number | undefined;
+  failures: number;
+  lastError: unknown;
+  dropped: boolean;
+}
+
+export interface IdentityManagerEvents {
+  /** A certificate replaced an earlier one for the identity. */
+  rotated: [identity: string, cert: WorkloadCertificate];
+  /** A background request (renewal, retry, prefetch) failed; a retry is scheduled. */
+  renewalFailed: [identity: string, err: Error];
+}
+
+export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
+  readonly #ca: CaClient;
+  readonly #clock: Clock;
+  readonly #timers: Timers;
+  readonly #log: Logger;
+  readonly #random: () => number;
+  readonly #renewAt: number;
+  readonly #jitter: number;
+  readonly #retryInitialMs: number;
+  readonly #retryMaxMs: number;
+  readonly #entries: LRUCache<string, Entry>;
+  #bundle: string[] = [];
+  #issued = 0;
+  #renewed = 0;
+  #failures = 0;
+  #closed = false;
+
+  constructor(opts: IdentityManagerOptions) {
+    super();
+    this.#ca = opts.caClient;
+    this.#clock = opts.clock ?? systemClock;
+    this.#timers = opts.timers ?? systemTimers;
+    this.#log = (opts.logger ?? silentLogger).child({ component: 'identity' });
+    this.#random = opts.random ?? Math.random;
+    this.#renewAt = opts.renewAt ?? 0.5;
+    this.#jitter = opts.jitter ?? 0.1;
+    this.#retryInitialMs = opts.retryInitialMs ?? 1000;
+    this.#retryMaxMs = opts.retryMaxMs ?? 60_000;
+    this.#entries = new LRUCache<string, Entry>({
+      max: opts.maxIdentities ?? 10_000,
+      dispose: (entry) => this.#drop(entry),
+    });
+  }
+
+  /**
+   * The certificate for `identity`: the cached one while it is unexpired, else a new one from
+   * the CA (concurrent callers share one request). Rejects with WEFT_ERR_IDENTITY_UNAVAILABLE.
+   */
+  get(identity: string): Promise<WorkloadCertificate> {
+    const entry = this.#entry(identity);
+    const cert = entry.cert;
+    const now = this.#clock.now();
+    if (cert !== undefined && now < cert.notAfter.getTime()) return Promise.resolve(cert);
+    // While a retry is pending after a failure, fail fast instead of sending the CA one request
+    // per new connection.
+    const waiting = entry.inflight === undefined && entry.failures > 0 && entry.dueAt !== undefined && now < entry.dueAt;
+    return (waiting ? Promise.reject(entry.lastError) : this.#request(entry)).catch((err: unknown) => {
+      throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
+  /** The cached unexpired certificate, without asking the CA (for per-connection callbacks). */
+  current(identity: string): WorkloadCertificate | undefined {
+    const cert = this.#entries.get(identity)?.cert;
+    return cert !== undefined && this.#clock.now() < cert.notAfter.getTime() ? cert : undefined;
+  }
+
+  /**
+   * The identities that pods on this node have now. Others are forgotten (their timers
+   * stopped); new ones are fetched in the background so the first connection finds them ready.
+   */
+  setWanted(identities: Iterable<string>): void {
+    const wanted = new Set(identities);
+    for (const identity of [...this.#entries.keys()]) {
+      if (!wanted.has(identity)) this.#entries.delete(identity);
+    }
+    for (const identity of wanted) {
+      const entry = this.#entry(identity);
+      if (entry.cert === undefined && entry.inflight === undefined && entry.timer === undefined) this.#background(entry);
+    }
+  }
+
+  /** Roots from the CA's latest answer (asks the CA when none has come yet). */
+  async trustBundle(): Promise<string[]> {
+    if (this.#bundle.length === 0) this.#bundle = await this.#ca.bundle();
+    return [...this.#bundle];
+  }
+
+  stats(): IdentityStats {
+    const certificates: IdentityStats['certificates'] = [];
+    for (const e of this.#entries.values()) {
+      certificates.push({
+        identity: e.identity,
+        serial: e.cert?.serial,
+        notBefore: e.cert?.notBefore,
+        notAfter: e.cert?.notAfter,
+        nextAttempt: e.dueAt === undefined ? undefined : new Date(e.dueAt),
+        consecutiveFailures: e.failures,
+      });
+    }
+    certificates.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
+    return { identities: this.#entries.size, issued: this.#issued, renewed: this.#renewed, failures: this.#failures, certificates };
+  }
+
+  /** Stops all timers; cached certificates stay readable. */
+  close(): void {
+    this.#closed = true;
+    for (const e of this.#entries.values()) this.#cancel(e);
+  }
+
+  #entry(identity: string): Entry {
+    let entry = this.#entries.get(identity);
+    if (entry === undefined) {
+      entry = { identity, cert: undefined, inflight: undefined, timer: undefined, dueAt: undefined, failures: 0, lastError: undefined, dropped: false };
+      this.#entries.set(identity, entry);
+    }
+    return entry;
+  }
+
+  #request(entry: Entry): Promise<WorkloadCertificate> {
+    if (entry.inflight !== undefined) return entry.inflight;
+    this.#cancel(entry);
+    const p = requestCertificate(this.#ca, entry.identity).then(
+      (cert) => {
+        entry.inflight = undefined;
+        if (entry.dropped) return cert;
+        const previous = entry.cert;
+        entry.cert = cert;
+        entry.failures = 0;
+        entry.lastError = undefined;
+        this.#bundle = cert.trustBundle;
+        this.#issued++;
+        this.#scheduleRenewal(entry, cert);
+        this.#log.info({ identity: entry.identity, serial: cert.serial, notAfter: cert.notAfter }, previous === undefined ? 'certificate issued' : 'certificate renewed');
+        if (previous !== undefined) {
+          this.#renewed++;
+          this.emit('rotated', entry.identity, cert);
+        }
+        return cert;
+      },
+      (err: unknown) => {
+        entry.inflight = undefined;
+        if (!entry.dropped) {
+          entry.failures++;
+          entry.lastError = err;
+          this.#failures++;
+          this.#scheduleRetry(entry);
+        }
+        throw err;
+      },
+    );
+    entry.inflight = p;
+    return p;
+  }
+
+  /** A request nobody awaits: failures are logged and announced, the retry is already scheduled. */
+  #background(entry: Entry): void {
+    this.#request(entry).catch((err: unknown) => {
+      if (entry.dropped) return;
+      const cached = entry.cert;
+      this.#log.warn(
+        { identity: entry.identity, failures: entry.failures, retryAt: entry.dueAt === undefined ? undefined : new Date(entry.dueAt), cachedUntil: cached?.notAfter, err },
+        'certificate request failed; will retry',
+      );
+      this.emit('renewalFailed', entry.identity, err instanceof Error ? err : new Error(String(err)));
+    });
+  }
+
+  #scheduleRenewal(entry: Entry, cert: WorkloadCertificate): void {
+    const from = cert.notBefore.getTime();
+    const lifetime = cert.notAfter.getTime() - from;
+    const fraction = this.#renewAt + (this.#random() - 0.5) * this.#jitter;
+    this.#arm(entry, from + Math.floor(lifetime * fraction));
+  }
+
+  #scheduleRetry(entry: Entry): void {
+    const base = Math.min(this.#retryMaxMs, this.#retryInitialMs * 2 ** Math.min(30, entry.failures - 1));
+    // Up to 20% less, so agents that lost the CA together do not come back in lockstep.
+    this.#arm(entry, this.#clock.now() + Math.floor(base * (1 - 0.2 * this.#random())));
+  }
+
+  #arm(entry: Entry, at: number): void {
+    if (this.#closed || entry.dropped) return;
+    this.#cancel(entry);
+    entry.dueAt = at;
+    const delay = Math.max(0, Math.min(MAX_TIMER_MS, at - this.#clock.now()));
+    entry.timer = this.#timers.setTimeout(() => {
+      entry.timer = undefined;
+      // Delays beyond setTimeout's range are re-armed until the real due time.
+      if (this.#clock.now() < at) this.#arm(entry, at);
+      else this.#background(entry);
+    }, delay);
+  }
+
+  #cancel(entry: Entry): void {
+    if (entry.timer !== undefined) this.#timers.clearTimeout(entry.timer);
+    entry.timer = undefined;
+    entry.dueAt = undefined;
+  }
+
+  #drop(entry: Entry): void {
+    entry.dropped = true;
+    this.#cancel(entry);
+    this.#log.debug({ identity: entry.identity }, 'identity no longer on this node');
+  }
+}
