@@ -48,7 +48,8 @@ export interface LocalSourceEvents {
 interface FileState {
   /** `ino:size:mtimeMs` of the last read; a different one means read again. */
   signature: string;
-  text: string;
+  /** undefined when the file could not be read. */
+  text: string | undefined;
   parsed: FileParseResult;
   /** The errors last reported for this file, joined; '' when it was accepted. */
   reported: string;
@@ -240,19 +241,22 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     for (const [file, signature] of signatures) {
       const known = this.#files.get(file);
       if (known !== undefined && known.signature === signature) continue;
-      let text: string;
+      let text: string | undefined;
+      let parsed: FileParseResult;
       try {
         text = await readFile(join(this.#dir, file), 'utf8');
+        if (known !== undefined && known.text === text) {
+          known.signature = signature;
+          continue;
+        }
+        parsed = parseManifestText(text, file);
       } catch (err) {
         // Gone since the stat: the next scan (there is one: its event is pending) removes it.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-        throw err;
+        // Unreadable (permissions): refused like an invalid file, so its last good content stays.
+        text = undefined;
+        parsed = unreadable(file, err);
       }
-      if (known !== undefined && known.text === text) {
-        known.signature = signature;
-        continue;
-      }
-      const parsed = parseManifestText(text, file);
       this.#files.set(file, { signature, text, parsed, reported: known?.reported ?? '', conflicted: false });
       candidates.push(parsed);
     }
@@ -316,7 +320,12 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   }
 }
 
-/** `file -> ino:size:mtime` for every name that is still a regular file (symlinks followed). */
+function unreadable(file: string, err: unknown): FileParseResult {
+  const reason = `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+  return { file, objects: [], locations: [], errors: [{ file, reason }] };
+}
+
+/** `file -> ino:size:mtime:ctime` for every name that is still a regular file (symlinks followed). */
 async function statAll(dir: string, names: readonly string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const results: (string | undefined)[] = new Array(names.length);
@@ -326,10 +335,12 @@ async function statAll(dir: string, names: readonly string[]): Promise<Map<strin
       const i = next++;
       try {
         const st = await stat(join(dir, names[i]!));
-        results[i] = st.isFile() ? `${st.ino}:${st.size}:${st.mtimeMs}` : undefined;
+        // ctime too: a chmod that makes a file readable again is a change worth a read.
+        results[i] = st.isFile() ? `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : undefined;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        results[i] = undefined;
+        const code = (err as NodeJS.ErrnoException).code;
+        // Not there any more: gone. Any other failure: try to read it, which reports why.
+        results[i] = code === 'ENOENT' ? undefined : `unstatable:${code ?? 'unknown'}`;
       }
     }
   };

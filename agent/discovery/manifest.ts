@@ -357,7 +357,9 @@ export async function loadManifestDir(dir: string): Promise<ParseResult> {
     } catch (err) {
       // Deleted between readdir and read: it is simply not there any more.
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
+      const reason = `cannot be read: ${err instanceof Error ? err.message : String(err)}`;
+      candidates.push({ file: name, objects: [], locations: [], errors: [{ file: name, reason }] });
+      continue;
     }
     candidates.push(parseManifestText(text, name));
   }
