@@ -29,6 +29,9 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_STREAM: 'an HBONE CONNECT stream was reset or closed before the 200 response',
   WEFT_ERR_HBONE_SESSION: 'the HTTP/2 session of an HBONE connection failed or was closed (GOAWAY, ping timeout, protocol error)',
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
+  WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
+  WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
+  WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,0 +1,339 @@
+/**
+ * AuthorizationPolicy: compilation of a validated object into match structures, and the matching
+ * itself (the per-connection hot path). The structure mirrors ztunnel's: a policy matches when any
+ * rule matches; a rule is a list of clauses that must all match (its `from`, its `to`, each `when`
+ * condition); a clause matches when any of its matches does; a match requires every field it sets.
+ *
+ * L7 fields (methods, paths, hosts, request principals, remote IPs, HTTP `when` keys) cannot be
+ * checked on a TCP connection. As ztunnel does, an ALLOW rule that uses them is dropped (it matches
+ * nothing: fail closed), and a DENY rule is kept without them (it denies more: fail closed). AUDIT
+ * rules are treated like DENY ones, so auditing never misses a connection it was asked to see.
+ */
+import { cidrContains, FAMILY_NONE, parseCidr, parseIp, type Cidr, type Family } from './ip.js';
+import {
+  L4_CONDITION_KEYS,
+  L7_OPERATION_FIELDS,
+  L7_SOURCE_FIELDS,
+  type AuthorizationPolicy,
+  type ConditionT,
+  type OperationT,
+  type SourceT,
+} from './schema.js';
+
+/** Action codes; small integers so the hot path compares numbers. */
+export const ACTION_ALLOW = 0;
+export const ACTION_DENY = 1;
+export const ACTION_AUDIT = 2;
+export type ActionCode = typeof ACTION_ALLOW | typeof ACTION_DENY | typeof ACTION_AUDIT;
+
+/** String match kinds (Istio's `*` forms): 0 exact, 1 prefix (`abc*`), 2 suffix (`*abc`), 3 presence (`*`). */
+export interface StringMatcher {
+  readonly kind: 0 | 1 | 2 | 3;
+  readonly value: string;
+}
+
+/** One `from` source, `to` operation or `when` condition, reduced to L4 fields. null = not set. */
+export interface Match {
+  readonly principals: readonly StringMatcher[] | null;
+  readonly notPrincipals: readonly StringMatcher[] | null;
+  readonly namespaces: readonly StringMatcher[] | null;
+  readonly notNamespaces: readonly StringMatcher[] | null;
+  readonly sourceIps: readonly Cidr[] | null;
+  readonly notSourceIps: readonly Cidr[] | null;
+  readonly destinationIps: readonly Cidr[] | null;
+  readonly notDestinationIps: readonly Cidr[] | null;
+  readonly ports: readonly number[] | null;
+  readonly notPorts: readonly number[] | null;
+}
+
+/** Clauses that must all match; each clause is a list of alternatives. No clauses: matches anything. */
+export type CompiledRule = readonly (readonly Match[])[];
+
+export interface CompiledAuthorizationPolicy {
+  /** `namespace/name` */
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly action: ActionCode;
+  /** matchLabels, or null for a namespace-wide (root namespace: mesh-wide) policy. */
+  readonly selector: readonly (readonly [string, string])[] | null;
+  /** No rules left: the policy matches nothing. */
+  readonly rules: readonly CompiledRule[];
+  /** L7 fields found (sorted), empty when the policy is pure L4. */
+  readonly l7Fields: readonly string[];
+}
+
+const EMPTY_MATCH: Match = {
+  principals: null,
+  notPrincipals: null,
+  namespaces: null,
+  notNamespaces: null,
+  sourceIps: null,
+  notSourceIps: null,
+  destinationIps: null,
+  notDestinationIps: null,
+  ports: null,
+  notPorts: null,
+};
+
+function stringMatchers(values: readonly string[] | undefined): StringMatcher[] | null {
+  if (values === undefined || values.length === 0) return null;
+  return values.map((v): StringMatcher => {
+    if (v === '*') return { kind: 3, value: '' };
+    if (v.startsWith('*')) return { kind: 2, value: v.slice(1) };
+    if (v.endsWith('*')) return { kind: 1, value: v.slice(0, -1) };
+    return { kind: 0, value: v };
+  });
+}
+
+function cidrs(values: readonly string[] | undefined): Cidr[] | null {
+  if (values === undefined || values.length === 0) return null;
+  // Validation has already refused anything parseCidr rejects.
+  return values.map((v) => parseCidr(v)!);
+}
+
+function ports(values: readonly string[] | undefined): number[] | null {
+  if (values === undefined || values.length === 0) return null;
+  return values.map(Number);
+}
+
+function sourceMatch(s: SourceT): Match {
+  return {
+    ...EMPTY_MATCH,
+    principals: stringMatchers(s.principals),
+    notPrincipals: stringMatchers(s.notPrincipals),
+    namespaces: stringMatchers(s.namespaces),
+    notNamespaces: stringMatchers(s.notNamespaces),
+    sourceIps: cidrs(s.ipBlocks),
+    notSourceIps: cidrs(s.notIpBlocks),
+  };
+}
+
+function operationMatch(o: OperationT): Match {
+  return { ...EMPTY_MATCH, ports: ports(o.ports), notPorts: ports(o.notPorts) };
+}
+
+const L4_KEYS: ReadonlySet<string> = new Set(L4_CONDITION_KEYS);
+
+function conditionMatch(c: ConditionT): Match {
+  switch (c.key) {
+    case 'source.ip':
+      return { ...EMPTY_MATCH, sourceIps: cidrs(c.values), notSourceIps: cidrs(c.notValues) };
+    case 'destination.ip':
+      return { ...EMPTY_MATCH, destinationIps: cidrs(c.values), notDestinationIps: cidrs(c.notValues) };
+    case 'destination.port':
+      return { ...EMPTY_MATCH, ports: ports(c.values), notPorts: ports(c.notValues) };
+    case 'source.principal':
+      return { ...EMPTY_MATCH, principals: stringMatchers(c.values), notPrincipals: stringMatchers(c.notValues) };
+    case 'source.namespace':
+      return { ...EMPTY_MATCH, namespaces: stringMatchers(c.values), notNamespaces: stringMatchers(c.notValues) };
+    default:
+      return EMPTY_MATCH;
+  }
+}
+
+function actionCode(action: string | undefined): ActionCode {
+  if (action === 'DENY') return ACTION_DENY;
+  if (action === 'AUDIT') return ACTION_AUDIT;
+  return ACTION_ALLOW;
+}
+
+/** Compiles a validated AuthorizationPolicy (see validatePolicyObject). */
+export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamespace: string): CompiledAuthorizationPolicy {
+  const namespace = p.metadata.namespace ?? defaultNamespace;
+  const spec = p.spec ?? {};
+  const action = actionCode(spec.action);
+  const l7 = new Set<string>();
+  const rules: CompiledRule[] = [];
+  for (const rule of spec.rules ?? []) {
+    let ruleHasL7 = false;
+    const clauses: Match[][] = [];
+    if (rule.from !== undefined) {
+      const alternatives: Match[] = [];
+      for (const f of rule.from) {
+        for (const field of L7_SOURCE_FIELDS) {
+          if ((f.source[field]?.length ?? 0) > 0) {
+            l7.add(field);
+            ruleHasL7 = true;
+          }
+        }
+        alternatives.push(sourceMatch(f.source));
+      }
+      clauses.push(alternatives);
+    }
+    if (rule.to !== undefined) {
+      const alternatives: Match[] = [];
+      for (const t of rule.to) {
+        for (const field of L7_OPERATION_FIELDS) {
+          if ((t.operation[field]?.length ?? 0) > 0) {
+            l7.add(field);
+            ruleHasL7 = true;
+          }
+        }
+        alternatives.push(operationMatch(t.operation));
+      }
+      clauses.push(alternatives);
+    }
+    for (const c of rule.when ?? []) {
+      if (!L4_KEYS.has(c.key)) {
+        l7.add(c.key);
+        ruleHasL7 = true;
+        continue; // DENY/AUDIT: the condition is ignored; ALLOW: the whole rule goes below
+      }
+      clauses.push([conditionMatch(c)]);
+    }
+    if (ruleHasL7 && action === ACTION_ALLOW) continue;
+    rules.push(clauses);
+  }
+  const labels = spec.selector?.matchLabels;
+  const selector = labels !== undefined && Object.keys(labels).length > 0 ? Object.entries(labels).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)) : null;
+  return { key: `${namespace}/${p.metadata.name}`, namespace, name: p.metadata.name, action, selector, rules, l7Fields: [...l7].sort() };
+}
+
+/** The warning text for a policy with L7 fields, modelled on istiod's status message for ztunnel. */
+export function l7Warning(p: CompiledAuthorizationPolicy): string {
+  const found = p.l7Fields.join(', ');
+  const head = `AuthorizationPolicy ${p.key}: L4 enforcement cannot check HTTP attributes (found: ${found}); attach the policy to a waypoint (targetRefs) to enforce them.`;
+  if (p.action === ACTION_ALLOW) return `${head} Within an ALLOW policy, rules using them are dropped and match nothing. This is more restrictive than requested.`;
+  if (p.action === ACTION_DENY) return `${head} The DENY policy is enforced without the HTTP conditions. This is more restrictive than requested.`;
+  return `${head} The AUDIT policy is evaluated without the HTTP conditions, so it audits more than requested.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matching. The connection's derived values (parsed addresses, principal without `spiffe://`,
+// namespace) are computed at most once per decision and only if a match needs them; they live in
+// module state because evaluation is synchronous and this keeps the hot path allocation-free.
+
+/** What the engine knows about a connection arriving at a workload. */
+export interface ConnectionInfo {
+  /** The client's address as the socket reports it (IPv4, IPv6 or IPv4-mapped IPv6). */
+  readonly sourceIp: string;
+  /**
+   * The peer's SPIFFE ID from its verified certificate, `spiffe://cluster.local/ns/x/sa/y`
+   * (the form without `spiffe://` is accepted too). Absent for plaintext.
+   */
+  readonly sourcePrincipal?: string | undefined;
+  /**
+   * The peer's namespace from its verified identity. Ignored without `sourcePrincipal`
+   * (namespaces require mTLS, as in Istio); derived from the principal when absent.
+   */
+  readonly sourceNamespace?: string | undefined;
+  readonly destinationIp: string;
+  readonly destinationPort: number;
+}
+
+let conn: ConnectionInfo = { sourceIp: '', destinationIp: '', destinationPort: 0 };
+const srcAddr = new Uint32Array(4);
+const dstAddr = new Uint32Array(4);
+let srcFamily: Family | -1 = -1; // -1: not parsed yet
+let dstFamily: Family | -1 = -1;
+let principal: string | undefined; // undefined: not derived yet
+let namespace: string | undefined;
+
+/** Starts a decision for `c`; must be called before matchesPolicy. */
+export function beginMatch(c: ConnectionInfo): void {
+  conn = c;
+  srcFamily = -1;
+  dstFamily = -1;
+  principal = undefined;
+  namespace = undefined;
+}
+
+function peerPrincipal(): string {
+  if (principal === undefined) {
+    const p = conn.sourcePrincipal;
+    principal = p === undefined ? '' : p.startsWith('spiffe://') ? p.slice(9) : p;
+  }
+  return principal;
+}
+
+function peerNamespace(): string {
+  if (namespace === undefined) {
+    const p = peerPrincipal();
+    if (p === '') namespace = '';
+    else if (conn.sourceNamespace !== undefined) namespace = conn.sourceNamespace;
+    else {
+      // <trust-domain>/ns/<namespace>/sa/<service-account>
+      const at = p.indexOf('/ns/');
+      const end = at === -1 ? -1 : p.indexOf('/', at + 4);
+      namespace = at === -1 ? '' : end === -1 ? p.slice(at + 4) : p.slice(at + 4, end);
+    }
+  }
+  return namespace;
+}
+
+function anyString(list: readonly StringMatcher[], s: string): boolean {
+  for (let i = 0; i < list.length; i++) {
+    const m = list[i]!;
+    switch (m.kind) {
+      case 0:
+        if (s === m.value) return true;
+        break;
+      case 1:
+        if (s.length > 0 && s.startsWith(m.value)) return true;
+        break;
+      case 2:
+        if (s.length > 0 && s.endsWith(m.value)) return true;
+        break;
+      default:
+        if (s.length > 0) return true;
+    }
+  }
+  return false;
+}
+
+function anySourceIp(list: readonly Cidr[]): boolean {
+  if (srcFamily === -1) srcFamily = parseIp(conn.sourceIp, srcAddr);
+  if (srcFamily === FAMILY_NONE) return false;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, srcFamily, srcAddr)) return true;
+  return false;
+}
+
+function anyDestinationIp(list: readonly Cidr[]): boolean {
+  if (dstFamily === -1) dstFamily = parseIp(conn.destinationIp, dstAddr);
+  if (dstFamily === FAMILY_NONE) return false;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, dstFamily, dstAddr)) return true;
+  return false;
+}
+
+function anyPort(list: readonly number[], port: number): boolean {
+  for (let i = 0; i < list.length; i++) if (list[i] === port) return true;
+  return false;
+}
+
+function matchOne(m: Match): boolean {
+  // Cheapest checks first: ports are integers, identities strings, addresses need parsing.
+  if (m.ports !== null && !anyPort(m.ports, conn.destinationPort)) return false;
+  if (m.notPorts !== null && anyPort(m.notPorts, conn.destinationPort)) return false;
+  if (m.principals !== null && !anyString(m.principals, peerPrincipal())) return false;
+  if (m.notPrincipals !== null && anyString(m.notPrincipals, peerPrincipal())) return false;
+  if (m.namespaces !== null && !anyString(m.namespaces, peerNamespace())) return false;
+  if (m.notNamespaces !== null && anyString(m.notNamespaces, peerNamespace())) return false;
+  if (m.sourceIps !== null && !anySourceIp(m.sourceIps)) return false;
+  if (m.notSourceIps !== null && anySourceIp(m.notSourceIps)) return false;
+  if (m.destinationIps !== null && !anyDestinationIp(m.destinationIps)) return false;
+  if (m.notDestinationIps !== null && anyDestinationIp(m.notDestinationIps)) return false;
+  return true;
+}
+
+/** Does the connection given to beginMatch match the policy? */
+export function matchesPolicy(p: CompiledAuthorizationPolicy): boolean {
+  const rules = p.rules;
+  for (let r = 0; r < rules.length; r++) {
+    const clauses = rules[r]!;
+    let all = true;
+    for (let c = 0; c < clauses.length && all; c++) {
+      const alternatives = clauses[c]!;
+      let any = false;
+      for (let a = 0; a < alternatives.length; a++) {
+        if (matchOne(alternatives[a]!)) {
+          any = true;
+          break;
+        }
+      }
+      all = any;
+    }
+    if (all) return true;
+  }
+  return false;
+}
