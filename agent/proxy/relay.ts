@@ -1,36 +1,88 @@
 /**
- * Copies bytes both ways between two sockets until both directions are done. A FIN travels as a
- * FIN (half-close: both sockets must be allowHalfOpen), a reset or error on one side resets the
- * other, and `done` is called exactly once, after both sockets closed, with the byte counts.
+ * Copies bytes both ways between two duplexes (TCP sockets, or an HBONE CONNECT stream and a
+ * socket) until both directions are done. A FIN travels as a FIN (END_STREAM on HTTP/2; sockets
+ * must be allowHalfOpen), an abort on one side aborts the other (a TCP reset becomes
+ * RST_STREAM(CONNECT_ERROR) and back, as RFC 9113 section 8.5 asks), and `done` is called
+ * exactly once, after both sides closed, with the byte counts.
  */
-import type { Socket } from 'node:net';
+import net from 'node:net';
+import { constants as h2constants, type Http2Stream } from 'node:http2';
+import type { Duplex } from 'node:stream';
 
 export interface RelayResult {
-  /** Bytes received from the downstream (client side) and sent on upstream. */
+  /** Bytes that came from the downstream (client side) and went upstream. */
   bytesFromDownstream: number;
-  /** Bytes received from the upstream and sent to the downstream. */
+  /** Bytes that came from the upstream and went to the downstream. */
   bytesFromUpstream: number;
   error: Error | undefined;
 }
 
 export type RelayDone = (result: RelayResult) => void;
 
-export function relay(downstream: Socket, upstream: Socket, done: RelayDone): void {
-  let closed = 0;
-  let error: Error | undefined;
-  const onError = (side: Socket, other: Socket, err: Error): void => {
-    error ??= err;
-    // Mirror an abort as an abort: the peer must see a reset, not a clean end.
-    if (!other.destroyed) other.resetAndDestroy();
+function isHttp2Stream(d: Duplex): d is Http2Stream {
+  return 'rstCode' in d;
+}
+
+/** Aborts a side so that its peer sees a reset, not a clean end. */
+export function abort(d: Duplex): void {
+  if (d.destroyed) return;
+  if (d instanceof net.Socket) d.resetAndDestroy();
+  else if (isHttp2Stream(d)) d.close(h2constants.NGHTTP2_CONNECT_ERROR);
+  else d.destroy();
+}
+
+class Relay {
+  readonly downstream: Duplex;
+  readonly upstream: Duplex;
+  readonly done: RelayDone;
+  closed = 0;
+  error: Error | undefined;
+
+  constructor(downstream: Duplex, upstream: Duplex, done: RelayDone) {
+    this.downstream = downstream;
+    this.upstream = upstream;
+    this.done = done;
+  }
+
+  fail(side: Duplex, err: Error): void {
+    this.error ??= err;
+    abort(side === this.downstream ? this.upstream : this.downstream);
     if (!side.destroyed) side.destroy();
-  };
-  const onClose = (): void => {
-    if (++closed === 2) done({ bytesFromDownstream: downstream.bytesRead, bytesFromUpstream: upstream.bytesRead, error });
-  };
-  downstream.on('error', (err) => onError(downstream, upstream, err));
-  upstream.on('error', (err) => onError(upstream, downstream, err));
-  downstream.on('close', onClose);
-  upstream.on('close', onClose);
+  }
+
+  sideClosed(): void {
+    if (++this.closed !== 2) return;
+    // Byte counts come from whichever side is a TCP socket (HTTP/2 streams do not count bytes).
+    const d = this.downstream;
+    const u = this.upstream;
+    let fromDown = 0;
+    let fromUp = 0;
+    if (d instanceof net.Socket) {
+      fromDown = d.bytesRead;
+      fromUp = d.bytesWritten;
+    } else if (u instanceof net.Socket) {
+      fromDown = u.bytesWritten;
+      fromUp = u.bytesRead;
+    }
+    this.done({ bytesFromDownstream: fromDown, bytesFromUpstream: fromUp, error: this.error });
+  }
+}
+
+export function relay(downstream: Duplex, upstream: Duplex, done: RelayDone): void {
+  const r = new Relay(downstream, upstream, done);
+  downstream.on('error', (err: Error) => r.fail(downstream, err));
+  upstream.on('error', (err: Error) => r.fail(upstream, err));
+  // An HTTP/2 stream reset by the peer closes without 'error' when the code is CANCEL/NO_ERROR;
+  // treat any non-zero reset code as an abort of the other side.
+  for (const side of [downstream, upstream]) {
+    side.on('close', () => {
+      if (isHttp2Stream(side) && side.rstCode && side.rstCode !== h2constants.NGHTTP2_NO_ERROR) {
+        r.error ??= new Error(`stream reset with code ${side.rstCode}`);
+        abort(side === downstream ? upstream : downstream);
+      }
+      r.sideClosed();
+    });
+  }
   downstream.pipe(upstream);
   upstream.pipe(downstream);
 }
