@@ -14,6 +14,7 @@ import { LoadBalancer } from './proxy/load-balancer.js';
 import { ConnectionTracker } from './proxy/connection.js';
 import type { ProxyInputs } from './proxy/inputs.js';
 import { buildModel } from './discovery/model.js';
+import { PolicyState } from './proxy/authorization.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
@@ -66,6 +67,8 @@ export class Agent {
       model: () => this.#model,
       loadBalancer: new LoadBalancer(),
       connections: new ConnectionTracker(accessLog, this.metrics),
+      policy: new PolicyState(options.logger.child({ component: 'policy' })),
+      metrics: this.metrics,
     };
     this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), options.tunnel ?? refusingTunnel, options.logger.child({ component: 'capture' }));
@@ -101,6 +104,10 @@ export class Agent {
   }
 
   async #reconcile(): Promise<void> {
+    if (this.inputs.policy.update(this.#model.others)) {
+      // Policies apply to new connections at once, and to open ones: those no longer allowed close.
+      this.inputs.connections.recheck((q) => this.inputs.policy.decide(q), this.inputs.logger);
+    }
     await this.#capture.reconcile(this.#model);
     this.metrics.capturedPods.set(this.#capture.captured.size);
   }

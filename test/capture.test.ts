@@ -5,93 +5,23 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { once } from 'node:events';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createTcpSocket, openNetns, closeNetns } from '../native/index.js';
-import { Agent } from '../agent/agent.js';
 import { hasCaptureRules } from '../agent/capture/rules.js';
-import { silentLogger } from '../agent/log.js';
-import { createTestNetns, inNs, run, removeNetns } from './helpers/netns.js';
+import { inNs } from './helpers/netns.js';
 import { waitFor } from './helpers/wait.js';
+import { setupTwoPods, type TwoPods } from './helpers/two-pods.js';
 
-const A = `weft-test-cap-a-${process.pid}`;
-const B = `weft-test-cap-b-${process.pid}`;
-const IP_A = '198.18.250.2';
-const IP_B = '198.18.250.3';
-const VIP = '198.18.250.100';
-const dir = mkdtempSync(join(tmpdir(), 'weft-capture-'));
-let fdA = -1;
-let fdB = -1;
-let agent: Agent;
-let app: net.Server;
-
-function writeManifests(meshLabel: string | undefined): void {
-  const labels = meshLabel ? `\n  labels:\n    weft.dev/mesh: ${meshLabel}` : '';
-  writeFileSync(join(dir, 'ns.yaml'), `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop${labels}\n`);
-}
-
-function writePods(): void {
-  const pod = (name: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: node-1\n  serviceAccountName: ${name}\n  containers:\n  - name: main\n    command: [sleep, infinity]\nstatus:\n  phase: Running\n  podIP: ${ip}\n`;
-  writeFileSync(join(dir, 'pods.yaml'), `${pod('client', IP_A)}---\n${pod('server', IP_B)}`);
-  writeFileSync(
-    join(dir, 'svc.yaml'),
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: server\n  namespace: shop\nspec:\n  clusterIP: ${VIP}\n  selector:\n    app: server\n  ports:\n  - port: 80\n    targetPort: 9080\n`,
-  );
-}
-
-/** Connects from inside pod A as an app would (no mark: the rules capture it). */
-async function request(host: string, port: number, payload: string): Promise<string> {
-  const fd = createTcpSocket({ netnsFd: fdA });
-  const socket = new net.Socket({ fd, readable: true, writable: true });
-  socket.connect(port, host);
-  socket.end(payload);
-  const chunks: Buffer[] = [];
-  for await (const chunk of socket) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString();
-}
+let t: TwoPods;
+let A: string, B: string, IP_A: string, IP_B: string, VIP: string;
+let agent: TwoPods['agent'];
+const request = (host: string, port: number, payload: string) => t.request(host, port, payload);
+const writeManifests = (mesh: string | undefined) => t.writeNamespace(mesh ? { 'weft.dev/mesh': mesh } : {});
 
 before(async () => {
-  removeNetns(A);
-  removeNetns(B);
-  createTestNetns(A);
-  createTestNetns(B);
-  run('ip', ['link', 'add', 'eth0', 'netns', A, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', B]);
-  inNs(A, 'ip', ['addr', 'add', `${IP_A}/24`, 'dev', 'eth0']);
-  inNs(B, 'ip', ['addr', 'add', `${IP_B}/24`, 'dev', 'eth0']);
-  inNs(A, 'ip', ['link', 'set', 'eth0', 'up']);
-  inNs(B, 'ip', ['link', 'set', 'eth0', 'up']);
-  // Unmatched destinations (the VIP) leave through eth0 like a default route would send them.
-  inNs(A, 'ip', ['route', 'add', 'default', 'dev', 'eth0']);
-  fdA = openNetns(`/var/run/netns/${A}`);
-  fdB = openNetns(`/var/run/netns/${B}`);
-  // The app in pod B: answers with the client address it sees and what it received.
-  const appFd = createTcpSocket({ netnsFd: fdB, reuseAddress: true, bind: { address: '0.0.0.0', port: 9080 } });
-  app = net.createServer({ allowHalfOpen: true }, (s) => {
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => s.end(`${s.remoteAddress}|${Buffer.concat(chunks).toString()}`));
-  });
-  app.listen({ fd: appFd });
-  await once(app, 'listening');
-  writeManifests('enabled');
-  writePods();
-  agent = new Agent({ nodeName: 'node-1', manifestsDir: dir, logger: silentLogger, adminAddress: '' });
-  await agent.start();
+  t = await setupTwoPods('cap', 250);
+  ({ A, B, IP_A, IP_B, VIP, agent } = t);
 });
 
-after(async () => {
-  await agent?.stop().catch(() => undefined);
-  app?.close();
-  if (fdA >= 0) closeNetns(fdA);
-  if (fdB >= 0) closeNetns(fdB);
-  removeNetns(A);
-  removeNetns(B);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => t?.cleanup());
 
 test('meshed pods get rules and the 15001/15006/15008 listeners inside their namespace', async () => {
   assert.equal(agent.captured.size, 2);

@@ -4,6 +4,7 @@
  */
 import type { Workload } from '../discovery/types.js';
 import type { RelayResult } from './relay.js';
+import type { InboundQuestion, InboundVerdict } from './authorization.js';
 import type { Logger } from '../log.js';
 import { tcpLabels, type AgentMetrics, type TcpLabels } from '../telemetry/metrics.js';
 
@@ -117,6 +118,25 @@ export class ConnectionTracker {
     );
   }
 
+  /**
+   * Re-decides every open inbound connection (after a policy change) and aborts those the new
+   * policies no longer allow. Returns how many were closed.
+   */
+  recheck(decide: (q: InboundQuestion) => InboundVerdict, logger: Logger): number {
+    let closed = 0;
+    for (const record of this.#open.values()) {
+      const q = record.question;
+      if (!q || !record.abort) continue;
+      const verdict = decide(q);
+      if (verdict.allowed) continue;
+      closed++;
+      logger.info({ src: `${record.info.sourceIp}:${record.info.sourcePort}`, dst: record.info.originalDestination, policy: verdict.policy, reason: verdict.reason }, 'open connection closed: policy no longer allows it');
+      record.closeReason = `policy change: ${verdict.reason}${verdict.policy ? ` (${verdict.policy})` : ''}`;
+      record.abort();
+    }
+    return closed;
+  }
+
   openConnections(): ConnectionInfo[] {
     return [...this.#open.values()].map((r) => r.info);
   }
@@ -143,6 +163,12 @@ export class ConnectionRecord {
   readonly #openedAt = Date.now();
   readonly #labels: TcpLabels | undefined;
   #finished = false;
+  /** Set on inbound connections: what policy was asked, so a policy change can ask again. */
+  question: InboundQuestion | undefined;
+  /** Aborts both sides; set once the relay runs. */
+  abort: (() => void) | undefined;
+  /** Why the agent closed it, when it did (reported instead of the socket error). */
+  closeReason: string | undefined;
 
   constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, labels: TcpLabels | undefined) {
     this.#tracker = tracker;
@@ -162,8 +188,8 @@ export class ConnectionRecord {
       bytesFromClient: result.bytesFromDownstream ?? 0,
       bytesToClient: result.bytesFromUpstream ?? 0,
       durationMs: Date.now() - this.#openedAt,
-      error: result.error?.message,
-      errorCode: result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
+      error: this.closeReason ?? result.error?.message,
+      errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
     }, this.#labels);
   }
 }

@@ -9,6 +9,9 @@ import { createTcpSocket, originalDestination, socketFd } from '../../native/ind
 import { MESH_MARK } from '../capture/rules.js';
 import { relay } from './relay.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
+import type { ConnectionRecord } from './connection.js';
+import type { Duplex } from 'node:stream';
+import { abort } from './relay.js';
 
 export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -30,8 +33,42 @@ export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, do
     upstream: `${original.address}:${original.port}`,
     destinationWorkload: pod.workload,
     destinationService: undefined,
+    mutualTls: false,
   });
+  if (!authorize(inputs, pod, record, clientIp, undefined, original)) {
+    downstream.resetAndDestroy();
+    return;
+  }
   connectToApp(inputs, pod, clientIp, original, downstream, record);
+}
+
+/**
+ * Decides an inbound connection once; a refusal is logged with the deciding policy, counted and
+ * recorded. The caller refuses on the wire (reset, or 403 on HBONE).
+ */
+export function authorize(
+  inputs: ProxyInputs,
+  pod: CapturedPod,
+  record: ConnectionRecord,
+  clientIp: string,
+  principal: string | undefined,
+  target: { address: string; port: number },
+): boolean {
+  const question = { workload: pod.workload, sourceIp: clientIp, sourcePrincipal: principal, destinationIp: target.address, destinationPort: target.port, mutualTls: principal !== undefined };
+  const verdict = inputs.policy.decide(question);
+  inputs.metrics.policyDecisions.inc({ result: verdict.allowed ? 'allow' : 'deny', action: verdict.action });
+  if (verdict.allowed) {
+    record.question = question;
+    return true;
+  }
+  const why = verdict.reason === 'mtls-required' ? 'PeerAuthentication STRICT: plaintext refused' : verdict.reason;
+  inputs.logger.info(
+    { decision: 'deny', policy: verdict.policy, reason: verdict.reason, src: clientIp, src_principal: principal, dst: `${target.address}:${target.port}`, dst_workload: pod.workload.key },
+    `connection denied: ${why}${verdict.policy ? ` by ${verdict.policy}` : ''}`,
+  );
+  record.closeReason = `denied: ${why}${verdict.policy ? ` (${verdict.policy})` : ''}`;
+  record.finish({});
+  return false;
 }
 
 /** Opens the spoofed-source socket to the app and relays; shared by plaintext and HBONE inbound. */
@@ -40,8 +77,8 @@ export function connectToApp(
   pod: CapturedPod,
   clientIp: string,
   target: { address: string; port: number },
-  downstream: net.Socket | import('node:stream').Duplex,
-  record: { finish(result: { bytesFromDownstream?: number; bytesFromUpstream?: number; error?: Error | undefined }): void },
+  downstream: Duplex,
+  record: ConnectionRecord,
 ): net.Socket | undefined {
   let fd: number;
   try {
@@ -49,11 +86,15 @@ export function connectToApp(
   } catch (err) {
     inputs.logger.error({ err, pod: pod.workload.key, clientIp }, 'inbound: cannot open the upstream socket to the app');
     record.finish({ error: err as Error });
-    downstream.destroy();
+    abort(downstream);
     return undefined;
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.connect(target.port, target.address);
-  if (downstream instanceof net.Socket) relay(downstream, upstream, (result) => record.finish(result));
+  record.abort = () => {
+    abort(downstream);
+    abort(upstream);
+  };
+  relay(downstream, upstream, (result) => record.finish(result));
   return upstream;
 }

@@ -6,6 +6,8 @@ import type { Logger } from '../log.js';
 import type { MeshModel, Workload } from '../discovery/types.js';
 import type { LoadBalancer } from './load-balancer.js';
 import type { ConnectionTracker } from './connection.js';
+import type { PolicyState } from './authorization.js';
+import type { AgentMetrics } from '../telemetry/metrics.js';
 
 export interface ProxyInputs {
   readonly nodeName: string;
@@ -16,6 +18,8 @@ export interface ProxyInputs {
   model(): MeshModel;
   readonly loadBalancer: LoadBalancer;
   readonly connections: ConnectionTracker;
+  readonly policy: PolicyState;
+  readonly metrics: AgentMetrics;
 }
 
 /** A pod whose traffic this agent captures: its workload and a handle on its namespace. */
