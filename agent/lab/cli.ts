@@ -1,6 +1,141 @@
-import type { Command } from 'commander';
+/**
+ * `weft lab ...`: the command-line face of lab.ts. Output for people on stdout (or JSON with
+ * --json), progress on stderr with --verbose, errors through the CLI's one error handler.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { createLogger, silentLogger, type Logger } from '../log.js';
+import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
+import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
+import { formatStatus } from './status.js';
 
-/** Registers `weft lab ...`. (Being built: see agent/lab/.) */
+const NAME_HELP = `lab name: 1-20 lower-case letters or digits (default "${DEFAULT_LAB_NAME}")`;
+
+function logger(verbose: boolean | undefined): Logger {
+  return verbose === true ? createLogger({ component: 'lab' }, 2) : silentLogger;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+function printChanges(summary: ChangeSummary): void {
+  const lines = [
+    ...summary.created.map((n) => `${n} created`),
+    ...summary.configured.map((n) => `${n} configured`),
+    ...summary.deleted.map((n) => `${n} deleted`),
+    ...summary.unchanged.map((n) => `${n} unchanged`),
+  ];
+  if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** Registers `weft lab ...`. */
 export function registerLabCommands(program: Command): void {
-  program.command('lab').description('build and run a local cluster out of network namespaces (root, Linux)');
+  const lab = program
+    .command('lab')
+    .description(
+      'build and run a local cluster out of network namespaces (Linux, root): one namespace per node and per pod, ' +
+        'routed like Calico, ClusterIPs DNATed like kube-proxy, service names in each pod\'s /etc/hosts, one weft agent per node. ' +
+        `State, manifests (as the agents read them) and logs live in ${STATE_ROOT}/<name>/.`,
+    )
+    .enablePositionalOptions();
+
+  lab
+    .command('up')
+    .description(
+      'build the lab from a directory of Kubernetes-style YAML (Namespace, ServiceAccount, Pod with spec.nodeName and a ' +
+        'container command, Service; other kinds are passed to the agents as they are) and start the agents and pods. ' +
+        'A healthy lab of the same name is changed to match the directory instead; leftovers of a crashed one are removed first. ' +
+        'Returns when every pod runs and listens on its declared ports.',
+    )
+    .argument('[dir]', 'directory of *.yaml manifests', DEFAULT_LAB_DIR)
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('--ready-timeout <ms>', 'how long each pod may take to start and listen', positiveInt, 20_000)
+    .option('--no-agents', 'do not start the weft agents (the cluster without the mesh)')
+    .option('--json', 'print the status as JSON')
+    .option('-v, --verbose', 'log progress to stderr')
+    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; json?: boolean; verbose?: boolean }) => {
+      const result = await labUp({
+        dir,
+        name: opts.name,
+        readyTimeoutMs: opts.readyTimeout,
+        startAgents: opts.agents,
+        logger: logger(opts.verbose),
+      });
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+        return;
+      }
+      const how = result.mode === 'fresh' ? 'built' : 'already up; changed to match the manifests';
+      const cleaned = result.cleanedLeftovers ? ' (leftovers of an earlier run removed first)' : '';
+      process.stdout.write(`lab ${result.name} ${how}${cleaned}\n\n${formatStatus(result)}`);
+    });
+
+  lab
+    .command('down')
+    .description('stop every agent and pod process of the lab, delete its network namespaces, /etc/netns entries and state; safe on a half-built or crashed lab and when nothing is there')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('--all', 'remove every lab on this machine (weft-<lab>-fabric|node-*|pod-* namespaces), including leftovers of crashed runs')
+    .option('-v, --verbose', 'log progress to stderr')
+    .action(async (opts: { name: string; all?: boolean; verbose?: boolean }) => {
+      const { removed } = await labDown({ name: opts.name, all: opts.all === true, logger: logger(opts.verbose) });
+      process.stdout.write(removed.length === 0 ? 'nothing to remove\n' : removed.map((n) => `lab ${n} removed\n`).join(''));
+    });
+
+  lab
+    .command('status')
+    .description('nodes (netns, fabric IP, pod CIDR, agent), pods (node, IP, in mesh, pid, running) and services (ClusterIP, ports, ready endpoints)')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('--json', 'print JSON instead of tables')
+    .action(async (opts: { name: string; json?: boolean }) => {
+      const status = await labStatus(opts.name);
+      process.stdout.write(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
+    });
+
+  lab
+    .command('exec')
+    .description(
+      "run a command inside a pod's network namespace with the pod's environment and hosts file, in the lab's manifest " +
+        'directory (so `node app/load.mjs` works); exits with the command\'s exit code. ' +
+        'Example: weft lab exec client -n outside -- node app/load.mjs http://productpage.default:9080/ --count 20',
+    )
+    .argument('<pod>', 'pod name')
+    .argument('<command...>', 'command and arguments (put them after --)')
+    .option('-n, --namespace <namespace>', 'namespace of the pod', 'default')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .passThroughOptions()
+    .action(async (pod: string, command: string[], opts: { namespace: string; name: string }) => {
+      const { code } = await labExec({ pod, namespace: opts.namespace, name: opts.name, command, stdio: 'inherit' });
+      process.exitCode = code;
+    });
+
+  lab
+    .command('apply')
+    .description(
+      'create or change objects in the running lab as kubectl apply would: new pods start, changed pods restart, ' +
+        'label changes reach the agents, services change their DNAT rules and hosts entries. ' +
+        'Invalid manifests are refused with file and reason, and nothing changes.',
+    )
+    .requiredOption('-f, --filename <file>', 'manifest file, directory of manifests, or - for stdin')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('-v, --verbose', 'log progress to stderr')
+    .action(async (opts: { filename: string; name: string; verbose?: boolean }) => {
+      printChanges(await labApply({ file: opts.filename, name: opts.name, logger: logger(opts.verbose) }));
+    });
+
+  lab
+    .command('delete')
+    .description('delete the objects of a manifest from the running lab as kubectl delete would (a Namespace takes its objects with it)')
+    .requiredOption('-f, --filename <file>', 'manifest file, directory of manifests, or - for stdin')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('-v, --verbose', 'log progress to stderr')
+    .action(async (opts: { filename: string; name: string; verbose?: boolean }) => {
+      const result = await labDelete({ file: opts.filename, name: opts.name, logger: logger(opts.verbose) });
+      process.stdout.write(result.deleted.map((n) => `${n} deleted\n`).join(''));
+      if (result.notFound.length > 0) {
+        process.stderr.write(result.notFound.map((n) => `${n} not found\n`).join(''));
+        process.exitCode = 1;
+      }
+    });
 }

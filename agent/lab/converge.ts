@@ -1,0 +1,373 @@
+/**
+ * Makes a running lab match a cluster spec: the one engine behind `up`, `apply` and `delete`.
+ * Phases, in this order so the agents never see a pod that is not there:
+ *   plan      node indexes, ClusterIPs, pod IPs; fails before anything changes
+ *   withdraw  manifests without the pods that go or are recreated (agents release them)
+ *   teardown  their processes and namespaces
+ *   build     fabric, new nodes (+ agents), new pods (netns, veth, hosts file, processes)
+ *   publish   service rules on every node, hosts files of every pod, the full manifests
+ */
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import { WeftError } from '../errors.js';
+import { allocateClusterIp, allocateNodeIndex, allocatePodHost, fabricIp, podCidr, podIp } from './addressing.js';
+import { renderManifests, syncManifestDir } from './manifests.js';
+import {
+  addNetns,
+  createFabric,
+  hostVethName,
+  listNetns,
+  restoreIptables,
+  saveIptables,
+  unwirePod,
+  wireNodes,
+  wirePods,
+} from './network.js';
+import { agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
+import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
+import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
+import { selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod } from './spec.js';
+import { writeState, type ContainerProc, type LabState, type NodeState, type PodState, type ServiceState } from './state.js';
+
+export interface ConvergeOptions {
+  logger: Logger;
+  /** How long a pod may take to run and listen on its declared ports. */
+  readyTimeoutMs: number;
+  startAgents: boolean;
+  /** Start agents that are not running on existing nodes too (`up`), not only on new nodes. */
+  restartAgents: boolean;
+}
+
+export interface ChangeSummary {
+  /** `pod/default/details-v1` style names. */
+  created: string[];
+  configured: string[];
+  unchanged: string[];
+  deleted: string[];
+}
+
+const STOP_GRACE_MS = 3_000;
+
+export async function converge(state: LabState, spec: ClusterSpec, options: ConvergeOptions): Promise<ChangeSummary> {
+  const log = options.logger;
+  const paths = labPaths(state.name);
+  await mkdir(paths.manifestsDir, { recursive: true });
+  await mkdir(paths.logsDir, { recursive: true });
+  const summary = summarize(state, spec);
+
+  // ---- plan
+  const nodes = new Map(state.nodes.map((n) => [n.name, n]));
+  const freshNodes: NodeState[] = [];
+  for (const name of spec.nodes) {
+    if (nodes.has(name)) continue;
+    const index = allocateNodeIndex(new Set([...nodes.values()].map((n) => n.index)));
+    if (index === undefined) throw new WeftError('WEFT_ERR_LAB', `no node index left for node ${name} (the lab has at most 254 nodes)`);
+    const node: NodeState = {
+      name,
+      index,
+      netns: nodeNetns(state.name, name),
+      fabricIP: fabricIp(index),
+      podCIDR: podCidr(index),
+      lastHost: 1,
+      agent: undefined,
+      agentLog: agentLogFile(state.name, name),
+    };
+    nodes.set(name, node);
+    freshNodes.push(node);
+  }
+  const services = planServices(state, spec);
+
+  const keep: PodState[] = [];
+  const stop: PodState[] = [];
+  for (const pod of state.pods) {
+    const want = spec.pods.get(`${pod.namespace}/${pod.name}`);
+    const same = want !== undefined && want.specHash === pod.specHash && want.node === pod.node;
+    if (same && pod.procs.every(refAlive)) keep.push(pod);
+    else stop.push(pod);
+  }
+  const kept = new Set(keep.map((p) => `${p.namespace}/${p.name}`));
+  const start: { want: DesiredPod; pod: PodState }[] = [];
+  const usedHosts = new Map<string, Set<number>>();
+  for (const p of keep) {
+    const host = Number(p.ip.split('.')[3]);
+    usedHosts.set(p.node, (usedHosts.get(p.node) ?? new Set()).add(host));
+  }
+  for (const want of spec.pods.values()) {
+    if (kept.has(want.key)) continue;
+    const node = nodes.get(want.node)!;
+    const used = usedHosts.get(node.name) ?? new Set<number>();
+    const host = allocatePodHost(used, node.lastHost);
+    if (host === undefined) throw new WeftError('WEFT_ERR_LAB', `node ${node.name} has no pod address left in ${node.podCIDR}`);
+    used.add(host);
+    usedHosts.set(node.name, used);
+    node.lastHost = host;
+    start.push({
+      want,
+      pod: {
+        name: want.name,
+        namespace: want.namespace,
+        node: node.name,
+        ip: podIp(node.index, host),
+        netns: podNetns(state.name, want.namespace, want.name),
+        hostVeth: hostVethName(host),
+        specHash: want.specHash,
+        procs: [],
+        log: podLogFile(state.name, want.namespace, want.name),
+      },
+    });
+  }
+
+  // ---- withdraw: the agents stop handling pods before their namespaces go.
+  state.objects = [...spec.objects.values()];
+  state.services = services;
+  state.pods = keep;
+  await publishManifests(state);
+
+  // ---- teardown
+  await Promise.all(stop.map((pod) => teardownPod(pod, nodes.get(pod.node), log)));
+
+  // ---- build: fabric and nodes
+  const existing = new Set(await listNetns());
+  if (!existing.has(state.fabricNetns)) {
+    await addNetns([state.fabricNetns]);
+    await createFabric(state.fabricNetns);
+  }
+  state.nodes = [...nodes.values()].sort((a, b) => a.index - b.index);
+  if (freshNodes.length > 0) {
+    await addNetns(freshNodes.map((n) => n.netns));
+    await wireNodes(state.fabricNetns, freshNodes, state.nodes);
+    log.info({ nodes: freshNodes.map((n) => n.name) }, 'nodes wired');
+  }
+  await writeState(state);
+  if (options.startAgents) {
+    const fresh = new Set(freshNodes.map((n) => n.name));
+    await Promise.all(
+      state.nodes
+        .filter((n) => (fresh.has(n.name) || options.restartAgents) && !refAlive(n.agent))
+        .map(async (n) => {
+          n.agent = await startAgent(state, n);
+        }),
+    );
+  }
+
+  // ---- build: pods
+  const failures: string[] = [];
+  if (start.length > 0) {
+    const pods = start.map((s) => s.pod);
+    await addNetns(pods.map((p) => p.netns));
+    await wirePods(pods, nodes);
+    const planned = serviceViewsFor(state, [...keep, ...pods], spec);
+    await Promise.all(pods.map((p) => writeNetnsEtc(state.name, p, planned)));
+    const results = await Promise.allSettled(start.map((s) => startPod(state, s.pod, s.want, options)));
+    for (let i = 0; i < start.length; i++) {
+      const r = results[i]!;
+      const { pod } = start[i]!;
+      if (r.status === 'fulfilled') {
+        state.pods.push(pod);
+        continue;
+      }
+      failures.push((r.reason as Error).message);
+      // Not running: not in the lab. Its object goes too, so state.json says what really is.
+      await teardownPod(pod, nodes.get(pod.node), log);
+      state.objects = state.objects.filter((o) => !(o.kind === 'Pod' && o.metadata.name === pod.name && o.metadata.namespace === pod.namespace));
+    }
+    state.pods.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+  }
+
+  // ---- publish
+  await publishServices(state, spec);
+  await publishManifests(state);
+  await writeState(state);
+  if (failures.length > 0) {
+    throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start (the rest was applied):\n${failures.join('\n')}`);
+  }
+  return summary;
+}
+
+function summarize(state: LabState, spec: ClusterSpec): ChangeSummary {
+  const before = new Map(state.objects.map((o) => [nameOf(o), stableJson(o)]));
+  const summary: ChangeSummary = { created: [], configured: [], unchanged: [], deleted: [] };
+  const after = new Set<string>();
+  for (const o of spec.objects.values()) {
+    const name = nameOf(o);
+    after.add(name);
+    const old = before.get(name);
+    if (old === undefined) summary.created.push(name);
+    else if (old === stableJson(o)) summary.unchanged.push(name);
+    else summary.configured.push(name);
+  }
+  for (const name of before.keys()) if (!after.has(name)) summary.deleted.push(name);
+  return summary;
+}
+
+/** `pod/default/details-v1`, `namespace/outside`: how apply and delete name objects. */
+export function nameOf(o: { kind: string; metadata: { name: string; namespace?: string } }): string {
+  const ns = o.metadata.namespace;
+  return ns === undefined ? `${o.kind.toLowerCase()}/${o.metadata.name}` : `${o.kind.toLowerCase()}/${ns}/${o.metadata.name}`;
+}
+
+/** ClusterIPs: the manifest's, else the one the service already has, else the lowest free one. */
+function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
+  const previous = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
+  const used = new Set<string>();
+  for (const svc of spec.services.values()) {
+    if (svc.clusterIP !== undefined && svc.clusterIP !== 'None') used.add(svc.clusterIP);
+  }
+  const out: ServiceState[] = [];
+  const pending: ServiceState[] = [];
+  for (const svc of spec.services.values()) {
+    const entry: ServiceState = { name: svc.name, namespace: svc.namespace, clusterIP: undefined };
+    out.push(entry);
+    if (svc.clusterIP === 'None') continue;
+    if (svc.clusterIP !== undefined) {
+      entry.clusterIP = svc.clusterIP;
+      continue;
+    }
+    const old = previous.get(svc.key);
+    if (old !== undefined && !used.has(old)) {
+      entry.clusterIP = old;
+      used.add(old);
+    } else {
+      pending.push(entry);
+    }
+  }
+  for (const entry of pending) {
+    const vip = allocateClusterIp(used);
+    if (vip === undefined) throw new WeftError('WEFT_ERR_LAB', 'the service range has no free ClusterIP left');
+    entry.clusterIP = vip;
+    used.add(vip);
+  }
+  return out;
+}
+
+/** Service views with the given pods as the ready ones. */
+export function serviceViewsFor(state: LabState, ready: readonly PodState[], spec: ClusterSpec): ServiceView[] {
+  const vip = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
+  const candidates: (EndpointCandidate & { key: string })[] = [];
+  for (const p of ready) {
+    const key = `${p.namespace}/${p.name}`;
+    const want = spec.pods.get(key);
+    if (want === undefined) continue;
+    candidates.push({ key, name: p.name, namespace: p.namespace, ip: p.ip, labels: want.labels, namedPorts: want.namedPorts });
+  }
+  const views: ServiceView[] = [];
+  for (const svc of spec.services.values()) {
+    const pods = candidates.filter((c) => c.namespace === svc.namespace && selects(svc.selector, c.labels));
+    views.push({
+      key: svc.key,
+      name: svc.name,
+      namespace: svc.namespace,
+      clusterIP: vip.get(svc.key),
+      ports: svc.ports.map((port) => portView(port, pods)),
+    });
+  }
+  return views;
+}
+
+async function publishServices(state: LabState, spec: ClusterSpec): Promise<void> {
+  const running = state.pods.filter((p) => p.procs.every(refAlive));
+  const views = serviceViewsFor(state, running, spec);
+  const present = new Set(await listNetns());
+  await Promise.all([
+    ...state.nodes
+      .filter((n) => present.has(n.netns))
+      .map(async (n) => restoreIptables(n.netns, serviceRules(views, await saveIptables(n.netns)))),
+    ...state.pods.map((p) => writeNetnsEtc(state.name, p, views)),
+  ]);
+}
+
+async function publishManifests(state: LabState): Promise<void> {
+  const podIps = new Map(state.pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
+  const clusterIps = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
+  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects: state.objects, podIps, clusterIps }));
+}
+
+/**
+ * /etc/netns/<netns>/{hosts,resolv.conf}: `ip netns exec` bind-mounts them over /etc when a pod
+ * process starts. Rewritten in place (same inode), so running pods see new services.
+ */
+async function writeNetnsEtc(lab: string, pod: PodState, services: readonly ServiceView[]): Promise<void> {
+  const dir = etcNetnsDir(pod.netns);
+  await mkdir(dir, { recursive: true });
+  const hosts = hostsFile(lab, pod, services);
+  const hostsPath = join(dir, 'hosts');
+  if ((await readFile(hostsPath, 'utf8').catch(() => undefined)) !== hosts) await writeFile(hostsPath, hosts);
+  const resolvPath = join(dir, 'resolv.conf');
+  if ((await readFile(resolvPath, 'utf8').catch(() => undefined)) !== RESOLV_CONF) await writeFile(resolvPath, RESOLV_CONF);
+}
+
+async function teardownPod(pod: PodState, node: NodeState | undefined, log: Logger): Promise<void> {
+  await stopProcesses(pod.procs, await netnsPids(pod.netns), STOP_GRACE_MS);
+  await unwirePod(pod, node);
+  await rm(etcNetnsDir(pod.netns), { recursive: true, force: true });
+  log.info({ pod: `${pod.namespace}/${pod.name}` }, 'pod removed');
+}
+
+/** The environment of a pod's process (and of `weft lab exec` in it): not the lab's own. */
+export function podEnv(pod: PodState, container: ContainerRun | undefined): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    HOSTNAME: pod.name,
+    POD_NAME: pod.name,
+    POD_NAMESPACE: pod.namespace,
+    POD_IP: pod.ip,
+    NODE_NAME: pod.node,
+  };
+  if (container !== undefined) Object.assign(env, container.env);
+  return env;
+}
+
+/** `node` means the Node that runs the lab (the one Weft was built and tested with). */
+export function resolveArgv(argv: readonly string[]): string[] {
+  return argv[0] === 'node' ? [process.execPath, ...argv.slice(1)] : [...argv];
+}
+
+async function startPod(state: LabState, pod: PodState, want: DesiredPod, options: ConvergeOptions): Promise<void> {
+  const procs: ContainerProc[] = [];
+  pod.procs = procs;
+  try {
+    for (const c of want.containers) {
+      const ref = await startInNetns(
+        {
+          what: `pod ${pod.namespace}/${pod.name} container ${c.name}`,
+          netns: pod.netns,
+          argv: resolveArgv(c.argv),
+          env: podEnv(pod, c),
+          cwd: state.dir,
+          log: pod.log,
+        },
+        { readyTimeoutMs: options.readyTimeoutMs, tcpPorts: c.tcpPorts, waitExec: true },
+      );
+      procs.push({ container: c.name, ...ref });
+    }
+  } catch (err) {
+    await stopProcesses(procs, [], STOP_GRACE_MS);
+    throw err;
+  }
+  options.logger.info({ pod: `${pod.namespace}/${pod.name}`, ip: pod.ip, node: pod.node }, 'pod running');
+}
+
+/**
+ * Agents are started and recorded, not waited for: whether an agent keeps running is its own
+ * business (`weft lab status` shows it, its log says why).
+ */
+async function startAgent(state: LabState, node: NodeState): Promise<NodeState['agent']> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: process.env.HOME ?? '/root',
+  };
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('WEFT_') && v !== undefined) env[k] = v;
+  return startInNetns(
+    {
+      what: `agent of node ${node.name}`,
+      netns: node.netns,
+      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir],
+      env,
+      cwd: REPO_DIR,
+      log: node.agentLog,
+    },
+    { readyTimeoutMs: 0, waitExec: false },
+  );
+}

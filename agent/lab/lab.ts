@@ -1,0 +1,346 @@
+/**
+ * The lab's programmatic API (the CLI, the tests and `npm run demo` use it):
+ *   labUp, labDown, labStatus, labApply, labDelete, labExec.
+ * Every changing operation holds the lab's lock; nothing changes when the input is invalid.
+ */
+import { spawn } from 'node:child_process';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { resolve } from 'node:path';
+import { objectKey } from '../discovery/manifest.js';
+import type { ManifestObject } from '../discovery/types.js';
+import { WeftError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { converge, nameOf, podEnv, resolveArgv, type ChangeSummary } from './converge.js';
+import { loadManifests, refused } from './load.js';
+import { deleteNetns, listNetns } from './network.js';
+import {
+  checkLabName,
+  DEFAULT_LAB_DIR,
+  DEFAULT_LAB_NAME,
+  ETC_NETNS_DIR,
+  fabricNetns,
+  labOfNetns,
+  labPaths,
+  labPrefix,
+  STATE_ROOT,
+} from './paths.js';
+import { netnsPids, refAlive, stopProcesses, type ProcRef } from './procs.js';
+import { clusterSpec } from './spec.js';
+import { readState, STATE_VERSION, withLabLock, type LabState } from './state.js';
+import { statusOf, type LabStatus } from './status.js';
+
+export type { LabStatus, NodeStatus, PodStatus, ServiceStatus, ContainerStatus } from './status.js';
+export type { ChangeSummary } from './converge.js';
+
+export interface LabUpOptions {
+  /** Directory of manifests; default: the repository's examples/bookinfo. */
+  dir?: string;
+  /** Lab name (letters and digits); default `lab`. */
+  name?: string;
+  logger?: Logger;
+  /** How long each pod may take to run and listen on its declared TCP ports (default 20 s). */
+  readyTimeoutMs?: number;
+  /** Start one `weft agent` per node (default true). */
+  startAgents?: boolean;
+}
+
+export interface LabUpResult extends LabStatus {
+  /** `fresh`: built from nothing; `reconciled`: a healthy lab was changed to match the dir. */
+  mode: 'fresh' | 'reconciled';
+  /** Leftovers of an earlier lab of this name that were removed first. */
+  cleanedLeftovers: boolean;
+  changes: ChangeSummary;
+}
+
+const DEFAULT_READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 3_000;
+
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new WeftError('WEFT_ERR_LAB', 'the lab builds network namespaces and must run as root (try sudo)');
+  }
+}
+
+/**
+ * Builds the lab from `dir`, or, when a healthy lab of that name built from the same dir is up,
+ * changes it to match (`kubectl apply --prune`). Leftovers of a crashed lab are removed first.
+ * Resolves when every pod's namespace exists and its processes run (and listen on their ports).
+ */
+export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
+  requireRoot();
+  const name = checkLabName(options.name ?? DEFAULT_LAB_NAME);
+  const dir = resolve(options.dir ?? DEFAULT_LAB_DIR);
+  if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) {
+    throw new WeftError('WEFT_ERR_CONFIG', `${dir} is not a directory of manifests`);
+  }
+  const loaded = await loadManifests(dir);
+  const built = clusterSpec(loaded.objects, (k) => loaded.fileOf.get(k) ?? dir);
+  if (built.spec === undefined) throw refused(built.errors);
+  const spec = built.spec;
+  const logger = options.logger ?? silentLogger;
+  const convergeOptions = {
+    logger,
+    readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+    startAgents: options.startAgents ?? true,
+    restartAgents: true,
+  };
+  return withLabLock(name, async () => {
+    const previous = await readState(name);
+    if (previous !== undefined && previous.dir === dir && previous.agents === convergeOptions.startAgents && (await isHealthy(previous))) {
+      const changes = await converge(previous, spec, convergeOptions);
+      return { ...statusOf(previous), mode: 'reconciled', cleanedLeftovers: false, changes };
+    }
+    const cleanedLeftovers = await teardownLab(name, logger);
+    if (cleanedLeftovers) logger.warn({ lab: name }, 'removed leftovers of an earlier lab of this name');
+    const state: LabState = {
+      version: STATE_VERSION,
+      name,
+      dir,
+      createdAt: new Date().toISOString(),
+      agents: convergeOptions.startAgents,
+      fabricNetns: fabricNetns(name),
+      nodes: [],
+      pods: [],
+      services: [],
+      objects: [],
+    };
+    try {
+      const changes = await converge(state, spec, { ...convergeOptions, restartAgents: false });
+      return { ...statusOf(state), mode: 'fresh', cleanedLeftovers, changes };
+    } catch (err) {
+      // A half-built lab is worth nothing: leave the machine as it was.
+      await teardownLab(name, logger).catch((e: unknown) => logger.error({ err: e }, 'cleanup after a failed up failed'));
+      throw err;
+    }
+  });
+}
+
+/** Every namespace and every pod process of the state is there. (Agents are restarted, not judged.) */
+async function isHealthy(state: LabState): Promise<boolean> {
+  const present = new Set(await listNetns());
+  if (!present.has(state.fabricNetns)) return false;
+  if (!state.nodes.every((n) => present.has(n.netns))) return false;
+  return state.pods.every((p) => present.has(p.netns) && p.procs.length > 0 && p.procs.every(refAlive));
+}
+
+export interface LabDownOptions {
+  name?: string;
+  /** Every lab on this machine, including leftovers of crashed runs. */
+  all?: boolean;
+  logger?: Logger;
+}
+
+export interface LabDownResult {
+  /** Labs that had something to remove. */
+  removed: string[];
+}
+
+/** Stops every process of the lab(s), deletes their namespaces, /etc/netns entries and state. */
+export async function labDown(options: LabDownOptions = {}): Promise<LabDownResult> {
+  requireRoot();
+  const logger = options.logger ?? silentLogger;
+  const names = options.all === true ? await allLabNames() : [checkLabName(options.name ?? DEFAULT_LAB_NAME)];
+  const removed: string[] = [];
+  for (const name of names) {
+    if (await withLabLock(name, () => teardownLab(name, logger))) removed.push(name);
+  }
+  return { removed };
+}
+
+async function allLabNames(): Promise<string[]> {
+  const names = new Set<string>();
+  for (const ns of await listNetns()) {
+    const lab = labOfNetns(ns);
+    if (lab !== undefined) names.add(lab);
+  }
+  for (const entry of await readdir(STATE_ROOT).catch(() => [] as string[])) {
+    if (/^[a-z0-9]{1,20}$/.test(entry)) names.add(entry);
+  }
+  for (const entry of await readdir(ETC_NETNS_DIR).catch(() => [] as string[])) {
+    const lab = labOfNetns(entry);
+    if (lab !== undefined) names.add(lab);
+  }
+  return [...names].sort();
+}
+
+/**
+ * Removes everything of lab `name` that exists, whatever state it is in (state.json may be
+ * missing or stale: namespaces are found by prefix, processes by namespace). Returns whether
+ * there was anything. Throws if something could not be removed.
+ */
+async function teardownLab(name: string, logger: Logger): Promise<boolean> {
+  const prefix = labPrefix(name);
+  const paths = labPaths(name);
+  const state = await readState(name);
+  const namespaces = (await listNetns()).filter((n) => n.startsWith(prefix));
+  const etc = (await readdir(ETC_NETNS_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(prefix));
+  const hasStateDir = await stat(paths.stateDir).then(() => true, () => false);
+  if (namespaces.length === 0 && etc.length === 0 && !hasStateDir) return false;
+
+  const refs: ProcRef[] = [];
+  for (const n of state?.nodes ?? []) if (n.agent !== undefined) refs.push(n.agent);
+  for (const p of state?.pods ?? []) refs.push(...p.procs);
+  // Processes a pod forked while we waited are found by the second sweep.
+  for (let sweep = 0; sweep < 3; sweep++) {
+    const pids = (await Promise.all(namespaces.map(netnsPids))).flat();
+    if (pids.length === 0 && refs.every((r) => !refAlive(r))) break;
+    await stopProcesses(sweep === 0 ? refs : [], pids, STOP_GRACE_MS);
+  }
+  await deleteNetns(namespaces);
+  await Promise.all(etc.map((n) => rm(`${ETC_NETNS_DIR}/${n}`, { recursive: true, force: true })));
+  await rm(paths.stateDir, { recursive: true, force: true });
+  const left = (await listNetns()).filter((n) => n.startsWith(prefix));
+  if (left.length > 0) {
+    throw new WeftError('WEFT_ERR_LAB', `lab ${name}: network namespaces ${left.join(', ')} could not be deleted; run weft lab down --name ${name} again`);
+  }
+  logger.info({ lab: name, namespaces: namespaces.length }, 'lab removed');
+  return true;
+}
+
+async function requireState(name: string): Promise<LabState> {
+  const state = await readState(name);
+  if (state !== undefined) return state;
+  const leftovers = (await listNetns()).some((n) => n.startsWith(labPrefix(name)));
+  const hint = leftovers
+    ? `; leftovers of a crashed lab of that name exist: run weft lab down --name ${name} (or weft lab up --name ${name})`
+    : `: run weft lab up --name ${name}`;
+  throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${name} is not up${hint}`);
+}
+
+export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabStatus> {
+  return statusOf(await requireState(checkLabName(name)));
+}
+
+export interface LabChangeOptions {
+  /** A manifest file, a directory of them, or `-` for stdin. */
+  file: string;
+  name?: string;
+  logger?: Logger;
+  readyTimeoutMs?: number;
+}
+
+/** `kubectl apply -f`: objects are created or replaced; pods start, stop or restart as needed. */
+export async function labApply(options: LabChangeOptions): Promise<ChangeSummary> {
+  requireRoot();
+  const name = checkLabName(options.name ?? DEFAULT_LAB_NAME);
+  const loaded = await loadManifests(options.file);
+  return withLabLock(name, async () => {
+    const state = await requireState(name);
+    const merged = new Map<string, ManifestObject>(state.objects.map((o) => [objectKey(o), o]));
+    for (const o of loaded.objects) merged.set(objectKey(o), o);
+    const all = await changeTo(state, [...merged.values()], loaded.fileOf, options);
+    // Like kubectl: report the objects of the file, not the whole lab.
+    const mine = new Set(loaded.objects.map(nameOf));
+    return {
+      created: all.created.filter((n) => mine.has(n)),
+      configured: all.configured.filter((n) => mine.has(n)),
+      unchanged: all.unchanged.filter((n) => mine.has(n)),
+      deleted: all.deleted,
+    };
+  });
+}
+
+export interface LabDeleteResult extends ChangeSummary {
+  /** Objects of the file the lab does not have. */
+  notFound: string[];
+}
+
+/** `kubectl delete -f`: the objects go; deleting a Namespace deletes what is in it. */
+export async function labDelete(options: LabChangeOptions): Promise<LabDeleteResult> {
+  requireRoot();
+  const name = checkLabName(options.name ?? DEFAULT_LAB_NAME);
+  const loaded = await loadManifests(options.file);
+  return withLabLock(name, async () => {
+    const state = await requireState(name);
+    const present = new Set(state.objects.map(objectKey));
+    const gone = new Set(loaded.objects.map(objectKey));
+    const goneNamespaces = new Set(loaded.objects.filter((o) => o.kind === 'Namespace' && o.apiVersion === 'v1').map((o) => o.metadata.name));
+    const notFound = loaded.objects.filter((o) => !present.has(objectKey(o))).map(nameOf);
+    const remaining = state.objects.filter(
+      (o) => !gone.has(objectKey(o)) && !(o.metadata.namespace !== undefined && goneNamespaces.has(o.metadata.namespace)),
+    );
+    const summary = await changeTo(state, remaining, loaded.fileOf, options);
+    return { created: [], configured: [], unchanged: [], deleted: summary.deleted, notFound };
+  });
+}
+
+async function changeTo(
+  state: LabState,
+  objects: ManifestObject[],
+  fileOf: ReadonlyMap<string, string>,
+  options: LabChangeOptions,
+): Promise<ChangeSummary> {
+  const built = clusterSpec(objects, (k) => fileOf.get(k) ?? `(applied earlier to lab ${state.name})`);
+  if (built.spec === undefined) throw refused(built.errors);
+  return converge(state, built.spec, {
+    logger: options.logger ?? silentLogger,
+    readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+    startAgents: state.agents,
+    restartAgents: false,
+  });
+}
+
+export interface LabExecOptions {
+  pod: string;
+  namespace?: string;
+  name?: string;
+  /** argv; `node` is the lab's own Node binary. */
+  command: string[];
+  /** `pipe` (default): collect output; `inherit`: the caller's terminal. */
+  stdio?: 'pipe' | 'inherit';
+  /** Kill the command (SIGKILL) after this long; default: no limit. */
+  timeoutMs?: number;
+}
+
+export interface ExecResult {
+  /** The command's exit code; 128 + signal number when a signal ended it. */
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command inside a pod's network namespace, with the pod's environment and hosts file. */
+export async function labExec(options: LabExecOptions): Promise<ExecResult> {
+  requireRoot();
+  const name = checkLabName(options.name ?? DEFAULT_LAB_NAME);
+  const namespace = options.namespace ?? 'default';
+  if (options.command.length === 0) throw new WeftError('WEFT_ERR_CONFIG', 'no command given: weft lab exec POD -- CMD...');
+  const state = await requireState(name);
+  const pod = state.pods.find((p) => p.name === options.pod && p.namespace === namespace);
+  if (pod === undefined) {
+    const known = state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none';
+    throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${name} has no pod ${namespace}/${options.pod} (pods: ${known}); use -n for another namespace`);
+  }
+  const built = clusterSpec(state.objects, () => 'state.json');
+  const container = built.spec?.pods.get(`${namespace}/${pod.name}`)?.containers[0];
+  const env = podEnv(pod, container);
+  if (process.env.TERM !== undefined) env.TERM = process.env.TERM;
+  const inherit = options.stdio === 'inherit';
+  return new Promise((resolveExec, reject) => {
+    const child = spawn('ip', ['netns', 'exec', pod.netns, ...resolveArgv(options.command)], {
+      cwd: state.dir,
+      env,
+      stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    const timer =
+      options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs).unref();
+    child.on('error', (e) => {
+      if (timer !== undefined) clearTimeout(timer);
+      reject(new WeftError('WEFT_ERR_LAB', `exec in pod ${namespace}/${pod.name}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, signal) => {
+      if (timer !== undefined) clearTimeout(timer);
+      const signalCode = signal === null ? 0 : 128 + (constants.signals[signal] ?? 0);
+      resolveExec({
+        code: code ?? signalCode,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      });
+    });
+  });
+}

@@ -1,0 +1,195 @@
+/**
+ * The cluster a set of manifests asks for, as the lab needs it: pods with their node, argv and
+ * environment, services with their selector and ports, namespace labels. Pure. The schema checks
+ * are discovery's (manifest.ts); here only what the lab adds: a pod must name its node and its
+ * command, namespace names must not collide, ClusterIPs must be inside the lab's service range.
+ */
+import { createHash } from 'node:crypto';
+import { isNamespace, isPod, isService, objectKey } from '../discovery/manifest.js';
+import { MESH_DISABLED, MESH_ENABLED, MESH_LABEL } from '../discovery/types.js';
+import type { ManifestError, ManifestObject, PodObject, ServicePort } from '../discovery/types.js';
+import { clusterIpProblem } from './addressing.js';
+
+export interface ContainerRun {
+  name: string;
+  /** command + args, as written (the lab resolves `node` to its own Node binary when starting). */
+  argv: string[];
+  env: Record<string, string>;
+  /** TCP ports the container declares: the pod is ready when it listens on all of them. */
+  tcpPorts: number[];
+}
+
+export interface DesiredPod {
+  /** `<namespace>/<name>` */
+  key: string;
+  name: string;
+  namespace: string;
+  node: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  containers: ContainerRun[];
+  /** Named container ports of the whole pod (a Service's targetPort may name one). */
+  namedPorts: Map<string, number>;
+  /** Changes when anything but labels/annotations changes: the pod is then recreated. */
+  specHash: string;
+}
+
+export interface DesiredService {
+  key: string;
+  name: string;
+  namespace: string;
+  /** From the manifest; undefined: allocate; 'None': headless (no VIP, no DNAT). */
+  clusterIP: string | undefined;
+  selector: Record<string, string> | undefined;
+  ports: ServicePort[];
+}
+
+export interface ClusterSpec {
+  /** Every object by discovery's objectKey, in the order given. */
+  objects: Map<string, ManifestObject>;
+  namespaces: Map<string, Record<string, string>>;
+  pods: Map<string, DesiredPod>;
+  services: Map<string, DesiredService>;
+  /** Node names the pods are placed on, sorted. */
+  nodes: string[];
+}
+
+/** A DNS label, as Kubernetes checks node names that become part of our namespace names. */
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Builds the spec, or returns every problem (with the file the object came from) so nothing is
+ * applied when anything is wrong.
+ */
+export function clusterSpec(
+  objects: readonly ManifestObject[],
+  fileOf: (key: string) => string,
+): { spec: ClusterSpec; errors: [] } | { spec: undefined; errors: ManifestError[] } {
+  const errors: ManifestError[] = [];
+  const spec: ClusterSpec = { objects: new Map(), namespaces: new Map(), pods: new Map(), services: new Map(), nodes: [] };
+  const nodes = new Set<string>();
+  const netnsOwner = new Map<string, string>();
+  const vipOwner = new Map<string, string>();
+
+  for (const o of objects) {
+    const key = objectKey(o);
+    spec.objects.set(key, o);
+    const fail = (reason: string): void => {
+      errors.push({ file: fileOf(key), reason: `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}: ${reason}` });
+    };
+    if (isNamespace(o)) {
+      spec.namespaces.set(o.metadata.name, o.metadata.labels ?? {});
+    } else if (isPod(o)) {
+      const pod = desiredPod(o, fail);
+      if (pod === undefined) continue;
+      // `-` joins namespace and pod in the netns name: `a-b`/`c` and `a`/`b-c` would share one.
+      const joined = `${pod.namespace}-${pod.name}`;
+      const other = netnsOwner.get(joined);
+      if (other !== undefined) {
+        fail(`its network namespace name would be the same as pod ${other}'s; rename one of them`);
+        continue;
+      }
+      netnsOwner.set(joined, pod.key);
+      nodes.add(pod.node);
+      spec.pods.set(pod.key, pod);
+    } else if (isService(o)) {
+      const ns = o.metadata.namespace ?? 'default';
+      const vip = o.spec.clusterIP === '' ? undefined : o.spec.clusterIP;
+      if (vip !== undefined && vip !== 'None') {
+        const problem = clusterIpProblem(vip);
+        if (problem !== undefined) {
+          fail(problem);
+          continue;
+        }
+        const other = vipOwner.get(vip);
+        if (other !== undefined) {
+          fail(`spec.clusterIP: ${vip} is already the ClusterIP of service ${other}`);
+          continue;
+        }
+        vipOwner.set(vip, `${ns}/${o.metadata.name}`);
+      }
+      spec.services.set(`${ns}/${o.metadata.name}`, {
+        key: `${ns}/${o.metadata.name}`,
+        name: o.metadata.name,
+        namespace: ns,
+        clusterIP: vip,
+        selector: o.spec.selector,
+        ports: o.spec.ports,
+      });
+    }
+  }
+  if (errors.length > 0) return { spec: undefined, errors };
+  spec.nodes = [...nodes].sort();
+  return { spec, errors: [] };
+}
+
+function desiredPod(o: PodObject, fail: (reason: string) => void): DesiredPod | undefined {
+  const namespace = o.metadata.namespace ?? 'default';
+  const node = o.spec.nodeName;
+  if (node === undefined) {
+    fail('spec.nodeName: required in the lab (it says which lab node runs the pod)');
+    return undefined;
+  }
+  if (!DNS_LABEL.test(node)) {
+    fail(`spec.nodeName: "${node}" must be a DNS label (lower-case letters, digits, "-", at most 63)`);
+    return undefined;
+  }
+  const containers: ContainerRun[] = [];
+  const namedPorts = new Map<string, number>();
+  for (let c = 0; c < o.spec.containers.length; c++) {
+    const container = o.spec.containers[c]!;
+    const argv = [...(container.command ?? []), ...(container.args ?? [])];
+    if (container.command === undefined || container.command.length === 0 || argv[0] === '') {
+      fail(`spec.containers[${c}].command: required in the lab (there is no image entrypoint; the command runs in the pod's network namespace)`);
+      return undefined;
+    }
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) env[e.name] = e.value ?? '';
+    const tcpPorts: number[] = [];
+    for (const p of container.ports ?? []) {
+      if ((p.protocol ?? 'TCP') === 'TCP') tcpPorts.push(p.containerPort);
+      if (p.name !== undefined) namedPorts.set(p.name, p.containerPort);
+    }
+    containers.push({ name: container.name, argv, env, tcpPorts });
+  }
+  const serviceAccount = o.spec.serviceAccountName ?? 'default';
+  return {
+    key: `${namespace}/${o.metadata.name}`,
+    name: o.metadata.name,
+    namespace,
+    node,
+    labels: o.metadata.labels ?? {},
+    serviceAccount,
+    containers,
+    namedPorts,
+    specHash: hashOf({ node, serviceAccount, containers }),
+  };
+}
+
+/** In the mesh: namespace labelled `weft.dev/mesh=enabled` and the pod not labelled `=disabled`. */
+export function podInMesh(labels: Record<string, string>, namespaceLabels: Record<string, string> | undefined): boolean {
+  return namespaceLabels?.[MESH_LABEL] === MESH_ENABLED && labels[MESH_LABEL] !== MESH_DISABLED;
+}
+
+export function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  if (selector === undefined) return false;
+  const keys = Object.keys(selector);
+  // An empty selector selects nothing for a Service (Kubernetes leaves its endpoints to the user).
+  if (keys.length === 0) return false;
+  for (const k of keys) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+function hashOf(value: unknown): string {
+  return createHash('sha256').update(stableJson(value)).digest('hex').slice(0, 16);
+}
+
+/** JSON with object keys sorted, so equal values hash equally whatever order the YAML had. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

@@ -1,0 +1,149 @@
+/**
+ * `weft lab status`: what runs where, from state.json checked against the processes, as data
+ * (--json, the API) or as a table.
+ */
+import { isNamespace } from '../discovery/manifest.js';
+import { serviceViewsFor } from './converge.js';
+import { labPaths } from './paths.js';
+import { refAlive } from './procs.js';
+import { clusterSpec, podInMesh } from './spec.js';
+import type { LabState } from './state.js';
+
+export interface NodeStatus {
+  name: string;
+  index: number;
+  netns: string;
+  fabricIP: string;
+  podCIDR: string;
+  agentPid: number | undefined;
+  agentRunning: boolean;
+  agentLog: string;
+}
+
+export interface ContainerStatus {
+  name: string;
+  pid: number;
+  running: boolean;
+}
+
+export interface PodStatus {
+  name: string;
+  namespace: string;
+  node: string;
+  ip: string;
+  inMesh: boolean;
+  netns: string;
+  /** Pid of the first container's process. */
+  pid: number | undefined;
+  /** Every container's process runs. */
+  running: boolean;
+  containers: ContainerStatus[];
+  log: string;
+}
+
+export interface ServiceStatus {
+  name: string;
+  namespace: string;
+  clusterIP: string | undefined;
+  ports: { name: string | undefined; port: number; protocol: string; targetPort: number | string }[];
+  /** Ready endpoints, per service port. */
+  endpoints: { pod: string; ip: string; port: number; targetPort: number }[];
+}
+
+export interface LabStatus {
+  name: string;
+  dir: string;
+  stateDir: string;
+  manifestsDir: string;
+  logsDir: string;
+  nodes: NodeStatus[];
+  pods: PodStatus[];
+  services: ServiceStatus[];
+}
+
+export function statusOf(state: LabState): LabStatus {
+  const paths = labPaths(state.name);
+  const built = clusterSpec(state.objects, () => 'state.json');
+  const nsLabels = new Map<string, Record<string, string>>();
+  for (const o of state.objects) if (isNamespace(o)) nsLabels.set(o.metadata.name, o.metadata.labels ?? {});
+
+  const pods: PodStatus[] = state.pods.map((p) => {
+    const want = built.spec?.pods.get(`${p.namespace}/${p.name}`);
+    const containers = p.procs.map((c) => ({ name: c.container, pid: c.pid, running: refAlive(c) }));
+    return {
+      name: p.name,
+      namespace: p.namespace,
+      node: p.node,
+      ip: p.ip,
+      inMesh: podInMesh(want?.labels ?? {}, nsLabels.get(p.namespace)),
+      netns: p.netns,
+      pid: p.procs[0]?.pid,
+      running: containers.length > 0 && containers.every((c) => c.running),
+      containers,
+      log: p.log,
+    };
+  });
+  const running = state.pods.filter((p) => p.procs.length > 0 && p.procs.every(refAlive));
+  const services: ServiceStatus[] =
+    built.spec === undefined
+      ? []
+      : serviceViewsFor(state, running, built.spec).map((v) => ({
+          name: v.name,
+          namespace: v.namespace,
+          clusterIP: v.clusterIP,
+          ports: v.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, targetPort: p.targetPort })),
+          endpoints: v.ports.flatMap((p) => p.endpoints.map((e) => ({ pod: e.pod, ip: e.ip, port: p.port, targetPort: e.targetPort }))),
+        }));
+  return {
+    name: state.name,
+    dir: state.dir,
+    stateDir: paths.stateDir,
+    manifestsDir: paths.manifestsDir,
+    logsDir: paths.logsDir,
+    nodes: state.nodes.map((n) => ({
+      name: n.name,
+      index: n.index,
+      netns: n.netns,
+      fabricIP: n.fabricIP,
+      podCIDR: n.podCIDR,
+      agentPid: n.agent?.pid,
+      agentRunning: refAlive(n.agent),
+      agentLog: n.agentLog,
+    })),
+    pods,
+    services,
+  };
+}
+
+export function formatStatus(s: LabStatus): string {
+  const out: string[] = [`lab ${s.name}  (manifests ${s.dir}; state ${s.stateDir})`, ''];
+  out.push(
+    table(
+      ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT PID', 'AGENT', 'AGENT LOG'],
+      s.nodes.map((n) => [n.name, n.netns, n.fabricIP, n.podCIDR, String(n.agentPid ?? '-'), n.agentRunning ? 'running' : 'stopped', n.agentLog]),
+    ),
+    '',
+    table(
+      ['NAMESPACE', 'POD', 'NODE', 'IP', 'MESH', 'PID', 'STATUS', 'NETNS'],
+      s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.inMesh ? 'yes' : 'no', String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.netns]),
+    ),
+    '',
+    table(
+      ['NAMESPACE', 'SERVICE', 'CLUSTER IP', 'PORTS', 'ENDPOINTS'],
+      s.services.map((v) => [
+        v.namespace,
+        v.name,
+        v.clusterIP ?? 'None',
+        v.ports.map((p) => `${p.port}/${p.protocol}`).join(',') || '-',
+        v.endpoints.map((e) => `${e.ip}:${e.targetPort}`).join(',') || '<none>',
+      ]),
+    ),
+  );
+  return out.join('\n') + '\n';
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(head), ...rows.map(line)].join('\n');
+}
