@@ -1,6 +1,6 @@
 /** Shared by the identity and tunnel tests: a capturing logger, a fake clock, a test CA. */
 import { pino } from 'pino';
-import { CertificateAuthority } from '../../agent/identity/ca.js';
+import { CertificateAuthority, type CaKeyMaterial } from '../../agent/identity/ca.js';
 import { PlacementAuthorizer } from '../../agent/identity/ca-auth.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import type { Clock, TimerHandle, Timers } from '../../agent/identity/clock.js';
@@ -76,8 +76,8 @@ export class FakeTime implements Clock, Timers {
 }
 
 /** A CA with a fresh root that allows every identity on every node unless told otherwise. */
-export function testCa(opts: { allow?: (node: string, ns: string, sa: string) => boolean; now?: () => number; lifetimeMs?: number; logger?: Logger } = {}): CertificateAuthority {
-  return new CertificateAuthority(CertificateAuthority.generateRoot(TD, opts.now), {
+export function testCa(opts: { allow?: (node: string, ns: string, sa: string) => boolean; now?: () => number; lifetimeMs?: number; logger?: Logger; material?: CaKeyMaterial } = {}): CertificateAuthority {
+  return new CertificateAuthority(opts.material ?? CertificateAuthority.generateRoot(TD, opts.now), {
     authorizer: new PlacementAuthorizer(opts.allow ?? (() => true)),
     trustDomain: TD,
     ...(opts.now === undefined ? {} : { now: opts.now }),

@@ -1,0 +1,152 @@
+/**
+ * The outbound end of one HBONE connection: TLS 1.3 over a socket the caller made (inside the
+ * source pod's namespace, with its mark), the server's chain checked against the trust bundle
+ * and its SPIFFE ID against the one discovery expects; then an HTTP/2 session that carries
+ * CONNECT streams. Pooling is pool.ts's job.
+ */
+import { connect as h2connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type PeerCertificate } from 'node:tls';
+import { WeftError, isWeftError } from '../errors.js';
+import { spiffeIdFromSan } from '../identity/spiffe.js';
+import { formatAuthority } from './authority.js';
+import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, MAX_STREAMS_PER_CONNECTION, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+
+export interface OpenSessionOptions {
+  /** A TCP socket to the destination's 15008, connected or connecting. */
+  socket: Socket;
+  credentials: TlsCredentials;
+  /** The SPIFFE ID the server must present. */
+  expectedIdentity: string;
+  /** For the session's URL only (`https://host:port`); nothing is resolved. */
+  host: string;
+  port: number;
+  handshakeTimeoutMs?: number;
+}
+
+/** OpenSSL verification results: the peer's chain is not trusted (vs. a protocol failure). */
+const UNTRUSTED_RE = /^(CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED|SELF_SIGNED_CERT|INVALID_CA|PATH_LENGTH|INVALID_PURPOSE|CERT_UNTRUSTED|CERT_REJECTED|HOSTNAME_MISMATCH)/;
+
+function classifyTlsError(err: unknown, target: string): WeftError {
+  if (isWeftError(err)) return err;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && UNTRUSTED_RE.test(code)) {
+    return new WeftError('WEFT_ERR_TLS_PEER_UNTRUSTED', `server ${target} presented a certificate that does not verify: ${code}`, { cause: err });
+  }
+  return new WeftError('WEFT_ERR_TLS_HANDSHAKE', `TLS handshake with ${target} failed: ${(err as Error).message}`, { cause: err });
+}
+
+/** Returns an Error (refusing the handshake) unless the server's only URI SAN is `expected`. */
+function identityCheck(expected: string): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const parsed = spiffeIdFromSan(cert.subjectaltname);
+    if ('reason' in parsed) return new WeftError('WEFT_ERR_TLS_PEER_IDENTITY', `server certificate refused: ${parsed.reason}`);
+    if (parsed.id !== expected) {
+      return new WeftError('WEFT_ERR_TLS_PEER_IDENTITY', `server presented ${parsed.id}, expected ${expected}`);
+    }
+    return undefined;
+  };
+}
+
+/** Handshakes TLS on `socket` and starts an HTTP/2 session on it. */
+export async function openHboneSession(opts: OpenSessionOptions): Promise<ClientHttp2Session> {
+  const target = formatAuthority(opts.host, opts.port);
+  const c = opts.credentials;
+  const tlsSocket = tlsConnect({
+    socket: opts.socket,
+    secureContext: c.secureContext ?? createSecureContext({ key: c.keyPem, cert: c.certPem + c.chainPem.join(''), ca: c.trustBundle, ...TLS_VERSIONS }),
+    ...TLS_VERSIONS,
+    ALPNProtocols: [ALPN_H2],
+    rejectUnauthorized: true,
+    checkServerIdentity: identityCheck(opts.expectedIdentity),
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      tlsSocket.destroy(new WeftError('WEFT_ERR_TLS_HANDSHAKE', `no TLS handshake with ${target} within ${opts.handshakeTimeoutMs ?? 10_000} ms`));
+    }, opts.handshakeTimeoutMs ?? 10_000);
+    timer.unref();
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      tlsSocket.off('secureConnect', onSecure);
+      tlsSocket.destroy();
+      reject(classifyTlsError(err, target));
+    };
+    const onSecure = (): void => {
+      clearTimeout(timer);
+      tlsSocket.off('error', onError);
+      resolve();
+    };
+    tlsSocket.once('error', onError);
+    tlsSocket.once('secureConnect', onSecure);
+  });
+  if (tlsSocket.alpnProtocol !== ALPN_H2) {
+    tlsSocket.destroy();
+    throw new WeftError('WEFT_ERR_TLS_HANDSHAKE', `server ${target} did not negotiate h2 (ALPN ${String(tlsSocket.alpnProtocol)})`);
+  }
+  const session = h2connect(`https://${formatAuthority(opts.host, opts.port)}`, {
+    createConnection: () => tlsSocket,
+    settings: H2_SETTINGS,
+    maxSessionMemory: MAX_SESSION_MEMORY_MB,
+    peerMaxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
+  });
+  session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+  return session;
+}
+
+/** Whether a failed stream never reached the server's handler, so opening it elsewhere is safe. */
+export function isRetryableStreamError(err: unknown): boolean {
+  return isWeftError(err, 'WEFT_ERR_HBONE_SESSION') || (isWeftError(err, 'WEFT_ERR_HBONE_STREAM') && (err.cause as { rstCode?: number } | undefined)?.rstCode === h2.NGHTTP2_REFUSED_STREAM);
+}
+
+/**
+ * Opens one CONNECT stream for `authority` and resolves with it after the 200. A different
+ * status rejects with WEFT_ERR_HBONE_REFUSED; a reset or closed session before it with
+ * WEFT_ERR_HBONE_STREAM / WEFT_ERR_HBONE_SESSION.
+ */
+export function openConnectStream(session: ClientHttp2Session, authority: string, headers?: OutgoingHttpHeaders): Promise<ClientHttp2Stream> {
+  let stream: ClientHttp2Stream;
+  try {
+    stream = session.request({ ...headers, ':method': 'CONNECT', ':authority': authority }, { endStream: false });
+  } catch (err) {
+    return Promise.reject(new WeftError('WEFT_ERR_HBONE_SESSION', `cannot open a stream: ${(err as Error).message}`, { cause: err }));
+  }
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      stream.off('response', onResponse);
+      stream.off('close', onClose);
+      stream.off('error', onError);
+    };
+    const onResponse = (h: IncomingHttpHeaders): void => {
+      cleanup();
+      const status = Number(h[':status']);
+      if (status === 200) {
+        resolve(stream);
+        return;
+      }
+      stream.close(h2.NGHTTP2_CANCEL);
+      reject(new WeftError('WEFT_ERR_HBONE_REFUSED', `CONNECT ${authority} answered ${String(status)}`));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      const code = (err as { code?: string }).code;
+      const sessionGone = code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION' || code === 'ERR_HTTP2_SESSION_ERROR' || stream.session?.destroyed === true;
+      reject(
+        sessionGone
+          ? new WeftError('WEFT_ERR_HBONE_SESSION', `session closed before CONNECT ${authority} was answered: ${err.message}`, { cause: err })
+          : new WeftError('WEFT_ERR_HBONE_STREAM', `CONNECT ${authority} failed: ${err.message}`, { cause: Object.assign(err, { rstCode: stream.rstCode }) }),
+      );
+    };
+    const onClose = (): void => {
+      cleanup();
+      const rstCode = stream.rstCode;
+      reject(
+        new WeftError('WEFT_ERR_HBONE_STREAM', `CONNECT ${authority} closed before an answer (RST code ${String(rstCode)})`, {
+          cause: { rstCode },
+        }),
+      );
+    };
+    stream.once('response', onResponse);
+    stream.once('error', onError);
+    stream.once('close', onClose);
+  });
+}

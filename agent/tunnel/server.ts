@@ -1,0 +1,281 @@
+/**
+ * The inbound end of HBONE: HTTP/2 over mutual TLS 1.3 on 15008.
+ *
+ * Connection phases: TCP accept (the secure context is refreshed from the credentials callback
+ * here, so a rotated certificate serves the next handshake while open connections keep theirs)
+ * -> TLS handshake with a client certificate requested -> session check (chain verified against
+ * the trust bundle, exactly one SPIFFE URI SAN; otherwise the session is destroyed and the
+ * reason logged) -> per stream: CONNECT with `:authority` ip:port, else 405 / 400 -> onStream.
+ */
+import { createSecureServer, constants as h2, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WeftError } from '../errors.js';
+import { spiffeIdFromSan } from '../identity/spiffe.js';
+import { silentLogger, type Logger } from '../log.js';
+import { parseAuthority } from './authority.js';
+import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+
+/** What the stream handler learns about a CONNECT. */
+export interface HboneStreamInfo {
+  /** SPIFFE ID of the client (verified chain, single URI SAN). */
+  peerIdentity: string;
+  /** `:authority` as sent: the original destination. */
+  authority: string;
+  /** `authority` parsed. */
+  host: string;
+  port: number;
+  /** `forwarded` header (original client address); trust it only from a waypoint. */
+  forwarded: string | undefined;
+  /** `baggage` header (source workload attributes). */
+  baggage: string | undefined;
+  /** This end of the TLS connection (the pod's IP and 15008). */
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  /** The TCP peer (the source pod, or a waypoint). */
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+export interface HboneServerOptions {
+  /**
+   * The server's current certificate. Called for every accepted connection; when it returns a
+   * different object than last time, new handshakes use the new one. Undefined keeps the last.
+   */
+  credentials: () => TlsCredentials | undefined;
+  /**
+   * Handles an accepted CONNECT: answer `stream.respond({':status': 200})` and pipe, or refuse
+   * with another status. A throw answers 500 (or resets the stream if headers went out).
+   */
+  onStream: (stream: ServerHttp2Stream, info: HboneStreamInfo) => void;
+  logger?: Logger;
+  /** Handshake deadline (default 10 s). */
+  handshakeTimeoutMs?: number;
+}
+
+export interface HboneServerStats {
+  sessionsOpen: number;
+  sessionsAccepted: number;
+  /** Connections refused after the handshake (untrusted chain, bad or missing SPIFFE ID). */
+  sessionsRefused: number;
+  /** TLS handshakes that failed (protocol, ALPN, timeout). */
+  handshakeFailures: number;
+  streamsAccepted: number;
+  /** Streams answered 400/405 by the server itself. */
+  streamsRejected: number;
+}
+
+export interface HboneServer {
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  listen(handle: { fd: number }): Promise<AddressInfo>;
+  address(): AddressInfo | undefined;
+  /** Re-reads the credentials callback now (it is also read on every accepted connection). */
+  refreshCredentials(): void;
+  /** GOAWAY to every session; resolves when all are closed (destroys the rest after `timeoutMs`, default 5 s). */
+  close(opts?: { timeoutMs?: number }): Promise<void>;
+  stats(): HboneServerStats;
+}
+
+const kPeer = Symbol('weft.hbonePeer');
+interface PeerInfo {
+  identity: string;
+}
+type CheckedSession = ServerHttp2Session & { [kPeer]?: PeerInfo };
+
+/** Shared by every stream (no closure per stream): a reset by the peer is routine, not a failure. */
+function onStreamError(this: ServerHttp2Stream & { [kLog]?: Logger }, err: Error): void {
+  this[kLog]?.debug({ err }, 'HBONE stream error');
+}
+const kLog = Symbol('weft.log');
+
+export function createHboneServer(opts: HboneServerOptions): HboneServer {
+  return new HboneServerImpl(opts);
+}
+
+class HboneServerImpl implements HboneServer {
+  readonly #opts: HboneServerOptions;
+  readonly #log: Logger;
+  readonly #server: Http2SecureServer;
+  readonly #sessions = new Set<ServerHttp2Session>();
+  #applied: TlsCredentials | undefined;
+  #stats: HboneServerStats = { sessionsOpen: 0, sessionsAccepted: 0, sessionsRefused: 0, handshakeFailures: 0, streamsAccepted: 0, streamsRejected: 0 };
+
+  constructor(opts: HboneServerOptions) {
+    this.#opts = opts;
+    this.#log = (opts.logger ?? silentLogger).child({ component: 'hbone-server' });
+    const creds = opts.credentials();
+    if (creds === undefined) throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', 'HBONE server needs a certificate before it starts');
+    this.#applied = creds;
+    this.#server = createSecureServer({
+      ...contextOptions(creds),
+      ...TLS_VERSIONS,
+      ALPNProtocols: [ALPN_H2],
+      allowHTTP1: false,
+      requestCert: true,
+      // Verified in #onSession instead, so a refusal can be logged with its reason (Node
+      // would otherwise drop the socket silently).
+      rejectUnauthorized: false,
+      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+      settings: H2_SETTINGS,
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      unknownProtocolTimeout: 1000,
+    });
+    // Before the TLS wrapper is made for this socket: runs ahead of tls.Server's own listener.
+    this.#server.prependListener('connection', (socket: Socket) => {
+      this.#maybeRotate();
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 30_000);
+    });
+    this.#server.on('session', (s: ServerHttp2Session) => this.#onSession(s));
+    this.#server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
+    this.#server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      this.#stats.handshakeFailures++;
+      this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: err.code ?? err.message }, 'HBONE handshake failed');
+    });
+    this.#server.on('unknownProtocol', (socket: TLSSocket) => {
+      this.#stats.handshakeFailures++;
+      this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: `ALPN ${String(socket.alpnProtocol)} is not h2` }, 'HBONE handshake failed');
+      socket.destroy();
+    });
+  }
+
+  listen(portOrHandle: number | { fd: number }, host?: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.#server.once('error', onError);
+      const done = (): void => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#log.error({ err }, 'HBONE listener error'));
+        resolve(this.#server.address() as AddressInfo);
+      };
+      if (typeof portOrHandle === 'number') this.#server.listen(portOrHandle, host, done);
+      else this.#server.listen(portOrHandle, done);
+    });
+  }
+
+  address(): AddressInfo | undefined {
+    return (this.#server.address() as AddressInfo | null) ?? undefined;
+  }
+
+  refreshCredentials(): void {
+    this.#maybeRotate();
+  }
+
+  stats(): HboneServerStats {
+    return { ...this.#stats, sessionsOpen: this.#sessions.size };
+  }
+
+  close(opts: { timeoutMs?: number } = {}): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const s of this.#sessions) s.destroy();
+      }, opts.timeoutMs ?? 5000);
+      timer.unref();
+      this.#server.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      for (const s of this.#sessions) s.close();
+    });
+  }
+
+  #maybeRotate(): void {
+    const creds = this.#opts.credentials();
+    if (creds === undefined || creds === this.#applied) return;
+    this.#applied = creds;
+    this.#server.setSecureContext({ ...contextOptions(creds), ...TLS_VERSIONS });
+    this.#log.info({ identity: creds.identity }, 'HBONE server certificate rotated (new connections)');
+  }
+
+  #onSession(session: CheckedSession): void {
+    const socket = session.socket as TLSSocket;
+    const remote = socket.remoteAddress;
+    let reason: string | undefined;
+    let code: 'WEFT_ERR_TLS_PEER_UNTRUSTED' | 'WEFT_ERR_TLS_PEER_IDENTITY' = 'WEFT_ERR_TLS_PEER_UNTRUSTED';
+    let identity = '';
+    const peer = socket.getPeerX509Certificate();
+    if (peer === undefined) {
+      reason = 'no client certificate';
+    } else if (!socket.authorized) {
+      reason = String(socket.authorizationError);
+    } else {
+      const parsed = spiffeIdFromSan(peer.subjectAltName);
+      if ('reason' in parsed) {
+        code = 'WEFT_ERR_TLS_PEER_IDENTITY';
+        reason = parsed.reason;
+      } else {
+        identity = parsed.id;
+      }
+    }
+    if (reason !== undefined) {
+      this.#stats.sessionsRefused++;
+      this.#log.warn({ remote, code, reason }, 'HBONE connection refused');
+      session.destroy();
+      return;
+    }
+    session[kPeer] = { identity };
+    this.#stats.sessionsAccepted++;
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    session.on('error', (err) => this.#log.debug({ remote, peer: identity, err }, 'HBONE session error'));
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    this.#log.debug({ remote, peer: identity }, 'HBONE connection accepted');
+  }
+
+  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    (stream as ServerHttp2Stream & { [kLog]?: Logger })[kLog] = this.#log;
+    stream.on('error', onStreamError);
+    const peer = (stream.session as CheckedSession | undefined)?.[kPeer];
+    if (peer === undefined) {
+      // Only sessions that passed #onSession reach here; kept as a guard.
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const method = headers[':method'];
+    const authority = headers[':authority'];
+    if (method !== 'CONNECT') {
+      this.#reject(stream, 405, peer.identity, `method ${String(method)} is not CONNECT`);
+      return;
+    }
+    const target = headers[':protocol'] === undefined ? parseAuthority(authority) : undefined;
+    if (target === undefined) {
+      this.#reject(stream, 400, peer.identity, `:authority ${JSON.stringify(authority)} is not ip:port (or extended CONNECT)`);
+      return;
+    }
+    this.#stats.streamsAccepted++;
+    const socket = stream.session?.socket;
+    const info: HboneStreamInfo = {
+      peerIdentity: peer.identity,
+      authority: authority!,
+      host: target.host,
+      port: target.port,
+      forwarded: headerValue(headers.forwarded),
+      baggage: headerValue(headers.baggage),
+      localAddress: socket?.localAddress,
+      localPort: socket?.localPort,
+      remoteAddress: socket?.remoteAddress,
+      remotePort: socket?.remotePort,
+    };
+    try {
+      this.#opts.onStream(stream, info);
+    } catch (err) {
+      this.#log.error({ peer: peer.identity, authority, err }, 'HBONE stream handler threw');
+      if (!stream.headersSent && !stream.destroyed) stream.respond({ ':status': 500 }, { endStream: true });
+      else stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  #reject(stream: ServerHttp2Stream, status: number, peer: string, reason: string): void {
+    this.#stats.streamsRejected++;
+    this.#log.warn({ peer, status, code: 'WEFT_ERR_HBONE_BAD_REQUEST', reason }, 'HBONE request rejected');
+    stream.respond({ ':status': status }, { endStream: true });
+  }
+}
+
+function contextOptions(c: TlsCredentials): { key: string; cert: string; ca: string[] } {
+  return { key: c.keyPem, cert: c.certPem + c.chainPem.join(''), ca: c.trustBundle };
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
