@@ -63,7 +63,7 @@ export function registerCaCommand(program: Command): void {
       if (opts.tokens === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--tokens is required (Kubernetes TokenReview is not supported yet)');
       if (opts.manifests === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--manifests is required (reading pods from Kubernetes is not supported yet)');
       const { host, port } = parseHostPort(opts.listen);
-      const logger = createLogger({ component: 'weft-ca' });
+      const logger = createLogger();
       const source = new LocalSource({ dir: opts.manifests, logger, trustDomain: opts.trustDomain });
       await source.start();
       const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>
