@@ -274,6 +274,30 @@ describe('HBONE', () => {
     await readAll(draining);
   });
 
+  it('opens its TCP sockets through the injected factory; a refused connect is WEFT_ERR_HBONE_CONNECT', async () => {
+    const calls: [string, number, string | undefined][] = [];
+    const p = new HbonePool({
+      credentials: async () => clientCreds,
+      createSocket: (host, port, source) => {
+        calls.push([host, port, source]);
+        return netConnect({ host, port });
+      },
+    });
+    pools.push(p);
+    const s = await p.connect({ sourceIdentity: CLIENT_ID, destination: dest(), expectedIdentity: SERVER_ID, authority: `127.0.0.1:${backendPort}` });
+    assert.equal(await roundTrip(s, Buffer.from('f')), expected(Buffer.from('f')));
+    assert.deepEqual(calls, [['127.0.0.1', hbonePort, CLIENT_ID]]);
+
+    const closed = createServer();
+    const closedPort = await listen(closed);
+    await new Promise((r) => closed.close(r));
+    await assert.rejects(
+      p.connect({ sourceIdentity: CLIENT_ID, destination: { host: '127.0.0.1', port: closedPort }, expectedIdentity: SERVER_ID, authority: `127.0.0.1:${backendPort}` }),
+      (e) => isWeftError(e, 'WEFT_ERR_HBONE_CONNECT'),
+    );
+    assert.equal(p.stats().connectionsFailed, 1);
+  });
+
   it('closes idle connections', async () => {
     const p = pool(undefined, { idleTimeoutMs: 20 });
     const s = await p.connect({ sourceIdentity: CLIENT_ID, destination: dest(), expectedIdentity: SERVER_ID, authority: `127.0.0.1:${backendPort}` });
