@@ -8,7 +8,7 @@ import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSum
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
 
-const NAME_HELP = `lab name: 1-20 lower-case letters or digits (default "${DEFAULT_LAB_NAME}")`;
+const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
 
 function logger(verbose: boolean | undefined): Logger {
   return verbose === true ? createLogger({ component: 'lab' }, 2) : silentLogger;

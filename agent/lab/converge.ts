@@ -180,7 +180,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   await publishManifests(state);
   await writeState(state);
   if (failures.length > 0) {
-    throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start (the rest was applied):\n${failures.join('\n')}`);
+    throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start:\n${failures.join('\n')}`);
   }
   return summary;
 }

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { resolve } from 'node:path';
 import { objectKey } from '../discovery/manifest.js';
 import type { ManifestObject } from '../discovery/types.js';
-import { WeftError } from '../errors.js';
+import { isWeftError, WeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { converge, nameOf, podEnv, resolveArgv, type ChangeSummary } from './converge.js';
 import { loadManifests, refused } from './load.js';
@@ -111,7 +111,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
     } catch (err) {
       // A half-built lab is worth nothing: leave the machine as it was.
       await teardownLab(name, logger).catch((e: unknown) => logger.error({ err: e }, 'cleanup after a failed up failed'));
-      throw err;
+      if (!isWeftError(err)) throw err;
+      throw new WeftError(err.code, `lab ${name} was not built (nothing of it is left): ${err.message}`, { cause: err });
     }
   });
 }
@@ -273,12 +274,17 @@ async function changeTo(
 ): Promise<ChangeSummary> {
   const built = clusterSpec(objects, (k) => fileOf.get(k) ?? `(applied earlier to lab ${state.name})`);
   if (built.spec === undefined) throw refused(built.errors);
-  return converge(state, built.spec, {
-    logger: options.logger ?? silentLogger,
-    readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-    startAgents: state.agents,
-    restartAgents: false,
-  });
+  try {
+    return await converge(state, built.spec, {
+      logger: options.logger ?? silentLogger,
+      readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+      startAgents: state.agents,
+      restartAgents: false,
+    });
+  } catch (err) {
+    if (!isWeftError(err)) throw err;
+    throw new WeftError(err.code, `${err.message}\nThe other changes were applied (weft lab status --name ${state.name} shows the lab).`, { cause: err });
+  }
 }
 
 export interface LabExecOptions {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { WeftError } from '../errors.js';
 import { run } from './run.js';
 
@@ -74,7 +75,8 @@ const POLL_MS = 10;
 export async function startInNetns(spec: StartSpec, options: StartOptions): Promise<ProcRef> {
   const fd = openSync(spec.log, 'a');
   writeSync(fd, `--- weft lab: ${new Date().toISOString()} start ${spec.what}: ${spec.argv.join(' ')}\n`);
-  let exitCode: number | null | undefined;
+  let exitCode: number | undefined;
+  let exited: Promise<number> | undefined;
   let pid: number;
   try {
     const child = spawn('ip', ['netns', 'exec', spec.netns, ...spec.argv], {
@@ -89,8 +91,11 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
         reject(new WeftError('WEFT_ERR_LAB', `start ${spec.what}: cannot run ip netns exec: ${err.message}`, { cause: err })),
       );
     });
-    child.once('exit', (code, signal) => {
-      exitCode = code ?? (signal === null ? -1 : 128);
+    exited = new Promise((resolveExit) => {
+      child.once('exit', (code, signal) => {
+        exitCode = code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
+        resolveExit(exitCode);
+      });
     });
     // The lab's process may exit (CLI) or go on (tests); the pod must not keep it alive.
     child.unref();
@@ -101,30 +106,33 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
   const ref: ProcRef = { pid, startTime: stat?.startTime ?? '' };
   if (!options.waitExec) return ref;
   const deadline = Date.now() + options.readyTimeoutMs;
-  const failed = async (why: string): Promise<never> => {
+  const failed = async (why: (code: string) => string): Promise<never> => {
     await stopProcesses([ref], [], 1_000);
+    // The process is gone; its exit status arrives with the next turn of the event loop.
+    if (exitCode === undefined && exited !== undefined) await Promise.race([exited, delay(1_000)]);
     const lines = await logTail(spec.log, 15);
-    throw new WeftError('WEFT_ERR_LAB', `start ${spec.what}: ${why}; last lines of ${spec.log}:\n${lines}`);
+    throw new WeftError('WEFT_ERR_LAB', `start ${spec.what}: ${why(String(exitCode ?? '?'))}; last lines of ${spec.log}:\n${lines}`);
   };
   // `ip netns exec` becomes the command with execvp: wait until it has.
   while (isStillIp(pid, spec.netns)) {
-    if (exitCode !== undefined || !refAlive(ref)) return failed(`the command exited at once (code ${exitCode ?? '?'})`);
-    if (Date.now() > deadline) return failed(`ip netns exec did not start the command within ${options.readyTimeoutMs} ms`);
+    if (exitCode !== undefined || !refAlive(ref)) return failed((code) => `the command exited at once (code ${code})`);
+    if (Date.now() > deadline) return failed(() => `ip netns exec did not start the command within ${options.readyTimeoutMs} ms`);
     await delay(POLL_MS);
   }
   const ports = options.tcpPorts ?? [];
   if (ports.length > 0) {
     for (;;) {
-      if (exitCode !== undefined || !refAlive(ref)) return failed(`the command exited before listening (code ${exitCode ?? '?'})`);
+      if (exitCode !== undefined || !refAlive(ref)) return failed((code) => `the command exited before listening (code ${code})`);
       const listening = await listeningTcpPorts(pid);
       if (ports.every((p) => listening.has(p))) break;
       if (Date.now() > deadline) {
-        return failed(`not listening on port ${ports.filter((p) => !listening.has(p)).join(', ')} after ${options.readyTimeoutMs} ms`);
+        const missing = ports.filter((p) => !listening.has(p)).join(', ');
+        return failed(() => `not listening on port ${missing} after ${options.readyTimeoutMs} ms`);
       }
       await delay(POLL_MS);
     }
   } else if (exitCode !== undefined || !refAlive(ref)) {
-    return failed(`the command exited at once (code ${exitCode ?? '?'})`);
+    return failed((code) => `the command exited at once (code ${code})`);
   }
   return ref;
 }
