@@ -16,6 +16,7 @@ import { renderManifests, syncManifestDir } from './manifests.js';
 import {
   addNetns,
   createFabric,
+  deleteNetns,
   hostVethName,
   listNetns,
   restoreIptables,
@@ -26,6 +27,7 @@ import {
 } from './network.js';
 import { agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
+import { inNetns } from './run.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
 import { selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod } from './spec.js';
 import { writeState, type ContainerProc, type LabState, type NodeState, type PodState, type ServiceState } from './state.js';
@@ -135,6 +137,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   }
   state.nodes = [...nodes.values()].sort((a, b) => a.index - b.index);
   if (freshNodes.length > 0) {
+    await removeStrays(freshNodes.map((n) => n.netns), existing);
     await addNetns(freshNodes.map((n) => n.netns));
     await wireNodes(state.fabricNetns, freshNodes, state.nodes);
     log.info({ nodes: freshNodes.map((n) => n.name) }, 'nodes wired');
@@ -155,6 +158,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   const failures: string[] = [];
   if (start.length > 0) {
     const pods = start.map((s) => s.pod);
+    await removeStrays(pods.map((p) => p.netns), existing);
     await addNetns(pods.map((p) => p.netns));
     await wirePods(pods, nodes);
     const planned = serviceViewsFor(state, [...keep, ...pods], spec);
@@ -302,6 +306,27 @@ async function teardownPod(pod: PodState, node: NodeState | undefined, log: Logg
   await unwirePod(pod, node);
   await rm(etcNetnsDir(pod.netns), { recursive: true, force: true });
   log.info({ pod: `${pod.namespace}/${pod.name}` }, 'pod removed');
+}
+
+/**
+ * Namespaces of the lab's names that the state does not know (left by an operation that failed
+ * half-way): their processes are stopped and their veths deleted at once (a deleted namespace
+ * frees its links only later, and the peer's name may be needed now), then they go.
+ */
+async function removeStrays(names: readonly string[], existing: ReadonlySet<string>): Promise<void> {
+  const strays = names.filter((n) => existing.has(n));
+  if (strays.length === 0) return;
+  await Promise.all(
+    strays.map(async (ns) => {
+      await stopProcesses([], await netnsPids(ns), STOP_GRACE_MS);
+      const links = await inNetns(ns, 'ip', ['-o', 'link', 'show', 'type', 'veth'], { allowFailure: true, step: `list the links of ${ns}` });
+      for (const line of links.stdout.split('\n')) {
+        const name = /^\d+: ([^@:]+)/.exec(line)?.[1];
+        if (name !== undefined) await inNetns(ns, 'ip', ['link', 'del', name], { allowFailure: true, step: `delete ${name} in ${ns}` });
+      }
+    }),
+  );
+  await deleteNetns(strays);
 }
 
 /** The environment of a pod's process (and of `weft lab exec` in it): not the lab's own. */

@@ -2,6 +2,7 @@
 // label changes reach the manifests without restarting anything, services change DNAT rules and
 // the hosts files running pods read, and invalid input changes nothing.
 import { strict as assert } from 'node:assert';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -108,6 +109,21 @@ describe('lab apply and delete', () => {
     await labDelete({ name: LAB, file });
     assert.doesNotMatch(readFileSync(`/proc/${client.pid}/root/etc/hosts`, 'utf8'), /extra/);
     assert.doesNotMatch(inNetns(node.netns, ['iptables-save', '-t', 'nat']), /198\.19\.200\.7/);
+  });
+
+  it('replaces a stray namespace of the same name (left by an operation that failed half-way)', async () => {
+    const netns = `weft-${LAB}-pod-default-stray`;
+    execFileSync('ip', ['netns', 'add', netns]);
+    const squatter = spawn('ip', ['netns', 'exec', netns, process.execPath, join(APP, 'idle.mjs')], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    await new Promise<void>((resolve) => squatter.stdout.once('data', () => resolve()));
+    squatter.unref();
+    const file = write('stray.yaml', podYaml({ name: 'stray', node: 'node-a', script: 'idle.mjs' }));
+    await labApply({ name: LAB, file });
+    assert.equal(pidAlive(squatter.pid!), false, 'the process in the stray namespace was stopped');
+    const pod = (await labStatus(LAB)).pods.find((p) => p.name === 'stray')!;
+    assert.equal(pod.running, true);
+    assert.match(inNetns(netns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`${pod.ip.replace(/\./g, '\\.')}/32`));
+    await labDelete({ name: LAB, file });
   });
 
   it('refuses a malformed or unrunnable file with file and reason, and changes nothing', async () => {
