@@ -68,7 +68,7 @@ export function registerLabCommands(program: Command): void {
         return;
       }
       const how = result.mode === 'fresh' ? 'built' : 'already up; changed to match the manifests';
-      const cleaned = result.cleanedLeftovers ? ' (leftovers of an earlier run removed first)' : '';
+      const cleaned = result.cleanedLeftovers ? ' (what was left of an earlier lab of this name was removed first)' : '';
       process.stdout.write(`lab ${result.name} ${how}${cleaned}\n\n${formatStatus(result)}`);
     });
 
