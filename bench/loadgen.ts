@@ -1,0 +1,408 @@
+/**
+ * The load generator, run inside the client pod (`weft lab exec`). One mode per run, given as a
+ * JSON argument; prints one JSON line with the result. Every mode is bounded in requests or
+ * connections AND in time, and exits on its own.
+ *
+ *   latency  open loop at a fixed rate over N connections (schedule.ts); latency from each
+ *            request's intended send time into an HdrHistogram
+ *   closed   N connections, one request in flight each: the rate the path sustains
+ *   connect  a new TCP connection per small request, `concurrency` at a time
+ *   idle     open N connections, one small request each, then hold them idle until a release
+ *            file appears (or a deadline), so the harness can measure the proxies meanwhile
+ */
+import net from 'node:net';
+import { existsSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { buildRequest } from './protocol.js';
+import { newLatencyHistogram, summarize, type LatencySummary } from './histogram.js';
+import { OpenLoopSchedule } from './schedule.js';
+
+export interface Target {
+  host: string;
+  port: number;
+}
+
+export type LoadSpec =
+  | { mode: 'latency'; target: Target; rate: number; connections: number; durationMs: number; warmupMs: number; requestBytes: number; responseBytes: number }
+  | { mode: 'closed'; target: Target; connections: number; durationMs: number; warmupMs: number; requestBytes: number; responseBytes: number }
+  | { mode: 'connect'; target: Target; concurrency: number; durationMs: number; maxConnections: number; requestBytes: number; responseBytes: number }
+  | { mode: 'idle'; target: Target; connections: number; concurrency: number; readyFile: string; releaseFile: string; maxHoldMs: number };
+
+export interface LatencyResult {
+  mode: 'latency';
+  rate: number;
+  sent: number;
+  answered: number;
+  /** Requests without an answer when the drain deadline passed. */
+  unanswered: number;
+  errors: number;
+  /** From each request's intended send time (the figure the targets use). */
+  latency: LatencySummary;
+  /** From the moment each request was written: the path alone, without the sender's timer lag. */
+  serviceLatency: LatencySummary;
+  achievedRps: number;
+}
+export interface ClosedResult {
+  mode: 'closed';
+  connections: number;
+  /** Completed in the measured window (after warm-up). */
+  completed: number;
+  answered: number;
+  rps: number;
+  errors: number;
+  latency: LatencySummary;
+}
+export interface ConnectResult {
+  mode: 'connect';
+  completed: number;
+  errors: number;
+  connectionsPerSecond: number;
+  latency: LatencySummary;
+}
+export interface IdleResult {
+  mode: 'idle';
+  requested: number;
+  opened: number;
+  errors: number;
+  heldMs: number;
+}
+export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult;
+
+const CONNECT_TIMEOUT_MS = 10_000;
+const DRAIN_MS = 5_000;
+/** Give up a run after this many socket errors: the path is broken, the figure would be noise. */
+const MAX_ERRORS = 1_000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function connect(target: Target): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`connect to ${target.host}:${target.port} timed out`));
+    }, CONNECT_TIMEOUT_MS);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+async function connectAll(target: Target, count: number, concurrency: number): Promise<{ sockets: net.Socket[]; errors: number }> {
+  const sockets: net.Socket[] = [];
+  let errors = 0;
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count && errors < MAX_ERRORS) {
+      next++;
+      try {
+        sockets.push(await connect(target));
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { sockets, errors };
+}
+
+/** Per-connection response accounting: FIFO of intended send times, bytes of the current answer. */
+class Lane {
+  readonly socket: net.Socket;
+  readonly #intended: number[] = [];
+  readonly #sentAt: number[] = [];
+  #head = 0;
+  #bytes = 0;
+  readonly #responseBytes: number;
+
+  constructor(socket: net.Socket, responseBytes: number) {
+    this.socket = socket;
+    this.#responseBytes = responseBytes;
+  }
+
+  push(intended: number, sentAt: number): void {
+    this.#intended.push(intended);
+    this.#sentAt.push(sentAt);
+  }
+
+  /** Bytes arrived: returns the intended times of the requests they completed (in order) via `done`. */
+  receive(n: number, done: (intended: number, sentAt: number) => void): void {
+    this.#bytes += n;
+    while (this.#bytes >= this.#responseBytes && this.#head < this.#intended.length) {
+      this.#bytes -= this.#responseBytes;
+      const i = this.#head++;
+      done(this.#intended[i]!, this.#sentAt[i]!);
+    }
+    // Compact now and then so the FIFO does not grow with the run.
+    if (this.#head > 4096 && this.#head * 2 > this.#intended.length) {
+      this.#intended.splice(0, this.#head);
+      this.#sentAt.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  get outstanding(): number {
+    return this.#intended.length - this.#head;
+  }
+}
+
+export async function runLatency(spec: Extract<LoadSpec, { mode: 'latency' }>): Promise<LatencyResult> {
+  const { sockets, errors: connectErrors } = await connectAll(spec.target, spec.connections, spec.connections);
+  if (sockets.length === 0) throw new Error(`no connection to ${spec.target.host}:${spec.target.port} could be opened`);
+  const request = buildRequest(spec.requestBytes, spec.responseBytes);
+  const hist = newLatencyHistogram();
+  let errors = connectErrors;
+  let answered = 0;
+  const warmRate = spec.rate;
+  const total = Math.round((warmRate * (spec.durationMs + spec.warmupMs)) / 1000);
+  const schedule = new OpenLoopSchedule(spec.rate, total, performance.now() + 5);
+  const recordFrom = schedule.start + spec.warmupMs;
+  const lanes = sockets.map((s) => new Lane(s, spec.responseBytes));
+  const service = newLatencyHistogram();
+  const onAnswer = (intended: number, sentAt: number): void => {
+    answered++;
+    if (intended < recordFrom) return;
+    const now = performance.now();
+    hist.recordValue(Math.max(1, Math.round((now - intended) * 1000)));
+    service.recordValue(Math.max(1, Math.round((now - sentAt) * 1000)));
+  };
+  let sent = 0;
+  // Sends whatever is due by now. Called from the 1 ms timer AND after every arriving answer:
+  // Node's timers have 1 ms granularity, and at a few thousand requests per second the answers
+  // arrive more often than that, so sends leave closer to their intended time without spinning.
+  const pump = (now: number): void => {
+    const due = schedule.dueBy(now);
+    while (sent < due) {
+      const lane = lanes[OpenLoopSchedule.connectionOf(sent, lanes.length)]!;
+      lane.push(schedule.intended(sent), now);
+      if (!lane.socket.destroyed) lane.socket.write(request);
+      sent++;
+    }
+  };
+  for (const lane of lanes) {
+    lane.socket.on('data', (chunk: Buffer) => {
+      lane.receive(chunk.length, onAnswer);
+      if (sent < total) pump(performance.now());
+    });
+    lane.socket.on('error', () => errors++);
+  }
+  const hardDeadline = schedule.end() + DRAIN_MS;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = performance.now();
+      pump(now);
+      if ((sent === total && answered === total) || now > hardDeadline || errors > MAX_ERRORS) return resolve();
+      // Sending is done: poll the drain less often.
+      setTimeout(tick, sent === total ? 5 : 1);
+    };
+    tick();
+  });
+  for (const s of sockets) s.destroy();
+  const measuredSeconds = spec.durationMs / 1000;
+  return {
+    mode: 'latency',
+    rate: spec.rate,
+    sent,
+    answered,
+    unanswered: sent - answered,
+    errors,
+    latency: summarize(hist),
+    serviceLatency: summarize(service),
+    achievedRps: Math.round(hist.totalCount / measuredSeconds),
+  };
+}
+
+export async function runClosed(spec: Extract<LoadSpec, { mode: 'closed' }>): Promise<ClosedResult> {
+  const { sockets, errors: connectErrors } = await connectAll(spec.target, spec.connections, spec.connections);
+  if (sockets.length === 0) throw new Error(`no connection to ${spec.target.host}:${spec.target.port} could be opened`);
+  const request = buildRequest(spec.requestBytes, spec.responseBytes);
+  const hist = newLatencyHistogram();
+  let errors = connectErrors;
+  let answered = 0;
+  let completed = 0;
+  const start = performance.now();
+  const windowStart = start + spec.warmupMs;
+  const windowEnd = windowStart + spec.durationMs;
+  let stopping = false;
+  const lanes = sockets.map((s) => new Lane(s, spec.responseBytes));
+  for (const lane of lanes) {
+    const onAnswer = (intended: number, _sentAt: number): void => {
+      answered++;
+      const now = performance.now();
+      if (intended >= windowStart && now <= windowEnd) {
+        completed++;
+        hist.recordValue(Math.max(1, Math.round((now - intended) * 1000)));
+      }
+      if (!stopping && now < windowEnd) {
+        const t = performance.now();
+        lane.push(t, t);
+        lane.socket.write(request);
+      }
+    };
+    lane.socket.on('data', (chunk: Buffer) => lane.receive(chunk.length, onAnswer));
+    lane.socket.on('error', () => errors++);
+    const t = performance.now();
+    lane.push(t, t);
+    lane.socket.write(request);
+  }
+  await delay(spec.warmupMs + spec.durationMs);
+  stopping = true;
+  for (const s of sockets) s.destroy();
+  return {
+    mode: 'closed',
+    connections: sockets.length,
+    completed,
+    answered,
+    rps: Math.round(completed / (spec.durationMs / 1000)),
+    errors,
+    latency: summarize(hist),
+  };
+}
+
+export async function runConnect(spec: Extract<LoadSpec, { mode: 'connect' }>): Promise<ConnectResult> {
+  const request = buildRequest(spec.requestBytes, spec.responseBytes);
+  const hist = newLatencyHistogram();
+  const start = performance.now();
+  const deadline = start + spec.durationMs;
+  let started = 0;
+  let completed = 0;
+  let errors = 0;
+  const once = (): Promise<void> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      let got = 0;
+      let done = false;
+      const finish = (ok: boolean): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        if (ok) {
+          completed++;
+          hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+        } else {
+          errors++;
+        }
+        resolve();
+      };
+      const s = net.connect({ host: spec.target.host, port: spec.target.port, noDelay: true });
+      const timer = setTimeout(() => {
+        s.destroy();
+        finish(false);
+      }, CONNECT_TIMEOUT_MS);
+      s.on('connect', () => s.write(request));
+      s.on('data', (chunk: Buffer) => {
+        got += chunk.length;
+        if (got >= spec.responseBytes) {
+          // The client closes first (as an HTTP/1.0 client would); TIME_WAIT stays in the client pod.
+          s.end();
+          finish(true);
+        }
+      });
+      s.on('error', () => {
+        s.destroy();
+        finish(false);
+      });
+      s.on('close', () => finish(got >= spec.responseBytes));
+    });
+  const worker = async (): Promise<void> => {
+    while (started < spec.maxConnections && performance.now() < deadline && errors < MAX_ERRORS) {
+      started++;
+      await once();
+    }
+  };
+  await Promise.all(Array.from({ length: spec.concurrency }, worker));
+  const elapsed = (performance.now() - start) / 1000;
+  return { mode: 'connect', completed, errors, connectionsPerSecond: Math.round(completed / elapsed), latency: summarize(hist) };
+}
+
+export async function runIdle(spec: Extract<LoadSpec, { mode: 'idle' }>): Promise<IdleResult> {
+  const { sockets, errors: connectErrors } = await connectAll(spec.target, spec.connections, spec.concurrency);
+  let errors = connectErrors;
+  // One small exchange per connection, so each one is known to be proxied end to end.
+  const request = buildRequest(64, 64);
+  let next = 0;
+  const open: net.Socket[] = [];
+  const exchange = (s: net.Socket): Promise<boolean> =>
+    new Promise((resolve) => {
+      let got = 0;
+      const timer = setTimeout(() => {
+        cleanup();
+        resolve(false);
+      }, CONNECT_TIMEOUT_MS);
+      const onData = (chunk: Buffer): void => {
+        got += chunk.length;
+        if (got >= 64) {
+          cleanup();
+          resolve(true);
+        }
+      };
+      const onError = (): void => {
+        cleanup();
+        resolve(false);
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        s.off('data', onData);
+        s.off('error', onError);
+      };
+      s.on('data', onData);
+      s.on('error', onError);
+      s.write(request);
+    });
+  const worker = async (): Promise<void> => {
+    while (next < sockets.length) {
+      const s = sockets[next++]!;
+      if (await exchange(s)) open.push(s);
+      else errors++;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(spec.concurrency, sockets.length) }, worker));
+  for (const s of open) s.on('error', () => errors++);
+  writeFileSync(spec.readyFile, JSON.stringify({ opened: open.length, errors }) + '\n');
+  const held = performance.now();
+  const deadline = held + spec.maxHoldMs;
+  while (!existsSync(spec.releaseFile) && performance.now() < deadline) await delay(50);
+  const heldMs = Math.round(performance.now() - held);
+  for (const s of sockets) s.destroy();
+  return { mode: 'idle', requested: spec.connections, opened: open.length, errors, heldMs };
+}
+
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  switch (spec.mode) {
+    case 'latency':
+      return runLatency(spec);
+    case 'closed':
+      return runClosed(spec);
+    case 'connect':
+      return runConnect(spec);
+    case 'idle':
+      return runIdle(spec);
+  }
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  const arg = process.argv[2];
+  if (arg === undefined) {
+    process.stderr.write('usage: loadgen.js <json spec>\n');
+    process.exit(2);
+  }
+  runLoad(JSON.parse(arg) as LoadSpec).then(
+    (result) => {
+      process.stdout.write(JSON.stringify(result) + '\n');
+      process.exit(0);
+    },
+    (err: unknown) => {
+      process.stdout.write(JSON.stringify({ error: err instanceof Error ? err.message : String(err) }) + '\n');
+      process.exit(1);
+    },
+  );
+}

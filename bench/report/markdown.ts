@@ -1,0 +1,51 @@
+/** The run as a Markdown page: every figure side by side, weft's ratios, the targets. Pure. */
+import { SYSTEM_NAMES } from '../systems/system.js';
+import { weftRatio, type RunResult } from '../results.js';
+
+function num(x: number | undefined): string {
+  if (x === undefined) return '–';
+  const a = Math.abs(x);
+  const digits = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
+  return x.toFixed(digits);
+}
+
+function ratioCell(r: number | undefined): string {
+  return r === undefined ? '–' : `${r.toFixed(2)} x`;
+}
+
+export function markdownReport(r: RunResult): string {
+  const m = r.machine;
+  const lines = [
+    `# Weft benchmark, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (--quick)' : ''}`,
+    '',
+    `Machine: ${m.cpuModel}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, HAProxy ${m.haproxy ?? 'n/a'}, iperf3 ${m.iperf3 ?? 'n/a'}.`,
+    'Two lab nodes (network namespaces), client pod and server pod on different nodes; every system on the same veth path.',
+    'Proxy CPU is utime+stime of the proxy processes of both sides (both agents, or both HAProxies), from /proc/<pid>/stat.',
+    'Latency is measured from each request\'s intended send time (open loop); "added" is over direct at the same percentile.',
+    '',
+    '## Figures',
+    '',
+    `| scenario | metric | unit | ${SYSTEM_NAMES.join(' | ')} | weft / direct | weft / haproxy-mtls |`,
+    `| --- | --- | --- | ${SYSTEM_NAMES.map(() => '---:').join(' | ')} | ---: | ---: |`,
+  ];
+  for (const f of r.figures) {
+    const cells = SYSTEM_NAMES.map((s) => num(f.values[s]));
+    lines.push(
+      `| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'))} | ${ratioCell(weftRatio(f, 'haproxy-mtls'))} |`,
+    );
+  }
+  lines.push('', '## Targets (issue 5)', '', '| target | measured | met |', '| --- | --- | --- |');
+  for (const t of r.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
+  const failures = Object.entries(r.failures);
+  if (failures.length > 0) {
+    lines.push('', '## Not measured', '');
+    for (const [what, why] of failures) lines.push(`- ${what}: ${why.replace(/\n/g, ' ')}`);
+  }
+  lines.push(
+    '',
+    'Reproduce: `npm run bench` (all scenarios, ~15 min) or `npm run bench -- --quick` (under 3 min); one scenario: `npm run bench -- --scenario latency`. ' +
+      'Absolute figures drift on a shared machine; the ratios measured side by side in one run are what to compare.',
+    '',
+  );
+  return lines.join('\n');
+}

@@ -1,0 +1,89 @@
+/**
+ * What a run produces: figures (one number per scenario, metric and system), the targets of
+ * issue 5 judged against them, and the machine they were measured on. Pure.
+ */
+import { ratio } from './histogram.js';
+import type { SystemName } from './systems/system.js';
+
+export interface Figure {
+  scenario: string;
+  /** e.g. `throughput`, `p99 @ 1000 rps`. */
+  metric: string;
+  unit: string;
+  /** Which way is better, for reading the ratio. */
+  better: 'higher' | 'lower';
+  values: Partial<Record<SystemName, number>>;
+}
+
+export interface Machine {
+  cpuModel: string;
+  cores: number;
+  kernel: string;
+  node: string;
+  haproxy: string | undefined;
+  iperf3: string | undefined;
+}
+
+export interface TargetResult {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+export interface RunResult {
+  startedAt: string;
+  finishedAt: string;
+  quick: boolean;
+  scenarios: string[];
+  machine: Machine;
+  figures: Figure[];
+  targets: TargetResult[];
+  /** Raw per-scenario, per-system results (load generator output, CPU seconds, ...). */
+  details: Record<string, Record<string, unknown>>;
+  /** `scenario/system` -> why it has no figures. */
+  failures: Record<string, string>;
+}
+
+/** weft's value divided by `other`'s, for a figure. */
+export function weftRatio(f: Figure, other: SystemName): number | undefined {
+  return ratio(f.values.weft, f.values[other]);
+}
+
+function find(figures: readonly Figure[], scenario: string, metric: string): Figure | undefined {
+  return figures.find((f) => f.scenario === scenario && f.metric === metric);
+}
+
+const fmt = (x: number | undefined, digits = 3): string => (x === undefined ? 'n/a' : String(Math.round(x * 10 ** digits) / 10 ** digits));
+
+/** The targets of issue 5, judged. A target whose figures are missing is `met: undefined`. */
+export function judgeTargets(figures: readonly Figure[]): TargetResult[] {
+  const out: TargetResult[] = [];
+  const cmp = (target: string, scenario: string, metric: string, holds: (weft: number, other: number) => boolean, describe: (w: number, o: number) => string): void => {
+    const f = find(figures, scenario, metric);
+    const w = f?.values.weft;
+    const o = f?.values['haproxy-mtls'];
+    if (w === undefined || o === undefined) out.push({ target, measured: 'not measured', met: undefined });
+    else out.push({ target, measured: describe(w, o), met: holds(w, o) });
+  };
+  const abs = (target: string, scenario: string, metric: string, holds: (weft: number) => boolean, unit: string): void => {
+    const w = find(figures, scenario, metric)?.values.weft;
+    out.push(w === undefined ? { target, measured: 'not measured', met: undefined } : { target, measured: `${fmt(w)} ${unit}`, met: holds(w) });
+  };
+  const ratioText = (w: number, o: number): string => `weft ${fmt(w)} vs haproxy-mtls ${fmt(o)} (${fmt(o === 0 ? undefined : w / o, 2)} x)`;
+
+  cmp('bulk throughput: weft >= 1.0 x haproxy-mtls', 'bulk', 'throughput', (w, o) => w >= o, ratioText);
+  for (const rate of [1000, 5000]) {
+    for (const p of ['p50', 'p99']) {
+      cmp(`latency @ ${rate} rps: weft added ${p} <= haproxy-mtls added ${p}`, 'latency', `added ${p} @ ${rate} rps`, (w, o) => w <= o, (w, o) => `weft +${fmt(w)} ms vs haproxy-mtls +${fmt(o)} ms`);
+    }
+  }
+  abs('latency @ 1000 rps: weft added p90 <= 0.17 ms', 'latency', 'added p90 @ 1000 rps', (w) => w <= 0.17, 'ms');
+  for (const rate of [1000, 5000]) {
+    cmp(`proxy CPU per 1000 requests @ ${rate} rps: weft <= haproxy-mtls`, 'latency', `proxy CPU per 1000 req @ ${rate} rps`, (w, o) => w <= o, ratioText);
+  }
+  cmp('connect rate: weft >= 1.0 x haproxy-mtls', 'connect', 'connections per second', (w, o) => w >= o, ratioText);
+  abs('idle: <= 10 KiB of agent memory per idle proxied connection', 'idle', 'proxy memory per connection', (w) => w <= 10, 'KiB');
+  abs('scale: 5,000-pod source applied in under 2 s', 'scale', 'apply time', (w) => w < 2000, 'ms');
+  abs('scale: policy decision under 5 microseconds', 'scale', 'policy decision', (w) => w < 5000, 'ns');
+  return out;
+}

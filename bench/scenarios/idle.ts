@@ -1,0 +1,87 @@
+/**
+ * idle: proxy memory (RSS of both sides, summed) with 10,000 idle proxied connections open
+ * (2,000 in --quick), and per connection (the growth over the same processes before, divided
+ * by the connections open). The connections each carry one small exchange first, so they are
+ * known to be proxied end to end, then sit idle while the harness reads /proc.
+ */
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { writeFile } from 'node:fs/promises';
+import { BenchError } from '../errors.js';
+import { WORK_DIR } from '../lab-env.js';
+import { connectionsWithin, nofileLimit, rssKiB } from '../proc-stats.js';
+import type { IdleResult } from '../loadgen.js';
+import { requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
+import type { System } from '../systems/system.js';
+
+const run = promisify(execFile);
+const NOFILE = 262_144;
+
+/** Raises RLIMIT_NOFILE of running processes (root): each idle connection costs the proxies fds. */
+async function raiseNofile(pids: readonly number[]): Promise<void> {
+  for (const pid of pids) {
+    await run('prlimit', ['--pid', String(pid), `--nofile=${NOFILE}:${NOFILE}`]).catch(() => undefined);
+  }
+}
+
+export const idle: Scenario = {
+  name: 'idle',
+  systems: ['weft', 'haproxy-mtls'],
+  usesSystem: true,
+  metrics: [
+    { metric: 'proxy memory with idle connections', unit: 'MiB', better: 'lower' },
+    { metric: 'proxy memory per connection', unit: 'KiB', better: 'lower' },
+    { metric: 'idle connections open', unit: 'conn', better: 'higher' },
+  ],
+  async measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement> {
+    const sys = requireSystem(system);
+    // A proxy holding N connections holds 2N sockets (accepted + upstream); where the machine
+    // does not let us raise RLIMIT_NOFILE (no CAP_SYS_RESOURCE), N is capped to fit.
+    const wanted = ctx.quick ? 2_000 : 10_000;
+    const connections = Math.min(wanted, connectionsWithin(nofileLimit()));
+    if (connections < wanted) ctx.log(`  RLIMIT_NOFILE is ${nofileLimit()}: ${connections} connections instead of ${wanted}`);
+    const pids = sys.proxyPids();
+    await raiseNofile(pids);
+    const readyFile = join(WORK_DIR, 'idle-ready.json');
+    const releaseFile = join(WORK_DIR, 'idle-release');
+    await rm(readyFile, { force: true });
+    await rm(releaseFile, { force: true });
+    const before = pids.map((p) => rssKiB(p));
+    const load = runLoadInClient<IdleResult>(
+      { mode: 'idle', target: sys.target('rr'), connections, concurrency: 64, readyFile, releaseFile, maxHoldMs: 120_000 },
+      240_000,
+    );
+    let failed: unknown;
+    load.catch((err: unknown) => {
+      failed = err;
+    });
+    // Bounded wait for the generator to say all connections are open.
+    const deadline = Date.now() + 180_000;
+    let ready: { opened: number; errors: number } | undefined;
+    while (ready === undefined) {
+      if (failed !== undefined) throw failed;
+      if (Date.now() > deadline) {
+        await writeFile(releaseFile, '');
+        throw new BenchError(`the idle connections were not all open after 180 s`);
+      }
+      ready = await readFile(readyFile, 'utf8').then((t) => JSON.parse(t) as { opened: number; errors: number }, () => undefined);
+      if (ready === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    const after = pids.map((p) => rssKiB(p));
+    await writeFile(releaseFile, '');
+    const result = await load;
+    await rm(readyFile, { force: true });
+    await rm(releaseFile, { force: true });
+    const total = after.reduce((a, b) => a + b, 0);
+    const growth = total - before.reduce((a, b) => a + b, 0);
+    const values: Record<string, number> = {
+      'proxy memory with idle connections': Math.round((total / 1024) * 10) / 10,
+      'idle connections open': ready.opened,
+    };
+    if (ready.opened > 0) values['proxy memory per connection'] = Math.round((growth / ready.opened) * 100) / 100;
+    ctx.log(`  ${ready.opened}/${connections} open (errors ${ready.errors}); proxies ${(total / 1024).toFixed(1)} MiB, +${growth} KiB`);
+    return { values, details: { connections, wanted, nofileLimit: nofileLimit(), rssBeforeKiB: before, rssAfterKiB: after, loadgen: result } };
+  },
+};

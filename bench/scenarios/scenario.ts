@@ -1,0 +1,55 @@
+/** What every scenario provides, and the helpers they share (load runs in the client pod). */
+import { execInClient, type BenchLab } from '../lab-env.js';
+import { BenchError } from '../errors.js';
+import type { LoadResult, LoadSpec } from '../loadgen.js';
+import type { System, SystemName } from '../systems/system.js';
+
+export interface ScenarioContext {
+  lab: BenchLab;
+  quick: boolean;
+  log(message: string): void;
+}
+
+export interface MetricDef {
+  metric: string;
+  unit: string;
+  better: 'higher' | 'lower';
+}
+
+export interface Measurement {
+  /** metric -> value (only metrics this system has). */
+  values: Record<string, number>;
+  details: unknown;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly systems: readonly SystemName[];
+  /** false: the scenario runs its own processes; `measure` gets no started system. */
+  readonly usesSystem: boolean;
+  readonly metrics: readonly MetricDef[];
+  measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement>;
+  /** Metrics computed across systems (latency added over direct), merged into the values. */
+  derive?(values: Partial<Record<SystemName, Record<string, number>>>): void;
+}
+
+const LOADGEN = '../../dist/bench/loadgen.js';
+
+/** Runs the load generator in the client pod; its JSON line is the result. */
+export async function runLoadInClient<R extends LoadResult>(spec: LoadSpec, timeoutMs: number): Promise<R> {
+  const r = await execInClient(['node', LOADGEN, JSON.stringify(spec)], timeoutMs);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  let parsed: (R & { error?: undefined }) | { error: string };
+  try {
+    parsed = JSON.parse(line) as R | { error: string };
+  } catch (err) {
+    throw new BenchError(`load generator (${spec.mode}) exited with code ${r.code} without a result: ${r.stderr.trim().slice(-500)}`, { cause: err });
+  }
+  if ('error' in parsed && parsed.error !== undefined) throw new BenchError(`load generator (${spec.mode}): ${parsed.error}`);
+  return parsed as R;
+}
+
+export function requireSystem(system: System | undefined): System {
+  if (system === undefined) throw new BenchError('this scenario needs a started system');
+  return system;
+}
