@@ -40,11 +40,16 @@ export function haproxyConfig(c: HaproxyClientSide | HaproxyServerSide): string 
     'global',
     '  nbthread 1',
     `  maxconn ${c.maxconn}`,
+    // Only failed connections are logged (dontlog-normal): no cost on the measured path.
+    '  log stderr format raw local0',
     '  ssl-default-bind-options ssl-min-ver TLSv1.3',
     '  ssl-default-server-options ssl-min-ver TLSv1.3',
     '',
     'defaults',
     '  mode tcp',
+    '  log global',
+    '  option tcplog',
+    '  option dontlog-normal',
     '  timeout connect 5s',
     // Idle connections must survive the whole idle scenario.
     '  timeout client 10m',

@@ -4,7 +4,7 @@
  * know about it. Also switches the namespace in and out of the mesh (a label, through labApply)
  * and waits until both agents report the pods captured (or released).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labApply, labDown, labExec, labStatus, labUp, type ExecResult, type LabStatus } from '../agent/lab/index.js';
@@ -31,6 +31,7 @@ export interface NodeInfo {
   netns: string;
   fabricIP: string;
   agentPid: number | undefined;
+  agentLog: string;
 }
 
 export interface BenchLab {
@@ -49,7 +50,7 @@ function describe(status: LabStatus): BenchLab {
   const node = (name: string): NodeInfo => {
     const n = status.nodes.find((x) => x.name === name);
     if (n === undefined) throw new BenchError(`the bench lab has no node ${name}`);
-    return { name, netns: n.netns, fabricIP: n.fabricIP, agentPid: n.agentRunning ? n.agentPid : undefined };
+    return { name, netns: n.netns, fabricIP: n.fabricIP, agentPid: n.agentRunning ? n.agentPid : undefined, agentLog: n.agentLog };
   };
   const client = pod('client');
   const server = pod('server');
@@ -118,8 +119,16 @@ export async function waitCaptured(lab: BenchLab, want: boolean, timeoutMs = 20_
       last = err instanceof Error ? err.message : err;
     }
     if (Date.now() > deadline) {
-      throw new BenchError(`the agents did not ${want ? 'capture' : 'release'} the bench pods within ${timeoutMs} ms (${String(last)})`);
+      const logs = await Promise.all([lab.clientNode, lab.serverNode].map(async (n) => `agent of ${n.name}: ${await agentTrouble(n.agentLog)}`));
+      throw new BenchError(`the agents did not ${want ? 'capture' : 'release'} the bench pods within ${timeoutMs} ms (${String(last)}); ${logs.join('; ')}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The last warnings and errors of an agent's log (pino level >= 40), for a failure message. */
+export async function agentTrouble(logFile: string, count = 3): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  const lines = text.split('\n').filter((l) => /"level":(4|5|6)\d/.test(l));
+  return lines.length === 0 ? 'no warnings in its log' : lines.slice(-count).map((l) => l.slice(0, 400)).join(' | ');
 }

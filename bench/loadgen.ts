@@ -333,10 +333,11 @@ export async function runIdle(spec: Extract<LoadSpec, { mode: 'idle' }>): Promis
   const exchange = (s: net.Socket): Promise<boolean> =>
     new Promise((resolve) => {
       let got = 0;
+      // Generous: a TLS proxy pair does one handshake per connection while dozens queue.
       const timer = setTimeout(() => {
         cleanup();
         resolve(false);
-      }, CONNECT_TIMEOUT_MS);
+      }, 3 * CONNECT_TIMEOUT_MS);
       const onData = (chunk: Buffer): void => {
         got += chunk.length;
         if (got >= 64) {

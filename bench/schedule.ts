@@ -8,7 +8,6 @@ export class OpenLoopSchedule {
   readonly rate: number;
   readonly total: number;
   readonly start: number;
-  readonly #intervalMs: number;
 
   /** `rate` requests per second, `total` requests, first one due at `start` (ms). */
   constructor(rate: number, total: number, start: number) {
@@ -17,18 +16,18 @@ export class OpenLoopSchedule {
     this.rate = rate;
     this.total = total;
     this.start = start;
-    this.#intervalMs = 1000 / rate;
   }
 
   /** When request `i` should be sent (ms). */
   intended(i: number): number {
-    return this.start + i * this.#intervalMs;
+    // i * 1000 / rate, not i * interval: exact for integral rates, no drift over a long run.
+    return this.start + (i * 1000) / this.rate;
   }
 
   /** How many requests are due by `now` (0..total): requests [0, dueBy(now)) should have been sent. */
   dueBy(now: number): number {
     if (now < this.start) return 0;
-    const due = Math.floor((now - this.start) / this.#intervalMs) + 1;
+    const due = Math.floor(((now - this.start) * this.rate) / 1000) + 1;
     return due < this.total ? due : this.total;
   }
 

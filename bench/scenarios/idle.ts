@@ -50,7 +50,7 @@ export const idle: Scenario = {
     await rm(releaseFile, { force: true });
     const before = pids.map((p) => rssKiB(p));
     const load = runLoadInClient<IdleResult>(
-      { mode: 'idle', target: sys.target('rr'), connections, concurrency: 64, readyFile, releaseFile, maxHoldMs: 120_000 },
+      { mode: 'idle', target: sys.target('rr'), connections, concurrency: 32, readyFile, releaseFile, maxHoldMs: 120_000 },
       240_000,
     );
     let failed: unknown;
