@@ -15,6 +15,9 @@ import { ConnectionTracker } from './proxy/connection.js';
 import type { ProxyInputs } from './proxy/inputs.js';
 import { buildModel } from './discovery/model.js';
 import { PolicyState } from './proxy/authorization.js';
+import { IdentityManager } from './identity/manager.js';
+import type { CaClient } from './identity/ca-types.js';
+import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
@@ -30,10 +33,14 @@ export interface AgentOptions {
   /** host:port for /healthz/ready (15021); '' or undefined disables it. */
   readinessAddress?: string;
   metrics?: AgentMetrics;
-  tunnel?: InboundTunnel;
+  /**
+   * The CA that signs this node's workload certificates. With it, meshed pods talk over HBONE
+   * (mutual TLS); without it (tests of the capture layer only) the mesh carries plaintext.
+   */
+  caClient?: CaClient;
 }
 
-/** Until HBONE is wired, the 15008 listener exists (so the port is reserved) and refuses. */
+/** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
 const refusingTunnel: InboundTunnel = {
   async serve(_pod, listenFd) {
     const net = await import('node:net');
@@ -69,9 +76,10 @@ export class Agent {
       connections: new ConnectionTracker(accessLog, this.metrics),
       policy: new PolicyState(options.logger.child({ component: 'policy' })),
       metrics: this.metrics,
+      identity: options.caClient ? new IdentityManager({ caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
     };
     this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
-    this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), options.tunnel ?? refusingTunnel, options.logger.child({ component: 'capture' }));
+    this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
   }
 
   get model(): MeshModel {
@@ -110,12 +118,15 @@ export class Agent {
     }
     await this.#capture.reconcile(this.#model);
     this.metrics.capturedPods.set(this.#capture.captured.size);
+    // Certificates of identities that no captured pod has any more are dropped.
+    this.inputs.identity?.setWanted([...this.#capture.captured.values()].map((c) => c.workload.identity));
   }
 
   async stop(): Promise<void> {
     this.#ready = false;
     await this.#source.stop();
     await this.#capture.stopAll();
+    this.inputs.identity?.close();
     for (const server of this.#servers.splice(0)) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

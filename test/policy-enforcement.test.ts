@@ -102,18 +102,32 @@ test('tightening a policy while a connection is open closes that connection', as
   }
 });
 
-test('STRICT refuses plaintext; PERMISSIVE lets it in as unauthenticated', async () => {
+test('STRICT refuses plaintext from outside the mesh and admits mutual TLS; PERMISSIVE lets plaintext in as unauthenticated', async () => {
   const peer = (mode: string) => `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: shop\nspec:\n  mtls:\n    mode: ${mode}\n`;
   let gen = t.agent.inputs.policy.generation;
   t.writeFile('peer.yaml', peer('STRICT'));
   await policyGeneration(gen);
+  // The meshed client reaches the server over HBONE: allowed, with its identity.
+  const before = t.logs.length;
+  assert.equal(await t.request(t.IP_B, 9080, 'mtls'), `${t.IP_A}|mtls`);
+  const viaHbone = await waitFor(() => t.logs.slice(before).find((l) => l['msg'] === 'connection closed' && l['direction'] === 'inbound' && l['bytes_from_client'] === 4), 'access log of the mTLS connection');
+  assert.equal(viaHbone['mtls'], true);
+  assert.equal(viaHbone['src_principal'], 'spiffe://cluster.local/ns/shop/sa/client');
+
+  // The client pod opts out of the mesh: its traffic now arrives in plaintext.
+  t.writePods({ 'weft.dev/mesh': 'disabled' });
+  await waitFor(() => t.agent.captured.size === 1, 'client pod released');
   assert.equal(await refused(t.IP_B, 9080), true, 'plaintext refused under STRICT');
   await waitFor(() => t.logs.find((l) => l['decision'] === 'deny' && l['reason'] === 'mtls-required'), 'mtls-required log line');
+
   gen = t.agent.inputs.policy.generation;
   t.writeFile('peer.yaml', peer('PERMISSIVE'));
   await policyGeneration(gen);
+  const since = t.logs.length;
   assert.equal(await t.request(t.IP_B, 9080, 'plain'), `${t.IP_A}|plain`);
-  const record = await waitFor(() => t.logs.find((l) => l['msg'] === 'connection closed' && l['direction'] === 'inbound' && l['bytes_from_client'] === 5), 'access log of the plaintext connection');
+  const record = await waitFor(() => t.logs.slice(since).find((l) => l['msg'] === 'connection closed' && l['direction'] === 'inbound' && l['bytes_from_client'] === 5), 'access log of the plaintext connection');
   assert.equal(record['mtls'], false);
   assert.equal(record['src_principal'], undefined);
+  t.writePods();
+  await waitFor(() => t.agent.captured.size === 2, 'client pod captured again');
 });

@@ -12,29 +12,50 @@ import { handleInboundPlaintext } from '../proxy/inbound.js';
 import type { CapturedPod, ProxyInputs } from '../proxy/inputs.js';
 import type { Workload } from '../discovery/types.js';
 import type { NetnsLocator } from './netns-locator.js';
+import { HbonePool } from '../tunnel/pool.js';
+import { MESH_MARK } from './rules.js';
 
 /** Serves HBONE (15008) on a listening fd inside the pod; provided by the tunnel module. */
 export interface InboundTunnel {
   serve(pod: CapturedPod, listenFd: number): Promise<{ close(): Promise<void> }>;
 }
 
+/** W3C baggage with the workload's attributes, as ztunnel sends them (for the waypoint's telemetry). */
+function baggageOf(w: Workload): string {
+  return `k8s.namespace.name=${w.namespace},k8s.pod.name=${w.name},service.name=${w.workloadName},service.version=${w.version}`;
+}
+
 export class PodCapture implements CapturedPod {
   readonly workload: Workload;
   readonly netnsFd: number;
   readonly netnsPath: string;
+  readonly pool: HbonePool | undefined;
+  readonly baggage: string;
   readonly #servers: { close(): Promise<void> }[] = [];
   #stopped = false;
 
-  private constructor(workload: Workload, netnsFd: number) {
+  private constructor(inputs: ProxyInputs, workload: Workload, netnsFd: number) {
     this.workload = workload;
     this.netnsFd = netnsFd;
     // nsenter opens this path in its own process: name our fd through our pid.
     this.netnsPath = `/proc/${process.pid}/fd/${netnsFd}`;
+    this.baggage = baggageOf(workload);
+    const identity = inputs.identity;
+    this.pool = identity
+      ? new HbonePool({
+          credentials: (id) => identity.get(id),
+          createSocket: (host, port) => {
+            const socket = new net.Socket({ fd: createTcpSocket({ netnsFd: this.netnsFd, mark: MESH_MARK }), readable: true, writable: true });
+            return socket.connect(port, host);
+          },
+          logger: inputs.logger,
+        })
+      : undefined;
   }
 
   static async start(inputs: ProxyInputs, locator: NetnsLocator, workload: Workload, tunnel: InboundTunnel): Promise<PodCapture> {
     const candidate = locator.locate(workload.ip);
-    const capture = new PodCapture(workload, openNetns(candidate.path));
+    const capture = new PodCapture(inputs, workload, openNetns(candidate.path));
     try {
       await installCaptureRules(capture.netnsPath);
       await capture.#listen(OUTBOUND_PORT, (socket) => handleOutbound(inputs, capture, socket));
@@ -73,6 +94,8 @@ export class PodCapture implements CapturedPod {
     this.#stopped = true;
     // close() resolves when open connections end; do not wait for that here.
     for (const server of this.#servers.splice(0)) void server.close();
+    // GOAWAY: open tunnels finish, nothing new starts from this pod.
+    this.pool?.close();
     try {
       await removeCaptureRules(this.netnsPath);
     } finally {

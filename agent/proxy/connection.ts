@@ -3,7 +3,8 @@
  * when it closes (access log line, counters), whatever path it took.
  */
 import type { Workload } from '../discovery/types.js';
-import type { RelayResult } from './relay.js';
+import { relay, abort, type RelayResult } from './relay.js';
+import type { Duplex } from 'node:stream';
 import type { InboundQuestion, InboundVerdict } from './authorization.js';
 import type { Logger } from '../log.js';
 import { tcpLabels, type AgentMetrics, type TcpLabels } from '../telemetry/metrics.js';
@@ -175,6 +176,21 @@ export class ConnectionRecord {
     this.#labels = labels;
     this.id = id;
     this.info = info;
+  }
+
+  /**
+   * Copies both ways until both sides close, then records the result. `abort` (policy changes,
+   * shutdown) resets both sides. `onDone` runs first (e.g. to release a load-balancer slot).
+   */
+  startRelay(downstream: Duplex, upstream: Duplex, onDone?: () => void): void {
+    this.abort = () => {
+      abort(downstream);
+      abort(upstream);
+    };
+    relay(downstream, upstream, (result) => {
+      onDone?.();
+      this.finish(result);
+    });
   }
 
   /** Records the result exactly once; later calls are ignored. */

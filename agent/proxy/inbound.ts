@@ -7,7 +7,6 @@
 import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
 import { MESH_MARK } from '../capture/rules.js';
-import { relay } from './relay.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
@@ -39,7 +38,7 @@ export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, do
     downstream.resetAndDestroy();
     return;
   }
-  connectToApp(inputs, pod, clientIp, original, downstream, record);
+  connectToApp(inputs, pod, clientIp, original, downstream, record, true);
 }
 
 /**
@@ -71,7 +70,10 @@ export function authorize(
   return false;
 }
 
-/** Opens the spoofed-source socket to the app and relays; shared by plaintext and HBONE inbound. */
+/**
+ * Opens the socket to the app inside the pod, bound to the client's IP (IP_TRANSPARENT), and
+ * (when `relayNow`) starts relaying; shared by plaintext and HBONE inbound.
+ */
 export function connectToApp(
   inputs: ProxyInputs,
   pod: CapturedPod,
@@ -79,6 +81,7 @@ export function connectToApp(
   target: { address: string; port: number },
   downstream: Duplex,
   record: ConnectionRecord,
+  relayNow: boolean,
 ): net.Socket | undefined {
   let fd: number;
   try {
@@ -91,10 +94,6 @@ export function connectToApp(
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.connect(target.port, target.address);
-  record.abort = () => {
-    abort(downstream);
-    abort(upstream);
-  };
-  relay(downstream, upstream, (result) => record.finish(result));
+  if (relayNow) record.startRelay(downstream, upstream);
   return upstream;
 }

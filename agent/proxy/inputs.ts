@@ -8,6 +8,8 @@ import type { LoadBalancer } from './load-balancer.js';
 import type { ConnectionTracker } from './connection.js';
 import type { PolicyState } from './authorization.js';
 import type { AgentMetrics } from '../telemetry/metrics.js';
+import type { IdentityManager } from '../identity/manager.js';
+import type { HbonePool } from '../tunnel/pool.js';
 
 export interface ProxyInputs {
   readonly nodeName: string;
@@ -20,6 +22,8 @@ export interface ProxyInputs {
   readonly connections: ConnectionTracker;
   readonly policy: PolicyState;
   readonly metrics: AgentMetrics;
+  /** Certificates of the node's workload identities; undefined runs the mesh without mTLS (tests only). */
+  readonly identity: IdentityManager | undefined;
 }
 
 /** A pod whose traffic this agent captures: its workload and a handle on its namespace. */
@@ -29,4 +33,8 @@ export interface CapturedPod {
   readonly netnsFd: number;
   /** A path that opens the same namespace (for nsenter). */
   readonly netnsPath: string;
+  /** HBONE connections from this pod (sockets made in its namespace, so the wire carries its IP). */
+  readonly pool: HbonePool | undefined;
+  /** W3C baggage describing this workload, sent on every CONNECT (built once per pod). */
+  readonly baggage: string;
 }

@@ -1,16 +1,19 @@
 /**
  * Outbound (15001): a connection an app in a captured pod opened, redirected to the agent.
  * Steps: original destination -> service VIP resolved to one endpoint (power of two choices) ->
- * upstream socket made inside the source pod's namespace with the mesh mark (so the rules let it
- * through and the wire carries pod IPs) -> relay.
+ * to a meshed destination: a CONNECT stream over the pod's HBONE pool (mutual TLS to
+ * <pod ip>:15008, the server must present the identity discovery holds); otherwise a plain
+ * socket -> relay. Every socket is made inside the source pod's namespace with the mesh mark,
+ * so the rules let it through and the wire carries pod IPs.
  */
 import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
 import { MESH_MARK } from '../capture/rules.js';
-import { relay } from './relay.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import type { Endpoint, Workload } from '../discovery/types.js';
+import type { ConnectionRecord } from './connection.js';
+import { HBONE_PORT } from '../capture/rules.js';
 
 export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -40,6 +43,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   } else {
     destinationWorkload = model.workloadByIp(original.address);
   }
+  const viaHbone = pod.pool !== undefined && destinationWorkload?.inMesh === true;
   const record = inputs.connections.open({
     direction: 'outbound',
     sourceIp: downstream.remoteAddress ?? pod.workload.ip,
@@ -49,11 +53,16 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     upstream: `${upstreamIp}:${upstreamPort}`,
     destinationWorkload,
     destinationService,
+    mutualTls: viaHbone,
   });
   if (service && !endpoint) {
     // A VIP without a ready endpoint: kube-proxy would reject; so do we.
     record.finish({ error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) });
     downstream.resetAndDestroy();
+    return;
+  }
+  if (viaHbone) {
+    openHbone(inputs, pod, downstream, record, destinationWorkload!, upstreamPort, endpoint);
     return;
   }
   let fd: number;
@@ -68,8 +77,42 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.connect(upstreamPort, upstreamIp);
   if (endpoint) inputs.loadBalancer.acquire(endpoint);
-  relay(downstream, upstream, (result) => {
-    if (endpoint) inputs.loadBalancer.release(endpoint);
-    record.finish(result);
-  });
+  record.startRelay(downstream, upstream, endpoint ? () => inputs.loadBalancer.release(endpoint) : undefined);
+}
+
+function openHbone(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket, record: ConnectionRecord, destination: Workload, port: number, endpoint: Endpoint | undefined): void {
+  // The client may leave while the tunnel is being set up; its bytes wait in the socket meanwhile.
+  let gone = false;
+  const onEarlyClose = (): void => {
+    gone = true;
+  };
+  downstream.on('error', onEarlyClose);
+  downstream.on('close', onEarlyClose);
+  if (endpoint) inputs.loadBalancer.acquire(endpoint);
+  const release = endpoint ? () => inputs.loadBalancer.release(endpoint) : undefined;
+  pod.pool!.connect({
+    sourceIdentity: pod.workload.identity,
+    destination: { host: destination.ip, port: HBONE_PORT },
+    expectedIdentity: destination.identity,
+    authority: `${destination.ip}:${port}`,
+    headers: { baggage: pod.baggage },
+  }).then(
+    (stream) => {
+      downstream.off('error', onEarlyClose);
+      downstream.off('close', onEarlyClose);
+      if (gone) {
+        stream.close();
+        release?.();
+        record.finish({});
+        return;
+      }
+      record.startRelay(downstream, stream, release);
+    },
+    (err: Error) => {
+      release?.();
+      inputs.logger.warn({ err: { code: (err as WeftError).code, message: err.message }, pod: pod.workload.key, destination: destination.key }, 'outbound: HBONE tunnel failed; connection reset');
+      record.finish({ error: err });
+      if (!downstream.destroyed) downstream.resetAndDestroy();
+    },
+  );
 }

@@ -1,8 +1,8 @@
 /**
  * Copies bytes both ways between two duplexes (TCP sockets, or an HBONE CONNECT stream and a
  * socket) until both directions are done. A FIN travels as a FIN (END_STREAM on HTTP/2; sockets
- * must be allowHalfOpen), an abort on one side aborts the other (a TCP reset becomes
- * RST_STREAM(CONNECT_ERROR) and back, as RFC 9113 section 8.5 asks), and `done` is called
+ * must be allowHalfOpen), an abort on one side aborts the other (a TCP reset becomes an
+ * RST_STREAM and back, in the spirit of RFC 9113 section 8.5), and `done` is called
  * exactly once, after both sides closed, with the byte counts.
  */
 import net from 'node:net';
@@ -23,11 +23,15 @@ function isHttp2Stream(d: Duplex): d is Http2Stream {
   return 'rstCode' in d;
 }
 
+const STREAM_ABORTED = new Error('connection aborted by the other side');
+
 /** Aborts a side so that its peer sees a reset, not a clean end. */
 export function abort(d: Duplex): void {
   if (d.destroyed) return;
   if (d instanceof net.Socket) d.resetAndDestroy();
-  else if (isHttp2Stream(d)) d.close(h2constants.NGHTTP2_CONNECT_ERROR);
+  // Http2Stream.close(CONNECT_ERROR) would first send END_STREAM, which the peer reads as a
+  // clean FIN; destroy(err) sends RST_STREAM alone (code INTERNAL_ERROR), a real abort.
+  else if (isHttp2Stream(d)) d.destroy(STREAM_ABORTED);
   else d.destroy();
 }
 

@@ -13,6 +13,9 @@ import { pino } from 'pino';
 import { createTcpSocket, openNetns, closeNetns } from '../../native/index.js';
 import { Agent, type AgentOptions } from '../../agent/agent.js';
 import { createTestNetns, inNs, run, removeNetns } from './netns.js';
+import { CertificateAuthority } from '../../agent/identity/ca.js';
+import { PlacementAuthorizer } from '../../agent/identity/ca-auth.js';
+import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 
 export interface TwoPods {
   A: string;
@@ -27,6 +30,10 @@ export interface TwoPods {
   fdA: number;
   fdB: number;
   writeNamespace(labels: Record<string, string>): void;
+  /** Rewrites the pods; `clientLabels` are extra labels of pod A (e.g. the opt-out label). */
+  writePods(clientLabels?: Record<string, string>): void;
+  /** The in-process CA (when the topology runs with mutual TLS). */
+  ca: CertificateAuthority | undefined;
   writeFile(name: string, yaml: string): void;
   removeFile(name: string): void;
   /** Connects from inside pod A as an app would (no mark: the rules capture it), sends `payload`, half-closes, returns the reply. */
@@ -47,7 +54,8 @@ export function captureLogger(): { logger: pino.Logger; lines: Record<string, un
   return { logger: pino({ level: 'info' }, sink), lines };
 }
 
-export async function setupTwoPods(tag: string, subnet: number, agentOptions: Partial<AgentOptions> = {}): Promise<TwoPods> {
+/** `mtls: false` runs the agent without a CA (plaintext mesh), for tests of the capture layer alone. */
+export async function setupTwoPods(tag: string, subnet: number, agentOptions: Partial<AgentOptions> = {}, mtls = true): Promise<TwoPods> {
   const A = `weft-test-${tag}-a`;
   const B = `weft-test-${tag}-b`;
   const IP_A = `198.18.${subnet}.2`;
@@ -80,13 +88,22 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
     const l = Object.entries(labels).map(([k, v]) => `\n    ${k}: ${v}`).join('');
     writeFile('ns.yaml', `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop${l ? `\n  labels:${l}` : ''}\n`);
   };
-  const pod = (name: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: node-1\n  serviceAccountName: ${name}\n  containers:\n  - name: main\n    command: [sleep, infinity]\nstatus:\n  phase: Running\n  podIP: ${ip}\n`;
+  const pod = (name: string, ip: string, extra: Record<string, string> = {}) =>
+    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}${Object.entries(extra).map(([k, v]) => `\n    ${k}: ${v}`).join('')}\nspec:\n  nodeName: node-1\n  serviceAccountName: ${name}\n  containers:\n  - name: main\n    command: [sleep, infinity]\nstatus:\n  phase: Running\n  podIP: ${ip}\n`;
   writeNamespace({ 'weft.dev/mesh': 'enabled' });
-  writeFile('pods.yaml', `${pod('client', IP_A)}---\n${pod('server', IP_B)}`);
+  const writePods = (clientLabels: Record<string, string> = {}) => writeFile('pods.yaml', `${pod('client', IP_A, clientLabels)}---\n${pod('server', IP_B)}`);
+  writePods();
   writeFile('svc.yaml', `apiVersion: v1\nkind: Service\nmetadata:\n  name: server\n  namespace: shop\nspec:\n  clusterIP: ${VIP}\n  selector:\n    app: server\n  ports:\n  - port: 80\n    targetPort: 9080\n`);
   const { logger, lines } = captureLogger();
-  const agent = new Agent({ nodeName: 'node-1', manifestsDir: dir, logger, adminAddress: '', ...agentOptions });
+  let agentRef: Agent | undefined;
+  const ca = mtls
+    ? new CertificateAuthority(CertificateAuthority.generateRoot(), {
+        authorizer: new PlacementAuthorizer((node, ns, sa) => agentRef?.model.workloadsOnNode(node).some((w) => w.namespace === ns && w.serviceAccount === sa) ?? false),
+        logger,
+      })
+    : undefined;
+  const agent = new Agent({ nodeName: 'node-1', manifestsDir: dir, logger, adminAddress: '', ...(ca ? { caClient: new InProcessCaClient(ca, 'node-1') } : {}), ...agentOptions });
+  agentRef = agent;
   await agent.start();
 
   const open = (host: string, port: number): net.Socket => {
@@ -103,7 +120,7 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
   let cleaned = false;
   return {
     A, B, IP_A, IP_B, VIP, dir, agent, logs: lines, fdA, fdB,
-    writeNamespace, writeFile,
+    writeNamespace, writeFile, writePods, ca,
     removeFile: (name) => rmSync(join(dir, name), { force: true }),
     request, open,
     async cleanup() {
