@@ -17,6 +17,10 @@ export interface AdminView {
 
 export function configDump(view: AdminView) {
   const model = view.model;
+  const identity = view.inputs.identity;
+  const certs = identity?.stats().certificates ?? [];
+  const expiry = new Map(certs.map((c) => [c.identity, c.notAfter?.toISOString()]));
+  const policy = view.inputs.policy;
   return {
     node: view.inputs.nodeName,
     generation: model.generation,
@@ -29,7 +33,28 @@ export function configDump(view: AdminView) {
       identity: w.identity,
       inMesh: w.inMesh,
       captured: view.captured.has(w.key),
+      certExpiry: view.captured.has(w.key) ? expiry.get(w.identity) : undefined,
     })),
+    certificates: certs.map((c) => ({
+      identity: c.identity,
+      serial: c.serial,
+      notBefore: c.notBefore?.toISOString(),
+      notAfter: c.notAfter?.toISOString(),
+      nextAttempt: c.nextAttempt?.toISOString(),
+      state: c.notAfter === undefined ? 'pending' : c.notAfter.getTime() < Date.now() ? 'expired' : c.consecutiveFailures > 0 ? `valid (renewal failing x${c.consecutiveFailures})` : 'valid',
+    })),
+    policies: policy.objects().map((o) => {
+      const spec = (o.spec ?? {}) as { action?: string; selector?: { matchLabels?: Record<string, string> }; mtls?: { mode?: string } };
+      const labels = spec.selector?.matchLabels;
+      return {
+        kind: o.kind,
+        namespace: o.metadata.namespace ?? 'default',
+        name: o.metadata.name,
+        action: o.kind === 'PeerAuthentication' ? (spec.mtls?.mode ?? 'UNSET') : (spec.action ?? 'ALLOW'),
+        scope: labels && Object.keys(labels).length > 0 ? Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') : 'namespace',
+        warning: policy.store.warnings.filter((w) => w.policy === `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`).map((w) => w.message).join('; ') || undefined,
+      };
+    }),
     services: [...model.services.values()].map((s) => ({
       key: s.key,
       clusterIP: s.clusterIP,

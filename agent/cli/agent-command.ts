@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
+import { readFileSync } from 'node:fs';
 import { Agent } from '../agent.js';
+import { HttpCaClient } from '../identity/ca-client.js';
+import { splitPemCertificates } from '../identity/der.js';
+import { WeftError } from '../errors.js';
 
 /** Registers `weft agent`. */
 export function registerAgentCommand(program: Command): void {
@@ -16,14 +20,36 @@ export function registerAgentCommand(program: Command): void {
     .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', '127.0.0.1:15000')
     .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', '0.0.0.0:15020')
     .option('--readiness <host:port>', 'readiness probe /healthz/ready', '0.0.0.0:15021')
+    .option('--ca <url>', 'the CA that signs workload certificates (https://host:15012)')
+    .option('--ca-token-file <file>', "this node's bearer token for the CA (re-read on every request, so it can be rotated)")
+    .option('--ca-root <file>', "PEM roots the CA's own serving certificate chains to")
+    .option('--no-mtls', 'run without a CA: meshed traffic is captured but NOT encrypted or authenticated (capture debugging only)')
     .addHelpText(
       'after',
       '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
         'Stop with SIGTERM: every rule and listener the agent made is removed.',
     )
-    .action(async (opts: { node: string; manifests: string; admin: string; metrics: string; readiness: string }) => {
+    .action(async (opts: { node: string; manifests: string; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean }) => {
       const logger = createLogger({ component: 'agent', node: opts.node });
-      const agent = new Agent({ nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
+      let caClient: HttpCaClient | undefined;
+      if (opts.mtls) {
+        if (!opts.ca || !opts.caTokenFile || !opts.caRoot) {
+          throw new WeftError('WEFT_ERR_CONFIG', '--ca, --ca-token-file and --ca-root are required (or --no-mtls to run without encryption, for debugging)');
+        }
+        const tokenFile = opts.caTokenFile;
+        let roots: string[];
+        try {
+          roots = splitPemCertificates(readFileSync(opts.caRoot, 'utf8'));
+        } catch (err) {
+          throw new WeftError('WEFT_ERR_CONFIG', `--ca-root ${opts.caRoot}: ${(err as Error).message}`, { cause: err });
+        }
+        caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: roots });
+      } else {
+        logger.warn('running with --no-mtls: meshed traffic is NOT encrypted or authenticated');
+      }
+      const agent = new Agent({
+        ...(caClient ? { caClient } : {}),
+        nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -7,6 +7,7 @@
  *   build     fabric, new nodes (+ agents), new pods (netns, veth, hosts file, processes)
  *   publish   service rules on every node, hosts files of every pod, the full manifests
  */
+import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -144,6 +145,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   }
   await writeState(state);
   if (options.startAgents) {
+    await prepareLabCa(state);
+    if (!refAlive(state.ca)) state.ca = await startLabCa(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
       state.nodes
@@ -388,7 +391,7 @@ async function startAgent(state: LabState, node: NodeState): Promise<NodeState['
     {
       what: `agent of node ${node.name}`,
       netns: node.netns,
-      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir],
+      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node)],
       env,
       cwd: REPO_DIR,
       log: node.agentLog,

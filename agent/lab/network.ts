@@ -9,6 +9,7 @@
  * created in the machine's own namespace. Independent namespaces are configured in parallel with
  * one `ip -batch` each.
  */
+import { LAB_CA_IP } from './ca.js';
 import { readdir } from 'node:fs/promises';
 import { NETNS_DIR } from './paths.js';
 import { POD_GATEWAY, SERVICE_CIDR } from './addressing.js';
@@ -45,7 +46,8 @@ export async function deleteNetns(names: readonly string[]): Promise<void> {
 
 export async function createFabric(netns: string): Promise<void> {
   await ipBatch(undefined, [`link add ${BRIDGE} netns ${netns} type bridge`], 'create the fabric bridge');
-  await ipBatch(netns, ['link set lo up', `link set ${BRIDGE} up`], 'configure the fabric');
+  // The bridge's own address is where the lab CA listens (see ca.ts).
+  await ipBatch(netns, ['link set lo up', `link set ${BRIDGE} up`, `addr add ${LAB_CA_IP}/24 dev ${BRIDGE}`], 'configure the fabric');
 }
 
 function uplinkName(node: NodeState): string {

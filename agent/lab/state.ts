@@ -57,6 +57,8 @@ export interface LabState {
   /** Whether this lab runs a weft agent per node (`up --no-agents` says no). */
   agents: boolean;
   fabricNetns: string;
+  /** The lab CA process (in the fabric namespace); absent for `up --no-agents`. */
+  ca?: ProcRef | undefined;
   nodes: NodeState[];
   pods: PodState[];
   services: ServiceState[];
