@@ -6,6 +6,15 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+
+/** The last lines of a log, for a failure message (the log itself is removed with the run's files). */
+function tail(file: string, lines = 6): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => l.slice(0, 300)).join(' | ');
+  } catch {
+    return '(no log)';
+  }
+}
 import { BenchError } from './errors.js';
 
 export interface NetnsProcessSpec {
@@ -80,7 +89,7 @@ export class NetnsProcess {
     const deadline = Date.now() + spec.readyTimeoutMs;
     for (;;) {
       if (proc.#exited || !alive(proc.pid)) {
-        throw new BenchError(`${spec.what} exited before it was ready; see ${spec.log}`);
+        throw new BenchError(`${spec.what} exited before it was ready: ${tail(spec.log)}`);
       }
       let listening = new Set<number>();
       try {
@@ -92,7 +101,7 @@ export class NetnsProcess {
       if (!isIp && spec.ports.every((p) => listening.has(p))) return proc;
       if (Date.now() > deadline) {
         await proc.stop();
-        throw new BenchError(`${spec.what} was not listening on ${spec.ports.join(', ')} after ${spec.readyTimeoutMs} ms; see ${spec.log}`);
+        throw new BenchError(`${spec.what} was not listening on ${spec.ports.join(', ')} after ${spec.readyTimeoutMs} ms: ${tail(spec.log)}`);
       }
       await delay(20);
     }

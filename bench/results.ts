@@ -53,6 +53,7 @@ function find(figures: readonly Figure[], scenario: string, metric: string): Fig
   return figures.find((f) => f.scenario === scenario && f.metric === metric);
 }
 
+const signed = (x: number): string => (x >= 0 ? `+${fmt(x)}` : fmt(x));
 const fmt = (x: number | undefined, digits = 3): string => (x === undefined ? 'n/a' : String(Math.round(x * 10 ** digits) / 10 ** digits));
 
 /** The targets of issue 5, judged. A target whose figures are missing is `met: undefined`. */
@@ -74,7 +75,7 @@ export function judgeTargets(figures: readonly Figure[]): TargetResult[] {
   cmp('bulk throughput: weft >= 1.0 x haproxy-mtls', 'bulk', 'throughput', (w, o) => w >= o, ratioText);
   for (const rate of [1000, 5000]) {
     for (const p of ['p50', 'p99']) {
-      cmp(`latency @ ${rate} rps: weft added ${p} <= haproxy-mtls added ${p}`, 'latency', `added ${p} @ ${rate} rps`, (w, o) => w <= o, (w, o) => `weft +${fmt(w)} ms vs haproxy-mtls +${fmt(o)} ms`);
+      cmp(`latency @ ${rate} rps: weft added ${p} <= haproxy-mtls added ${p}`, 'latency', `added ${p} @ ${rate} rps`, (w, o) => w <= o, (w, o) => `weft ${signed(w)} ms vs haproxy-mtls ${signed(o)} ms`);
     }
   }
   abs('latency @ 1000 rps: weft added p90 <= 0.17 ms', 'latency', 'added p90 @ 1000 rps', (w) => w <= 0.17, 'ms');

@@ -10,7 +10,7 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchLabDown, benchLabUp, WORK_DIR } from './lab-env.js';
+import { benchLabDown, benchLabStatus, benchLabUp, WORK_DIR } from './lab-env.js';
 import { BenchError } from './errors.js';
 import { judgeTargets, type Figure, type Machine, type RunResult } from './results.js';
 import { markdownReport } from './report/markdown.js';
@@ -121,6 +121,11 @@ async function main(): Promise<void> {
       result.details[scenario.name] = {};
       for (const name of scenario.systems) {
         log(`${scenario.name} / ${name}`);
+        // Another `weft lab down --all` (a test run on the same machine) removes this lab too:
+        // stop at once rather than report every later figure as failed.
+        await benchLabStatus().catch((err: unknown) => {
+          throw new BenchError(`the bench lab is gone or broken (removed by another weft lab command?): ${(err as Error).message}`, { cause: err });
+        });
         const sys = scenario.usesSystem ? newSystem(name) : undefined;
         try {
           if (sys !== undefined) {

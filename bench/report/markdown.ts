@@ -9,8 +9,10 @@ function num(x: number | undefined): string {
   return x.toFixed(digits);
 }
 
-function ratioCell(r: number | undefined): string {
-  return r === undefined ? '–' : `${r.toFixed(2)} x`;
+/** A ratio of a difference that went negative (noise on "added" latency) means nothing: left out. */
+function ratioCell(r: number | undefined, a: number | undefined, b: number | undefined): string {
+  if (r === undefined || a === undefined || b === undefined || a <= 0 || b <= 0) return '–';
+  return `${r.toFixed(2)} x`;
 }
 
 export function markdownReport(r: RunResult): string {
@@ -21,7 +23,8 @@ export function markdownReport(r: RunResult): string {
     `Machine: ${m.cpuModel}, ${m.cores} cores, Linux ${m.kernel}, Node ${m.node}, HAProxy ${m.haproxy ?? 'n/a'}, iperf3 ${m.iperf3 ?? 'n/a'}.`,
     'Two lab nodes (network namespaces), client pod and server pod on different nodes; every system on the same veth path.',
     'Proxy CPU is utime+stime of the proxy processes of both sides (both agents, or both HAProxies), from /proc/<pid>/stat.',
-    'Latency is measured from each request\'s intended send time (open loop); "added" is over direct at the same percentile.',
+    'Latency is measured from each request\'s intended send time (open loop); "added" is over direct at the same percentile ' +
+      '(a negative "added" is run-to-run noise: the direct run happened to be slower; no ratio is shown for it).',
     '',
     '## Figures',
     '',
@@ -31,7 +34,7 @@ export function markdownReport(r: RunResult): string {
   for (const f of r.figures) {
     const cells = SYSTEM_NAMES.map((s) => num(f.values[s]));
     lines.push(
-      `| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'))} | ${ratioCell(weftRatio(f, 'haproxy-mtls'))} |`,
+      `| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'), f.values.weft, f.values.direct)} | ${ratioCell(weftRatio(f, 'haproxy-mtls'), f.values.weft, f.values['haproxy-mtls'])} |`,
     );
   }
   lines.push('', '## Targets (issue 5)', '', '| target | measured | met |', '| --- | --- | --- |');

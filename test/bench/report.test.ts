@@ -7,6 +7,7 @@ import { judgeTargets, type Figure, type RunResult } from '../../bench/results.j
 const figures: Figure[] = [
   { scenario: 'bulk', metric: 'throughput', unit: 'Gbit/s', better: 'higher', values: { direct: 20, weft: 6, 'haproxy-mtls': 4 } },
   { scenario: 'latency', metric: 'added p90 @ 1000 rps', unit: 'ms', better: 'lower', values: { weft: 0.25, 'haproxy-mtls': 0.2 } },
+  { scenario: 'latency', metric: 'added p99 @ 1000 rps', unit: 'ms', better: 'lower', values: { weft: -0.5, 'haproxy-mtls': 0.2 } },
   { scenario: 'scale', metric: 'policy decision', unit: 'ns', better: 'lower', values: { weft: 700 } },
 ];
 
@@ -42,6 +43,8 @@ test('the Markdown table has every system, weft ratios, targets and failures', (
   assert.match(md, /\| scale \| policy decision \| ns \(lower is better\) \| – \| 700 \| – \| – \| – \|/);
   assert.match(md, /weft added p90 <= 0\.17 ms \| 0\.25 ms \| \*\*not met\*\*/);
   assert.match(md, /- idle\/weft: agents did not capture/);
+  // A negative "added" (noise) gets no ratio.
+  assert.match(md, /\| latency \| added p99 @ 1000 rps \| ms \(lower is better\) \| – \| -0\.500 \| 0\.200 \| – \| – \|/);
   assert.match(md, /\(--quick\)/);
 });
 
