@@ -46,7 +46,7 @@ export function markdownReport(r: RunResult): string {
   }
   lines.push(
     '',
-    'Reproduce: `npm run bench` (all scenarios, ~15 min) or `npm run bench -- --quick` (under 3 min); one scenario: `npm run bench -- --scenario latency`. ' +
+    'Reproduce: `npm run bench` (all scenarios, about 5 min) or `npm run bench -- --quick` (under 3 min); one scenario: `npm run bench -- --scenario latency`. ' +
       'Absolute figures drift on a shared machine; the ratios measured side by side in one run are what to compare.',
     '',
   );
