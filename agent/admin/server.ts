@@ -12,7 +12,7 @@ export interface AdminView {
   readonly ready: boolean;
   readonly model: MeshModel;
   readonly inputs: ProxyInputs;
-  readonly captured: ReadonlyMap<string, { workload: { ip: string } }>;
+  readonly captured: ReadonlyMap<string, { workload: { ip: string }; pool: { stats(): object } | undefined }>;
 }
 
 export function configDump(view: AdminView) {
@@ -61,6 +61,8 @@ export function configDump(view: AdminView) {
       ports: [...s.ports].map(([port, endpoints]) => ({ port, endpoints: endpoints.map((e) => `${e.workload.ip}:${e.port}`) })),
     })),
     captured: [...view.captured.keys()],
+    /** HBONE connection pools per captured pod: connections opened (handshakes) and streams. */
+    pools: [...view.captured].map(([pod, c]) => ({ pod, ...(c.pool?.stats() ?? {}) })),
   };
 }
 

@@ -7,10 +7,13 @@ import type { Logger } from '../log.js';
 import type { MeshModel, Workload } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
 import { PodCapture, type InboundTunnel } from './pod-capture.js';
-import type { NetnsLocator } from './netns-locator.js';
+import type { NetnsLocator, NetnsScan } from './netns-locator.js';
+import { isWeftError } from '../errors.js';
 
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 5000;
+/** Re-checks that every captured pod is still the namespace holding its IP (pods recreated with the same IP). */
+const RESYNC_MS = 5000;
 
 export class CaptureManager {
   readonly #inputs: ProxyInputs;
@@ -20,6 +23,7 @@ export class CaptureManager {
   readonly #captured = new Map<string, PodCapture>();
   #queue: Promise<void> = Promise.resolve();
   #retryTimer: NodeJS.Timeout | undefined;
+  #resyncTimer: NodeJS.Timeout | undefined;
   #retryDelay = RETRY_MIN_MS;
   #latest: MeshModel | undefined;
   #stopped = false;
@@ -45,11 +49,13 @@ export class CaptureManager {
   async #reconcile(): Promise<void> {
     const model = this.#latest;
     if (!model || this.#stopped) return;
+    this.#armResync();
     const wanted = new Map<string, Workload>();
     for (const w of model.workloadsOnNode(this.#inputs.nodeName)) if (w.inMesh) wanted.set(w.key, w);
+    const scan = this.#locator.scan();
     for (const [key, capture] of this.#captured) {
       const w = wanted.get(key);
-      if (w && w.ip === capture.workload.ip && w.identity === capture.workload.identity) continue;
+      if (w && w.ip === capture.workload.ip && w.identity === capture.workload.identity && this.#sameNamespace(scan, capture)) continue;
       await capture.stop().catch((err: unknown) => this.#logger.error({ err, pod: key }, 'releasing pod failed'));
       // Removed only once released, so whoever reads `captured` never sees a pod that still has rules.
       this.#captured.delete(key);
@@ -59,7 +65,7 @@ export class CaptureManager {
     for (const [key, workload] of wanted) {
       if (this.#captured.has(key)) continue;
       try {
-        this.#captured.set(key, await PodCapture.start(this.#inputs, this.#locator, workload, this.#tunnel));
+        this.#captured.set(key, await PodCapture.start(this.#inputs, scan.locate(workload.ip), workload, this.#tunnel));
         this.#logger.info({ pod: key, ip: workload.ip }, 'pod captured');
       } catch (err) {
         failed = true;
@@ -67,6 +73,26 @@ export class CaptureManager {
       }
     }
     this.#scheduleRetry(failed);
+  }
+
+  /** False when another namespace now holds the pod's IP (or none does): the pod was recreated. */
+  #sameNamespace(scan: NetnsScan, capture: PodCapture): boolean {
+    try {
+      return scan.locate(capture.workload.ip).inode === capture.netnsInode;
+    } catch (err) {
+      // Two holders: ours (the old one, kept alive by our handle) and a new one: re-capture.
+      return !isWeftError(err, 'WEFT_ERR_NETNS_AMBIGUOUS') && !isWeftError(err, 'WEFT_ERR_NETNS_NOT_FOUND');
+    }
+  }
+
+  #armResync(): void {
+    if (this.#resyncTimer || this.#stopped) return;
+    this.#resyncTimer = setTimeout(() => {
+      this.#resyncTimer = undefined;
+      if (this.#latest && this.#captured.size > 0) void this.reconcile(this.#latest);
+      else this.#armResync();
+    }, RESYNC_MS);
+    this.#resyncTimer.unref();
   }
 
   #scheduleRetry(failed: boolean): void {
@@ -88,6 +114,7 @@ export class CaptureManager {
   async stopAll(): Promise<void> {
     this.#stopped = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
     await this.#queue.catch(() => undefined);
     const all = [...this.#captured.values()];
     this.#captured.clear();

@@ -31,44 +31,37 @@ export function parseLocalAddresses(fibTrie: string): Set<string> {
 export class NetnsLocator {
   readonly #netnsDirs: readonly string[];
   readonly #procDir: string;
-  readonly #addressesByInode = new Map<string, Set<string>>();
-  readonly #candidateByInode = new Map<string, NetnsCandidate>();
 
   constructor(options: { netnsDirs?: readonly string[]; procDir?: string } = {}) {
     this.#netnsDirs = options.netnsDirs ?? ['/var/run/netns'];
     this.#procDir = options.procDir ?? '/proc';
   }
 
-  /** The namespace holding `ip`, or throws WEFT_ERR_NETNS_NOT_FOUND. */
-  locate(ip: string): NetnsCandidate {
-    for (const [inode, addresses] of this.#addressesByInode) {
-      if (!addresses.has(ip)) continue;
-      const candidate = this.#candidateByInode.get(inode)!;
-      const fresh = this.#readAddresses(candidate);
-      if (fresh?.has(ip)) return candidate;
+  /**
+   * One pass over every namespace on the node: IP -> the namespaces holding it (normally one).
+   * Take one scan per reconciliation and ask it for every pod.
+   */
+  scan(): NetnsScan {
+    const byInode = new Map<string, NetnsCandidate>();
+    for (const candidate of this.#candidates()) {
+      const known = byInode.get(candidate.inode);
+      // Prefer a candidate readable through /proc (no setns needed).
+      if (!known || (candidate.procNet && !known.procNet)) byInode.set(candidate.inode, candidate);
     }
-    this.#rescan();
-    for (const [inode, addresses] of this.#addressesByInode) {
-      if (addresses.has(ip)) return this.#candidateByInode.get(inode)!;
+    const byIp = new Map<string, NetnsCandidate[]>();
+    for (const candidate of byInode.values()) {
+      for (const ip of this.#readAddresses(candidate) ?? []) {
+        const list = byIp.get(ip);
+        if (list) list.push(candidate);
+        else byIp.set(ip, [candidate]);
+      }
     }
-    throw new WeftError('WEFT_ERR_NETNS_NOT_FOUND', `no network namespace on this node holds ${ip} (is the pod running on this node?)`);
+    return new NetnsScan(byIp);
   }
 
-  #rescan(): void {
-    this.#addressesByInode.clear();
-    this.#candidateByInode.clear();
-    for (const candidate of this.#candidates()) {
-      if (this.#candidateByInode.has(candidate.inode)) {
-        // Prefer a candidate readable through /proc (no setns needed).
-        if (candidate.procNet && !this.#candidateByInode.get(candidate.inode)!.procNet) this.#candidateByInode.set(candidate.inode, candidate);
-        continue;
-      }
-      this.#candidateByInode.set(candidate.inode, candidate);
-    }
-    for (const [inode, candidate] of this.#candidateByInode) {
-      const addresses = this.#readAddresses(candidate);
-      if (addresses) this.#addressesByInode.set(inode, addresses);
-    }
+  /** The namespace holding `ip` (a fresh scan); see NetnsScan.locate. */
+  locate(ip: string): NetnsCandidate {
+    return this.scan().locate(ip);
   }
 
   *#candidates(): Generator<NetnsCandidate> {
@@ -111,6 +104,30 @@ export class NetnsLocator {
     } catch {
       return undefined; // the process or namespace went away while scanning
     }
+  }
+}
+
+export class NetnsScan {
+  readonly #byIp: ReadonlyMap<string, NetnsCandidate[]>;
+  constructor(byIp: ReadonlyMap<string, NetnsCandidate[]>) {
+    this.#byIp = byIp;
+  }
+
+  /**
+   * The one namespace holding `ip`. None: WEFT_ERR_NETNS_NOT_FOUND. Several (a deleted pod's
+   * namespace still alive while its processes exit, and a new pod with the same IP):
+   * WEFT_ERR_NETNS_AMBIGUOUS, because capturing the wrong one would black-hole the new pod;
+   * the caller retries until the old one is gone.
+   */
+  locate(ip: string): NetnsCandidate {
+    const found = this.#byIp.get(ip);
+    if (!found || found.length === 0) {
+      throw new WeftError('WEFT_ERR_NETNS_NOT_FOUND', `no network namespace on this node holds ${ip} (is the pod running on this node?)`);
+    }
+    if (found.length > 1) {
+      throw new WeftError('WEFT_ERR_NETNS_AMBIGUOUS', `${found.length} network namespaces hold ${ip} (${found.map((c) => c.path).join(', ')}); waiting for the stale one to go`);
+    }
+    return found[0]!;
   }
 }
 

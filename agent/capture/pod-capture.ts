@@ -11,7 +11,7 @@ import { handleOutbound } from '../proxy/outbound.js';
 import { handleInboundPlaintext } from '../proxy/inbound.js';
 import type { CapturedPod, ProxyInputs } from '../proxy/inputs.js';
 import type { Workload } from '../discovery/types.js';
-import type { NetnsLocator } from './netns-locator.js';
+import type { NetnsCandidate } from './netns-locator.js';
 import { HbonePool } from '../tunnel/pool.js';
 import { MESH_MARK } from './rules.js';
 
@@ -29,14 +29,17 @@ export class PodCapture implements CapturedPod {
   readonly workload: Workload;
   readonly netnsFd: number;
   readonly netnsPath: string;
+  /** Identity of the namespace captured (dev:inode), to notice a pod recreated with the same IP. */
+  readonly netnsInode: string;
   readonly pool: HbonePool | undefined;
   readonly baggage: string;
   readonly #servers: { close(): Promise<void> }[] = [];
   #stopped = false;
 
-  private constructor(inputs: ProxyInputs, workload: Workload, netnsFd: number) {
+  private constructor(inputs: ProxyInputs, workload: Workload, netnsFd: number, netnsInode: string) {
     this.workload = workload;
     this.netnsFd = netnsFd;
+    this.netnsInode = netnsInode;
     // nsenter opens this path in its own process: name our fd through our pid.
     this.netnsPath = `/proc/${process.pid}/fd/${netnsFd}`;
     this.baggage = baggageOf(workload);
@@ -53,11 +56,10 @@ export class PodCapture implements CapturedPod {
       : undefined;
   }
 
-  static async start(inputs: ProxyInputs, locator: NetnsLocator, workload: Workload, tunnel: InboundTunnel): Promise<PodCapture> {
-    const candidate = locator.locate(workload.ip);
-    const capture = new PodCapture(inputs, workload, openNetns(candidate.path));
+  static async start(inputs: ProxyInputs, candidate: NetnsCandidate, workload: Workload, tunnel: InboundTunnel): Promise<PodCapture> {
+    const capture = new PodCapture(inputs, workload, openNetns(candidate.path), candidate.inode);
     try {
-      await installCaptureRules(capture.netnsPath);
+      // Listeners before rules: a redirect must never point at a port nobody listens on yet.
       await capture.#listen(OUTBOUND_PORT, (socket) => handleOutbound(inputs, capture, socket));
       await capture.#listen(INBOUND_PLAINTEXT_PORT, (socket) => handleInboundPlaintext(inputs, capture, socket));
       const hboneFd = createTcpSocket({ netnsFd: capture.netnsFd, reuseAddress: true, bind: { address: '0.0.0.0', port: HBONE_PORT } });
@@ -67,6 +69,7 @@ export class PodCapture implements CapturedPod {
         closeFd(hboneFd);
         throw err;
       }
+      await installCaptureRules(capture.netnsPath);
       return capture;
     } catch (err) {
       await capture.stop().catch(() => undefined);
@@ -88,17 +91,18 @@ export class PodCapture implements CapturedPod {
     this.#servers.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
   }
 
-  /** Stops accepting, removes the rules and releases the namespace. Connections already open finish on their own. */
+  /** Removes the rules, stops accepting and releases the namespace. Connections already open finish on their own. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    // close() resolves when open connections end; do not wait for that here.
-    for (const server of this.#servers.splice(0)) void server.close();
-    // GOAWAY: open tunnels finish, nothing new starts from this pod.
-    this.pool?.close();
     try {
+      // Rules before listeners: new connections go direct from here on, none hits a closed port.
       await removeCaptureRules(this.netnsPath);
     } finally {
+      // close() resolves when open connections end; do not wait for that here.
+      for (const server of this.#servers.splice(0)) void server.close();
+      // GOAWAY: open tunnels finish, nothing new starts from this pod.
+      this.pool?.close();
       closeNetns(this.netnsFd);
     }
   }

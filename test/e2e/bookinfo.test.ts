@@ -1,0 +1,240 @@
+/**
+ * The mesh end to end on the bookinfo lab (two nodes, real agents, the lab CA): capture through
+ * both agents, opt-in and opt-out, runtime label changes, mutual TLS on the wire, identities,
+ * pooling, the CA's node authorization, agent shutdown, bad manifests, status, and L4 policy.
+ * Needs root.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { labUp, labDown, labApply, labDelete, labStatus, podNetns, nodeNetns } from '../../agent/lab/index.js';
+import { hasCaptureRules } from '../../agent/capture/rules.js';
+import { waitFor } from '../helpers/wait.js';
+import { load, podNode, totals, agentAdmin, waitCaptured, podIp, accessLog, captureFabric } from './helpers.js';
+import { REPO_DIR } from '../../agent/lab/paths.js';
+
+const LAB = 'e2e';
+const NODE1_MESHED = ['default/productpage-v1', 'default/reviews-v1', 'default/reviews-v2', 'default/reviews-v3'];
+const NODE2_MESHED = ['default/details-v1', 'default/ratings-v1'];
+const tmp = mkdtempSync(join(tmpdir(), 'weft-e2e-'));
+let status: Awaited<ReturnType<typeof labStatus>>;
+
+function yamlFile(name: string, text: string): string {
+  const file = join(tmp, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+const meshNamespace = (labelled: boolean) =>
+  yamlFile(`ns-${labelled}.yaml`, `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n${labelled ? '  labels:\n    weft.dev/mesh: enabled\n' : ''}`);
+
+function pod(name: string, namespace: string, node: string, labels: Record<string, string>, script = 'details.mjs'): string {
+  const l = Object.entries(labels).map(([k, v]) => `\n    ${k}: "${v}"`).join('');
+  return yamlFile(`${name}.yaml`, `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: ${namespace}\n  labels:\n    app: ${name}${l}\nspec:\n  nodeName: ${node}\n  containers:\n  - name: main\n    command: [node, app/${script}]\n    ports:\n    - containerPort: 9080\n`);
+}
+
+before(async () => {
+  await labDown({ name: LAB });
+  status = await labUp({ name: LAB });
+  await waitCaptured(LAB, 'node-1', NODE1_MESHED);
+  await waitCaptured(LAB, 'node-2', NODE2_MESHED);
+});
+
+after(async () => {
+  await labDown({ name: LAB });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('productpage -> details crosses nodes through both agents, with the original destination and the client IP preserved', async () => {
+  const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 5);
+  assert.equal(summary.ok, 5, JSON.stringify(summary.firstFailure));
+  const productpageIp = podIp(status, 'default', 'productpage-v1');
+  const detailsIp = podIp(status, 'default', 'details-v1');
+  // The details app saw productpage's own pod IP, not an agent's.
+  assert.deepEqual(summary.clientAddresses['details-v1'], [productpageIp]);
+  const out = await totals(LAB, 'node-1');
+  const inn = await totals(LAB, 'node-2');
+  assert.ok(out.some((t) => t.direction === 'outbound' && t.source === 'default/productpage-v1' && t.destination === 'default/details-v1'), 'source agent outbound');
+  assert.ok(inn.some((t) => t.direction === 'inbound' && t.source === 'default/productpage-v1' && t.destination === 'default/details-v1'), 'destination agent inbound');
+  const svc = status.services.find((s) => s.name === 'details')!;
+  const outLine = accessLog(LAB, 'node-1').find((l) => l['direction'] === 'outbound' && l['src_workload'] === 'default/productpage-v1' && l['dst_workload'] === 'default/details-v1');
+  assert.equal(outLine?.['dst'], `${svc.clusterIP}:9080`, 'outbound saw the ClusterIP it was going to');
+  assert.equal(outLine?.['upstream'], `${detailsIp}:9080`);
+  const inLine = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === 'default/productpage-v1');
+  assert.equal(inLine?.['dst'], `${detailsIp}:9080`, 'inbound kept the original destination');
+});
+
+test('reviews -> ratings through the short service name passes through both agents', async () => {
+  // reviews v2 and v3 call http://ratings:9080; ask until both answered at least once.
+  const summary = await load(LAB, 'client', 'outside', 'http://reviews.default:9080/reviews/0', 12);
+  assert.equal(summary.ok, 12, JSON.stringify(summary.firstFailure));
+  const out = await totals(LAB, 'node-1');
+  const inn = await totals(LAB, 'node-2');
+  assert.ok(out.some((t) => t.direction === 'outbound' && /^default\/reviews-v[23]$/.test(t.source) && t.destination === 'default/ratings-v1'));
+  assert.ok(inn.some((t) => t.direction === 'inbound' && /^default\/reviews-v[23]$/.test(t.source) && t.destination === 'default/ratings-v1'));
+});
+
+test('the destination records the source SPIFFE ID exactly, over mutual TLS', async () => {
+  await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 1);
+  const line = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === 'default/productpage-v1');
+  assert.equal(line?.['src_principal'], 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage');
+  assert.equal(line?.['mtls'], true);
+});
+
+test('a pod in a namespace without the label, and a pod with the opt-out label, are not touched', async () => {
+  assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, 'outside', 'client')}`), false);
+  await labApply({ name: LAB, file: pod('legacy', 'default', 'node-2', { 'weft.dev/mesh': 'disabled' }) });
+  status = await labStatus(LAB);
+  assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, 'default', 'legacy')}`), false);
+  await waitCaptured(LAB, 'node-2', NODE2_MESHED);
+  // Its traffic goes direct: details sees it, and no agent recorded a connection from it.
+  const summary = await load(LAB, 'legacy', 'default', 'http://details.default:9080/details/0', 3);
+  assert.equal(summary.ok, 3);
+  assert.deepEqual(summary.clientAddresses['details-v1'], [podIp(status, 'default', 'legacy')]);
+  assert.ok(!(await totals(LAB, 'node-2')).some((t) => t.direction === 'outbound' && t.source === 'default/legacy'));
+  await labDelete({ name: LAB, file: join(tmp, 'legacy.yaml') });
+});
+
+test('removing the namespace label at runtime releases the pods, traffic keeps working; adding it back captures again', async () => {
+  await labApply({ name: LAB, file: meshNamespace(false) });
+  await waitCaptured(LAB, 'node-1', []);
+  await waitCaptured(LAB, 'node-2', []);
+  for (const [ns, name] of [['default', 'productpage-v1'], ['default', 'details-v1']] as const) {
+    assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, ns, name)}`), false, `${name} has no rules`);
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'exec', podNetns(LAB, ns, name), 'ss', '-ltnH'], { encoding: 'utf8' }), /:1500[168]\b/);
+  }
+  const direct = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 3);
+  assert.equal(direct.ok, 3);
+  await labApply({ name: LAB, file: meshNamespace(true) });
+  await waitCaptured(LAB, 'node-1', NODE1_MESHED);
+  await waitCaptured(LAB, 'node-2', NODE2_MESHED);
+  assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, 'default', 'details-v1')}`), true);
+  const again = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 3);
+  assert.equal(again.ok, 3);
+});
+
+test('meshed payload never crosses the fabric in clear text; traffic to a pod outside the mesh does', async () => {
+  await labApply({ name: LAB, file: pod('plain', 'outside', 'node-2', {}) });
+  status = await labStatus(LAB);
+  const plainIp = podIp(status, 'outside', 'plain');
+  const marker = `WEFT-MARKER-${process.pid}-${Date.now()}`;
+  const get = (url: string) =>
+    podNode(LAB, 'productpage-v1', 'default', `require('http').get(${JSON.stringify(url)}, (r) => { r.resume(); r.on('end', () => process.exit(r.statusCode === 200 ? 0 : 3)); }).on('error', (e) => { console.error(e.message); process.exit(2); })`);
+  const capture = await captureFabric(LAB, join(tmp, 'meshed.pcap'));
+  const meshed = await get(`http://details.default:9080/details/0?${marker}`);
+  const meshedCapture = await capture.stop();
+  assert.equal(meshed.code, 0, meshed.stderr);
+  const productpageIp = podIp(status, 'default', 'productpage-v1');
+  const detailsIp = podIp(status, 'default', 'details-v1');
+  assert.ok(meshedCapture.summary.includes(`${productpageIp}.`) && meshedCapture.summary.includes(`${detailsIp}.15008`), `the capture saw the tunnel traffic:\n${meshedCapture.summary}`);
+  assert.equal(meshedCapture.bytes.includes(marker), false, 'marker visible on the fabric for meshed traffic');
+
+  const capture2 = await captureFabric(LAB, join(tmp, 'plain.pcap'));
+  const plain = await get(`http://${plainIp}:9080/details/0?${marker}`);
+  const plainCapture = await capture2.stop();
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(plainCapture.bytes.includes(marker), true, 'marker not found for traffic to a pod outside the mesh');
+  await labDelete({ name: LAB, file: join(tmp, 'plain.yaml') });
+});
+
+test('200 sequential connections from one pod to one destination share one TLS connection; 200 concurrent ones work', async () => {
+  const poolOf = async () => {
+    const dump = await agentAdmin(LAB, 'node-1', '/config_dump');
+    return (dump['pools'] as { pod: string; connectionsOpened: number; streamsOpened: number }[]).find((p) => p.pod === 'default/productpage-v1')!;
+  };
+  const before = await poolOf();
+  const sequential = await load(LAB, 'productpage-v1', 'default', 'http://details.default:9080/details/0', 200);
+  assert.equal(sequential.ok, 200, JSON.stringify(sequential.firstFailure));
+  const mid = await poolOf();
+  assert.ok(mid.streamsOpened - before.streamsOpened >= 200, 'one stream per connection');
+  assert.ok(mid.connectionsOpened - before.connectionsOpened <= 1, `TLS connections opened: ${mid.connectionsOpened - before.connectionsOpened}`);
+  const concurrent = await load(LAB, 'productpage-v1', 'default', 'http://details.default:9080/details/0', 200, ['--concurrency', '200']);
+  assert.equal(concurrent.ok, 200, JSON.stringify(concurrent.firstFailure));
+});
+
+test('the CA refuses an agent asking for an identity that has no pod on its node', () => {
+  // Run as node-1's agent would: from its namespace, with its token, for details (on node-2).
+  const script = `
+    import { readFileSync } from 'node:fs';
+    import { HttpCaClient } from ${JSON.stringify(join(REPO_DIR, 'dist/agent/identity/ca-client.js'))};
+    import { requestCertificate } from ${JSON.stringify(join(REPO_DIR, 'dist/agent/identity/manager.js'))};
+    import { splitPemCertificates } from ${JSON.stringify(join(REPO_DIR, 'dist/agent/identity/der.js'))};
+    const dir = '/run/weft/lab/${LAB}/ca';
+    const ca = new HttpCaClient({ url: 'https://198.19.0.254:15012', token: readFileSync(dir + '/token-node-1', 'utf8'), caCertificates: splitPemCertificates(readFileSync(dir + '/root-cert.pem', 'utf8')) });
+    const ask = (id) => requestCertificate(ca, id).then(() => 'signed', (e) => e.code);
+    console.log(JSON.stringify({ own: await ask('spiffe://cluster.local/ns/default/sa/bookinfo-productpage'), other: await ask('spiffe://cluster.local/ns/default/sa/bookinfo-details') }));
+  `;
+  const out = execFileSync('ip', ['netns', 'exec', nodeNetns(LAB, 'node-1'), process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.deepEqual(JSON.parse(out), { own: 'signed', other: 'WEFT_ERR_CA_UNAUTHORIZED' });
+});
+
+test('an L4 ALLOW policy on ratings admits only the reviews service account; refusals are logged with the policy and counted', async () => {
+  const policy = yamlFile('ratings-policy.yaml', `apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata:
+  name: ratings-from-reviews
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: ratings
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/bookinfo-reviews"]
+`);
+  await labApply({ name: LAB, file: policy });
+  await waitFor(async () => ((await agentAdmin(LAB, 'node-2', '/config_dump'))['policies'] as { name: string }[]).some((p) => p.name === 'ratings-from-reviews'), 'policy applied on node-2');
+  const fromReviews = await load(LAB, 'reviews-v2', 'default', 'http://ratings.default:9080/ratings/0', 3);
+  assert.equal(fromReviews.ok, 3, 'reviews is allowed');
+  const fromProductpage = await load(LAB, 'productpage-v1', 'default', 'http://ratings.default:9080/ratings/0', 2);
+  assert.equal(fromProductpage.ok, 0, 'productpage is refused');
+  const fromClient = await load(LAB, 'client', 'outside', 'http://ratings.default:9080/ratings/0', 2);
+  assert.equal(fromClient.ok, 0, 'the client outside the mesh is refused');
+  const denials = accessLog(LAB, 'node-2').filter((l) => l['decision'] === 'deny' && l['dst_workload'] === 'default/ratings-v1');
+  assert.ok(denials.some((l) => l['src_principal'] === 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage'));
+  assert.ok(denials.some((l) => l['src'] === podIp(status, 'outside', 'client')));
+  assert.ok(denials.every((l) => l['reason'] === 'no-allow-match'));
+  await labDelete({ name: LAB, file: policy });
+});
+
+test('weft status shows the workloads with their identities and certificate expiry', () => {
+  const out = execFileSync(process.execPath, [join(REPO_DIR, 'dist/agent/cli/main.js'), 'status', 'workloads', '--lab', LAB], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes('productpage-v1') && l.includes(' true  ') && /\d{4}-\d\d-\d\dT/.test(l));
+  assert.ok(line, `no captured productpage line with an expiry in:\n${out}`);
+  assert.match(line, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage/);
+});
+
+test('a malformed manifest in the agents\' source is reported with its file and reason, and the running state is kept', async () => {
+  const bad = `/run/weft/lab/${LAB}/manifests/zz-broken.yaml`;
+  writeFileSync(bad, 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: [oops\n');
+  try {
+    await waitFor(() => accessLog(LAB, 'node-2').find((l) => JSON.stringify(l).includes('zz-broken.yaml') && (l['level'] as number) >= 40), 'the agent reported the file');
+    await waitCaptured(LAB, 'node-2', NODE2_MESHED);
+    const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 2);
+    assert.equal(summary.ok, 2);
+  } finally {
+    rmSync(bad, { force: true });
+  }
+});
+
+test('stopping an agent leaves no rule or listener behind; the next up starts it again and it captures again', async () => {
+  const node2 = status.nodes.find((n) => n.name === 'node-2')!;
+  const pid = (await labStatus(LAB)).nodes.find((n) => n.name === 'node-2')!.agentPid!;
+  process.kill(pid, 'SIGTERM');
+  await waitFor(() => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 'agent exited');
+  for (const name of ['details-v1', 'ratings-v1']) {
+    const ns = podNetns(LAB, 'default', name);
+    assert.equal(await hasCaptureRules(`/run/netns/${ns}`), false, `${name} has no rules`);
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'exec', ns, 'ss', '-ltnH'], { encoding: 'utf8' }), /:1500[168]\b/, `${name} has no listeners`);
+  }
+  assert.ok(node2);
+  await labUp({ name: LAB });
+  await waitCaptured(LAB, 'node-2', NODE2_MESHED);
+  const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 3);
+  assert.equal(summary.ok, 3);
+});
