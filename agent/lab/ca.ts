@@ -10,6 +10,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CertificateAuthority, CA_FILES } from '../identity/ca.js';
 import { PlacementAuthorizer } from '../identity/ca-auth.js';
+import { InProcessCaClient } from '../identity/ca-client.js';
+import { requestCertificate } from '../identity/manager.js';
+import { WeftError } from '../errors.js';
 import { labPaths, WEFT_MAIN, REPO_DIR } from './paths.js';
 import { startInNetns, type ProcRef } from './procs.js';
 import type { LabState, NodeState } from './state.js';
@@ -80,4 +83,22 @@ export async function startLabCa(state: LabState): Promise<ProcRef> {
 export function agentCaArgs(lab: string, node: NodeState): string[] {
   const paths = labCaPaths(lab);
   return ['--ca', LAB_CA_URL, '--ca-token-file', paths.tokenFile(node.name), '--ca-root', paths.root];
+}
+
+/**
+ * Issues a certificate for any identity from the lab's CA, for debugging with openssl, curl or
+ * another HTTP/2 client: writes cert.pem (leaf + chain), key.pem and bundle.pem into `outDir`.
+ * Root on this machine already owns the CA's key, so no node authorization applies here.
+ */
+export async function issueLabCertificate(lab: string, identity: string, outDir: string, lifetimeMs?: number): Promise<{ files: string[]; notAfter: Date }> {
+  const paths = labCaPaths(lab);
+  if (!existsSync(paths.root)) throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${lab} has no CA (is it up? ${paths.root} is missing)`);
+  const ca = await CertificateAuthority.loadOrCreate(paths.dir, { authorizer: new PlacementAuthorizer(() => true), ...(lifetimeMs ? { lifetimeMs } : {}) });
+  const cert = await requestCertificate(new InProcessCaClient(ca, 'weft-lab-cert'), identity);
+  await mkdir(outDir, { recursive: true });
+  const files = { cert: join(outDir, 'cert.pem'), key: join(outDir, 'key.pem'), bundle: join(outDir, 'bundle.pem') };
+  await writeFile(files.cert, [cert.certPem, ...cert.chainPem].map((p) => p.trim() + '\n').join(''));
+  await writeFile(files.key, cert.keyPem, { mode: 0o600 });
+  await writeFile(files.bundle, cert.trustBundle.map((p) => p.trim() + '\n').join(''));
+  return { files: Object.values(files), notAfter: cert.notAfter };
 }

@@ -2,6 +2,7 @@
  * `weft lab ...`: the command-line face of lab.ts. Output for people on stdout (or JSON with
  * --json), progress on stderr with --verbose, errors through the CLI's one error handler.
  */
+import { issueLabCertificate } from './ca.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
@@ -91,6 +92,21 @@ export function registerLabCommands(program: Command): void {
     .action(async (opts: { name: string; json?: boolean }) => {
       const status = await labStatus(opts.name);
       process.stdout.write(opts.json === true ? JSON.stringify(status, null, 2) + '\n' : formatStatus(status));
+    });
+
+  lab
+    .command('cert')
+    .description(
+      "write a certificate, key and trust bundle from the lab's CA for any SPIFFE identity, to debug the mesh by hand " +
+        '(openssl s_client, curl --http2, your own HTTP/2 client speaking CONNECT to <pod ip>:15008). ' +
+        'Files: cert.pem (leaf + chain), key.pem, bundle.pem',
+    )
+    .requiredOption('--identity <spiffe-id>', 'e.g. spiffe://cluster.local/ns/default/sa/bookinfo-productpage')
+    .requiredOption('--out <dir>', 'directory to write the files into (created if missing)')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .action(async (opts: { identity: string; out: string; name: string }) => {
+      const { files, notAfter } = await issueLabCertificate(opts.name, opts.identity, opts.out);
+      process.stdout.write(`${files.join('\n')}\nvalid until ${notAfter.toISOString()}\n`);
     });
 
   lab

@@ -222,6 +222,24 @@ test('a malformed manifest in the agents\' source is reported with its file and 
   }
 });
 
+test('weft lab cert issues credentials with which an independent HTTP/2 client opens a CONNECT stream to a pod', async () => {
+  const out = join(tmp, 'certs');
+  execFileSync(process.execPath, [join(REPO_DIR, 'dist/agent/cli/main.js'), 'lab', 'cert', '--name', LAB, '--identity', 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage', '--out', out], { encoding: 'utf8' });
+  const detailsIp = podIp(status, 'default', 'details-v1');
+  // Plain node:http2 from the client pod (outside the mesh, so nothing captures it).
+  const script = `
+    const http2 = require('node:http2'); const fs = require('node:fs');
+    const s = http2.connect('https://${detailsIp}:15008', { key: fs.readFileSync('${out}/key.pem'), cert: fs.readFileSync('${out}/cert.pem'), ca: fs.readFileSync('${out}/bundle.pem'), checkServerIdentity: () => undefined, ALPNProtocols: ['h2'] });
+    const req = s.request({ ':method': 'CONNECT', ':authority': '${detailsIp}:9080' });
+    req.on('response', (h) => { if (h[':status'] !== 200) { console.log('status', h[':status']); process.exit(3); } req.end('GET /details/0 HTTP/1.1\\r\\nhost: details\\r\\nconnection: close\\r\\n\\r\\n'); });
+    let body = ''; req.on('data', (d) => (body += d)); req.on('end', () => { console.log(body.split('\\r\\n\\r\\n')[1]); s.close(); });
+    req.on('error', (e) => { console.error(e.message); process.exit(2); });`;
+  const r = await podNode(LAB, 'client', 'outside', script);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const body = JSON.parse(r.stdout) as { pod: string };
+  assert.equal(body.pod, 'details-v1');
+});
+
 test('stopping an agent leaves no rule or listener behind; the next up starts it again and it captures again', async () => {
   const node2 = status.nodes.find((n) => n.name === 'node-2')!;
   const pid = (await labStatus(LAB)).nodes.find((n) => n.name === 'node-2')!.agentPid!;
