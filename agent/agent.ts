@@ -15,7 +15,7 @@ import { ConnectionTracker } from './proxy/connection.js';
 import type { ProxyInputs } from './proxy/inputs.js';
 import { buildModel } from './discovery/model.js';
 import { PolicyState } from './proxy/authorization.js';
-import { IdentityManager } from './identity/manager.js';
+import { IdentityManager, type IdentityManagerOptions } from './identity/manager.js';
 import type { CaClient } from './identity/ca-types.js';
 import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
@@ -38,6 +38,8 @@ export interface AgentOptions {
    * (mutual TLS); without it (tests of the capture layer only) the mesh carries plaintext.
    */
   caClient?: CaClient;
+  /** Renewal and retry timing of workload certificates (defaults: half-life, 1 s .. 60 s backoff). */
+  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs'>>;
 }
 
 /** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
@@ -76,7 +78,7 @@ export class Agent {
       connections: new ConnectionTracker(accessLog, this.metrics),
       policy: new PolicyState(options.logger.child({ component: 'policy' })),
       metrics: this.metrics,
-      identity: options.caClient ? new IdentityManager({ caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
+      identity: options.caClient ? new IdentityManager({ ...options.identityOptions, caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
     };
     this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));

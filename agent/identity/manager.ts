@@ -289,7 +289,9 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   }
 
   #scheduleRenewal(entry: Entry, cert: WorkloadCertificate): void {
-    const from = cert.notBefore.getTime();
+    // CAs backdate notBefore (ours by a minute) against clock skew; the useful life starts when
+    // the certificate arrived, or short lifetimes would renew at once, over and over.
+    const from = Math.max(cert.notBefore.getTime(), this.#clock.now());
     const lifetime = cert.notAfter.getTime() - from;
     const fraction = this.#renewAt + (this.#random() - 0.5) * this.#jitter;
     this.#arm(entry, from + Math.floor(lifetime * fraction));

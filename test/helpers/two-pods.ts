@@ -16,6 +16,8 @@ import { createTestNetns, inNs, run, removeNetns } from './netns.js';
 import { CertificateAuthority } from '../../agent/identity/ca.js';
 import { PlacementAuthorizer } from '../../agent/identity/ca-auth.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
+import type { CaClient } from '../../agent/identity/ca-types.js';
+import { WeftError } from '../../agent/errors.js';
 
 export interface TwoPods {
   A: string;
@@ -34,6 +36,8 @@ export interface TwoPods {
   writePods(clientLabels?: Record<string, string>): void;
   /** The in-process CA (when the topology runs with mutual TLS). */
   ca: CertificateAuthority | undefined;
+  /** Makes the CA unreachable (every request fails as a dead CA would) or brings it back. */
+  setCaDown(down: boolean): void;
   writeFile(name: string, yaml: string): void;
   removeFile(name: string): void;
   /** Connects from inside pod A as an app would (no mark: the rules capture it), sends `payload`, half-closes, returns the reply. */
@@ -55,7 +59,7 @@ export function captureLogger(): { logger: pino.Logger; lines: Record<string, un
 }
 
 /** `mtls: false` runs the agent without a CA (plaintext mesh), for tests of the capture layer alone. */
-export async function setupTwoPods(tag: string, subnet: number, agentOptions: Partial<AgentOptions> = {}, mtls = true): Promise<TwoPods> {
+export async function setupTwoPods(tag: string, subnet: number, agentOptions: Partial<AgentOptions> = {}, mtls = true, caLifetimeMs?: number): Promise<TwoPods> {
   const A = `weft-test-${tag}-a`;
   const B = `weft-test-${tag}-b`;
   const IP_A = `198.18.${subnet}.2`;
@@ -100,9 +104,16 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
     ? new CertificateAuthority(CertificateAuthority.generateRoot(), {
         authorizer: new PlacementAuthorizer((node, ns, sa) => agentRef?.model.workloadsOnNode(node).some((w) => w.namespace === ns && w.serviceAccount === sa) ?? false),
         logger,
+        ...(caLifetimeMs ? { lifetimeMs: caLifetimeMs } : {}),
       })
     : undefined;
-  const agent = new Agent({ nodeName: 'node-1', manifestsDir: dir, logger, adminAddress: '', ...(ca ? { caClient: new InProcessCaClient(ca, 'node-1') } : {}), ...agentOptions });
+  let caDown = false;
+  const inner = ca ? new InProcessCaClient(ca, 'node-1') : undefined;
+  const caClient: CaClient | undefined = inner && {
+    sign: (csr, identity) => (caDown ? Promise.reject(new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA stopped by the test')) : inner.sign(csr, identity)),
+    bundle: () => (caDown ? Promise.reject(new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA stopped by the test')) : inner.bundle()),
+  };
+  const agent = new Agent({ nodeName: 'node-1', manifestsDir: dir, logger, adminAddress: '', ...(caClient ? { caClient } : {}), ...agentOptions });
   agentRef = agent;
   await agent.start();
 
@@ -121,6 +132,9 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
   return {
     A, B, IP_A, IP_B, VIP, dir, agent, logs: lines, fdA, fdB,
     writeNamespace, writeFile, writePods, ca,
+    setCaDown: (down) => {
+      caDown = down;
+    },
     removeFile: (name) => rmSync(join(dir, name), { force: true }),
     request, open,
     async cleanup() {
