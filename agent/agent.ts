@@ -19,7 +19,7 @@ import { IdentityManager, type IdentityManagerOptions } from './identity/manager
 import type { CaClient } from './identity/ca-types.js';
 import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
-import { AgentMetrics } from './telemetry/metrics.js';
+import { AgentMetrics, collectStateOnScrape } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
 
 export interface AgentOptions {
@@ -80,6 +80,10 @@ export class Agent {
       metrics: this.metrics,
       identity: options.caClient ? new IdentityManager({ ...options.identityOptions, caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
     };
+    collectStateOnScrape(this.metrics, {
+      certificates: () => this.inputs.identity?.stats().certificates ?? [],
+      pools: () => [...this.#capture.captured].map(([pod, c]) => ({ pod, connectionsOpen: c.pool?.stats().connectionsOpen ?? 0 })),
+    });
     this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
   }

@@ -4,6 +4,10 @@
  * Needs root.
  */
 import { test, before, after } from 'node:test';
+import net from 'node:net';
+import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
+import { createTcpSocket } from '../native/index.js';
 import assert from 'node:assert/strict';
 import { hasCaptureRules } from '../agent/capture/rules.js';
 import { inNs } from './helpers/netns.js';
@@ -80,6 +84,45 @@ test('half-close travels end to end: the client can read after it has sent FIN',
   const payload = 'x'.repeat(256 * 1024);
   const reply = await request(IP_B, 9080, payload);
   assert.equal(reply.length, IP_A.length + 1 + payload.length);
+});
+
+test('no socket or file descriptor leaks when either side vanishes', async () => {
+  const fds = () => readdirSync('/proc/self/fd').length;
+  // An app that resets every connection as soon as data arrives: the server side vanishing.
+  const resetterFd = createTcpSocket({ netnsFd: t.fdB, reuseAddress: true, bind: { address: '0.0.0.0', port: 9081 } });
+  const resetter = net.createServer((s) => s.once('data', () => s.resetAndDestroy()));
+  resetter.listen({ fd: resetterFd });
+  await once(resetter, 'listening');
+  await request(IP_B, 9080, 'warm-up');
+  await waitFor(() => agent.inputs.connections.openConnections().length === 0, 'warm-up closed');
+  const baseline = fds();
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < 40; i++) {
+    const socket = t.open(IP_B, i < 30 ? 9080 : 9081);
+    socket.on('error', () => undefined);
+    clients.push(socket);
+  }
+  await Promise.all(clients.map((s) => once(s, 'connect')));
+  await waitFor(() => agent.inputs.connections.openConnections().length === 80, '40 connections open through both sides');
+  clients.forEach((s, i) => {
+    if (i < 15) s.resetAndDestroy(); // client aborts
+    else if (i < 30) s.destroy(); // client closes without a word
+    else s.write('x'); // the server resets
+  });
+  await waitFor(() => agent.inputs.connections.openConnections().length === 0, 'every connection record closed');
+  await waitFor(() => fds() <= baseline, `file descriptors back to ${baseline}`);
+  resetter.close();
+});
+
+test('Istio TCP metrics count the connections with workload labels and the security policy', async () => {
+  const text = await agent.metrics.registry.metrics();
+  const opened = text.split('\n').find((l) => l.startsWith('istio_tcp_connections_opened_total{') && l.includes('reporter="source"') && l.includes('source_workload="client"') && l.includes('destination_workload="server"'));
+  assert.ok(opened, 'outbound connections counted');
+  assert.match(opened, /connection_security_policy="mutual_tls"/);
+  assert.match(opened, /destination_principal="spiffe:\/\/cluster.local\/ns\/shop\/sa\/server"/);
+  assert.ok(Number(opened.split(' ').pop()) > 0);
+  assert.match(text, /weft_certificate_expiry_timestamp_seconds\{identity="spiffe:\/\/cluster.local\/ns\/shop\/sa\/client"\} \d+/);
+  assert.match(text, /weft_captured_pods 2/);
 });
 
 test('stopping the agent leaves no rule and no listener in any pod', async () => {

@@ -36,6 +36,7 @@ export interface ConnectionSummary extends ConnectionInfo {
   bytesFromClient: number;
   bytesToClient: number;
   durationMs: number;
+  verdict: InboundVerdict | undefined;
   /** Human-readable reason, for the access log. */
   error: string | undefined;
   /** Stable code (WEFT_ERR_* or the socket's E* code), for metric labels. */
@@ -107,6 +108,9 @@ export class ConnectionTracker {
         dst_service: summary.destinationService,
         upstream: summary.upstream,
         dst_workload: summary.destinationWorkload?.key,
+        dst_principal: summary.destinationWorkload?.inMesh ? summary.destinationWorkload.identity : undefined,
+        decision: summary.verdict ? (summary.verdict.allowed ? 'allow' : 'deny') : undefined,
+        policy: summary.verdict?.policy,
         src_principal: summary.sourcePrincipal,
         mtls: summary.mutualTls === true,
         bytes_from_client: summary.bytesFromClient,
@@ -166,6 +170,8 @@ export class ConnectionRecord {
   #finished = false;
   /** Set on inbound connections: what policy was asked, so a policy change can ask again. */
   question: InboundQuestion | undefined;
+  /** The authorization decision taken for this connection (inbound), for the access log. */
+  verdict: InboundVerdict | undefined;
   /** Aborts both sides; set once the relay runs. */
   abort: (() => void) | undefined;
   /** Why the agent closed it, when it did (reported instead of the socket error). */
@@ -204,6 +210,7 @@ export class ConnectionRecord {
       bytesFromClient: result.bytesFromDownstream ?? 0,
       bytesToClient: result.bytesFromUpstream ?? 0,
       durationMs: Date.now() - this.#openedAt,
+      verdict: this.verdict,
       error: this.closeReason ?? result.error?.message,
       errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
     }, this.#labels);

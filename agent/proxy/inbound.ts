@@ -56,6 +56,7 @@ export function authorize(
   const question = { workload: pod.workload, sourceIp: clientIp, sourcePrincipal: principal, destinationIp: target.address, destinationPort: target.port, mutualTls: principal !== undefined };
   const verdict = inputs.policy.decide(question);
   inputs.metrics.policyDecisions.inc({ result: verdict.allowed ? 'allow' : 'deny', action: verdict.action });
+  record.verdict = verdict;
   if (verdict.allowed) {
     record.question = question;
     return true;

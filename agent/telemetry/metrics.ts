@@ -45,6 +45,27 @@ export interface TcpLabelInput {
   clusterName: string;
 }
 
+/** Sources for the gauges read at scrape time (set once by the agent). */
+export interface StateSources {
+  certificates(): { identity: string; notAfter: Date | undefined }[];
+  pools(): { pod: string; connectionsOpen: number }[];
+}
+
+/** Refreshes the state gauges on every scrape, from the live state (no bookkeeping on the hot path). */
+export function collectStateOnScrape(metrics: AgentMetrics, sources: StateSources): void {
+  const expiry = metrics.certificateExpiry;
+  const pools = metrics.poolConnections;
+  // prom-client calls a metric's `collect` before serialising it; the typings omit the property.
+  (expiry as unknown as { collect: () => void }).collect = () => {
+    expiry.reset();
+    for (const c of sources.certificates()) if (c.notAfter) expiry.set({ identity: c.identity }, c.notAfter.getTime() / 1000);
+  };
+  (pools as unknown as { collect: () => void }).collect = () => {
+    pools.reset();
+    for (const p of sources.pools()) pools.set({ pod: p.pod }, p.connectionsOpen);
+  };
+}
+
 /** Istio's TCP label set for one connection; computed once when the connection is classified. */
 export function tcpLabels(input: TcpLabelInput): TcpLabels {
   const src = input.source;
@@ -96,6 +117,8 @@ export class AgentMetrics {
   readonly discoveryUpdates: Counter<'result'>;
   readonly policyDecisions: Counter<'result' | 'action'>;
   readonly errors: Counter<'kind'>;
+  readonly certificateExpiry: Gauge<'identity'>;
+  readonly poolConnections: Gauge<'pod'>;
 
   constructor(registry: Registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -110,5 +133,7 @@ export class AgentMetrics {
     this.discoveryUpdates = new Counter({ name: 'weft_discovery_updates_total', help: 'Discovery updates applied (result=applied) or refused as invalid (result=invalid)', labelNames: ['result'], registers: [registry] });
     this.policyDecisions = new Counter({ name: 'weft_policy_decisions_total', help: 'Authorization decisions by result (allow, deny) and the deciding action', labelNames: ['result', 'action'], registers: [registry] });
     this.errors = new Counter({ name: 'weft_errors_total', help: 'Errors by kind (stable WEFT_ERR_* code or socket error code)', labelNames: ['kind'], registers: [registry] });
+    this.certificateExpiry = new Gauge({ name: 'weft_certificate_expiry_timestamp_seconds', help: 'When the workload certificate of each identity on this node expires (Unix time)', labelNames: ['identity'], registers: [registry] });
+    this.poolConnections = new Gauge({ name: 'weft_hbone_pool_connections', help: 'HBONE (mutual TLS) connections open in each captured pod\'s pool', labelNames: ['pod'], registers: [registry] });
   }
 }
