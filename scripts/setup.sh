@@ -9,6 +9,9 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables-restore >/dev/null || need+=(iptables)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+# The lab runs a real Prometheus scraping its agents (agent/lab/prometheus.ts). Debian's package
+# also enables a system-wide prometheus.service; the lab's own runs in its fabric namespace.
+command -v prometheus >/dev/null || need+=(prometheus)
 for extra in ${WEFT_EXTRA_APT:-}; do command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}"); done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -8,6 +8,7 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
+import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
 
 const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
 
@@ -107,6 +108,29 @@ export function registerLabCommands(program: Command): void {
     .action(async (opts: { identity: string; out: string; name: string }) => {
       const { files, notAfter } = await issueLabCertificate(opts.name, opts.identity, opts.out);
       process.stdout.write(`${files.join('\n')}\nvalid until ${notAfter.toISOString()}\n`);
+    });
+
+  // The lab's Prometheus listens inside the fabric namespace only: this asks it from there.
+  lab
+    .command('query')
+    .description(
+      `run a PromQL instant query against the lab's Prometheus (${LAB_PROMETHEUS_URL} in the fabric namespace, scraping every agent's :15020/metrics each second) ` +
+        "and print one line per series. Example: weft lab query 'sum by (source_workload, destination_workload) (istio_tcp_connections_opened_total{reporter=\"destination\"})'",
+    )
+    .argument('<promql>', 'PromQL expression')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .option('--json', 'print the samples as JSON')
+    .action(async (promql: string, opts: { name: string; json?: boolean }) => {
+      const samples = await queryLabPrometheus(opts.name, promql);
+      if (opts.json === true) {
+        process.stdout.write(JSON.stringify(samples, null, 2) + '\n');
+        return;
+      }
+      const lines = samples.map((s) => {
+        const labels = Object.entries(s.metric).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ');
+        return `{${labels}}  ${s.value}`;
+      });
+      process.stdout.write(lines.length === 0 ? '(no series)\n' : lines.join('\n') + '\n');
     });
 
   lab

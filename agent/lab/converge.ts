@@ -8,6 +8,7 @@
  *   publish   service rules on every node, hosts files of every pod, the full manifests
  */
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
+import { ensureLabPrometheus } from './prometheus.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -147,6 +148,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   if (options.startAgents) {
     await prepareLabCa(state);
     if (!refAlive(state.ca)) state.ca = await startLabCa(state);
+    // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
+    state.prometheus = await ensureLabPrometheus(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
       state.nodes

@@ -59,6 +59,8 @@ export interface LabState {
   fabricNetns: string;
   /** The lab CA process (in the fabric namespace); absent for `up --no-agents`. */
   ca?: ProcRef | undefined;
+  /** The lab's Prometheus (prometheus.ts; fabric namespace); absent for `up --no-agents`. */
+  prometheus?: ProcRef | undefined;
   nodes: NodeState[];
   pods: PodState[];
   services: ServiceState[];

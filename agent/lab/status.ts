@@ -5,6 +5,7 @@
 import { isNamespace } from '../discovery/manifest.js';
 import { serviceViewsFor } from './converge.js';
 import { labPaths } from './paths.js';
+import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import type { LabState } from './state.js';
@@ -59,6 +60,8 @@ export interface LabStatus {
   nodes: NodeStatus[];
   pods: PodStatus[];
   services: ServiceStatus[];
+  /** The lab's Prometheus (prometheus.ts): its URL answers inside `netns` only. */
+  prometheus: PrometheusStatus | undefined;
 }
 
 export function statusOf(state: LabState): LabStatus {
@@ -112,11 +115,17 @@ export function statusOf(state: LabState): LabStatus {
     })),
     pods,
     services,
+    prometheus: labPrometheusStatus(state),
   };
 }
 
 export function formatStatus(s: LabStatus): string {
   const out: string[] = [`lab ${s.name}  (manifests ${s.dir}; state ${s.stateDir})`, ''];
+  // The lab's Prometheus (prometheus.ts), reachable from the fabric namespace only.
+  if (s.prometheus !== undefined) {
+    const p = s.prometheus;
+    out.push(table(['PROMETHEUS', 'NETNS', 'PID', 'STATUS', 'LOG'], [[p.url, p.netns, String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.log]]), '');
+  }
   out.push(
     table(
       ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT PID', 'AGENT', 'AGENT LOG'],
