@@ -1,0 +1,356 @@
+/**
+ * `npm run demo [-- --keep] [--count N] [--name LAB]`: the mesh at work in well under two minutes.
+ *
+ *   1. brings up the bookinfo lab (examples/bookinfo: two nodes, an agent on each, the lab CA
+ *      and Prometheus in the fabric namespace);
+ *   2. waits until every agent captured exactly the meshed pods of its node;
+ *   3. sends N requests (new connection each) from the client pod, outside the mesh, to
+ *      productpage, which calls details and reviews, which calls ratings;
+ *   4. prints what the agents saw (admin API: connections and bytes per source -> destination,
+ *      and from their access logs whether each went over mutual TLS);
+ *   5. prints what the lab's Prometheus scraped from them (once it agrees with the agents);
+ *   6. tears the lab down, or keeps it with --keep and says how to look around.
+ *
+ * Exits 1 when a request failed or a step did not complete; the lab's own logs stay in its log
+ * files (/run/weft/lab/<lab>/logs), never on this output.
+ */
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { fetchAdmin } from '../agent/cli/status-command.js';
+import { labDown, labExec, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
+import { DEFAULT_LAB_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
+import { queryLabPrometheus, type PromSample } from '../agent/lab/prometheus.js';
+
+interface Options {
+  name: string;
+  count: number;
+  concurrency: number;
+  keep: boolean;
+}
+
+/** Each wait of the demo is bounded so that the whole run stays under two minutes. */
+const CAPTURE_TIMEOUT_MS = 20_000;
+const LOAD_DEADLINE_MS = 30_000;
+const SETTLE_TIMEOUT_MS = 10_000;
+const PROMETHEUS_TIMEOUT_MS = 20_000;
+const POLL_MS = 100;
+const URL = 'http://productpage.default:9080/';
+
+class DemoFailure extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const out = (line = ''): void => {
+  process.stdout.write(line + '\n');
+};
+
+/** An aligned table, indented; columns whose header starts with '>' are right-aligned. */
+function table(head: string[], rows: string[][], indent = '  '): string {
+  const right = head.map((h) => h.startsWith('>'));
+  const names = head.map((h) => (h.startsWith('>') ? h.slice(1) : h));
+  const widths = names.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    indent +
+    cells
+      .map((c, i) => (right[i] ? c.padStart(widths[i]!) : i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(names), ...rows.map(line)].join('\n');
+}
+
+const num = (n: number): string => Math.round(n).toLocaleString('en-US');
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+// ---------------------------------------------------------------------------------------------
+// Reading the mesh
+
+interface ConfigDump {
+  captured: string[];
+  workloads: { key: string; ip: string; identity: string; captured: boolean; certExpiry?: string }[];
+}
+
+interface PairTotals {
+  direction: 'inbound' | 'outbound';
+  source: string;
+  destination: string;
+  connections: number;
+  bytesFromClient: number;
+  bytesToClient: number;
+}
+
+interface Connections {
+  open: unknown[];
+  totals: PairTotals[];
+}
+
+function admin<T>(lab: string, node: string, path: string): Promise<T> {
+  return fetchAdmin({ label: `agent of ${node}`, admin: '127.0.0.1:15000', netns: `/run/netns/${nodeNetns(lab, node)}` }, path) as Promise<T>;
+}
+
+async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
+      throw new DemoFailure(`${what}: not within ${secs(timeoutMs)}${why}`);
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/**
+ * Mutual TLS per (direction, source, destination), from the agent's access log: one JSON line
+ * per closed connection, keyed as the admin API keys its totals (workload key, else the IP).
+ */
+function mtlsFromAccessLog(file: string): Map<string, { mtls: number; all: number }> {
+  const counts = new Map<string, { mtls: number; all: number }>();
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return counts;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('"connection closed"')) continue;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const src = (entry['src_workload'] as string | undefined) ?? String(entry['src'] ?? '').split(':')[0];
+    const dst = (entry['dst_workload'] as string | undefined) ?? String(entry['upstream'] ?? '').split(':')[0];
+    const key = `${String(entry['direction'])}|${src}|${dst}`;
+    const c = counts.get(key) ?? { mtls: 0, all: 0 };
+    c.all++;
+    if (entry['mtls'] === true) c.mtls++;
+    counts.set(key, c);
+  }
+  return counts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+
+async function bringUp(o: Options): Promise<LabStatus> {
+  const t0 = Date.now();
+  // A lab kept by an earlier demo would mix its counters into this one's.
+  const { removed } = await labDown({ name: o.name });
+  const status = await labUp({ name: o.name, dir: DEFAULT_LAB_DIR });
+  const meshed = status.pods.filter((p) => p.inMesh).length;
+  out(`[1/5] Lab ${o.name} up in ${secs(Date.now() - t0)}${removed.length > 0 ? ' (an earlier lab of this name was removed first)' : ''}: ${status.nodes.length} nodes, ${status.pods.length} pods (${meshed} in the mesh)`);
+  out(
+    table(
+      ['NODE', 'FABRIC IP', 'AGENT', 'PODS'],
+      status.nodes.map((n) => [
+        n.name,
+        n.fabricIP,
+        n.agentRunning ? `running (pid ${n.agentPid})` : 'NOT RUNNING',
+        status.pods.filter((p) => p.node === n.name).map((p) => `${p.namespace}/${p.name}${p.inMesh ? '' : ' (not meshed)'}`).join(', '),
+      ]),
+    ),
+  );
+  out(`  CA and Prometheus run in namespace ${status.prometheus?.netns ?? '?'} (CA https://198.19.0.254:15012, Prometheus ${status.prometheus?.url ?? '-'})`);
+  out();
+  return status;
+}
+
+async function waitForCapture(o: Options, status: LabStatus): Promise<void> {
+  const t0 = Date.now();
+  const rows: string[][] = [];
+  for (const node of status.nodes) {
+    const want = status.pods.filter((p) => p.node === node.name && p.inMesh).map((p) => `${p.namespace}/${p.name}`).sort();
+    const dump = await poll(`the agent of ${node.name} captures ${want.join(', ')}`, CAPTURE_TIMEOUT_MS, async () => {
+      const d = await admin<ConfigDump>(o.name, node.name, '/config_dump');
+      return [...d.captured].sort().join(',') === want.join(',') ? d : undefined;
+    });
+    for (const key of want) {
+      const w = dump.workloads.find((x) => x.key === key);
+      rows.push([node.name, key, w?.ip ?? '?', w?.identity ?? '?', w?.certExpiry ?? 'pending']);
+    }
+  }
+  out(`[2/5] The agents captured the meshed pods (in ${secs(Date.now() - t0)}): rules and listeners inside each pod's namespace, a certificate per identity`);
+  out(table(['NODE', 'CAPTURED POD', 'IP', 'IDENTITY', 'CERTIFICATE EXPIRES'], rows));
+  const outside = status.pods.filter((p) => !p.inMesh).map((p) => `${p.namespace}/${p.name}`);
+  if (outside.length > 0) out(`  Not captured (namespace without weft.dev/mesh=enabled): ${outside.join(', ')}`);
+  out();
+}
+
+interface LoadSummary {
+  ok: number;
+  failed: number;
+  pods: Record<string, number>;
+  latencyMs: { p50?: number; p99?: number };
+  durationMs: number;
+  timedOut: boolean;
+  errors: Record<string, number>;
+  firstFailure?: unknown;
+}
+
+async function sendTraffic(o: Options): Promise<boolean> {
+  const r = await labExec({
+    name: o.name,
+    pod: 'client',
+    namespace: 'outside',
+    command: ['node', 'app/load.mjs', URL, '--count', String(o.count), '--concurrency', String(o.concurrency), '--timeout-ms', '5000', '--deadline-ms', String(LOAD_DEADLINE_MS)],
+    timeoutMs: LOAD_DEADLINE_MS + 10_000,
+  });
+  let s: LoadSummary;
+  try {
+    s = JSON.parse(r.stdout) as LoadSummary;
+  } catch {
+    throw new DemoFailure(`the load tool in outside/client printed no summary (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
+  }
+  out(`[3/5] ${o.count} requests from outside/client (not in the mesh) to ${URL}, ${o.concurrency} at a time, a new connection each`);
+  out(`  ${s.ok} ok, ${s.failed} failed in ${secs(s.durationMs)}; latency p50 ${s.latencyMs.p50 ?? '-'} ms, p99 ${s.latencyMs.p99 ?? '-'} ms${s.timedOut ? ' (cut short by the deadline)' : ''}`);
+  out(`  answered by: ${Object.entries(s.pods).sort(([a], [b]) => a.localeCompare(b)).map(([pod, n]) => `${pod} ${n}`).join(', ') || 'nobody'}`);
+  const ok = s.failed === 0 && s.ok === o.count;
+  if (!ok) out(`  FAILED: ${JSON.stringify(s.errors)} first failure: ${JSON.stringify(s.firstFailure)}`);
+  out();
+  return ok;
+}
+
+async function showAgents(o: Options, status: LabStatus): Promise<number> {
+  // Totals are recorded when a connection closes: wait until none is open anywhere.
+  const perNode = await poll('every proxied connection has closed', SETTLE_TIMEOUT_MS, async () => {
+    const all = await Promise.all(status.nodes.map((n) => admin<Connections>(o.name, n.name, '/connections')));
+    return all.every((c) => c.open.length === 0) ? all : undefined;
+  });
+  const rows: string[][] = [];
+  let closed = 0;
+  status.nodes.forEach((node, i) => {
+    const mtls = mtlsFromAccessLog(node.agentLog);
+    const totals = [...perNode[i]!.totals].sort((a, b) => `${a.direction}${a.source}${a.destination}`.localeCompare(`${b.direction}${b.source}${b.destination}`));
+    for (const t of totals) {
+      closed += t.connections;
+      const m = mtls.get(`${t.direction}|${t.source}|${t.destination}`);
+      const tls = m === undefined ? '?' : m.mtls === m.all ? 'yes' : m.mtls === 0 ? 'no' : `${m.mtls} of ${m.all}`;
+      rows.push([node.name, t.direction, t.source, t.destination, num(t.connections), num(t.bytesFromClient), num(t.bytesToClient), tls]);
+    }
+  });
+  out("[4/5] What the agents saw (each agent's admin API, per source -> destination; mutual TLS from their access logs)");
+  out(table(['AGENT', 'DIRECTION', 'SOURCE', 'DESTINATION', '>CONNECTIONS', '>BYTES FROM CLIENT', '>BYTES TO CLIENT', 'MUTUAL TLS'], rows));
+  out('  outbound: captured leaving the source pod on its node; inbound: arriving at the destination pod on its node.');
+  out('  A meshed pair shows up twice (both agents); outside/client -> productpage only inbound (the client is not captured).');
+  out();
+  return closed;
+}
+
+async function showPrometheus(o: Options, status: LabStatus, closedByAgents: number): Promise<void> {
+  const t0 = Date.now();
+  // Prometheus scrapes each agent every second: wait until it has every closed connection.
+  await poll(`Prometheus reports the ${closedByAgents} connections the agents closed`, PROMETHEUS_TIMEOUT_MS, async () => {
+    const [total] = await queryLabPrometheus(o.name, 'sum(istio_tcp_connections_closed_total{job="weft-agents"})');
+    return total !== undefined && total.value === closedByAgents ? true : undefined;
+  });
+  const by = 'sum by (source_workload, destination_workload, connection_security_policy)';
+  const sel = '{job="weft-agents", reporter="destination"}';
+  const [opened, received, sent] = await Promise.all([
+    queryLabPrometheus(o.name, `${by} (istio_tcp_connections_opened_total${sel})`),
+    queryLabPrometheus(o.name, `${by} (istio_tcp_received_bytes_total${sel})`),
+    queryLabPrometheus(o.name, `${by} (istio_tcp_sent_bytes_total${sel})`),
+  ]);
+  const key = (s: PromSample): string => `${s.metric['source_workload']}|${s.metric['destination_workload']}|${s.metric['connection_security_policy']}`;
+  const value = (list: PromSample[], k: string): number => list.find((s) => key(s) === k)?.value ?? 0;
+  const rows = opened
+    .map((s) => key(s))
+    .sort()
+    .map((k) => {
+      const [src, dst, security] = k.split('|') as [string, string, string];
+      return [`${src} -> ${dst}`, num(value(opened, k)), num(value(received, k)), num(value(sent, k)), security];
+    });
+  out(`[5/5] What Prometheus scraped from the agents (${status.prometheus?.url ?? '?'} in namespace ${status.prometheus?.netns ?? '?'}; caught up in ${secs(Date.now() - t0)})`);
+  out(`  ${by} (istio_tcp_*${sel}):`);
+  out(table(['SOURCE -> DESTINATION WORKLOAD', '>CONNECTIONS OPENED', '>BYTES RECEIVED', '>BYTES SENT', 'SECURITY POLICY'], rows));
+  out(`  Prometheus and the agents' admin APIs agree: ${num(closedByAgents)} connection records closed (both reporters).`);
+  out();
+}
+
+function printKeep(o: Options): void {
+  const weft = `node ${relative(process.cwd(), WEFT_MAIN) || WEFT_MAIN}`;
+  out(`The lab ${o.name} is still up. Look around (as root):`);
+  out(`  ${weft} lab status --name ${o.name}`);
+  out(`  ${weft} status workloads --lab ${o.name}`);
+  out(`  ${weft} status connections --lab ${o.name}`);
+  out(`  ${weft} lab exec client -n outside --name ${o.name} -- node app/load.mjs ${URL} --count 20`);
+  out(`  ${weft} lab query --name ${o.name} 'sum by (source_workload, destination_workload) (istio_tcp_connections_opened_total{reporter="destination"})'`);
+  out(`  logs of the agents, pods, CA and Prometheus: /run/weft/lab/${o.name}/logs/`);
+  out('Tear it down:');
+  out(`  ${weft} lab down --name ${o.name}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function demo(o: Options): Promise<number> {
+  const t0 = Date.now();
+  out(`Weft demo: Istio's Bookinfo on a lab of network namespaces (lab ${o.name}, manifests ${relative(process.cwd(), DEFAULT_LAB_DIR) || DEFAULT_LAB_DIR})`);
+  out();
+  let code = 0;
+  let up = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`\nweft demo: ${signal}; ${o.keep || !up ? 'stopping' : `tearing lab ${o.name} down`}\n`);
+    const done = (): void => process.exit(130);
+    if (o.keep || !up) done();
+    else labDown({ name: o.name }).then(done, done);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    up = true;
+    const status = await bringUp(o);
+    await waitForCapture(o, status);
+    if (!(await sendTraffic(o))) code = 1;
+    const closed = await showAgents(o, status);
+    await showPrometheus(o, status, closed);
+  } catch (err) {
+    code = 1;
+    const e = err as Error & { code?: string };
+    out(`FAILED: ${e.message}${e.code ? ` [${e.code}]` : ''}`);
+    out(`(the lab's logs: /run/weft/lab/${o.name}/logs/)`);
+    out();
+  }
+  if (o.keep) {
+    printKeep(o);
+  } else {
+    await labDown({ name: o.name });
+    out(`Lab ${o.name} torn down (run with --keep to look around first).`);
+  }
+  out(`Demo ${code === 0 ? 'finished' : 'FAILED'} in ${secs(Date.now() - t0)}.`);
+  return code;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number');
+  return n;
+}
+
+const program = new Command()
+  .name('npm run demo --')
+  .description('Bring up the bookinfo lab, send bounded traffic through the mesh, show what the agents and Prometheus saw, tear down. Linux, root.')
+  .option('--keep', 'keep the lab running afterwards and print the commands to look around and to tear it down', false)
+  .option('--count <n>', 'requests from the client pod to productpage', positiveInt, 50)
+  .option('--concurrency <n>', 'requests at a time', positiveInt, 5)
+  .option('--name <name>', 'lab name (1-20 lower-case letters or digits)', 'demo')
+  .action(async (opts: Options) => {
+    if (process.getuid?.() !== 0) {
+      process.stderr.write('weft demo: the lab builds network namespaces; run it as root (sudo npm run demo)\n');
+      process.exitCode = 1;
+      return;
+    }
+    process.exitCode = await demo(opts);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`weft demo: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
