@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario NAME] [--json FILE] [--quick]`: builds the bench lab once, runs
+ * `npm run bench [-- --scenario NAME] [--system NAME] [--json FILE] [--quick] [--profile DIR]`: builds the bench lab once, runs
  * every scenario against every system (each system started fresh per scenario and stopped after),
  * writes bench/results/<timestamp>.{json,md}, latest.md and latency.svg. The lab and every
  * process the run started are removed at the end, also on failure and on SIGINT/SIGTERM.
@@ -26,6 +26,7 @@ import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
+import { startProfiles, type RunningProfiles } from './profile.js';
 
 export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -87,11 +88,20 @@ function cleanup(): Promise<void> {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { scenario: { type: 'string', multiple: true, default: [] }, json: { type: 'string' }, quick: { type: 'boolean', default: false } },
+    options: {
+      scenario: { type: 'string', multiple: true, default: [] },
+      json: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      system: { type: 'string', multiple: true, default: [] },
+    },
   });
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark builds network namespaces and must run as root');
   const scenarios = selectScenarios(values.scenario ?? []);
   const quick = values.quick === true;
+  const profileDir = values.profile;
+  if (profileDir !== undefined) await mkdir(profileDir, { recursive: true });
+  const onlySystems = new Set((values.system ?? []).flatMap((n) => n.split(',')));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       log(`${signal}: cleaning up`);
@@ -120,6 +130,7 @@ async function main(): Promise<void> {
       const perSystem: Partial<Record<SystemName, Record<string, number>>> = {};
       result.details[scenario.name] = {};
       for (const name of scenario.systems) {
+        if (onlySystems.size > 0 && !onlySystems.has(name)) continue;
         log(`${scenario.name} / ${name}`);
         // Another `weft lab down --all` (a test run on the same machine) removes this lab too:
         // stop at once rather than report every later figure as failed.
@@ -132,7 +143,9 @@ async function main(): Promise<void> {
             current = sys;
             await sys.start(lab);
           }
-          const m = await scenario.measure(sys, ctx);
+          let profiles: RunningProfiles | undefined;
+          if (profileDir !== undefined && name === 'weft') profiles = await startProfiles(await benchLabStatus(), profileDir, scenario.name);
+          const m = await scenario.measure(sys, ctx).finally(() => profiles?.stop().then((files) => log(`profiles: ${files.join(', ')}`)));
           perSystem[name] = m.values;
           result.details[scenario.name]![name] = m.details;
         } catch (err) {
