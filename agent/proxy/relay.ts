@@ -87,6 +87,67 @@ export function relay(downstream: Duplex, upstream: Duplex, done: RelayDone): vo
       r.sideClosed();
     });
   }
-  downstream.pipe(upstream);
-  upstream.pipe(downstream);
+  new Pump(downstream, upstream).start();
+  new Pump(upstream, downstream).start();
+}
+
+/**
+ * Bytes written ahead into the destination before the source is paused. Above the streams'
+ * 16 KiB high-water mark (which `pipe()` pauses at): a 64 KiB socket read then no longer stops and
+ * restarts reading on every chunk (a readStop/readStart pair of epoll_ctl calls each time).
+ */
+const WRITE_AHEAD_BYTES = 256 * 1024;
+
+/**
+ * One direction of a relay: what `src.pipe(dst)` does (FIN as end(), backpressure, stop when
+ * `dst` closes), plus coalescing. An HTTP/2 stream delivers a DATA frame's payload in pieces cut
+ * at the TLS record boundaries (a 9-byte piece, then 16,375 bytes, ...); written one by one, each
+ * piece is a syscall and a tiny TCP segment. The destination is corked while a burst of chunks
+ * arrives and uncorked once the event loop has handled the read that brought them (setImmediate:
+ * nextTick would run between the pieces, each of which Node delivers in a callback of its own):
+ * one writev per burst.
+ */
+class Pump {
+  readonly src: Duplex;
+  readonly dst: Duplex;
+  corked = false;
+  readonly onData = (chunk: Buffer): void => {
+    const dst = this.dst;
+    if (!this.corked) {
+      this.corked = true;
+      dst.cork();
+      setImmediate(uncorkPump, this);
+    }
+    if (!dst.write(chunk) && dst.writableLength >= WRITE_AHEAD_BYTES) {
+      this.src.pause();
+      dst.once('drain', this.onDrain);
+    }
+  };
+  readonly onDrain = (): void => {
+    if (!this.dst.destroyed) this.src.resume();
+  };
+  readonly onEnd = (): void => {
+    this.dst.end();
+  };
+  readonly onDstClose = (): void => {
+    this.src.off('data', this.onData);
+    this.src.off('end', this.onEnd);
+    this.src.pause();
+  };
+
+  constructor(src: Duplex, dst: Duplex) {
+    this.src = src;
+    this.dst = dst;
+  }
+
+  start(): void {
+    this.src.on('data', this.onData);
+    this.src.once('end', this.onEnd);
+    this.dst.once('close', this.onDstClose);
+  }
+}
+
+function uncorkPump(p: Pump): void {
+  p.corked = false;
+  p.dst.uncork();
 }
