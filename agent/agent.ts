@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { Logger } from './log.js';
-import type { MeshModel } from './discovery/types.js';
+import type { DiscoverySource, MeshModel } from './discovery/types.js';
 import { LocalSource } from './discovery/local.js';
 import { NetnsLocator } from './capture/netns-locator.js';
 import { CaptureManager } from './capture/manager.js';
@@ -15,6 +15,7 @@ import { ConnectionTracker } from './proxy/connection.js';
 import type { ProxyInputs } from './proxy/inputs.js';
 import { buildModel } from './discovery/model.js';
 import { PolicyState } from './proxy/authorization.js';
+import { WeftError } from './errors.js';
 import { IdentityManager, type IdentityManagerOptions } from './identity/manager.js';
 import type { CaClient } from './identity/ca-types.js';
 import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
@@ -24,7 +25,10 @@ import { startMetricsServer, startReadinessServer } from './telemetry/server.js'
 
 export interface AgentOptions {
   nodeName: string;
-  manifestsDir: string;
+  /** Local discovery: a manifest directory (used when `source` is not given). */
+  manifestsDir?: string;
+  /** Where workloads, services and policies come from (Kubernetes, or a local directory). */
+  source?: DiscoverySource;
   logger: Logger;
   /** host:port of the admin server (config dump, readiness); '' disables it. */
   adminAddress?: string;
@@ -57,7 +61,7 @@ export class Agent {
   readonly #options: AgentOptions;
   readonly #logger: Logger;
   #model: MeshModel = buildModel([]);
-  readonly #source: LocalSource;
+  readonly #source: DiscoverySource;
   readonly #capture: CaptureManager;
   readonly inputs: ProxyInputs;
   readonly metrics: AgentMetrics;
@@ -84,7 +88,8 @@ export class Agent {
       certificates: () => this.inputs.identity?.stats().certificates ?? [],
       pools: () => [...this.#capture.captured].map(([pod, c]) => ({ pod, connectionsOpen: c.pool?.stats().connectionsOpen ?? 0 })),
     });
-    this.#source = new LocalSource({ dir: options.manifestsDir, logger: options.logger.child({ component: 'discovery' }) });
+    if (!options.source && !options.manifestsDir) throw new WeftError('WEFT_ERR_CONFIG', 'the agent needs a discovery source: a manifest directory or a Kubernetes API server');
+    this.#source = options.source ?? new LocalSource({ dir: options.manifestsDir!, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
   }
 

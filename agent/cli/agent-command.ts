@@ -5,6 +5,7 @@ import { Agent } from '../agent.js';
 import { HttpCaClient } from '../identity/ca-client.js';
 import { splitPemCertificates } from '../identity/der.js';
 import { WeftError } from '../errors.js';
+import { KubernetesSource, loadKubeConfig } from '../discovery/kubernetes.js';
 
 /** Registers `weft agent`. */
 export function registerAgentCommand(program: Command): void {
@@ -16,7 +17,9 @@ export function registerAgentCommand(program: Command): void {
         "node's pods' namespaces (hostPID, /var/run/netns).",
     )
     .requiredOption('--node <name>', 'the node this agent serves (pods with spec.nodeName equal to it)')
-    .requiredOption('--manifests <dir>', 'local discovery source: a directory of Kubernetes-style YAML, watched for changes')
+    .option('--manifests <dir>', 'local discovery source: a directory of Kubernetes-style YAML, watched for changes')
+    .option('--kubeconfig <file>', 'discovery from the Kubernetes API server of this kubeconfig (list + watch)')
+    .option('--in-cluster', 'discovery from the Kubernetes API server, with the pod\'s service account (in a DaemonSet)')
     .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', '127.0.0.1:15000')
     .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', '0.0.0.0:15020')
     .option('--readiness <host:port>', 'readiness probe /healthz/ready', '0.0.0.0:15021')
@@ -29,8 +32,11 @@ export function registerAgentCommand(program: Command): void {
       '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
         'Stop with SIGTERM: every rule and listener the agent made is removed.',
     )
-    .action(async (opts: { node: string; manifests: string; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean }) => {
+    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean }) => {
       const logger = createLogger({ component: 'agent', node: opts.node });
+      const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
+      if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
+      const source = opts.manifests ? undefined : new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), logger: logger.child({ component: 'discovery' }) });
       let caClient: HttpCaClient | undefined;
       if (opts.mtls) {
         if (!opts.ca || !opts.caTokenFile || !opts.caRoot) {
@@ -49,7 +55,9 @@ export function registerAgentCommand(program: Command): void {
       }
       const agent = new Agent({
         ...(caClient ? { caClient } : {}),
-        nodeName: opts.node, manifestsDir: opts.manifests, logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
+        nodeName: opts.node,
+        ...(source ? { source } : { manifestsDir: opts.manifests! }),
+        logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;

@@ -144,3 +144,16 @@ export interface MeshModel {
   serviceByVip(ip: string): Service | undefined;
   workloadsOnNode(node: string): Workload[];
 }
+
+/**
+ * Where the model comes from: a local manifest directory (LocalSource) or a Kubernetes API
+ * server (KubernetesSource). `start` resolves with the first model; later models arrive as
+ * 'update' events; 'invalid' reports input that was refused (the last good state stays).
+ */
+export interface DiscoverySource {
+  start(): Promise<MeshModel>;
+  stop(): Promise<void>;
+  current(): MeshModel;
+  on(event: 'update', listener: (model: MeshModel) => void): this;
+  on(event: 'invalid', listener: (errors: ManifestError[]) => void): this;
+}

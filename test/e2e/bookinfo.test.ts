@@ -195,7 +195,7 @@ spec:
   assert.equal(fromProductpage.ok, 0, 'productpage is refused');
   const fromClient = await load(LAB, 'client', 'outside', 'http://ratings.default:9080/ratings/0', 2);
   assert.equal(fromClient.ok, 0, 'the client outside the mesh is refused');
-  const denials = accessLog(LAB, 'node-2').filter((l) => l['decision'] === 'deny' && l['dst_workload'] === 'default/ratings-v1');
+  const denials = accessLog(LAB, 'node-2').filter((l) => String(l['msg']).startsWith('connection denied') && l['dst_workload'] === 'default/ratings-v1');
   assert.ok(denials.some((l) => l['src_principal'] === 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage'));
   assert.ok(denials.some((l) => l['src'] === podIp(status, 'outside', 'client')));
   assert.ok(denials.every((l) => l['reason'] === 'no-allow-match'));

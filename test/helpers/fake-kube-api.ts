@@ -1,0 +1,132 @@
+/**
+ * A small Kubernetes API server for tests, on loopback: list and watch (?watch=true, chunked
+ * JSON lines of {type, object}) for a few collection paths, with resourceVersions, 410 Gone
+ * for a resourceVersion older than the last compaction, and the ability to go down and come
+ * back. Enough of the real protocol for @kubernetes/client-node's informers.
+ */
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+
+interface Obj {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+interface Event {
+  rv: number;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: Obj;
+}
+
+export class FakeKubeApi {
+  #rv = 1;
+  #compactedBelow = 0;
+  readonly #collections = new Map<string, Map<string, Obj>>();
+  readonly #events = new Map<string, Event[]>();
+  readonly #watchers = new Map<string, Set<http.ServerResponse>>();
+  #server: http.Server | undefined;
+  #port = 0;
+  /** Requests seen, for assertions ("GET /api/v1/pods?watch=true..."). */
+  readonly requests: string[] = [];
+
+  constructor(paths: string[]) {
+    for (const p of paths) {
+      this.#collections.set(p, new Map());
+      this.#events.set(p, []);
+      this.#watchers.set(p, new Set());
+    }
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    const server = http.createServer((req, res) => this.#handle(req, res));
+    server.listen(this.#port, '127.0.0.1');
+    await once(server, 'listening');
+    this.#port = (server.address() as AddressInfo).port;
+    this.#server = server;
+  }
+
+  /** The API server goes away: watches are cut, new connections refused. */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    if (!server) return;
+    for (const set of this.#watchers.values()) for (const res of set) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  upsert(path: string, object: Obj): void {
+    const coll = this.#collections.get(path)!;
+    const key = `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+    const type = coll.has(key) ? 'MODIFIED' : 'ADDED';
+    this.#record(path, key, type, object);
+  }
+
+  remove(path: string, namespace: string | undefined, name: string): void {
+    const key = `${namespace ?? ''}/${name}`;
+    const existing = this.#collections.get(path)!.get(key);
+    if (existing) this.#record(path, key, 'DELETED', existing);
+  }
+
+  /** Forgets history: any watch from an older resourceVersion gets 410 Gone, and open watches are told so. */
+  compact(): void {
+    this.#compactedBelow = this.#rv;
+    for (const [path, set] of this.#watchers) {
+      for (const res of set) {
+        res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } }) + '\n');
+      }
+      set.clear();
+      this.#events.set(path, []);
+    }
+  }
+
+  #record(path: string, key: string, type: Event['type'], object: Obj): void {
+    const rv = ++this.#rv;
+    const stored: Obj = { ...object, metadata: { ...object.metadata, resourceVersion: String(rv) } };
+    if (type === 'DELETED') this.#collections.get(path)!.delete(key);
+    else this.#collections.get(path)!.set(key, stored);
+    const event: Event = { rv, type, object: stored };
+    this.#events.get(path)!.push(event);
+    for (const res of this.#watchers.get(path)!) res.write(JSON.stringify({ type, object: stored }) + '\n');
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.requests.push(`${req.method} ${req.url}`);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const coll = this.#collections.get(url.pathname);
+    if (!coll) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, message: `no such path ${url.pathname}` }));
+      return;
+    }
+    if (url.searchParams.get('watch') !== 'true') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv) }, items: [...coll.values()] }));
+      return;
+    }
+    const from = Number(url.searchParams.get('resourceVersion') ?? '0');
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // A watch answers at once with headers and then streams; clients wait for the headers.
+    res.flushHeaders();
+    if (from < this.#compactedBelow) {
+      res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } }) + '\n');
+      return;
+    }
+    for (const e of this.#events.get(url.pathname)!) if (e.rv > from) res.write(JSON.stringify({ type: e.type, object: e.object }) + '\n');
+    const set = this.#watchers.get(url.pathname)!;
+    set.add(res);
+    res.on('close', () => set.delete(res));
+  }
+}
+
+export const KUBE_PATHS = {
+  namespaces: '/api/v1/namespaces',
+  pods: '/api/v1/pods',
+  services: '/api/v1/services',
+  authorizationPolicies: '/apis/weft.dev/v1alpha1/authorizationpolicies',
+  peerAuthentications: '/apis/weft.dev/v1alpha1/peerauthentications',
+} as const;
