@@ -79,7 +79,9 @@ export class PodCapture implements CapturedPod {
 
   async #listen(port: number, onConnection: (socket: net.Socket) => void): Promise<void> {
     const fd = createTcpSocket({ netnsFd: this.netnsFd, reuseAddress: true, bind: { address: '0.0.0.0', port } });
-    const server = net.createServer({ allowHalfOpen: true }, onConnection);
+    // noDelay: the agent writes what it read at once; Nagle would hold a small response back
+    // until the previous segment is acknowledged (a delayed ACK is up to 40 ms).
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
     server.on('error', () => undefined); // listen errors surface through `once` below
     server.listen({ fd });
     try {

@@ -94,6 +94,7 @@ export function connectToApp(
     return undefined;
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+  upstream.setNoDelay(true);
   upstream.connect(target.port, target.address);
   if (relayNow) record.startRelay(downstream, upstream);
   return upstream;

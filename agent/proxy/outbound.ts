@@ -75,6 +75,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     return;
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+  upstream.setNoDelay(true);
   upstream.connect(upstreamPort, upstreamIp);
   if (endpoint) inputs.loadBalancer.acquire(endpoint);
   record.startRelay(downstream, upstream, endpoint ? () => inputs.loadBalancer.release(endpoint) : undefined);
