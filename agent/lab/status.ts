@@ -19,6 +19,8 @@ export interface NodeStatus {
   agentPid: number | undefined;
   agentRunning: boolean;
   agentLog: string;
+  /** Where the agent serves: admin API (inside the node namespace), metrics and readiness (on the fabric IP). */
+  agentAddresses: { admin: string; metrics: string; readiness: string };
 }
 
 export interface ContainerStatus {
@@ -112,6 +114,7 @@ export function statusOf(state: LabState): LabStatus {
       agentPid: n.agent?.pid,
       agentRunning: refAlive(n.agent),
       agentLog: n.agentLog,
+      agentAddresses: { admin: '127.0.0.1:15000', metrics: `${n.fabricIP}:15020`, readiness: `${n.fabricIP}:15021` },
     })),
     pods,
     services,
@@ -128,8 +131,8 @@ export function formatStatus(s: LabStatus): string {
   }
   out.push(
     table(
-      ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT PID', 'AGENT', 'AGENT LOG'],
-      s.nodes.map((n) => [n.name, n.netns, n.fabricIP, n.podCIDR, String(n.agentPid ?? '-'), n.agentRunning ? 'running' : 'stopped', n.agentLog]),
+      ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT PID', 'AGENT', 'METRICS', 'AGENT LOG'],
+      s.nodes.map((n) => [n.name, n.netns, n.fabricIP, n.podCIDR, String(n.agentPid ?? '-'), n.agentRunning ? 'running' : 'stopped', n.agentAddresses.metrics, n.agentLog]),
     ),
     '',
     table(

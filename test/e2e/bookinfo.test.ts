@@ -202,7 +202,9 @@ spec:
   await labDelete({ name: LAB, file: policy });
 });
 
-test('weft status shows the workloads with their identities and certificate expiry', () => {
+test('weft status shows the workloads with their identities and certificate expiry; lab status the agents\' addresses', async () => {
+  const lab = await labStatus(LAB);
+  assert.deepEqual(lab.nodes.map((n) => n.agentAddresses.metrics), ['198.19.0.1:15020', '198.19.0.2:15020']);
   const out = execFileSync(process.execPath, [join(REPO_DIR, 'dist/agent/cli/main.js'), 'status', 'workloads', '--lab', LAB], { encoding: 'utf8' });
   const line = out.split('\n').find((l) => l.includes('productpage-v1') && l.includes(' true  ') && /\d{4}-\d\d-\d\dT/.test(l));
   assert.ok(line, `no captured productpage line with an expiry in:\n${out}`);
