@@ -25,7 +25,7 @@ export const connect: Scenario = {
     );
     const cpuSeconds = cpu.stop();
     const values: Record<string, number> = { 'connections per second': r.connectionsPerSecond };
-    if (sys.proxyPids().length > 0 && r.completed > 0) values['proxy CPU per 1000 connections'] = Math.round((cpuSeconds * 1e6) / r.completed) / 1000;
+    if (sys.proxyPids().length > 0 && r.completed > 0) values['proxy CPU per 1000 connections'] = Math.round((cpuSeconds * 1e7) / r.completed) / 10;
     ctx.log(`  ${r.connectionsPerSecond} conn/s (errors ${r.errors})`);
     return { values, details: { ...r, cpuSeconds } };
   },

@@ -43,7 +43,7 @@ export const latency: Scenario = {
       );
       const cpuSeconds = cpu.stop();
       for (const [key] of PERCENTILES) values[`${LABEL[key]} @ ${rate} rps`] = r.latency[key];
-      if (sys.proxyPids().length > 0 && r.answered > 0) values[`proxy CPU per 1000 req @ ${rate} rps`] = Math.round((cpuSeconds * 1e6) / r.answered) / 1000;
+      if (sys.proxyPids().length > 0 && r.answered > 0) values[`proxy CPU per 1000 req @ ${rate} rps`] = Math.round((cpuSeconds * 1e7) / r.answered) / 10;
       const bySystem = latencySummaries.get(rate) ?? {};
       bySystem[sys.name] = r.latency;
       latencySummaries.set(rate, bySystem);
