@@ -55,14 +55,16 @@ export function registerLabCommands(program: Command): void {
     .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
     .option('--ready-timeout <ms>', 'how long each pod may take to start and listen', positiveInt, 20_000)
     .option('--no-agents', 'do not start the weft agents (the cluster without the mesh)')
+    .option('--no-prometheus', 'do not run Prometheus (it scrapes the agents every second; benchmarks leave it out)')
     .option('--json', 'print the status as JSON')
     .option('-v, --verbose', 'log progress to stderr')
-    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; json?: boolean; verbose?: boolean }) => {
+    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; prometheus: boolean; json?: boolean; verbose?: boolean }) => {
       const result = await labUp({
         dir,
         name: opts.name,
         readyTimeoutMs: opts.readyTimeout,
         startAgents: opts.agents,
+        prometheus: opts.prometheus,
         logger: logger(opts.verbose),
       });
       if (opts.json === true) {

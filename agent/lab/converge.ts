@@ -39,6 +39,8 @@ export interface ConvergeOptions {
   /** How long a pod may take to run and listen on its declared ports. */
   readyTimeoutMs: number;
   startAgents: boolean;
+  /** Run the lab's Prometheus (when agents run). */
+  prometheus: boolean;
   /** Start agents that are not running on existing nodes too (`up`), not only on new nodes. */
   restartAgents: boolean;
 }
@@ -149,7 +151,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await prepareLabCa(state);
     if (!refAlive(state.ca)) state.ca = await startLabCa(state);
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
-    state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
       state.nodes

@@ -43,6 +43,8 @@ export interface LabUpOptions {
   readyTimeoutMs?: number;
   /** Start one `weft agent` per node (default true). */
   startAgents?: boolean;
+  /** Run Prometheus scraping the agents (default true; benchmarks turn it off to keep its CPU out of the figures). */
+  prometheus?: boolean;
 }
 
 export interface LabUpResult extends LabStatus {
@@ -83,11 +85,12 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
     logger,
     readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
     startAgents: options.startAgents ?? true,
+    prometheus: options.prometheus ?? true,
     restartAgents: true,
   };
   return withLabLock(name, async () => {
     const previous = await readState(name);
-    if (previous !== undefined && previous.dir === dir && previous.agents === convergeOptions.startAgents && (await isHealthy(previous))) {
+    if (previous !== undefined && previous.dir === dir && previous.agents === convergeOptions.startAgents && (previous.prometheusEnabled ?? true) === convergeOptions.prometheus && (await isHealthy(previous))) {
       const changes = await converge(previous, spec, convergeOptions);
       return { ...statusOf(previous), mode: 'reconciled', cleanedLeftovers: false, changes };
     }
@@ -99,6 +102,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
       dir,
       createdAt: new Date().toISOString(),
       agents: convergeOptions.startAgents,
+      prometheusEnabled: convergeOptions.prometheus,
       fabricNetns: fabricNetns(name),
       nodes: [],
       pods: [],
@@ -279,6 +283,7 @@ async function changeTo(
       logger: options.logger ?? silentLogger,
       readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
       startAgents: state.agents,
+      prometheus: state.prometheusEnabled ?? true,
       restartAgents: false,
     });
   } catch (err) {
