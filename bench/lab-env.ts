@@ -62,9 +62,11 @@ export async function benchLabUp(): Promise<BenchLab> {
   await labUp({ dir: LAB_DIR, name: LAB_NAME, readyTimeoutMs: 30_000 });
   const lab = describe(await labStatus(LAB_NAME));
   // Connection-per-request runs cycle through tens of thousands of client ports: let TIME_WAIT
-  // ports be reused (per-namespace sysctls, set only in the lab's own namespaces).
+  // ports be reused (per-namespace sysctls, set only in the lab's own namespaces). The agent's
+  // in-pod ports are reserved: a client socket left on 15008 by a direct run made the next
+  // capture's bind fail with EADDRINUSE.
   for (const netns of [lab.client.netns, lab.server.netns, lab.clientNode.netns, lab.serverNode.netns]) {
-    await run('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 60999'], {
+    await run('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 60999', 'net.ipv4.ip_local_reserved_ports=15001,15006,15008'], {
       step: `tune ${netns}`,
     });
   }
