@@ -25,6 +25,8 @@ import { startMetricsServer, startReadinessServer } from './telemetry/server.js'
 
 export interface AgentOptions {
   nodeName: string;
+  /** Only named network namespaces with this prefix hold pods (see NetnsLocator); default: scan all. */
+  podNetnsPrefix?: string;
   /** Local discovery: a manifest directory (used when `source` is not given). */
   manifestsDir?: string;
   /** Where workloads, services and policies come from (Kubernetes, or a local directory). */
@@ -90,7 +92,7 @@ export class Agent {
     });
     if (!options.source && !options.manifestsDir) throw new WeftError('WEFT_ERR_CONFIG', 'the agent needs a discovery source: a manifest directory or a Kubernetes API server');
     this.#source = options.source ?? new LocalSource({ dir: options.manifestsDir!, logger: options.logger.child({ component: 'discovery' }) });
-    this.#capture = new CaptureManager(this.inputs, new NetnsLocator(), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
+    this.#capture = new CaptureManager(this.inputs, new NetnsLocator(options.podNetnsPrefix !== undefined ? { namePrefix: options.podNetnsPrefix } : {}), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
   }
 
   get model(): MeshModel {

@@ -28,13 +28,26 @@ export function parseLocalAddresses(fibTrie: string): Set<string> {
   return out;
 }
 
+export interface NetnsLocatorOptions {
+  netnsDirs?: readonly string[];
+  procDir?: string;
+  /**
+   * Only named namespaces whose name starts with this are candidates, and processes are not
+   * scanned. For runtimes that name every pod namespace (the lab: `weft-<lab>-pod-`): cheaper,
+   * and several labs on one machine (same pod addresses) never see each other's pods.
+   */
+  namePrefix?: string;
+}
+
 export class NetnsLocator {
   readonly #netnsDirs: readonly string[];
   readonly #procDir: string;
+  readonly #namePrefix: string | undefined;
 
-  constructor(options: { netnsDirs?: readonly string[]; procDir?: string } = {}) {
+  constructor(options: NetnsLocatorOptions = {}) {
     this.#netnsDirs = options.netnsDirs ?? ['/var/run/netns'];
     this.#procDir = options.procDir ?? '/proc';
+    this.#namePrefix = options.namePrefix;
   }
 
   /**
@@ -73,11 +86,13 @@ export class NetnsLocator {
         continue; // no named namespaces on this node
       }
       for (const name of names) {
+        if (this.#namePrefix !== undefined && !name.startsWith(this.#namePrefix)) continue;
         const path = `${dir}/${name}`;
         const inode = inodeOf(path);
         if (inode) yield { path, inode };
       }
     }
+    if (this.#namePrefix !== undefined) return;
     let pids: string[] = [];
     try {
       pids = readdirSync(this.#procDir).filter((n) => n.charCodeAt(0) >= 48 && n.charCodeAt(0) <= 57);

@@ -26,13 +26,14 @@ export function registerAgentCommand(program: Command): void {
     .option('--ca <url>', 'the CA that signs workload certificates (https://host:15012)')
     .option('--ca-token-file <file>', "this node's bearer token for the CA (re-read on every request, so it can be rotated)")
     .option('--ca-root <file>', "PEM roots the CA's own serving certificate chains to")
+    .option('--pod-netns-prefix <prefix>', 'find pods only in /var/run/netns entries named with this prefix, without scanning processes (runtimes that name pod namespaces; the lab uses weft-<lab>-pod-)')
     .option('--no-mtls', 'run without a CA: meshed traffic is captured but NOT encrypted or authenticated (capture debugging only)')
     .addHelpText(
       'after',
       '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
         'Stop with SIGTERM: every rule and listener the agent made is removed.',
     )
-    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean }) => {
+    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean; podNetnsPrefix?: string }) => {
       const logger = createLogger({ component: 'agent', node: opts.node });
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
@@ -57,6 +58,7 @@ export function registerAgentCommand(program: Command): void {
         ...(caClient ? { caClient } : {}),
         nodeName: opts.node,
         ...(source ? { source } : { manifestsDir: opts.manifests! }),
+        ...(opts.podNetnsPrefix !== undefined ? { podNetnsPrefix: opts.podNetnsPrefix } : {}),
         logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
       let stopping = false;
       const stop = (signal: string): void => {

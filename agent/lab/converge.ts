@@ -27,7 +27,7 @@ import {
   wireNodes,
   wirePods,
 } from './network.js';
-import { agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
+import { labPrefix, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
 import { inNetns } from './run.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
@@ -396,7 +396,7 @@ async function startAgent(state: LabState, node: NodeState): Promise<NodeState['
     {
       what: `agent of node ${node.name}`,
       netns: node.netns,
-      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node)],
+      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node), '--pod-netns-prefix', `${labPrefix(state.name)}pod-`],
       env,
       cwd: REPO_DIR,
       log: node.agentLog,
