@@ -125,6 +125,19 @@ test('Istio TCP metrics count the connections with workload labels and the secur
   assert.match(text, /weft_captured_pods 2/);
 });
 
+test('garbage on the HBONE port is refused and logged; the pod keeps being served', async () => {
+  // A socket with the mesh mark skips capture and reaches B's 15008 directly, like a stray client.
+  const socket = new net.Socket({ fd: createTcpSocket({ netnsFd: t.fdA, mark: 0x539 }), readable: true, writable: true });
+  socket.connect(15008, IP_B);
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  const before = t.logs.length;
+  socket.write(Buffer.from('GET / HTTP/1.1\r\nhost: x\r\n\r\n\u0000\u0001garbage'));
+  await once(socket, 'close');
+  await waitFor(() => t.logs.slice(before).find((l) => l['msg'] === 'HBONE handshake failed'), 'handshake failure logged');
+  assert.equal(await request(IP_B, 9080, 'after-garbage'), `${IP_A}|after-garbage`);
+});
+
 test('stopping the agent leaves no rule and no listener in any pod', async () => {
   await agent.stop();
   for (const ns of [A, B]) {
