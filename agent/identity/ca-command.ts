@@ -7,6 +7,9 @@ import { CertificateAuthority } from './ca.js';
 import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
 import { CaServer } from './ca-server.js';
 import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
+import { TokenReviewAuthenticator } from './token-review.js';
+import { KubernetesSource, loadKubeConfig } from '../discovery/kubernetes.js';
+import type { DiscoverySource } from '../discovery/types.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
 
@@ -40,6 +43,9 @@ interface CaCommandOptions {
   lifetime: string;
   tokens?: string;
   manifests?: string;
+  kubeconfig?: string;
+  inCluster?: boolean;
+  agentServiceAccount: string;
   trustDomain: string;
 }
 
@@ -57,18 +63,31 @@ export function registerCaCommand(program: Command): void {
     .option('--lifetime <duration>', 'workload certificate lifetime', '24h')
     .option('--tokens <file>', 'JSON file {token: nodeName} authenticating agents (re-read when it changes)')
     .option('--manifests <dir>', 'directory of pod manifests saying which service accounts run on which node')
+    .option('--kubeconfig <file>', 'Kubernetes mode: agents authenticate with projected service-account tokens (TokenReview), pods come from this API server')
+    .option('--in-cluster', 'Kubernetes mode with the CA pod\'s own service account')
+    .option('--agent-service-account <user>', 'Kubernetes mode: the only account agents may use', 'system:serviceaccount:weft-system:weft-agent')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', DEFAULT_TRUST_DOMAIN)
     .action(async (opts: CaCommandOptions) => {
-      // Kubernetes TokenReview / pod listing are not built yet: the lab's sources are required.
-      if (opts.tokens === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--tokens is required (Kubernetes TokenReview is not supported yet)');
-      if (opts.manifests === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--manifests is required (reading pods from Kubernetes is not supported yet)');
+      const kubernetes = opts.kubeconfig !== undefined || opts.inCluster === true;
+      if (kubernetes === (opts.tokens !== undefined || opts.manifests !== undefined)) {
+        throw new WeftError('WEFT_ERR_CONFIG', 'give either --tokens FILE and --manifests DIR (the lab), or --kubeconfig FILE / --in-cluster (Kubernetes)');
+      }
+      if (!kubernetes && (opts.tokens === undefined || opts.manifests === undefined)) {
+        throw new WeftError('WEFT_ERR_CONFIG', '--tokens and --manifests go together');
+      }
       const { host, port } = parseHostPort(opts.listen);
-      const logger = createLogger();
-      const source = new LocalSource({ dir: opts.manifests, logger, trustDomain: opts.trustDomain });
+      const logger = createLogger({ component: 'weft-ca' });
+      const kubeConfig = kubernetes ? loadKubeConfig(opts.kubeconfig) : undefined;
+      const source: DiscoverySource = kubeConfig
+        ? new KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain })
+        : new LocalSource({ dir: opts.manifests!, logger, trustDomain: opts.trustDomain });
       await source.start();
       const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>
         source.current().workloadsOnNode(node).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount),
       );
+      const authenticator = kubeConfig
+        ? new TokenReviewAuthenticator({ kubeConfig, agentServiceAccount: opts.agentServiceAccount })
+        : new TokenFileAuthenticator(opts.tokens!);
       const ca = await CertificateAuthority.loadOrCreate(opts.dir, {
         authorizer,
         trustDomain: opts.trustDomain,
@@ -76,7 +95,7 @@ export function registerCaCommand(program: Command): void {
         logger,
         registry: new Registry(),
       });
-      const server = new CaServer({ ca, authenticator: new TokenFileAuthenticator(opts.tokens), logger });
+      const server = new CaServer({ ca, authenticator, logger });
       await server.listen(port, host);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();

@@ -29,6 +29,8 @@ export class FakeKubeApi {
   #port = 0;
   /** Requests seen, for assertions ("GET /api/v1/pods?watch=true..."). */
   readonly requests: string[] = [];
+  /** Tokens the TokenReview endpoint accepts: token -> user (and its audiences). */
+  readonly tokens = new Map<string, { username: string; audiences: string[]; extra?: Record<string, string[]> }>();
 
   constructor(paths: string[]) {
     for (const p of paths) {
@@ -85,6 +87,19 @@ export class FakeKubeApi {
     }
   }
 
+  #tokenReview(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as { spec: { token: string; audiences?: string[] } };
+      const known = this.tokens.get(body.spec.token);
+      const wanted = body.spec.audiences ?? [];
+      const ok = known !== undefined && wanted.every((a) => known.audiences.includes(a));
+      const status = ok ? { authenticated: true, audiences: wanted, user: { username: known.username, extra: known.extra ?? {} } } : { authenticated: false, error: 'invalid bearer token' };
+      res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: body.spec, status }));
+    });
+  }
+
   #record(path: string, key: string, type: Event['type'], object: Obj): void {
     const rv = ++this.#rv;
     const stored: Obj = { ...object, metadata: { ...object.metadata, resourceVersion: String(rv) } };
@@ -98,6 +113,16 @@ export class FakeKubeApi {
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.requests.push(`${req.method} ${req.url}`);
     const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      this.#tokenReview(req, res);
+      return;
+    }
+    const podPath = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && podPath) {
+      const pod = this.#collections.get('/api/v1/pods')?.get(`${podPath[1]}/${podPath[2]}`);
+      res.writeHead(pod ? 200 : 404, { 'content-type': 'application/json' }).end(JSON.stringify(pod ?? { kind: 'Status', code: 404 }));
+      return;
+    }
     const coll = this.#collections.get(url.pathname);
     if (!coll) {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, message: `no such path ${url.pathname}` }));
