@@ -3,11 +3,13 @@
  * when it closes (access log line, counters), whatever path it took.
  */
 import type { Workload } from '../discovery/types.js';
-import { relay, abort, type RelayResult } from './relay.js';
+import { relay, abort, type RelayOwner, type RelayResult } from './relay.js';
 import type { Duplex } from 'node:stream';
 import type { InboundQuestion, InboundVerdict } from './authorization.js';
 import type { Logger } from '../log.js';
-import { tcpLabels, type AgentMetrics, type TcpLabels } from '../telemetry/metrics.js';
+import type { AgentMetrics, TcpSeries } from '../telemetry/metrics.js';
+import type { LoadBalancer } from './load-balancer.js';
+import type { Endpoint } from '../discovery/types.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -51,17 +53,28 @@ export class ConnectionTracker {
   readonly #accessLog: Logger;
   readonly #metrics: AgentMetrics | undefined;
   readonly #clusterName: string;
+  /** Open connections by direction, read by the weft_open_connections gauge when scraped. */
+  #openOutbound = 0;
+  #openInbound = 0;
 
   constructor(accessLog: Logger, metrics?: AgentMetrics, clusterName = 'Kubernetes') {
     this.#accessLog = accessLog;
     this.#metrics = metrics;
     this.#clusterName = clusterName;
+    if (metrics) {
+      const gauge = metrics.openConnections;
+      // prom-client calls a metric's `collect` before serialising it; the typings omit the property.
+      (gauge as unknown as { collect: () => void }).collect = () => {
+        gauge.set({ direction: 'outbound' }, this.#openOutbound);
+        gauge.set({ direction: 'inbound' }, this.#openInbound);
+      };
+    }
   }
 
   open(info: ConnectionInfo): ConnectionRecord {
-    let labels: TcpLabels | undefined;
+    let series: TcpSeries | undefined;
     if (this.#metrics) {
-      labels = tcpLabels({
+      series = this.#metrics.tcpSeries.get({
         reporter: info.direction === 'outbound' ? 'source' : 'destination',
         source: info.sourceWorkload,
         sourcePrincipal: info.sourcePrincipal,
@@ -70,24 +83,26 @@ export class ConnectionTracker {
         mutualTls: info.mutualTls === true,
         clusterName: this.#clusterName,
       });
-      this.#metrics.tcpOpened.inc(labels);
-      this.#metrics.openConnections.inc({ direction: info.direction });
+      series.opened++;
     }
-    const record = new ConnectionRecord(this, this.#nextId++, info, labels);
+    if (info.direction === 'outbound') this.#openOutbound++;
+    else this.#openInbound++;
+    const record = new ConnectionRecord(this, this.#nextId++, info, series);
     this.#open.set(record.id, record);
     return record;
   }
 
   /** @internal called by ConnectionRecord.finish */
-  closed(record: ConnectionRecord, summary: ConnectionSummary, labels: TcpLabels | undefined): void {
+  closed(record: ConnectionRecord, summary: ConnectionSummary, series: TcpSeries | undefined): void {
     this.#open.delete(record.id);
-    if (this.#metrics && labels) {
-      this.#metrics.tcpClosed.inc(labels);
-      if (summary.bytesFromClient > 0) this.#metrics.tcpReceivedBytes.inc(labels, summary.bytesFromClient);
-      if (summary.bytesToClient > 0) this.#metrics.tcpSentBytes.inc(labels, summary.bytesToClient);
-      this.#metrics.openConnections.dec({ direction: summary.direction });
-      if (summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
+    if (summary.direction === 'outbound') this.#openOutbound--;
+    else this.#openInbound--;
+    if (series) {
+      series.closed++;
+      series.receivedBytes += summary.bytesFromClient;
+      series.sentBytes += summary.bytesToClient;
     }
+    if (this.#metrics && summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
     const source = workloadKey(summary.sourceWorkload, summary.sourceIp);
     const destination = workloadKey(summary.destinationWorkload, summary.upstream.split(':')[0]!);
     const key = `${summary.direction}|${source}|${destination}`;
@@ -131,7 +146,7 @@ export class ConnectionTracker {
     let closed = 0;
     for (const record of this.#open.values()) {
       const q = record.question;
-      if (!q || !record.abort) continue;
+      if (!q || !record.relaying) continue;
       const verdict = decide(q);
       if (verdict.allowed) continue;
       closed++;
@@ -161,48 +176,73 @@ export interface PairTotals {
   bytesToClient: number;
 }
 
-export class ConnectionRecord {
+export class ConnectionRecord implements RelayOwner {
   readonly id: number;
   readonly info: ConnectionInfo;
   readonly #tracker: ConnectionTracker;
   readonly #openedAt = Date.now();
-  readonly #labels: TcpLabels | undefined;
+  readonly #series: TcpSeries | undefined;
   #finished = false;
+  /** The relay's two sides, once it runs (for abort). */
+  #downstream: Duplex | undefined;
+  #upstream: Duplex | undefined;
+  /** A load-balancer slot held until the connection is finished. */
+  #loadBalancer: LoadBalancer | undefined;
+  #endpoint: Endpoint | undefined;
   /** Set on inbound connections: what policy was asked, so a policy change can ask again. */
   question: InboundQuestion | undefined;
   /** The authorization decision taken for this connection (inbound), for the access log. */
   verdict: InboundVerdict | undefined;
-  /** Aborts both sides; set once the relay runs. */
-  abort: (() => void) | undefined;
   /** Why the agent closed it, when it did (reported instead of the socket error). */
   closeReason: string | undefined;
 
-  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, labels: TcpLabels | undefined) {
+  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, series: TcpSeries | undefined) {
     this.#tracker = tracker;
-    this.#labels = labels;
+    this.#series = series;
     this.id = id;
     this.info = info;
   }
 
-  /**
-   * Copies both ways until both sides close, then records the result. `abort` (policy changes,
-   * shutdown) resets both sides. `onDone` runs first (e.g. to release a load-balancer slot).
-   */
-  startRelay(downstream: Duplex, upstream: Duplex, onDone?: () => void): void {
-    this.abort = () => {
-      abort(downstream);
-      abort(upstream);
-    };
-    relay(downstream, upstream, (result) => {
-      onDone?.();
-      this.finish(result);
-    });
+  /** Whether the relay runs (and abort() resets both sides). */
+  get relaying(): boolean {
+    return this.#downstream !== undefined;
+  }
+
+  /** Takes a slot of `endpoint` in the load balancer; released first thing when finished. */
+  holdEndpoint(loadBalancer: LoadBalancer, endpoint: Endpoint): void {
+    loadBalancer.acquire(endpoint);
+    this.#loadBalancer = loadBalancer;
+    this.#endpoint = endpoint;
+  }
+
+  /** Copies both ways until both sides close, then records the result. */
+  startRelay(downstream: Duplex, upstream: Duplex): void {
+    this.#downstream = downstream;
+    this.#upstream = upstream;
+    relay(downstream, upstream, this);
+  }
+
+  /** Resets both sides (policy changes, shutdown); no-op before the relay runs. */
+  abort(): void {
+    if (this.#downstream) abort(this.#downstream);
+    if (this.#upstream) abort(this.#upstream);
+  }
+
+  /** @internal RelayOwner */
+  relayDone(result: RelayResult): void {
+    this.finish(result);
   }
 
   /** Records the result exactly once; later calls are ignored. */
   finish(result: Partial<RelayResult> & { error?: Error | undefined }): void {
     if (this.#finished) return;
     this.#finished = true;
+    if (this.#endpoint) {
+      this.#loadBalancer!.release(this.#endpoint);
+      this.#endpoint = undefined;
+    }
+    this.#downstream = undefined;
+    this.#upstream = undefined;
     this.#tracker.closed(this, {
       ...this.info,
       id: this.id,
@@ -213,7 +253,7 @@ export class ConnectionRecord {
       verdict: this.verdict,
       error: this.closeReason ?? result.error?.message,
       errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
-    }, this.#labels);
+    }, this.#series);
   }
 }
 

@@ -11,6 +11,8 @@ import type { InboundTunnel } from '../capture/pod-capture.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { authorize, connectToApp } from './inbound.js';
 import { WeftError } from '../errors.js';
+import type { Socket } from 'node:net';
+import type { ConnectionRecord } from './connection.js';
 
 function plainIp(address: string | undefined): string {
   if (!address) return '0.0.0.0';
@@ -23,8 +25,39 @@ function refuse(stream: ServerHttp2Stream, status: number): void {
   else stream.respond({ ':status': status }, { endStream: true });
 }
 
+function ignore(): void {}
+
+/** What the app socket's connect/error listeners need (shared functions, no closures per stream). */
+const kPending = Symbol('weft.pendingInbound');
+interface PendingInbound {
+  stream: ServerHttp2Stream;
+  record: ConnectionRecord;
+}
+type AppSocket = Socket & { [kPending]?: PendingInbound | undefined };
+
+function onAppConnect(this: AppSocket): void {
+  const p = this[kPending]!;
+  this[kPending] = undefined;
+  this.off('error', onAppError);
+  if (p.stream.destroyed) {
+    this.destroy();
+    return;
+  }
+  p.stream.respond({ ':status': 200 });
+  p.record.startRelay(p.stream, this);
+}
+
+function onAppError(this: AppSocket, err: Error): void {
+  const p = this[kPending];
+  if (p === undefined) return;
+  this[kPending] = undefined;
+  this.off('connect', onAppConnect);
+  p.record.finish({ error: err });
+  refuse(p.stream, 503);
+}
+
 export function handleInboundHbone(inputs: ProxyInputs, pod: CapturedPod, stream: ServerHttp2Stream, info: HboneStreamInfo): void {
-  stream.on('error', () => undefined); // relay() takes over error handling once it runs
+  stream.on('error', ignore); // relay() takes over error handling once it runs
   const clientIp = plainIp(info.remoteAddress);
   const target = { address: info.host, port: info.port };
   const record = inputs.connections.open({
@@ -52,20 +85,10 @@ export function handleInboundHbone(inputs: ProxyInputs, pod: CapturedPod, stream
   }
   const upstream = connectToApp(inputs, pod, clientIp, target, stream, record, false);
   if (!upstream) return;
-  upstream.once('connect', () => {
-    if (stream.destroyed) {
-      upstream.destroy();
-      return;
-    }
-    stream.respond({ ':status': 200 });
-    record.startRelay(stream, upstream);
-  });
-  upstream.once('error', (err: Error) => {
-    if (upstream.connecting || !stream.headersSent) {
-      record.finish({ error: err });
-      refuse(stream, 503);
-    }
-  });
+  const app = upstream as AppSocket;
+  app[kPending] = { stream, record };
+  app.on('connect', onAppConnect);
+  app.on('error', onAppError);
 }
 
 /** The pod's 15008 server, with the pod identity's certificate (rotated certificates serve new handshakes). */

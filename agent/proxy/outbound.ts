@@ -77,20 +77,22 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.setNoDelay(true);
   upstream.connect(upstreamPort, upstreamIp);
-  if (endpoint) inputs.loadBalancer.acquire(endpoint);
-  record.startRelay(downstream, upstream, endpoint ? () => inputs.loadBalancer.release(endpoint) : undefined);
+  if (endpoint) record.holdEndpoint(inputs.loadBalancer, endpoint);
+  record.startRelay(downstream, upstream);
 }
 
-function openHbone(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket, record: ConnectionRecord, destination: Workload, port: number, endpoint: Endpoint | undefined): void {
+/** Marks a client that left while its tunnel was being set up (shared: no closure per connection). */
+const kGone = Symbol('weft.goneEarly');
+type WaitingSocket = net.Socket & { [kGone]?: boolean };
+function onEarlyClose(this: WaitingSocket): void {
+  this[kGone] = true;
+}
+
+function openHbone(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, record: ConnectionRecord, destination: Workload, port: number, endpoint: Endpoint | undefined): void {
   // The client may leave while the tunnel is being set up; its bytes wait in the socket meanwhile.
-  let gone = false;
-  const onEarlyClose = (): void => {
-    gone = true;
-  };
   downstream.on('error', onEarlyClose);
   downstream.on('close', onEarlyClose);
-  if (endpoint) inputs.loadBalancer.acquire(endpoint);
-  const release = endpoint ? () => inputs.loadBalancer.release(endpoint) : undefined;
+  if (endpoint) record.holdEndpoint(inputs.loadBalancer, endpoint);
   pod.pool!.connect({
     sourceIdentity: pod.workload.identity,
     destination: { host: destination.ip, port: HBONE_PORT },
@@ -101,16 +103,14 @@ function openHbone(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket
     (stream) => {
       downstream.off('error', onEarlyClose);
       downstream.off('close', onEarlyClose);
-      if (gone) {
+      if (downstream[kGone] === true) {
         stream.close();
-        release?.();
         record.finish({});
         return;
       }
-      record.startRelay(downstream, stream, release);
+      record.startRelay(downstream, stream);
     },
     (err: Error) => {
-      release?.();
       inputs.logger.warn({ err: { code: (err as WeftError).code, message: err.message }, pod: pod.workload.key, destination: destination.key }, 'outbound: HBONE tunnel failed; connection reset');
       record.finish({ error: err });
       if (!downstream.destroyed) downstream.resetAndDestroy();

@@ -4,6 +4,11 @@
  * must be allowHalfOpen), an abort on one side aborts the other (a TCP reset becomes an
  * RST_STREAM and back, in the spirit of RFC 9113 section 8.5), and `done` is called
  * exactly once, after both sides closed, with the byte counts.
+ *
+ * Memory: a relay is one object per connection. Its listeners are module-level functions that
+ * find the relay through a symbol on the side they are called on (`this`), and `on` is used
+ * where `once` would allocate a wrapper and a state object per call: an idle proxied connection
+ * holds no closure of its own here.
  */
 import net from 'node:net';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
@@ -18,6 +23,10 @@ export interface RelayResult {
 }
 
 export type RelayDone = (result: RelayResult) => void;
+/** An object told when the relay is done (saves a closure per connection). */
+export interface RelayOwner {
+  relayDone(result: RelayResult): void;
+}
 
 function isHttp2Stream(d: Duplex): d is Http2Stream {
   return 'rstCode' in d;
@@ -35,17 +44,41 @@ export function abort(d: Duplex): void {
   else d.destroy();
 }
 
+/**
+ * Bytes written ahead into the destination before the source is paused. Above the streams'
+ * 16 KiB high-water mark (which `pipe()` pauses at): a 64 KiB socket read then no longer stops and
+ * restarts reading on every chunk (a readStop/readStart pair of epoll_ctl calls each time).
+ */
+const WRITE_AHEAD_BYTES = 256 * 1024;
+
+const kRelay = Symbol('weft.relay');
+type Side = Duplex & { [kRelay]?: Relay };
+
+// Relay.flags bits, per side as destination (D = downstream, U = upstream).
+/** The side is corked until the next setImmediate (see onSideData). */
+const CORKED_D = 1;
+const CORKED_U = 2;
+/** The side's peer is paused until this side drains. */
+const PAUSED_FOR_D = 4;
+const PAUSED_FOR_U = 8;
+/** Whether data from the side is coalesced (it is an HTTP/2 stream). */
+const COALESCE_FROM_D = 16;
+const COALESCE_FROM_U = 32;
+
 class Relay {
-  readonly downstream: Duplex;
-  readonly upstream: Duplex;
-  readonly done: RelayDone;
+  readonly downstream: Side;
+  readonly upstream: Side;
+  readonly done: RelayDone | RelayOwner;
   closed = 0;
+  flags = 0;
   error: Error | undefined;
 
-  constructor(downstream: Duplex, upstream: Duplex, done: RelayDone) {
+  constructor(downstream: Duplex, upstream: Duplex, done: RelayDone | RelayOwner) {
     this.downstream = downstream;
     this.upstream = upstream;
     this.done = done;
+    if (isHttp2Stream(downstream)) this.flags |= COALESCE_FROM_D;
+    if (isHttp2Stream(upstream)) this.flags |= COALESCE_FROM_U;
   }
 
   fail(side: Duplex, err: Error): void {
@@ -68,86 +101,96 @@ class Relay {
       fromDown = u.bytesWritten;
       fromUp = u.bytesRead;
     }
-    this.done({ bytesFromDownstream: fromDown, bytesFromUpstream: fromUp, error: this.error });
+    const result = { bytesFromDownstream: fromDown, bytesFromUpstream: fromUp, error: this.error };
+    if (typeof this.done === 'function') this.done(result);
+    else this.done.relayDone(result);
   }
 }
 
-export function relay(downstream: Duplex, upstream: Duplex, done: RelayDone): void {
+export function relay(downstream: Duplex, upstream: Duplex, done: RelayDone | RelayOwner): void {
   const r = new Relay(downstream, upstream, done);
-  downstream.on('error', (err: Error) => r.fail(downstream, err));
-  upstream.on('error', (err: Error) => r.fail(upstream, err));
-  // An HTTP/2 stream reset by the peer closes without 'error' when the code is CANCEL/NO_ERROR;
-  // treat any non-zero reset code as an abort of the other side.
-  for (const side of [downstream, upstream]) {
-    side.on('close', () => {
-      if (isHttp2Stream(side) && side.rstCode && side.rstCode !== h2constants.NGHTTP2_NO_ERROR) {
-        r.error ??= new Error(`stream reset with code ${side.rstCode}`);
-        abort(side === downstream ? upstream : downstream);
-      }
-      r.sideClosed();
-    });
-  }
-  new Pump(downstream, upstream).start();
-  new Pump(upstream, downstream).start();
+  start(r.downstream, r);
+  start(r.upstream, r);
+}
+
+function start(side: Side, r: Relay): void {
+  side[kRelay] = r;
+  side.on('error', onSideError);
+  side.on('close', onSideClose);
+  side.on('end', onSideEnd);
+  side.on('data', onSideData);
+}
+
+function peerOf(r: Relay, side: Side): Side {
+  return side === r.downstream ? r.upstream : r.downstream;
+}
+
+function onSideError(this: Side, err: Error): void {
+  this[kRelay]!.fail(this, err);
 }
 
 /**
- * Bytes written ahead into the destination before the source is paused. Above the streams'
- * 16 KiB high-water mark (which `pipe()` pauses at): a 64 KiB socket read then no longer stops and
- * restarts reading on every chunk (a readStop/readStart pair of epoll_ctl calls each time).
- */
-const WRITE_AHEAD_BYTES = 256 * 1024;
-
-/**
- * One direction of a relay: what `src.pipe(dst)` does (FIN as end(), backpressure, stop when
+ * One direction of the relay: what `src.pipe(dst)` does (FIN as end(), backpressure, stop when
  * `dst` closes), plus coalescing. An HTTP/2 stream delivers a DATA frame's payload in pieces cut
  * at the TLS record boundaries (a 9-byte piece, then 16,375 bytes, ...); written one by one, each
  * piece is a syscall and a tiny TCP segment. The destination is corked while a burst of chunks
- * arrives and uncorked once the event loop has handled the read that brought them (setImmediate:
- * nextTick would run between the pieces, each of which Node delivers in a callback of its own):
- * one writev per burst.
+ * from a stream arrives and uncorked once the event loop has handled the read that brought them
+ * (setImmediate: nextTick would run between the pieces, each of which Node delivers in a callback
+ * of its own): one writev per burst. A socket delivers one chunk per read, so data from a socket
+ * is written at once (no cork, no immediate).
  */
-class Pump {
-  readonly src: Duplex;
-  readonly dst: Duplex;
-  corked = false;
-  readonly onData = (chunk: Buffer): void => {
-    const dst = this.dst;
-    if (!this.corked) {
-      this.corked = true;
+function onSideData(this: Side, chunk: Buffer): void {
+  const r = this[kRelay]!;
+  const toUp = this === r.downstream;
+  const dst = toUp ? r.upstream : r.downstream;
+  if ((r.flags & (toUp ? COALESCE_FROM_D : COALESCE_FROM_U)) !== 0) {
+    const corked = toUp ? CORKED_U : CORKED_D;
+    if ((r.flags & corked) === 0) {
+      r.flags |= corked;
       dst.cork();
-      setImmediate(uncorkPump, this);
+      setImmediate(uncorkSide, dst);
     }
-    if (!dst.write(chunk) && dst.writableLength >= WRITE_AHEAD_BYTES) {
-      this.src.pause();
-      dst.once('drain', this.onDrain);
-    }
-  };
-  readonly onDrain = (): void => {
-    if (!this.dst.destroyed) this.src.resume();
-  };
-  readonly onEnd = (): void => {
-    this.dst.end();
-  };
-  readonly onDstClose = (): void => {
-    this.src.off('data', this.onData);
-    this.src.off('end', this.onEnd);
-    this.src.pause();
-  };
-
-  constructor(src: Duplex, dst: Duplex) {
-    this.src = src;
-    this.dst = dst;
   }
-
-  start(): void {
-    this.src.on('data', this.onData);
-    this.src.once('end', this.onEnd);
-    this.dst.once('close', this.onDstClose);
+  if (!dst.write(chunk) && dst.writableLength >= WRITE_AHEAD_BYTES) {
+    const paused = toUp ? PAUSED_FOR_U : PAUSED_FOR_D;
+    if ((r.flags & paused) === 0) {
+      r.flags |= paused;
+      dst.on('drain', onSideDrain);
+    }
+    this.pause();
   }
 }
 
-function uncorkPump(p: Pump): void {
-  p.corked = false;
-  p.dst.uncork();
+function uncorkSide(side: Side): void {
+  const r = side[kRelay]!;
+  r.flags &= side === r.upstream ? ~CORKED_U : ~CORKED_D;
+  side.uncork();
+}
+
+/** `this` drained: resume its peer, paused in onSideData. */
+function onSideDrain(this: Side): void {
+  const r = this[kRelay]!;
+  r.flags &= this === r.upstream ? ~PAUSED_FOR_U : ~PAUSED_FOR_D;
+  this.off('drain', onSideDrain);
+  if (!this.destroyed) peerOf(r, this).resume();
+}
+
+function onSideEnd(this: Side): void {
+  peerOf(this[kRelay]!, this).end();
+}
+
+function onSideClose(this: Side): void {
+  const r = this[kRelay]!;
+  const peer = peerOf(r, this);
+  // An HTTP/2 stream reset by the peer closes without 'error' when the code is CANCEL/NO_ERROR;
+  // treat any non-zero reset code as an abort of the other side.
+  if (isHttp2Stream(this) && this.rstCode && this.rstCode !== h2constants.NGHTTP2_NO_ERROR) {
+    r.error ??= new Error(`stream reset with code ${this.rstCode}`);
+    abort(peer);
+  }
+  r.sideClosed();
+  // Nothing more can be written here: stop copying from the peer.
+  peer.off('data', onSideData);
+  peer.off('end', onSideEnd);
+  peer.pause();
 }

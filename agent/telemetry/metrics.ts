@@ -104,6 +104,76 @@ export function tcpLabels(input: TcpLabelInput): TcpLabels {
   };
 }
 
+/**
+ * The Istio TCP series of one label set, shared by every connection that has those labels. The
+ * hot path adds to plain numbers here; prom-client reads them when it is scraped (see
+ * TcpSeriesTable), so a connection neither builds a label object nor has prom-client hash one.
+ */
+export class TcpSeries {
+  readonly labels: TcpLabels;
+  opened = 0;
+  closed = 0;
+  sentBytes = 0;
+  receivedBytes = 0;
+
+  constructor(labels: TcpLabels) {
+    this.labels = labels;
+  }
+}
+
+/** Stands for "no workload" in the lookup maps below (WeakMap keys must be objects). */
+const NO_WORKLOAD = {};
+
+/**
+ * Every TcpSeries, by label values, and a lookup from what a connection knows (its source and
+ * destination Workload objects, principal, service, mTLS) to its series. Workload objects are
+ * the model's (replaced when the workload changes), so the lookup is keyed by object identity in
+ * WeakMaps: a changed or removed workload drops out of it with the model. The series themselves
+ * stay, as prom-client's would: counters are totals since start.
+ */
+export class TcpSeriesTable {
+  readonly #byValues = new Map<string, TcpSeries>();
+  readonly #lookup = new WeakMap<object, WeakMap<object, Map<string, TcpSeries>>>();
+
+  /** The series of a connection (TcpLabelInput as tcpLabels takes it). */
+  get(input: TcpLabelInput): TcpSeries {
+    const src: object = input.source ?? NO_WORKLOAD;
+    const dst: object = input.destination ?? NO_WORKLOAD;
+    let byDst = this.#lookup.get(src);
+    if (byDst === undefined) this.#lookup.set(src, (byDst = new WeakMap()));
+    let byRest = byDst.get(dst);
+    if (byRest === undefined) byDst.set(dst, (byRest = new Map()));
+    const rest = `${input.reporter}\u0000${input.sourcePrincipal ?? ''}\u0000${input.destinationService ?? ''}\u0000${input.mutualTls ? 1 : 0}\u0000${input.clusterName}`;
+    let series = byRest.get(rest);
+    if (series === undefined) {
+      const labels = tcpLabels(input);
+      const values = TCP_LABELS.map((n) => labels[n]).join('\u0000');
+      series = this.#byValues.get(values);
+      if (series === undefined) this.#byValues.set(values, (series = new TcpSeries(labels)));
+      byRest.set(rest, series);
+    }
+    return series;
+  }
+
+  all(): IterableIterator<TcpSeries> {
+    return this.#byValues.values();
+  }
+}
+
+/** Feeds the TCP counters from the series table when prom-client collects them. */
+function collectTcpOnScrape(counter: Counter<TcpLabelName>, table: TcpSeriesTable, value: (s: TcpSeries) => number): void {
+  // prom-client calls a metric's `collect` before serialising it; the typings omit the property.
+  (counter as unknown as { collect: () => void }).collect = () => {
+    counter.reset();
+    // Series with nothing to count are left out, as they were when counters were incremented
+    // per connection (bytes only when > 0, closed only once one closed).
+    for (const s of table.all()) {
+      const v = value(s);
+      if (v > 0) counter.inc(s.labels, v);
+    }
+  };
+}
+
 export class AgentMetrics {
   readonly registry: Registry;
   readonly tcpOpened: Counter<TcpLabelName>;
@@ -112,6 +182,8 @@ export class AgentMetrics {
   readonly tcpSentBytes: Counter<TcpLabelName>;
   /** Bytes received from the client (request direction). */
   readonly tcpReceivedBytes: Counter<TcpLabelName>;
+  /** What the four counters above report, added to per connection (see TcpSeries). */
+  readonly tcpSeries = new TcpSeriesTable();
   readonly capturedPods: Gauge;
   readonly openConnections: Gauge<'direction'>;
   readonly discoveryUpdates: Counter<'result'>;
@@ -128,6 +200,10 @@ export class AgentMetrics {
     this.tcpClosed = tcp('istio_tcp_connections_closed_total', 'TCP connections closed');
     this.tcpSentBytes = tcp('istio_tcp_sent_bytes_total', 'Bytes sent to the client during the connection (response direction)');
     this.tcpReceivedBytes = tcp('istio_tcp_received_bytes_total', 'Bytes received from the client during the connection (request direction)');
+    collectTcpOnScrape(this.tcpOpened, this.tcpSeries, (s) => s.opened);
+    collectTcpOnScrape(this.tcpClosed, this.tcpSeries, (s) => s.closed);
+    collectTcpOnScrape(this.tcpSentBytes, this.tcpSeries, (s) => s.sentBytes);
+    collectTcpOnScrape(this.tcpReceivedBytes, this.tcpSeries, (s) => s.receivedBytes);
     this.capturedPods = new Gauge({ name: 'weft_captured_pods', help: 'Pods on this node whose traffic the agent captures', registers: [registry] });
     this.openConnections = new Gauge({ name: 'weft_open_connections', help: 'Proxied connections open now', labelNames: ['direction'], registers: [registry] });
     this.discoveryUpdates = new Counter({ name: 'weft_discovery_updates_total', help: 'Discovery updates applied (result=applied) or refused as invalid (result=invalid)', labelNames: ['result'], registers: [registry] });

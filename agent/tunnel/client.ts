@@ -145,8 +145,9 @@ export function openConnectStream(session: ClientHttp2Session, authority: string
         }),
       );
     };
-    stream.once('response', onResponse);
-    stream.once('error', onError);
-    stream.once('close', onClose);
+    // Each removes all three (cleanup), so 'on' does what 'once' would without its wrappers.
+    stream.on('response', onResponse);
+    stream.on('error', onError);
+    stream.on('close', onClose);
   });
 }

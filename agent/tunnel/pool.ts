@@ -211,7 +211,8 @@ export class HbonePool {
       this.#stats.streamsOpened++;
       this.#stats.streamsActive++;
       stream[kConnection] = conn;
-      stream.once('close', onPooledStreamClose);
+      // 'on', not 'once': 'close' comes once, and once() would allocate a wrapper per stream.
+      stream.on('close', onPooledStreamClose);
       return stream;
     }
   }

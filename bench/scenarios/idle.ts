@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import { BenchError } from '../errors.js';
-import { WORK_DIR } from '../lab-env.js';
+import { WORK_DIR, benchLabStatus } from '../lab-env.js';
+import { heapSnapshot } from '../profile.js';
 import { connectionsWithin, nofileLimit, rssKiB } from '../proc-stats.js';
 import type { IdleResult } from '../loadgen.js';
 import { requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
@@ -70,6 +71,15 @@ export const idle: Scenario = {
       if (ready === undefined) await new Promise((r) => setTimeout(r, 100));
     }
     const after = pids.map((p) => rssKiB(p));
+    ctx.log(`  per proxy process: ${pids.map((p, i) => `${p} +${after[i]! - before[i]!} KiB`).join(', ')}`);
+    // WEFT_BENCH_HEAP_DIR=DIR: heap snapshots of both agents while the connections are held
+    // (after the RSS reading: a snapshot's full GC and its own allocations would change it).
+    const heapDir = process.env['WEFT_BENCH_HEAP_DIR'];
+    if (heapDir !== undefined && sys.name === 'weft') {
+      const lab = await benchLabStatus();
+      for (const node of [lab.clientNode, lab.serverNode]) await heapSnapshot(node, join(heapDir, `idle-${node.name}.heapsnapshot`));
+      ctx.log(`  heap snapshots in ${heapDir}`);
+    }
     await writeFile(releaseFile, '');
     const result = await load;
     await rm(readyFile, { force: true });
