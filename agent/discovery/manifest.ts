@@ -8,6 +8,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import { WeftError } from '../errors.js';
+import { loadPlainDocuments } from './fast-yaml.js';
 import { checkKubeObject, coreKindChecks, describeErrors, type FieldProblem } from './schema.js';
 import type {
   ManifestError,
@@ -31,7 +32,12 @@ export interface ObjectLocation {
 
 export interface FileParseResult extends ParseResult {
   file: string;
+  /**
+   * Parallel to `objects`; empty when `source` is set (the fast path keeps no positions):
+   * `objectLocation` then finds them by parsing `source` again, which only a conflict needs.
+   */
   locations: ObjectLocation[];
+  source?: string;
 }
 
 /**
@@ -101,8 +107,42 @@ export function isManifestFileName(name: string): boolean {
 /**
  * Parses and validates every document of one file. Valid documents are returned even when
  * others fail; callers that apply files atomically look at `errors.length`.
+ *
+ * A file that is plain YAML and valid as a whole takes the fast path (fast-yaml.ts); any other
+ * is read by the `yaml` package, which locates every problem, so errors are the same either way.
  */
 export function parseManifestText(text: string, file: string): FileParseResult {
+  return parsePlain(text, file) ?? parseWithPositions(text, file);
+}
+
+/** The fast path: the file's objects when every document validates, else undefined. */
+function parsePlain(text: string, file: string): FileParseResult | undefined {
+  const docs = loadPlainDocuments(text);
+  if (docs === undefined) return undefined;
+  const objects: ManifestObject[] = [];
+  const keys = new Set<string>();
+  for (const value of docs) {
+    if (value === null || value === undefined) continue;
+    const checked = validateDocument(value);
+    if ('problem' in checked) return undefined;
+    const key = objectKey(checked.object);
+    if (keys.has(key)) return undefined;
+    keys.add(key);
+    objects.push(checked.object);
+  }
+  return { file, objects, errors: [], locations: [], source: text };
+}
+
+/** Where `result.objects[index]` came from (parses the source again after the fast path). */
+export function objectLocation(result: FileParseResult, index: number): ObjectLocation | undefined {
+  if (result.source !== undefined && result.locations.length === 0 && result.objects.length > 0) {
+    result.locations = parseWithPositions(result.source, result.file).locations;
+  }
+  return result.locations[index];
+}
+
+/** The reference path: the `yaml` package's Documents, with lines for every problem. */
+function parseWithPositions(text: string, file: string): FileParseResult {
   const result: FileParseResult = { file, objects: [], errors: [], locations: [] };
   const lineCounter = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
@@ -302,7 +342,7 @@ export function reconcileFiles(
         const o = c.objects[i]!;
         const other = owner.get(objectKey(o));
         if (other !== undefined && other !== c.file) {
-          const loc = c.locations[i];
+          const loc = objectLocation(c, i);
           errors.push({
             file: c.file,
             document: loc?.document,
