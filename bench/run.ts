@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --scenario NAME] [--system NAME] [--json FILE] [--quick] [--profile DIR]`: builds the bench lab once, runs
  * every scenario against every system (each system started fresh per scenario and stopped after),
- * writes bench/results/<timestamp>.{json,md}, latest.md and latency.svg. The lab and every
+ * writes bench/results/<timestamp>.{json,md}, latency.svg and, for a run of every scenario and
+ * system, latest.md. The lab and every
  * process the run started are removed at the end, also on failure and on SIGINT/SIGTERM.
  */
 import { execFileSync } from 'node:child_process';
@@ -182,14 +183,16 @@ async function main(): Promise<void> {
   const md = markdownReport(result);
   await writeFile(`${base}.json`, json);
   await writeFile(`${base}.md`, md);
-  await writeFile(join(RESULTS_DIR, 'latest.md'), md);
+  // latest.md is the README's table: only a run of every scenario and system replaces it.
+  const full = (values.scenario ?? []).length === 0 && onlySystems.size === 0;
+  if (full) await writeFile(join(RESULTS_DIR, 'latest.md'), md);
   if (values.json !== undefined) await writeFile(values.json, json);
   if (latencySummaries.size > 0) {
     const panels: LatencyPanel[] = RATES.filter((r) => latencySummaries.has(r)).map((rate) => ({ rate, bySystem: latencySummaries.get(rate)! }));
     await writeFile(join(RESULTS_DIR, 'latency.svg'), latencySvg(panels, SYSTEM_NAMES, `1 KiB request/response latency, 16 connections, open loop${quick ? ' (--quick)' : ''}`));
   }
   process.stdout.write(md);
-  log(`wrote ${base}.json, ${base}.md, latest.md${latencySummaries.size > 0 ? ', latency.svg' : ''} in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);
+  log(`wrote ${base}.json, ${base}.md${full ? ', latest.md' : ' (latest.md only from full runs)'}${latencySummaries.size > 0 ? ', latency.svg' : ''} in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);
 }
 
 main().catch((err: unknown) => {

@@ -1,7 +1,8 @@
 /**
  * A large local discovery source for the scale scenario: 5,000 pods (50 namespaces x 100),
  * 1,000 services (20 per namespace) and 500 AuthorizationPolicies (10 per namespace), one YAML
- * file per object as the lab writes them. Pods sit on nodes the measuring agent does not serve,
+ * file per object as the lab writes them, or (multiDocumentFiles) one multi-document file per
+ * kind, as a `kubectl apply -f` user keeps them. Pods sit on nodes the measuring agent does not serve,
  * so it models them without capturing. Pure: names -> file contents.
  */
 import { stringify } from 'yaml';
@@ -71,4 +72,21 @@ export function scaleManifests(size: ScaleSize): Map<string, string> {
     }
   }
   return files;
+}
+
+/**
+ * The same objects as one multi-document file per kind (`pods.yaml`, `services.yaml`, ...), in
+ * the order of `files`. Pure.
+ */
+export function multiDocumentFiles(files: ReadonlyMap<string, string>): Map<string, string> {
+  const byKind = new Map<string, string[]>();
+  for (const [name, content] of files) {
+    const kind = name.slice(0, name.indexOf('.'));
+    const docs = byKind.get(kind);
+    if (docs === undefined) byKind.set(kind, [content]);
+    else docs.push(content);
+  }
+  const out = new Map<string, string>();
+  for (const [kind, docs] of byKind) out.set(`${kind}s.yaml`, docs.join('---\n'));
+  return out;
 }
