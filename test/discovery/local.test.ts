@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import type { EventEmitter } from 'node:events';
-import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { isWeftError } from '../../agent/errors.js';
 import { silentLogger } from '../../agent/log.js';
 import { LocalSource, type LocalSourceOptions } from '../../agent/discovery/local.js';
+import { parseManifestText } from '../../agent/discovery/manifest.js';
 import type { ManifestError, MeshModel } from '../../agent/discovery/types.js';
 
 const DEADLINE_MS = 10_000;
@@ -212,5 +213,46 @@ describe('LocalSource', () => {
     assert.deepEqual(errors.map((e) => e.file), ['bad.yaml']);
     assert.match(errors[0]!.reason, /^invalid YAML: /);
     assert.ok(model.workloads.has('default/a'));
+  });
+
+  it('parses a file again only when its content changed, not when it is rewritten the same or touched', async () => {
+    await put('a.yaml', podYaml('default', 'a', '198.18.1.2'));
+    await put('b.yaml', podYaml('default', 'b', '198.18.1.3'));
+    const parsed: string[] = [];
+    const counting = (text: string, file: string): ReturnType<typeof parseManifestText> => {
+      parsed.push(file);
+      return parseManifestText(text, file);
+    };
+    const { source: s } = await open({ watch: false, rescanMs: 3_600_000, parse: counting });
+    assert.deepEqual([...parsed].sort(), ['a.yaml', 'b.yaml']);
+    // A new inode with the same bytes, and a new mtime on the same bytes: both read, neither parsed.
+    await put('a.yaml', podYaml('default', 'a', '198.18.1.2'));
+    await utimes(join(dir, 'b.yaml'), new Date(), new Date(Date.now() + 60_000));
+    await s.refresh();
+    assert.equal(parsed.length, 2, `parsed again: ${parsed.slice(2).join(', ')}`);
+    const moved = waitFor<MeshModel>(s, 'update', (m) => m.workloads.get('default/a')?.ip === '198.18.1.9');
+    await put('a.yaml', podYaml('default', 'a', '198.18.1.9'));
+    await s.refresh();
+    await moved;
+    assert.deepEqual(parsed.slice(2), ['a.yaml']);
+  });
+
+  it('follows a directory swapped in by rename, and watches the new one', async () => {
+    const { source: s } = await open({ rescanMs: 3_600_000 });
+    const staging = `${dir}.staging`;
+    try {
+      await mkdir(staging);
+      await writeFile(join(staging, 'pod.default.a.yaml'), podYaml('default', 'a', '198.18.1.2'));
+      const swapped = waitFor<MeshModel>(s, 'update', (m) => m.workloads.has('default/a'));
+      await rename(staging, dir);
+      await swapped;
+      // Only the watcher can deliver this one (the periodic re-scan is an hour away).
+      const next = waitFor<MeshModel>(s, 'update', (m) => m.workloads.has('default/b'));
+      await put('pod.default.b.yaml', podYaml('default', 'b', '198.18.1.3'));
+      const m = await next;
+      assert.deepEqual([...m.workloads.keys()].sort(), ['default/a', 'default/b']);
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
   });
 });
