@@ -161,12 +161,15 @@ describe('per-connection memory', () => {
   });
 
   after(async () => {
+    // Everything closed before the process exits: an HTTP/2 session torn down during Node's
+    // exit cleanup can keep it spinning there.
     for (const c of clients) c.destroy();
+    await waitFor(() => outbound.openConnections().length === 0 && inbound.openConnections().length === 0, 'every relay finished');
+    pool.close();
+    await hbone.close({ timeoutMs: 1000 });
     pool.destroy();
-    await hbone.close({ timeoutMs: 100 });
     for (const s of appSockets) s.destroy();
-    app.close();
-    capture.close();
+    await Promise.all([new Promise((r) => app.close(r)), new Promise((r) => capture.close(r))]);
   });
 
   /** Opens `n` proxied connections, each after one 64-byte exchange, and leaves them idle. */
