@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labApply, labDown, labExec, labStatus, labUp, type ExecResult, type LabStatus } from '../agent/lab/index.js';
-import { fetchAdmin } from '../agent/cli/status-command.js';
+import { fetchAdmin } from '../agent/admin/client.js';
 import { run } from '../agent/lab/run.js';
 import { MESH_ENABLED, MESH_LABEL } from '../agent/discovery/types.js';
 import { BenchError } from './errors.js';

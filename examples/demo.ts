@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { fetchAdmin } from '../agent/cli/status-command.js';
+import { fetchAdmin } from '../agent/admin/client.js';
 import { labDown, labExec, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
 import { DEFAULT_LAB_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
 import { queryLabPrometheus, type PromSample } from '../agent/lab/prometheus.js';

@@ -7,6 +7,7 @@
  *   build     fabric, new nodes (+ agents), new pods (netns, veth, hosts file, processes)
  *   publish   service rules on every node, hosts files of every pod, the full manifests
  */
+import { waitForCapture } from './capture-wait.js';
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
 import { ensureLabPrometheus } from './prometheus.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -194,6 +195,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   if (failures.length > 0) {
     throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start:\n${failures.join('\n')}`);
   }
+  if (options.startAgents) await waitForCapture(state, options.readyTimeoutMs);
   return summary;
 }
 

@@ -2,7 +2,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { labExec, labStatus, nodeNetns, fabricNetns } from '../../agent/lab/index.js';
-import { fetchAdmin } from '../../agent/cli/status-command.js';
+import { fetchAdmin } from '../../agent/admin/client.js';
 import { waitFor } from '../helpers/wait.js';
 
 export interface LoadSummary {

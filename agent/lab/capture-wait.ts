@@ -1,0 +1,49 @@
+/**
+ * Ambient meshes guarantee that a meshed pod is captured before it serves (the CNI sets up
+ * in-pod redirection first). The lab gives the same guarantee at the end of `up` and `apply`:
+ * it waits until every running agent reports each pod of its node captured when the manifests
+ * put it in the mesh, and released when they do not. Otherwise the first meshed connection
+ * after `up` could reach a destination whose agent has not opened 15008 yet.
+ */
+import { fetchAdmin } from '../admin/client.js';
+import { WeftError } from '../errors.js';
+import { refAlive } from './procs.js';
+import type { LabState } from './state.js';
+
+interface DumpWorkload {
+  key: string;
+  ip: string;
+  node: string;
+  inMesh: boolean;
+  captured: boolean;
+}
+
+const POLL_MS = 25;
+
+export async function waitForCapture(state: LabState, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Map(state.nodes.filter((n) => refAlive(n.agent)).map((n) => [n.name, n]));
+  let lastProblem = '';
+  while (pending.size > 0) {
+    for (const [name, node] of pending) {
+      const want = state.pods.filter((p) => p.node === name);
+      try {
+        const dump = (await fetchAdmin({ label: `agent of ${name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/config_dump')) as { workloads?: DumpWorkload[] };
+        const byKey = new Map((dump.workloads ?? []).map((w) => [w.key, w]));
+        const lagging = want.filter((p) => {
+          const w = byKey.get(`${p.namespace}/${p.name}`);
+          return !w || w.ip !== p.ip || w.captured !== w.inMesh;
+        });
+        if (lagging.length === 0) pending.delete(name);
+        else lastProblem = `agent of ${name} has not caught up with ${lagging.map((p) => `${p.namespace}/${p.name}`).join(', ')}`;
+      } catch (err) {
+        lastProblem = (err as Error).message;
+      }
+    }
+    if (pending.size === 0) return;
+    if (Date.now() > deadline) {
+      throw new WeftError('WEFT_ERR_LAB', `the agents did not capture the meshed pods within ${timeoutMs} ms: ${lastProblem} (see the agent logs in ${state.nodes[0]?.agentLog ?? 'the logs directory'})`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
