@@ -5,7 +5,6 @@ import { Agent } from '../agent.js';
 import { HttpCaClient } from '../identity/ca-client.js';
 import { splitPemCertificates } from '../identity/der.js';
 import { WeftError } from '../errors.js';
-import { KubernetesSource, loadKubeConfig } from '../discovery/kubernetes.js';
 
 /** Registers `weft agent`. */
 export function registerAgentCommand(program: Command): void {
@@ -37,7 +36,8 @@ export function registerAgentCommand(program: Command): void {
       const logger = createLogger({ component: 'agent', node: opts.node });
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
-      const source = opts.manifests ? undefined : new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), logger: logger.child({ component: 'discovery' }) });
+      // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.
+      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), logger: logger.child({ component: 'discovery' }) }));
       let caClient: HttpCaClient | undefined;
       if (opts.mtls) {
         if (!opts.ca || !opts.caTokenFile || !opts.caRoot) {

@@ -7,8 +7,6 @@ import { CertificateAuthority } from './ca.js';
 import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
 import { CaServer } from './ca-server.js';
 import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
-import { TokenReviewAuthenticator } from './token-review.js';
-import { KubernetesSource, loadKubeConfig } from '../discovery/kubernetes.js';
 import type { DiscoverySource } from '../discovery/types.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
@@ -77,16 +75,18 @@ export function registerCaCommand(program: Command): void {
       }
       const { host, port } = parseHostPort(opts.listen);
       const logger = createLogger({ component: 'weft-ca' });
-      const kubeConfig = kubernetes ? loadKubeConfig(opts.kubeconfig) : undefined;
-      const source: DiscoverySource = kubeConfig
-        ? new KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain })
+      // The Kubernetes client is loaded only in Kubernetes mode (it is large).
+      const k8s = kubernetes ? await import('../discovery/kubernetes.js') : undefined;
+      const kubeConfig = k8s?.loadKubeConfig(opts.kubeconfig);
+      const source: DiscoverySource = k8s && kubeConfig
+        ? new k8s.KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain })
         : new LocalSource({ dir: opts.manifests!, logger, trustDomain: opts.trustDomain });
       await source.start();
       const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>
         source.current().workloadsOnNode(node).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount),
       );
       const authenticator = kubeConfig
-        ? new TokenReviewAuthenticator({ kubeConfig, agentServiceAccount: opts.agentServiceAccount })
+        ? new (await import('./token-review.js')).TokenReviewAuthenticator({ kubeConfig, agentServiceAccount: opts.agentServiceAccount })
         : new TokenFileAuthenticator(opts.tokens!);
       const ca = await CertificateAuthority.loadOrCreate(opts.dir, {
         authorizer,
