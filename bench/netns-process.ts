@@ -16,6 +16,7 @@ function tail(file: string, lines = 6): string {
   }
 }
 import { BenchError } from './errors.js';
+import { parseListeningPorts, processAlive } from '../agent/lab/procs.js';
 
 export interface NetnsProcessSpec {
   what: string;
@@ -29,28 +30,11 @@ export interface NetnsProcessSpec {
   readyTimeoutMs: number;
 }
 
-/** LISTEN ports in /proc/<pid>/net/tcp text. Pure. */
+/** LISTEN ports in /proc/<pid>/net/tcp text. Pure (the lab's parser). */
 export function listeningPorts(procNetTcp: string): Set<number> {
-  const ports = new Set<number>();
-  const lines = procNetTcp.split('\n');
-  for (let i = 1; i < lines.length; i++) {
-    const cols = lines[i]!.trim().split(/\s+/);
-    if (cols.length < 4 || cols[3] !== '0A') continue;
-    const local = cols[1]!;
-    ports.add(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
-  }
-  return ports;
+  return parseListeningPorts(procNetTcp);
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -88,7 +72,7 @@ export class NetnsProcess {
     }
     const deadline = Date.now() + spec.readyTimeoutMs;
     for (;;) {
-      if (proc.#exited || !alive(proc.pid)) {
+      if (proc.#exited || !processAlive(proc.pid)) {
         throw new BenchError(`${spec.what} exited before it was ready: ${tail(spec.log)}`);
       }
       let listening = new Set<number>();
@@ -120,14 +104,14 @@ export class NetnsProcess {
         }
       }
     };
-    if (!alive(this.pid)) return;
+    if (!processAlive(this.pid)) return;
     signal('SIGTERM');
     const deadline = Date.now() + graceMs;
-    while (alive(this.pid) && Date.now() < deadline) await delay(20);
-    if (!alive(this.pid)) return;
+    while (processAlive(this.pid) && Date.now() < deadline) await delay(20);
+    if (!processAlive(this.pid)) return;
     signal('SIGKILL');
     const hard = Date.now() + 5_000;
-    while (alive(this.pid) && Date.now() < hard) await delay(20);
-    if (alive(this.pid)) throw new BenchError(`${this.#what} (pid ${this.pid}) survived SIGKILL`);
+    while (processAlive(this.pid) && Date.now() < hard) await delay(20);
+    if (processAlive(this.pid)) throw new BenchError(`${this.#what} (pid ${this.pid}) survived SIGKILL`);
   }
 }

@@ -157,16 +157,22 @@ export async function listeningTcpPorts(pid: number): Promise<Set<number>> {
     } catch {
       continue;
     }
-    const lines = text.split('\n');
-    for (let i = 1; i < lines.length; i++) {
-      const cols = lines[i]!.trim().split(/\s+/);
-      // cols[1] local "ADDR:PORT" (hex), cols[3] state; 0A is LISTEN.
-      if (cols.length < 4 || cols[3] !== '0A') continue;
-      const local = cols[1]!;
-      ports.add(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
-    }
+    parseListeningPorts(text, ports);
   }
   return ports;
+}
+
+/** Adds the LISTEN ports of a /proc/<pid>/net/tcp{,6} text to `into`. Pure. */
+export function parseListeningPorts(procNetTcp: string, into: Set<number> = new Set()): Set<number> {
+  const lines = procNetTcp.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const cols = lines[i]!.trim().split(/\s+/);
+    // cols[1] local "ADDR:PORT" (hex), cols[3] state; 0A is LISTEN.
+    if (cols.length < 4 || cols[3] !== '0A') continue;
+    const local = cols[1]!;
+    into.add(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
+  }
+  return into;
 }
 
 /** Pids of every process whose network namespace is `netns` (`ip netns pids`). */
