@@ -6,7 +6,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { createTcpSocket, openNetns, closeNetns } from '../../native/index.js';
-import { splitHostPort } from './server.js';
+import { parseHostPort } from '../util/host-port.js';
 import { WeftError } from '../errors.js';
 
 export interface AdminTarget {
@@ -17,14 +17,14 @@ export interface AdminTarget {
 
 /** GET a path on an agent's admin API, from inside `netns` when given (the admin port is local to the agent's namespace). */
 export async function fetchAdmin(target: AdminTarget, path: string): Promise<unknown> {
-  const [host, port] = splitHostPort(target.admin);
+  const { host, port } = parseHostPort(target.admin);
   let nsFd = -1;
   try {
     const createConnection = (): net.Socket => {
-      if (!target.netns) return net.connect(Number(port), host);
+      if (!target.netns) return net.connect(port, host);
       nsFd = openNetns(target.netns);
       const socket = new net.Socket({ fd: createTcpSocket({ netnsFd: nsFd }), readable: true, writable: true });
-      return socket.connect(Number(port), host);
+      return socket.connect(port, host);
     };
     return await new Promise((resolve, reject) => {
       const req = http.request({ host, port, path, createConnection, timeout: 5000 }, (res) => {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { MeshModel } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
-import { WeftError } from '../errors.js';
+import { parseHostPort } from '../util/host-port.js';
 
 export interface AdminView {
   readonly ready: boolean;
@@ -67,7 +67,7 @@ export function configDump(view: AdminView) {
 }
 
 export async function startAdminServer(view: AdminView, address: string): Promise<http.Server> {
-  const [host, portText] = splitHostPort(address);
+  const { host, port } = parseHostPort(address);
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: unknown): void => {
@@ -79,13 +79,7 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
     send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /healthz/ready` });
   });
-  server.listen(Number(portText), host);
+  server.listen(port, host);
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
   return server;
-}
-
-export function splitHostPort(address: string): [string, string] {
-  const i = address.lastIndexOf(':');
-  if (i <= 0 || !/^\d+$/.test(address.slice(i + 1))) throw new WeftError('WEFT_ERR_CONFIG', `not a host:port address: ${address}`);
-  return [address.slice(0, i), address.slice(i + 1)];
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Registry } from 'prom-client';
 import { LocalSource } from '../discovery/local.js';
 import { WeftError } from '../errors.js';
+import { parseHostPort } from '../util/host-port.js';
 import { createLogger } from '../log.js';
 import { CertificateAuthority } from './ca.js';
 import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
@@ -24,15 +25,6 @@ export function parseDuration(text: string): number {
     throw new WeftError('WEFT_ERR_CONFIG', `not a duration: ${JSON.stringify(text)} (e.g. 24h, 90m, 1h30m)`);
   }
   return total;
-}
-
-export function parseHostPort(text: string): { host: string; port: number } {
-  const i = text.lastIndexOf(':');
-  const port = Number(text.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new WeftError('WEFT_ERR_CONFIG', `expected host:port, got ${JSON.stringify(text)}`);
-  }
-  return { host: text.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
 }
 
 interface CaCommandOptions {

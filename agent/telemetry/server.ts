@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { Registry } from 'prom-client';
-import { splitHostPort } from '../admin/server.js';
+import { parseHostPort } from '../util/host-port.js';
 
 export async function startMetricsServer(registry: Registry, address: string): Promise<http.Server> {
   return listen(address, (req, res) => {
@@ -33,9 +33,9 @@ export async function startReadinessServer(isReady: () => boolean, address: stri
 }
 
 async function listen(address: string, handler: http.RequestListener): Promise<http.Server> {
-  const [host, port] = splitHostPort(address);
+  const { host, port } = parseHostPort(address);
   const server = http.createServer(handler);
-  server.listen(Number(port), host);
+  server.listen(port, host);
   await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
   return server;
 }

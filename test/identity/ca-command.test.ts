@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { isWeftError } from '../../agent/errors.js';
 import { HttpCaClient } from '../../agent/identity/ca-client.js';
-import { parseDuration, parseHostPort } from '../../agent/identity/ca-command.js';
+import { parseDuration } from '../../agent/identity/ca-command.js';
+import { parseHostPort } from '../../agent/util/host-port.js';
 import { requestCertificate } from '../../agent/identity/manager.js';
 import { id, waitFor } from '../tunnel/fixtures.js';
 
