@@ -5,13 +5,11 @@
  */
 export const ErrorCodes = {
   WEFT_ERR_SYSCALL: 'a system call made through native/ failed (the message names the call and errno)',
-  WEFT_ERR_MANIFEST_PARSE: 'a manifest file is not valid YAML',
   WEFT_ERR_MANIFEST_INVALID: 'a manifest document does not match the schema of its kind',
   WEFT_ERR_NETNS_NOT_FOUND: 'no network namespace on this node holds the pod IP',
   WEFT_ERR_NETNS_AMBIGUOUS: 'several network namespaces hold the pod IP (a deleted pod is still going away); capture waits',
   WEFT_ERR_CAPTURE_RULES: 'installing or removing the in-pod iptables rules failed',
   WEFT_ERR_NO_ENDPOINT: 'a service has no ready endpoint for the requested port',
-  WEFT_ERR_UPSTREAM_CONNECT: 'connecting to the upstream (app or remote pod) failed',
   WEFT_ERR_LAB: 'a lab operation failed (the message says which step)',
   WEFT_ERR_LAB_NOT_FOUND: 'the named lab, pod or namespace does not exist',
   WEFT_ERR_CONFIG: 'a command-line option or configuration value is invalid',
