@@ -1,18 +1,15 @@
-import { readFileSync, existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 
 const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
 type Section = (typeof SECTIONS)[number];
 
-/** The agents of a running lab, from its state file. */
-function labTargets(lab: string): Target[] {
-  const stateFile = `/run/weft/lab/${lab}/state.json`;
-  if (!existsSync(stateFile)) throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `no lab named ${lab} is up (no ${stateFile}); start one with 'weft lab up'`);
-  const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { nodes?: Record<string, { netns?: string }> | { name: string; netns?: string }[] };
-  const nodes = Array.isArray(state.nodes) ? state.nodes : Object.entries(state.nodes ?? {}).map(([name, n]) => ({ name, ...n }));
-  return nodes.map((n) => ({ label: `node ${n.name}`, admin: '127.0.0.1:15000', netns: `/var/run/netns/${n.netns ?? `weft-${lab}-node-${n.name}`}` }));
+/** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
+async function labTargets(lab: string): Promise<Target[]> {
+  const status = await labStatus(lab);
+  return status.nodes.map((n) => ({ label: `node ${n.name}`, admin: n.agentAddresses.admin, netns: `/run/netns/${n.netns}` }));
 }
 
 type Row = Record<string, string | number | boolean | undefined>;
@@ -57,7 +54,7 @@ export function registerStatusCommand(program: Command): void {
     .action(async (what: string, opts: { json?: boolean; admin: string; netns?: string; lab?: string }) => {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
       const section = what as Section;
-      const targets: Target[] = opts.lab ? labTargets(opts.lab) : [{ label: opts.admin, admin: opts.admin, ...(opts.netns ? { netns: opts.netns } : {}) }];
+      const targets: Target[] = opts.lab ? await labTargets(opts.lab) : [{ label: opts.admin, admin: opts.admin, ...(opts.netns ? { netns: opts.netns } : {}) }];
       const results = [];
       for (const target of targets) {
         const dump = (await fetchAdmin(target, '/config_dump')) as Record<string, unknown>;
