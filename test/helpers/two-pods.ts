@@ -5,11 +5,10 @@
  */
 import net from 'node:net';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { captureLogger, type LogLine } from './logs.js';
 import { createTcpSocket, openNetns, closeNetns } from '../../native/index.js';
 import { Agent, type AgentOptions } from '../../agent/agent.js';
 import { createTestNetns, inNs, run, removeNetns } from './netns.js';
@@ -28,7 +27,7 @@ export interface TwoPods {
   dir: string;
   agent: Agent;
   /** Every log line the agent wrote, parsed. */
-  logs: Record<string, unknown>[];
+  logs: LogLine[];
   fdA: number;
   fdB: number;
   writeNamespace(labels: Record<string, string>): void;
@@ -45,17 +44,6 @@ export interface TwoPods {
   /** Opens a connection from A and keeps it open. */
   open(host: string, port: number): net.Socket;
   cleanup(): Promise<void>;
-}
-
-export function captureLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
 }
 
 /** `mtls: false` runs the agent without a CA (plaintext mesh), for tests of the capture layer alone. */
@@ -98,7 +86,7 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
   const writePods = (clientLabels: Record<string, string> = {}) => writeFile('pods.yaml', `${pod('client', IP_A, clientLabels)}---\n${pod('server', IP_B)}`);
   writePods();
   writeFile('svc.yaml', `apiVersion: v1\nkind: Service\nmetadata:\n  name: server\n  namespace: shop\nspec:\n  clusterIP: ${VIP}\n  selector:\n    app: server\n  ports:\n  - port: 80\n    targetPort: 9080\n`);
-  const { logger, lines } = captureLogger();
+  const { logger, lines } = captureLogger('info');
   let agentRef: Agent | undefined;
   const ca = mtls
     ? new CertificateAuthority(CertificateAuthority.generateRoot(), {

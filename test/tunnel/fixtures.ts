@@ -1,5 +1,5 @@
 /** Shared by the identity and tunnel tests: a capturing logger, a fake clock, a test CA. */
-import { pino } from 'pino';
+import { waitFor as waitUntil } from '../helpers/wait.js';
 import { CertificateAuthority, type CaKeyMaterial } from '../../agent/identity/ca.js';
 import { PlacementAuthorizer } from '../../agent/identity/ca-auth.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
@@ -10,26 +10,11 @@ import type { Logger } from '../../agent/log.js';
 export const TD = 'cluster.local';
 export const id = (ns: string, sa: string): string => `spiffe://${TD}/ns/${ns}/sa/${sa}`;
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
+export { captureLogger, type LogLine } from '../helpers/logs.js';
 
-/** A pino logger whose JSON lines are kept in memory. */
-export function captureLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(JSON.parse(s) as LogLine) });
-  return { logger, lines };
-}
-
-/** Polls `cond` every few ms until it holds or `ms` pass (then throws with `what`). */
+/** Waits until `cond` holds, up to `ms` (the shared poller with this file's tighter default). */
 export async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitUntil(cond, what, ms);
 }
 
 /** A clock and timers that move only when told to. */
