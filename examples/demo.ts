@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { fetchAdmin } from '../agent/admin/client.js';
+import type { PairTotals } from '../agent/proxy/connection.js';
 import { labDown, labExec, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
 import { DEFAULT_LAB_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
 import { queryLabPrometheus, type PromSample } from '../agent/lab/prometheus.js';
@@ -69,15 +70,6 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 interface ConfigDump {
   captured: string[];
   workloads: { key: string; ip: string; identity: string; captured: boolean; certExpiry?: string }[];
-}
-
-interface PairTotals {
-  direction: 'inbound' | 'outbound';
-  source: string;
-  destination: string;
-  connections: number;
-  bytesFromClient: number;
-  bytesToClient: number;
 }
 
 interface Connections {

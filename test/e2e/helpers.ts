@@ -3,6 +3,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { labExec, labStatus, nodeNetns, fabricNetns } from '../../agent/lab/index.js';
 import { fetchAdmin } from '../../agent/admin/client.js';
+import type { PairTotals } from '../../agent/proxy/connection.js';
 import { waitFor } from '../helpers/wait.js';
 
 export interface LoadSummary {
@@ -29,14 +30,8 @@ export function podNode(lab: string, pod: string, namespace: string, script: str
   return labExec({ name: lab, pod, namespace, command: ['node', '-e', script], timeoutMs: 60_000 });
 }
 
-export interface AgentTotals {
-  direction: 'inbound' | 'outbound';
-  source: string;
-  destination: string;
-  connections: number;
-  bytesFromClient: number;
-  bytesToClient: number;
-}
+/** Per source -> destination totals of an agent, as its admin API serves them. */
+export type AgentTotals = PairTotals;
 
 export async function agentAdmin(lab: string, node: string, path: string): Promise<Record<string, unknown>> {
   return (await fetchAdmin({ label: `agent ${node}`, admin: '127.0.0.1:15000', netns: `/run/netns/${nodeNetns(lab, node)}` }, path)) as Record<string, unknown>;
