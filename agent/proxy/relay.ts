@@ -11,6 +11,7 @@
  * holds no closure of its own here.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 
@@ -37,7 +38,10 @@ const STREAM_ABORTED = new Error('connection aborted by the other side');
 /** Aborts a side so that its peer sees a reset, not a clean end. */
 export function abort(d: Duplex): void {
   if (d.destroyed) return;
-  if (d instanceof net.Socket) d.resetAndDestroy();
+  // A TLS socket's handle is not a TCP handle, so resetAndDestroy would throw; closing the TLS
+  // connection is what its peer can see.
+  if (d instanceof tls.TLSSocket) d.destroy(STREAM_ABORTED);
+  else if (d instanceof net.Socket) d.resetAndDestroy();
   // Http2Stream.close(CONNECT_ERROR) would first send END_STREAM, which the peer reads as a
   // clean FIN; destroy(err) sends RST_STREAM alone (code INTERNAL_ERROR), a real abort.
   else if (isHttp2Stream(d)) d.destroy(STREAM_ABORTED);
