@@ -1,15 +1,22 @@
 /**
- * `node dist/bench/tunnel-throughput.js [h2|tls] [seconds]`: the tunnel alone, on loopback,
- * without the lab — for profiling and for isolating the HTTP/2 layer. Three processes like the
+ * `node dist/bench/tunnel-throughput.js [h2|tls|tcp|haproxy-mtls] [seconds] [rate]`: the tunnel
+ * alone, on loopback, without the lab — for profiling and for isolating the HTTP/2 layer. Three processes like the
  * real path: this one (the app: a source writing 64 KiB chunks and a sink), a "client agent"
  * (a plain listener whose connections are relayed into the tunnel) and a "server agent" (the
  * tunnel's server, relayed to the sink). `h2` is Weft's tunnel (HbonePool, createHboneServer,
  * relay: HTTP/2 CONNECT over mutual TLS 1.3); `tls` is a bare mutual TLS 1.3 pipe with the same
- * certificates (what the HTTP/2 layer is compared with). Prints Gbit/s and the agents' CPU
- * seconds per GB. `node --cpu-prof --cpu-prof-dir=DIR dist/bench/...` profiles the agents too
+ * certificates (what the HTTP/2 layer is compared with); `tcp` is a plain TCP relay in the same
+ * two processes (Node's floor: no crypto at all); `haproxy-mtls` is the bench's HAProxy pair
+ * (bench/haproxy-config.ts, one thread each) on 127.0.0.2 / 127.0.0.3. Prints Gbit/s and the
+ * proxies' CPU seconds per GB; with a rate, 1 KiB requests and responses at that rate over 16
+ * connections instead, and the proxies' CPU per 1000 requests (the latency scenario's figure). `node --cpu-prof --cpu-prof-dir=DIR dist/bench/...` profiles the agents too
  * (forked children inherit the flags).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -21,16 +28,27 @@ import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
 import { relay } from '../agent/proxy/relay.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
+import { makeCerts } from './certs.js';
+import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
+import { cpuSeconds } from './proc-stats.js';
+import { listeningPorts } from './netns-process.js';
 
 const TD = 'cluster.local';
 const CLIENT_ID = `spiffe://${TD}/ns/bench/sa/client`;
 const SERVER_ID = `spiffe://${TD}/ns/bench/sa/server`;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
+const REQUEST_BYTES = 1024;
+const REQUEST = Buffer.alloc(REQUEST_BYTES, 'q');
+const RESPONSE = Buffer.alloc(REQUEST_BYTES, 'r');
+const RR_CONNECTIONS = 16;
 
+type Mode = 'h2' | 'tls' | 'tcp' | 'haproxy-mtls';
+type AgentMode = Exclude<Mode, 'haproxy-mtls'>;
+const MODES: readonly Mode[] = ['h2', 'tls', 'tcp', 'haproxy-mtls'];
 type Creds = Pick<TlsCredentials, 'identity' | 'keyPem' | 'certPem' | 'chainPem' | 'trustBundle'>;
 interface Msg {
   role: 'client' | 'server';
-  mode: 'h2' | 'tls';
+  mode: AgentMode;
   creds: Creds;
   /** server: where the sink is; client: where the tunnel server is. */
   port: number;
@@ -40,7 +58,7 @@ function tlsOptions(c: Creds): tls.SecureContextOptions {
   return { key: c.keyPem, cert: c.certPem + c.chainPem.join(''), ca: c.trustBundle, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
 }
 
-function cpuSeconds(): number {
+function ownCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 }
@@ -65,6 +83,11 @@ async function agent(msg: Msg): Promise<void> {
         },
       });
       port = (await server.listen(0, '127.0.0.1')).port;
+    } else if (msg.mode === 'tcp') {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      port = (server.address() as net.AddressInfo).port;
     } else {
       const server = tls.createServer({ ...tlsOptions(msg.creds), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
       server.listen(0, '127.0.0.1');
@@ -75,7 +98,9 @@ async function agent(msg: Msg): Promise<void> {
     const pool = new HbonePool({ credentials: async () => msg.creds });
     const server = net.createServer({ allowHalfOpen: true }, (down) => {
       down.setNoDelay(true);
-      if (msg.mode === 'h2') {
+      if (msg.mode === 'tcp') {
+        relay(down, upstreamTo(msg.port), () => undefined);
+      } else if (msg.mode === 'h2') {
         void pool.connect({ sourceIdentity: CLIENT_ID, destination: { host: '127.0.0.1', port: msg.port }, expectedIdentity: SERVER_ID, authority: `127.0.0.1:${msg.port}` }).then((stream) => relay(down, stream, () => undefined));
       } else {
         const up = tls.connect({ ...tlsOptions(msg.creds), host: '127.0.0.1', port: msg.port, checkServerIdentity: () => undefined, allowHalfOpen: true } as tls.ConnectionOptions);
@@ -89,14 +114,17 @@ async function agent(msg: Msg): Promise<void> {
   }
   process.send!({ port });
   process.on('message', (m: string) => {
-    if (m === 'cpu') process.send!({ cpu: cpuSeconds() });
+    if (m === 'cpu') process.send!({ cpu: ownCpuSeconds() });
     if (m === 'exit') process.exit(0);
   });
 }
 
 async function main(): Promise<void> {
-  const mode = (process.argv[2] ?? 'h2') as 'h2' | 'tls';
+  const mode = (process.argv[2] ?? 'h2') as Mode;
+  if (!MODES.includes(mode)) throw new Error(`mode must be one of ${MODES.join(', ')}, not ${mode}`);
   const seconds = Number(process.argv[3] ?? 5);
+  const rr = process.argv[4] !== undefined;
+  const rate = Number(process.argv[4] ?? 0);
   const ca = new CertificateAuthority(CertificateAuthority.generateRoot(TD), { authorizer: new PlacementAuthorizer(() => true), trustDomain: TD });
   const caClient = new InProcessCaClient(ca, 'node-a');
   const pick = (c: TlsCredentials): Creds => ({ identity: c.identity, keyPem: c.keyPem, certPem: c.certPem, chainPem: c.chainPem, trustBundle: c.trustBundle });
@@ -104,28 +132,116 @@ async function main(): Promise<void> {
   const serverCreds = pick(await requestCertificate(caClient, SERVER_ID));
 
   let received = 0;
-  const sink = net.createServer((s) => s.on('data', (d: Buffer) => (received += d.length)));
-  sink.listen(0, '127.0.0.1');
-  await once(sink, 'listening');
+  // rr: answers every REQUEST_BYTES received with as many bytes (a 1 KiB request/response app)
+  const sink = net.createServer((s) => {
+    s.setNoDelay(true);
+    // the agents exit with connections open: a reset at the end is expected
+    s.on('error', () => undefined);
+    let pending = 0;
+    s.on('data', (d: Buffer) => {
+      received += d.length;
+      if (!rr) return;
+      pending += d.length;
+      while (pending >= REQUEST_BYTES) {
+        pending -= REQUEST_BYTES;
+        s.write(RESPONSE);
+      }
+    });
+  });
+  const sinkPort = await listenBelow(sink, 65_535 - TLS_PORT_OFFSET);
+  const proxies = mode === 'haproxy-mtls' ? await startHaproxy(sinkPort) : await forkAgents(mode, clientCreds, serverCreds, sinkPort);
+  try {
+    if (rr) await requestResponse(proxies.entry, rate, seconds, proxies.cpu, mode);
+    else await bulk(proxies.entry, seconds, proxies.cpu, mode, () => received);
+  } finally {
+    await proxies.stop();
+    sink.close();
+  }
+}
 
+/** The two proxies of a mode: where the app connects, their CPU seconds so far, and a stop. */
+interface Proxies {
+  entry: { host: string; port: number };
+  cpu(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Listens on an ephemeral loopback port at or below `max` (HAProxy's TLS port is the port + 10,000). */
+async function listenBelow(server: net.Server, max: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    if (port <= max) return port;
+    server.close();
+    await once(server, 'close');
+  }
+  throw new Error(`no ephemeral port at or below ${max} in 50 attempts`);
+}
+
+async function forkAgents(mode: AgentMode, clientCreds: Creds, serverCreds: Creds, sinkPort: number): Promise<Proxies> {
   const start = async (msg: Msg): Promise<{ child: ChildProcess; port: number }> => {
     const child = fork(new URL(import.meta.url).pathname, ['--agent'], { stdio: 'inherit' });
     child.send(msg);
     const [reply] = (await once(child, 'message')) as [{ port: number }];
     return { child, port: reply.port };
   };
-  const server = await start({ role: 'server', mode, creds: serverCreds, port: (sink.address() as net.AddressInfo).port });
+  const server = await start({ role: 'server', mode, creds: serverCreds, port: sinkPort });
   const client = await start({ role: 'client', mode, creds: clientCreds, port: server.port });
-  const cpu = async (): Promise<number> => {
-    const all = await Promise.all([client.child, server.child].map(async (c) => {
-      c.send('cpu');
-      const [r] = (await once(c, 'message')) as [{ cpu: number }];
-      return r.cpu;
-    }));
-    return all[0]! + all[1]!;
+  const children = [client.child, server.child];
+  return {
+    entry: { host: '127.0.0.1', port: client.port },
+    cpu: async () => {
+      const all = await Promise.all(
+        children.map(async (c) => {
+          c.send('cpu');
+          const [r] = (await once(c, 'message')) as [{ cpu: number }];
+          return r.cpu;
+        }),
+      );
+      return all[0]! + all[1]!;
+    },
+    stop: async () => {
+      for (const c of children) c.send('exit');
+    },
   };
+}
 
-  const src = net.connect({ port: client.port, host: '127.0.0.1' });
+/** The bench's HAProxy pair on loopback: app -> 127.0.0.2:P -> mutual TLS -> 127.0.0.3:P+10000 -> sink 127.0.0.1:P. */
+async function startHaproxy(sinkPort: number): Promise<Proxies> {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-tunnel-haproxy-'));
+  const certs = await makeCerts(dir);
+  const ports = [sinkPort];
+  const common = { ports, caFile: certs.caFile, maxconn: 1000 };
+  await writeFile(join(dir, 'client.cfg'), haproxyConfig({ ...common, role: 'client', certPem: certs.clientPem, listenIp: '127.0.0.2', peerIp: '127.0.0.3' }));
+  await writeFile(join(dir, 'server.cfg'), haproxyConfig({ ...common, role: 'server', certPem: certs.serverPem, listenIp: '127.0.0.3', podIp: '127.0.0.1' }));
+  const children = ['server', 'client'].map((side) => spawn('haproxy', ['-db', '-f', join(dir, `${side}.cfg`)], { stdio: ['ignore', 'inherit', 'inherit'] }));
+  const stop = async (): Promise<void> => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitListening('127.0.0.3', sinkPort + TLS_PORT_OFFSET);
+    await waitListening('127.0.0.2', sinkPort);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const pids = children.map((c) => c.pid!);
+  return { entry: { host: '127.0.0.2', port: sinkPort }, cpu: async () => cpuSeconds(pids), stop };
+}
+
+/** Bounded: 100 looks at /proc/net/tcp, 50 ms apart (no probe connection, which HAProxy would log). */
+async function waitListening(host: string, port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (listeningPorts(readFileSync('/proc/net/tcp', 'utf8')).has(port)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`haproxy did not listen on ${host}:${port} within 5 s`);
+}
+
+async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise<number>, mode: string, received: () => number): Promise<void> {
+  const src = net.connect(entry);
   await once(src, 'connect');
   // Warm-up: the first second (handshake, window growth) is not measured.
   const until = (ms: number): Promise<void> => new Promise((resolve) => {
@@ -137,18 +253,55 @@ async function main(): Promise<void> {
     pump();
   });
   await until(1000);
-  const bytes0 = received;
+  const bytes0 = received();
   const cpu0 = await cpu();
   const t0 = process.hrtime.bigint();
   await until(seconds * 1000);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-  const bytes = received - bytes0;
+  const bytes = received() - bytes0;
   const cpuUsed = (await cpu()) - cpu0;
   const gb = bytes / 1e9;
-  process.stdout.write(`${mode}: ${((bytes * 8) / elapsed / 1e9).toFixed(2)} Gbit/s, agents' CPU ${(cpuUsed / gb).toFixed(2)} s/GB (${cpuUsed.toFixed(2)} s over ${elapsed.toFixed(1)} s)\n`);
+  process.stdout.write(`${mode}: ${((bytes * 8) / elapsed / 1e9).toFixed(2)} Gbit/s, proxies' CPU ${(cpuUsed / gb).toFixed(2)} s/GB (${cpuUsed.toFixed(2)} s over ${elapsed.toFixed(1)} s)\n`);
   src.destroy();
-  for (const c of [client.child, server.child]) c.send('exit');
-  sink.close();
+}
+
+/**
+ * `rate` requests per second over RR_CONNECTIONS connections for `seconds` (after 1 s of warm-up
+ * at the same rate): the proxies' CPU per 1000 requests, the figure the latency scenario reports.
+ */
+async function requestResponse(entry: Proxies['entry'], rate: number, seconds: number, cpu: () => Promise<number>, mode: string): Promise<void> {
+  const conns = await Promise.all(
+    Array.from({ length: RR_CONNECTIONS }, async () => {
+      const c = net.connect(entry);
+      c.setNoDelay(true);
+      await once(c, 'connect');
+      return c;
+    }),
+  );
+  let answered = 0;
+  for (const c of conns) c.on('data', (d: Buffer) => (answered += d.length / REQUEST_BYTES));
+  const run = (ms: number): Promise<number> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      let sent = 0;
+      const timer = setInterval(() => {
+        const elapsed = performance.now() - t0;
+        const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((ms * rate) / 1000));
+        for (; sent < due; sent++) conns[sent % RR_CONNECTIONS]!.write(REQUEST);
+        if (elapsed >= ms) {
+          clearInterval(timer);
+          resolve(sent);
+        }
+      }, 1);
+    });
+  await run(1000);
+  const answered0 = answered;
+  const cpu0 = await cpu();
+  await run(seconds * 1000);
+  const cpuUsed = (await cpu()) - cpu0;
+  const done = answered - answered0;
+  process.stdout.write(`${mode} rr @ ${rate}/s: ${Math.round(done)} answered, proxies' CPU ${((cpuUsed * 1e3 * 1000) / done).toFixed(1)} ms per 1000 requests\n`);
+  for (const c of conns) c.destroy();
 }
 
 if (process.argv.includes('--agent')) {
