@@ -9,7 +9,8 @@
  * two processes (Node's floor: no crypto at all); `haproxy-mtls` is the bench's HAProxy pair
  * (bench/haproxy-config.ts, one thread each) on 127.0.0.2 / 127.0.0.3. Prints Gbit/s and the
  * proxies' CPU seconds per GB; with a rate, 1 KiB requests and responses at that rate over 16
- * connections instead, and the proxies' CPU per 1000 requests (the latency scenario's figure). `node --cpu-prof --cpu-prof-dir=DIR dist/bench/...` profiles the agents too
+ * connections instead: latency from each write to its answer, and the proxies' CPU per 1000
+ * requests (the latency scenario's figure). `node --cpu-prof --cpu-prof-dir=DIR dist/bench/...` profiles the agents too
  * (forked children inherit the flags).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -32,6 +33,7 @@ import { makeCerts } from './certs.js';
 import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
 import { cpuSeconds } from './proc-stats.js';
 import { listeningPorts } from './netns-process.js';
+import { newLatencyHistogram, summarize } from './histogram.js';
 
 const TD = 'cluster.local';
 const CLIENT_ID = `spiffe://${TD}/ns/bench/sa/client`;
@@ -89,7 +91,7 @@ async function agent(msg: Msg): Promise<void> {
       await once(server, 'listening');
       port = (server.address() as net.AddressInfo).port;
     } else {
-      const server = tls.createServer({ ...tlsOptions(msg.creds), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
+      const server = tls.createServer({ ...tlsOptions(msg.creds), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       port = (server.address() as net.AddressInfo).port;
@@ -270,24 +272,40 @@ async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise
  * at the same rate): the proxies' CPU per 1000 requests, the figure the latency scenario reports.
  */
 async function requestResponse(entry: Proxies['entry'], rate: number, seconds: number, cpu: () => Promise<number>, mode: string): Promise<void> {
+  // Each connection's requests in flight, by the time they were written (answers come in order).
+  const inFlight: number[][] = [];
+  let latency = newLatencyHistogram();
+  let answered = 0;
   const conns = await Promise.all(
-    Array.from({ length: RR_CONNECTIONS }, async () => {
+    Array.from({ length: RR_CONNECTIONS }, async (_, i) => {
       const c = net.connect(entry);
       c.setNoDelay(true);
       await once(c, 'connect');
+      const sentAt: number[] = (inFlight[i] = []);
+      let pending = 0;
+      c.on('data', (d: Buffer) => {
+        pending += d.length;
+        const now = performance.now();
+        for (; pending >= REQUEST_BYTES; pending -= REQUEST_BYTES) {
+          answered++;
+          latency.recordValue(Math.max(1, Math.round((now - sentAt.shift()!) * 1000)));
+        }
+      });
       return c;
     }),
   );
-  let answered = 0;
-  for (const c of conns) c.on('data', (d: Buffer) => (answered += d.length / REQUEST_BYTES));
   const run = (ms: number): Promise<number> =>
     new Promise((resolve) => {
       const t0 = performance.now();
       let sent = 0;
       const timer = setInterval(() => {
-        const elapsed = performance.now() - t0;
+        const now = performance.now();
+        const elapsed = now - t0;
         const due = Math.min(Math.floor((elapsed * rate) / 1000), Math.floor((ms * rate) / 1000));
-        for (; sent < due; sent++) conns[sent % RR_CONNECTIONS]!.write(REQUEST);
+        for (; sent < due; sent++) {
+          inFlight[sent % RR_CONNECTIONS]!.push(now);
+          conns[sent % RR_CONNECTIONS]!.write(REQUEST);
+        }
         if (elapsed >= ms) {
           clearInterval(timer);
           resolve(sent);
@@ -295,12 +313,15 @@ async function requestResponse(entry: Proxies['entry'], rate: number, seconds: n
       }, 1);
     });
   await run(1000);
+  latency = newLatencyHistogram();
   const answered0 = answered;
   const cpu0 = await cpu();
   await run(seconds * 1000);
   const cpuUsed = (await cpu()) - cpu0;
   const done = answered - answered0;
-  process.stdout.write(`${mode} rr @ ${rate}/s: ${Math.round(done)} answered, proxies' CPU ${((cpuUsed * 1e3 * 1000) / done).toFixed(1)} ms per 1000 requests\n`);
+  const l = summarize(latency);
+  const perThousand = ((cpuUsed * 1e3 * 1000) / done).toFixed(1);
+  process.stdout.write(`${mode} rr @ ${rate}/s: ${done} answered, latency from the write p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} ms, proxies' CPU ${perThousand} ms per 1000 requests\n`);
   for (const c of conns) c.destroy();
 }
 
