@@ -105,17 +105,17 @@ export function tcpLabels(input: TcpLabelInput): TcpLabels {
 }
 
 /**
- * The Istio TCP series of one label set, shared by every connection that has those labels. The
- * hot path adds to plain numbers here; prom-client reads them when it is scraped (see
- * TcpSeriesTable), so a connection neither builds a label object nor has prom-client hash one.
- */
-/**
  * How often the event-loop lag histogram samples. prom-client's default (10 ms) is a timer that
  * woke an idle agent 100 times a second (about 13 ms of CPU per second per agent, doing nothing);
  * once a second still shows a loop that stalls for long, at no cost worth measuring.
  */
 const EVENT_LOOP_SAMPLE_MS = 1000;
 
+/**
+ * The Istio TCP series of one label set, shared by every connection that has those labels. The
+ * hot path adds to plain numbers here; prom-client reads them when it is scraped (see
+ * TcpSeriesTable), so a connection neither builds a label object nor has prom-client hash one.
+ */
 export class TcpSeries {
   readonly labels: TcpLabels;
   opened = 0;
