@@ -60,9 +60,11 @@ function tlsOptions(c: Creds): tls.SecureContextOptions {
   return { key: c.keyPem, cert: c.certPem + c.chainPem.join(''), ca: c.trustBundle, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
 }
 
-function ownCpuSeconds(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
+/** Listens on an ephemeral loopback port. */
+async function listenLoopback(server: net.Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as net.AddressInfo).port;
 }
 
 async function agent(msg: Msg): Promise<void> {
@@ -86,15 +88,10 @@ async function agent(msg: Msg): Promise<void> {
       });
       port = (await server.listen(0, '127.0.0.1')).port;
     } else if (msg.mode === 'tcp') {
-      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      port = (server.address() as net.AddressInfo).port;
+      port = await listenLoopback(net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined)));
     } else {
       const server = tls.createServer({ ...tlsOptions(msg.creds), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      port = (server.address() as net.AddressInfo).port;
+      port = await listenLoopback(server);
     }
   } else {
     const pool = new HbonePool({ credentials: async () => msg.creds });
@@ -110,13 +107,10 @@ async function agent(msg: Msg): Promise<void> {
         relay(down, up, () => undefined);
       }
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    port = (server.address() as net.AddressInfo).port;
+    port = await listenLoopback(server);
   }
   process.send!({ port });
   process.on('message', (m: string) => {
-    if (m === 'cpu') process.send!({ cpu: ownCpuSeconds() });
     if (m === 'exit') process.exit(0);
   });
 }
@@ -161,7 +155,7 @@ async function main(): Promise<void> {
   }
 }
 
-/** The two proxies of a mode: where the app connects, their CPU seconds so far, and a stop. */
+/** The two proxies of a mode: where the app connects, their CPU seconds so far (utime + stime from /proc, as the bench reads them), and a stop. */
 interface Proxies {
   entry: { host: string; port: number };
   cpu(): Promise<number>;
@@ -171,9 +165,7 @@ interface Proxies {
 /** Listens on an ephemeral loopback port at or below `max` (HAProxy's TLS port is the port + 10,000). */
 async function listenBelow(server: net.Server, max: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as net.AddressInfo;
+    const port = await listenLoopback(server);
     if (port <= max) return port;
     server.close();
     await once(server, 'close');
@@ -191,18 +183,10 @@ async function forkAgents(mode: AgentMode, clientCreds: Creds, serverCreds: Cred
   const server = await start({ role: 'server', mode, creds: serverCreds, port: sinkPort });
   const client = await start({ role: 'client', mode, creds: clientCreds, port: server.port });
   const children = [client.child, server.child];
+  const pids = children.map((c) => c.pid!);
   return {
     entry: { host: '127.0.0.1', port: client.port },
-    cpu: async () => {
-      const all = await Promise.all(
-        children.map(async (c) => {
-          c.send('cpu');
-          const [r] = (await once(c, 'message')) as [{ cpu: number }];
-          return r.cpu;
-        }),
-      );
-      return all[0]! + all[1]!;
-    },
+    cpu: async () => cpuSeconds(pids),
     stop: async () => {
       for (const c of children) c.send('exit');
     },
