@@ -11,6 +11,7 @@ import type { InboundTunnel } from '../capture/pod-capture.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { authorize, connectToApp } from './inbound.js';
 import { WeftError } from '../errors.js';
+import { agentPortRefusal } from './self-call.js';
 import type { Socket } from 'node:net';
 import type { ConnectionRecord } from './connection.js';
 
@@ -76,6 +77,13 @@ export function handleInboundHbone(inputs: ProxyInputs, pod: CapturedPod, stream
     // A CONNECT to anything but this pod would make the agent an open relay.
     inputs.logger.warn({ authority: info.authority, pod: pod.workload.key, peer: info.peerIdentity }, 'HBONE CONNECT refused: authority is not this pod');
     record.finish({ error: new WeftError('WEFT_ERR_HBONE_BAD_REQUEST', `authority ${info.authority} is not pod ${pod.workload.ip}`) });
+    refuse(stream, 400);
+    return;
+  }
+  const selfCall = agentPortRefusal(target.address, target.port);
+  if (selfCall) {
+    inputs.logger.warn({ authority: info.authority, pod: pod.workload.key, peer: info.peerIdentity, code: selfCall.code }, `HBONE CONNECT refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
     refuse(stream, 400);
     return;
   }

@@ -11,6 +11,7 @@ import type { CapturedPod, ProxyInputs } from './inputs.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
 import { abort } from './relay.js';
+import { agentPortRefusal } from './self-call.js';
 
 export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -34,6 +35,13 @@ export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, do
     destinationService: undefined,
     mutualTls: false,
   });
+  const selfCall = agentPortRefusal(original.address, original.port);
+  if (selfCall) {
+    inputs.logger.warn({ pod: pod.workload.key, src: clientIp, dst: `${original.address}:${original.port}`, code: selfCall.code }, `inbound refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
+    downstream.resetAndDestroy();
+    return;
+  }
   if (!authorize(inputs, pod, record, clientIp, undefined, original)) {
     downstream.resetAndDestroy();
     return;

@@ -14,6 +14,7 @@ import type { CapturedPod, ProxyInputs } from './inputs.js';
 import type { Endpoint, Workload } from '../discovery/types.js';
 import type { ConnectionRecord } from './connection.js';
 import { HBONE_PORT } from '../capture/rules.js';
+import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
 
 export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -44,6 +45,10 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     destinationWorkload = model.workloadByIp(original.address);
   }
   const viaHbone = pod.pool !== undefined && destinationWorkload?.inMesh === true;
+  // Not redirected (loopback, the pod's own IP), or a meshed pod's agent port: a loop (F1).
+  const selfCall =
+    notRedirectedRefusal(original, downstream.localAddress, downstream.localPort) ??
+    (destinationWorkload?.inMesh === true || upstreamIp === pod.workload.ip ? agentPortRefusal(upstreamIp, upstreamPort) : undefined);
   const record = inputs.connections.open({
     direction: 'outbound',
     sourceIp: downstream.remoteAddress ?? pod.workload.ip,
@@ -55,6 +60,12 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     destinationService,
     mutualTls: viaHbone,
   });
+  if (selfCall) {
+    inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, code: selfCall.code }, `outbound refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
+    downstream.resetAndDestroy();
+    return;
+  }
   if (service && !endpoint) {
     // A VIP without a ready endpoint: kube-proxy would reject; so do we.
     record.finish({ error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) });
