@@ -28,6 +28,8 @@ function refuse(stream: ServerHttp2Stream, status: number): void {
 
 function ignore(): void {}
 
+const STREAM_GONE = new WeftError('WEFT_ERR_HBONE_STREAM', 'the CONNECT stream was reset before the app connection was up');
+
 /** What the app socket's connect/error listeners need (shared functions, no closures per stream). */
 const kPending = Symbol('weft.pendingInbound');
 interface PendingInbound {
@@ -41,6 +43,8 @@ function onAppConnect(this: AppSocket): void {
   this[kPending] = undefined;
   this.off('error', onAppError);
   if (p.stream.destroyed) {
+    // Reset while the app connect ran (rapid reset): the record is finished here or never (F4).
+    p.record.finish({ error: STREAM_GONE });
     this.destroy();
     return;
   }
