@@ -8,6 +8,7 @@ import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
 import { MESH_MARK } from '../capture/rules.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
+import { armConnectTimeout } from './connect-timeout.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
 import { abort } from './relay.js';
@@ -103,6 +104,7 @@ export function connectToApp(
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.setNoDelay(true);
+  armConnectTimeout(upstream);
   upstream.connect(target.port, target.address);
   if (relayNow) record.startRelay(downstream, upstream);
   return upstream;

@@ -11,6 +11,7 @@ import { createTcpSocket, originalDestination, socketFd } from '../../native/ind
 import { MESH_MARK } from '../capture/rules.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
+import { armConnectTimeout } from './connect-timeout.js';
 import type { Endpoint, Workload } from '../discovery/types.js';
 import type { ConnectionRecord } from './connection.js';
 import { HBONE_PORT } from '../capture/rules.js';
@@ -87,6 +88,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.setNoDelay(true);
+  armConnectTimeout(upstream);
   upstream.connect(upstreamPort, upstreamIp);
   if (endpoint) record.holdEndpoint(inputs.loadBalancer, endpoint);
   record.startRelay(downstream, upstream);
