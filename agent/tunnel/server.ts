@@ -11,7 +11,7 @@ import { createSecureServer, constants as h2, type Http2SecureServer, type Incom
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WeftError } from '../errors.js';
-import { spiffeIdFromSan } from '../identity/spiffe.js';
+import { spiffeIdFromSan, tryParseSpiffeId } from '../identity/spiffe.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseAuthority } from './authority.js';
 import { HBONE_SERVER_IDLE_TIMEOUT_MS, SESSION_CLOSE_GRACE_MS } from '../config.js';
@@ -52,6 +52,8 @@ export interface HboneServerOptions {
   logger?: Logger;
   /** Handshake deadline (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Trust domain every peer must belong to (default: that of the server's own identity). */
+  trustDomain?: string;
   /** A session without open streams is closed after this long (default: agent/config.ts). */
   sessionIdleTimeoutMs?: number;
 }
@@ -141,6 +143,8 @@ class HboneServerImpl implements HboneServer {
   readonly #server: Http2SecureServer;
   readonly #sessions = new Set<ServerHttp2Session>();
   #applied: TlsCredentials | undefined;
+  /** Peers must be of this trust domain: the option, else the server's own identity's. */
+  readonly #trustDomain: string;
   #stats: HboneServerStats = { sessionsOpen: 0, sessionsAccepted: 0, sessionsRefused: 0, handshakeFailures: 0, streamsAccepted: 0, streamsRejected: 0 };
 
   constructor(opts: HboneServerOptions) {
@@ -149,6 +153,10 @@ class HboneServerImpl implements HboneServer {
     const creds = opts.credentials();
     if (creds === undefined) throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', 'HBONE server needs a certificate before it starts');
     this.#applied = creds;
+    const own = tryParseSpiffeId(creds.identity)?.trustDomain;
+    const trustDomain = opts.trustDomain ?? own;
+    if (trustDomain === undefined) throw new WeftError('WEFT_ERR_IDENTITY_INVALID', `HBONE server identity ${creds.identity} is not a workload SPIFFE ID`);
+    this.#trustDomain = trustDomain;
     this.#server = createSecureServer({
       ...contextOptions(creds),
       ...TLS_VERSIONS,
@@ -246,6 +254,10 @@ class HboneServerImpl implements HboneServer {
       if ('reason' in parsed) {
         code = 'WEFT_ERR_TLS_PEER_IDENTITY';
         reason = parsed.reason;
+      } else if (tryParseSpiffeId(parsed.id)?.trustDomain !== this.#trustDomain) {
+        // A root shared with another mesh must not let its workloads in as ours (F6 of issue 10).
+        code = 'WEFT_ERR_TLS_PEER_IDENTITY';
+        reason = `peer ${parsed.id} is not of trust domain ${this.#trustDomain}`;
       } else {
         identity = parsed.id;
       }
