@@ -79,6 +79,8 @@ function present(saved: string): { jumps: Set<string>; chains: Set<string> } {
   }
   return { jumps, chains };
 }
+/** The iptables-save reader, for the fuzz target (test/fuzz). */
+export { present as parseSavedRules };
 
 async function save(netnsPath: string): Promise<string> {
   return (await inNamespace(netnsPath, 'iptables-save', ['-t', 'mangle'])).stdout + (await inNamespace(netnsPath, 'iptables-save', ['-t', 'nat'])).stdout;
