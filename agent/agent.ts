@@ -112,6 +112,8 @@ export class Agent {
     reportOpenFileLimit(this.#logger);
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
+      // Pooled HBONE connections to pods that left the model: reset now, not at the next PING.
+      for (const pod of this.#capture.captured.values()) pod.pool?.closeGone((ip, identity) => model.workloadByIp(ip)?.identity === identity);
       this.metrics.discoveryUpdates.inc({ result: 'applied' });
       void this.#reconcile();
     });
