@@ -22,6 +22,7 @@ import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics, collectStateOnScrape } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
+import { raiseOpenFileLimit } from '../native/index.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -108,6 +109,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    reportOpenFileLimit(this.#logger);
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
       this.metrics.discoveryUpdates.inc({ result: 'applied' });
@@ -145,5 +147,18 @@ export class Agent {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
     this.#logger.info({ node: this.#options.nodeName }, 'agent stopped; all pods released');
+  }
+}
+
+/**
+ * About two descriptors per proxied connection: the soft limit goes to the hard one at start
+ * (issue 10). The limit in force is also weft_process_max_fds (prom-client reads /proc).
+ */
+function reportOpenFileLimit(logger: Logger): void {
+  try {
+    const limit = raiseOpenFileLimit();
+    logger.info({ previous: limit.previous, soft: limit.soft, hard: limit.hard }, `descriptor limit (RLIMIT_NOFILE) ${limit.soft}${limit.previous < limit.soft ? `, raised from ${limit.previous}` : ''}`);
+  } catch (err) {
+    logger.warn({ err }, 'cannot raise the descriptor limit (RLIMIT_NOFILE); keeping the current one');
   }
 }
