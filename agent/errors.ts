@@ -32,6 +32,9 @@ export const ErrorCodes = {
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
+  WEFT_ERR_CNI_TIMEOUT: 'the CNI plugin waited its bounded time and no agent captured the new pod (no agent on the node, or capture failing): the pod sandbox is not created',
+  WEFT_ERR_CNI_NO_AGENT: 'the CNI plugin found no running Weft agent on the node: the pod sandbox is not created (fail closed)',
+  WEFT_ERR_CNI_REQUEST: 'a CNI request is malformed (missing CNI_NETNS, CNI_CONTAINERID, K8S_POD_NAMESPACE/K8S_POD_NAME or prevResult, or an unknown CNI_COMMAND)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
