@@ -191,13 +191,22 @@ export class Agent {
     await this.#closeServers();
     await this.#cni?.stop();
     await this.#source.stop();
-    await this.#capture.releaseAll(drainMs);
+    const released = this.#capture.releaseAll(drainMs);
     if (drainMs > 0) {
       const open = (): number => this.inputs.connections.openConnections().length;
-      this.#logger.info({ node: this.#options.nodeName, open: open(), drainMs }, 'draining: no new connections; open ones are relayed until they end or the deadline');
-      const deadline = Date.now() + drainMs;
-      while (open() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (open() > 0) this.#logger.warn({ open: open() }, 'drain deadline reached: open connections are cut');
+      this.#logger.info({ node: this.#options.nodeName, open: open(), drainMs }, 'draining: no new connections, GOAWAY sent; open ones are relayed until they end or the deadline');
+      // Done when every pod's listeners closed with their connections (HBONE: every session the
+      // peers closed after GOAWAY, streams still in flight included), or at the deadline.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), drainMs);
+      });
+      const how = await Promise.race([released.then(() => 'drained' as const), deadline]);
+      clearTimeout(timer);
+      if (how === 'deadline') this.#logger.warn({ open: open() }, 'drain deadline reached: open connections are cut');
+      else this.#logger.info('drained: every connection ended');
+    } else {
+      void released;
     }
     this.inputs.identity?.close();
     this.#handover?.release();

@@ -117,6 +117,10 @@ export class CniRequests {
       answer = { ok: false, error };
     }
     if (this.#stopped) return; // draining: the new agent answers
+    if (request.command === 'DEL') {
+      await rm(file, { force: true }); // the plugin does not wait for a DEL
+      return;
+    }
     const cniVersion = request.config?.cniVersion ?? '1.0.0';
     const [suffix, body] = answer.ok
       ? ['ok', answer.output]

@@ -129,7 +129,7 @@ export class CaptureManager {
         // before the old one goes, and the rules stay: no connection finds nobody listening.
         try {
           const next = await PodCapture.start(this.#inputs, { path: capture.netnsPath, inode: capture.netnsInode }, w, this.#tunnel, this.#rules);
-          capture.release();
+          void capture.release();
           this.#captured.set(key, next);
           this.#logger.info({ pod: key, ip: w.ip, identity: w.identity }, 'pod re-captured');
         } catch (err) {
@@ -242,7 +242,7 @@ export class CaptureManager {
   /**
    * Agent stop or handover: every pod stops accepting (GOAWAY on HBONE), open connections go on
    * for `drainMs`; the rules stay, so until another agent listens the pods' connections are
-   * refused.
+   * refused. Resolves when every listener closed with its connections (the caller bounds the wait).
    */
   async releaseAll(drainMs = 0): Promise<void> {
     this.#stopped = true;
@@ -251,7 +251,7 @@ export class CaptureManager {
     await this.#queue.catch(() => undefined);
     const all = [...this.#captured.values()];
     this.#captured.clear();
-    for (const c of all) c.release(drainMs);
+    await Promise.all(all.map((c) => c.release(drainMs)));
   }
 }
 

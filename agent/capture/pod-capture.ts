@@ -96,7 +96,7 @@ export class PodCapture implements CapturedPod {
       return capture;
     } catch (err) {
       // Fail closed: rules an earlier agent installed stay; the pod is refused until a retry works.
-      capture.release();
+      void capture.release();
       throw err;
     }
   }
@@ -156,20 +156,21 @@ export class PodCapture implements CapturedPod {
 
   /**
    * Stops accepting and sends GOAWAY (HBONE server sessions and this pod's pool); open
-   * connections go on until they end or `drainMs` passes. The rules stay. Resolves when the
-   * listeners are closed (not when the connections are).
+   * connections go on until they end or `drainMs` passes (HBONE sessions are destroyed then).
+   * The rules stay. Resolves when every listener has closed with all its connections.
    */
-  release(drainMs?: number): void {
-    if (this.#released) return;
+  release(drainMs?: number): Promise<void> {
+    if (this.#released) return Promise.resolve();
     this.#released = true;
     if (this.#hboneFd >= 0) closeFd(this.#hboneFd);
     this.#hboneFd = -1;
-    for (const l of this.#listeners.splice(0)) void l.close(drainMs === undefined ? undefined : { timeoutMs: drainMs });
+    const closed = this.#listeners.splice(0).map((l) => l.close(drainMs === undefined ? undefined : { timeoutMs: drainMs }));
     this.pool?.close();
     // Sockets already made keep the namespace alive; the handle is only for new ones.
     const fd = this.netnsFd;
     if (drainMs !== undefined && drainMs > 0) setTimeout(() => closeNetns(fd), drainMs).unref();
     else closeNetns(fd);
+    return Promise.all(closed).then(() => undefined);
   }
 
   /** The pod left the mesh: rules removed first (new connections go direct), then released. */
@@ -178,7 +179,8 @@ export class PodCapture implements CapturedPod {
     try {
       await removeCaptureRules(this.netnsPath);
     } finally {
-      this.release();
+      // Open connections finish on their own; do not wait for them here.
+      void this.release();
     }
   }
 }

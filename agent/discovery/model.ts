@@ -74,6 +74,10 @@ class Model implements MeshModel {
     return this.#pending.get(key);
   }
 
+  pendingWorkloads(): Workload[] {
+    return [...this.#pending.values()];
+  }
+
   workloadByIp(ip: string): Workload | undefined {
     return this.#byIp.get(ip);
   }
@@ -290,6 +294,8 @@ export function modelFingerprint(model: MeshModel): string {
       ])
       .sort(compareFirst),
   );
+  // Pods without an IP yet: the CNI plugin's requests wait for them to be known.
+  parts.push((model.pendingWorkloads?.() ?? []).map((w) => [w.key, w.node, w.identity, w.inMesh]).sort(compareFirst));
   parts.push(
     [...model.services.values()]
       .map((s) => [

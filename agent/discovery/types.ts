@@ -145,6 +145,7 @@ export interface MeshModel {
   workloadsOnNode(node: string): Workload[];
   /** A scheduled pod that has no IP yet (ip ''), by `<namespace>/<name>`: what the CNI plugin asks about. */
   pendingWorkload?(key: string): Workload | undefined;
+  pendingWorkloads?(): Workload[];
 }
 
 /**
