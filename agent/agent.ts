@@ -44,8 +44,8 @@ export interface AgentOptions {
    * (mutual TLS); without it (tests of the capture layer only) the mesh carries plaintext.
    */
   caClient?: CaClient;
-  /** Renewal and retry timing of workload certificates (defaults: half-life, 1 s .. 60 s backoff). */
-  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs'>>;
+  /** Renewal and retry timing of workload certificates (defaults: half-life, 1 s .. 60 s backoff), and the published trust bundle to follow. */
+  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs' | 'trustBundle'>>;
 }
 
 /** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
