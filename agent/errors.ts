@@ -24,7 +24,7 @@ export const ErrorCodes = {
   WEFT_ERR_CA_BOOTSTRAP: 'on Kubernetes the CA could not read or create its key Secret or publish the trust-bundle ConfigMap (API server or RBAC)',
   WEFT_ERR_TRUST_BUNDLE: 'the trust bundle file (the projected weft-ca-root ConfigMap) is missing, empty or holds something other than CA certificates; the last good bundle stays',
   WEFT_ERR_CHECK_FAILED: 'one or more `weft check` pre-flight checks failed (each printed with its fix)',
-  WEFT_ERR_KUBE_API: 'a request of the weft command to the Kubernetes API server failed (the message names the request and the status)',
+  WEFT_ERR_KUBE_REQUEST: 'a request of the weft command to the Kubernetes API server failed (the message names the request and the status)',
   WEFT_ERR_TLS_HANDSHAKE: 'the TLS handshake failed (includes a peer chain that does not verify against the trust bundle)',
   WEFT_ERR_TLS_PEER_IDENTITY: 'the peer certificate has no single SPIFFE URI SAN, or not the identity that was expected',
   WEFT_ERR_TLS_PEER_UNTRUSTED: 'the peer certificate chain does not verify against the trust bundle (expired, other CA, missing)',
@@ -35,6 +35,7 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
+  WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
 } as const;
 

@@ -8,6 +8,7 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
+import { registerKubeApiServerCommand } from './kube/cli.js';
 import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
 
 const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
@@ -42,6 +43,7 @@ export function registerLabCommands(program: Command): void {
         `State, manifests (as the agents read them) and logs live in ${STATE_ROOT}/<name>/.`,
     )
     .enablePositionalOptions();
+  registerKubeApiServerCommand(lab);
 
   lab
     .command('up')
