@@ -64,6 +64,8 @@ export function serveWatch(store: Store, res: ServerResponse, w: WatchRequest, o
   };
 
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
+  // Headers now: a client (client-node's informer) awaits them before it counts the watch as started.
+  res.flushHeaders();
   const rv = w.resourceVersion;
   const initial = rv === undefined || rv === '' || rv === '0' ? w.sendInitialEvents !== false : w.sendInitialEvents === true;
   if (initial) {
