@@ -64,7 +64,7 @@ export function serveWatch(store: Store, res: ServerResponse, w: WatchRequest, o
   };
 
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
-  // Headers now: a client (client-node's informer) awaits them before it counts the watch as started.
+  // Headers now: clients wait for them before reading events, and there may be none for a while.
   res.flushHeaders();
   const rv = w.resourceVersion;
   const initial = rv === undefined || rv === '' || rv === '0' ? w.sendInitialEvents !== false : w.sendInitialEvents === true;
