@@ -74,7 +74,7 @@ export function registerCaCommand(program: Command): void {
         'issued only if a pod with its namespace and service account is scheduled on the agent\'s node.',
     )
     .option('--listen <host:port>', 'address to serve on', '127.0.0.1:15012')
-    .option('--dir <dir>', 'local mode: CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root')
+    .option('--dir <dir>', 'CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root. Required in local mode; in Kubernetes mode it replaces the Secret bootstrap and the bundle publication (you manage both)')
     .option('--lifetime <duration>', 'workload certificate lifetime', '24h')
     .option('--tokens <file>', 'JSON file {token: nodeName} authenticating agents (re-read when it changes)')
     .option('--manifests <dir>', 'directory of pod manifests saying which service accounts run on which node')
@@ -93,10 +93,8 @@ export function registerCaCommand(program: Command): void {
         throw new WeftError('WEFT_ERR_CONFIG', 'give either --tokens FILE and --manifests DIR (the lab), or --kubeconfig FILE / --in-cluster (Kubernetes)');
       }
       if (!kubernetes && (opts.tokens === undefined || opts.manifests === undefined || opts.dir === undefined)) {
+        // --dir is optional only in Kubernetes mode, where the key comes from the Secret.
         throw new WeftError('WEFT_ERR_CONFIG', '--dir, --tokens and --manifests go together');
-      }
-      if (kubernetes && opts.dir !== undefined) {
-        throw new WeftError('WEFT_ERR_CONFIG', `in Kubernetes mode the key comes from the Secret (--keys-secret, default ${DEFAULT_CA_KEYS_SECRET}), not --dir: put your PKI's root or intermediate there`);
       }
       const namespace = caNamespace(opts.namespace);
       const { host, port } = parseHostPort(opts.listen);
@@ -127,7 +125,7 @@ export function registerCaCommand(program: Command): void {
       const caOptions = { authorizer, trustDomain: opts.trustDomain, lifetimeMs: parseDuration(opts.lifetime), logger, registry: new Registry() };
       let ca: CertificateAuthority;
       let publisher: { stop(): void } | undefined;
-      if (kubeConfig) {
+      if (kubeConfig && opts.dir === undefined) {
         // As istiod: the key from the Secret (created when absent, race-safe between replicas),
         // the roots published to the ConfigMap the agents mount, before serving.
         const { bootstrapCaKeys, TrustBundlePublisher } = await import('./ca-bootstrap.js');
