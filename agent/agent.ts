@@ -47,8 +47,8 @@ export interface AgentOptions {
    * (mutual TLS); without it (tests of the capture layer only) the mesh carries plaintext.
    */
   caClient?: CaClient;
-  /** Renewal and retry timing of workload certificates (defaults: half-life, 1 s .. 60 s backoff). */
-  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs'>>;
+  /** Renewal and retry timing of workload certificates (defaults: half-life, capped backoff), and the published trust bundle to follow. */
+  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs' | 'trustBundle'>>;
   /** The node's own address (pods' hostIP): connections from it skip capture (kubelet probes). */
   nodeIp?: string;
   /**
