@@ -63,6 +63,8 @@ export interface StartOptions {
   tcpPorts?: readonly number[];
   /** false: return once spawned (the caller checks later whether it still runs). */
   waitExec: boolean;
+  /** Told the exit code (128 + signal number for a signal) when the process ends. */
+  onExit?: (code: number) => void;
 }
 
 const POLL_MS = 10;
@@ -95,6 +97,7 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
       child.once('exit', (code, signal) => {
         exitCode = code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
         resolveExit(exitCode);
+        options.onExit?.(exitCode);
       });
     });
     // The lab's process may exit (CLI) or go on (tests); the pod must not keep it alive.
