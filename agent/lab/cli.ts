@@ -8,6 +8,7 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
+import { registerKubeApiServerCommand } from './kube/cli.js';
 import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
 import { registerKubeLabCommands } from './kube-commands.js';
 
@@ -44,6 +45,7 @@ export function registerLabCommands(program: Command): void {
     )
     .enablePositionalOptions();
   registerKubeLabCommands(lab);
+  registerKubeApiServerCommand(lab);
 
   lab
     .command('up')

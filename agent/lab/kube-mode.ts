@@ -15,9 +15,8 @@
  * `apply`, `delete`, `status` and `exec` of such a lab go through the API too.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import net from 'node:net';
 import { join } from 'node:path';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -258,7 +257,9 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
 
   // ---- API server
   const kube = state.kubernetes!;
-  kube.apiserver = await startApiServer(state, kube.apiPort);
+  const api = await startApiServer(state);
+  kube.apiserver = api.ref;
+  kube.apiPort = api.port;
   const admin = adminKubeConfig(state.name);
   await writeState(state);
   const core = admin.makeApiClient(CoreV1Api);
@@ -429,59 +430,61 @@ async function startKubeLabCa(state: LabState): Promise<ProcRef> {
   );
 }
 
-/** A free TCP port on loopback for the API server's kubectl listener. */
-export async function freeLoopbackPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LAB_API_LOOPBACK, () => resolve());
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 /**
- * Starts `weft lab kube-apiserver` (agent/lab/kube/) and waits until the admin kubeconfig it
- * writes works.
+ * Starts `weft lab kube-apiserver` (agent/lab/kube/) on this machine's loopback (a free port, for
+ * kubectl) and inside the fabric namespace on the bridge's address (for the lab), and waits until
+ * the admin kubeconfig it writes works. Returns the process and the loopback port.
  */
-async function startApiServer(state: LabState, port: number): Promise<ProcRef> {
+async function startApiServer(state: LabState): Promise<{ ref: ProcRef; port: number }> {
   const paths = kubePaths(state.name);
   await mkdir(paths.apiserverDir, { recursive: true });
-  const { openSync, closeSync } = await import('node:fs');
   const fd = openSync(paths.apiserverLog, 'a');
   let pid: number;
   try {
     const child = spawn(
       process.execPath,
-      [WEFT_MAIN, 'lab', 'kube-apiserver', '--dir', paths.apiserverDir, '--listen', `${LAB_API_LOOPBACK}:${port}`, '--fabric-netns', state.fabricNetns, '--fabric-listen', `${LAB_API_IP}:${LAB_API_PORT}`, '--kubeconfig-out', paths.adminKubeconfig],
+      [
+        WEFT_MAIN, 'lab', 'kube-apiserver',
+        '--state', join(paths.apiserverDir, 'state.json'),
+        '--listen', `${LAB_API_LOOPBACK}:0`,
+        '--listen-netns', `/run/netns/${state.fabricNetns}=${LAB_API_IP}:${LAB_API_PORT}`,
+        '--kubeconfig', paths.adminKubeconfig,
+      ],
       { cwd: REPO_DIR, env: baseEnv(), detached: true, stdio: ['ignore', fd, fd] },
     );
     pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
-      child.once('error', reject);
+      child.once('error', (err) => reject(new WeftError('WEFT_ERR_LAB', `start the lab API server: ${err.message}`, { cause: err })));
     });
     child.unref();
   } finally {
     closeSync(fd);
   }
-  const { readFileSync } = await import('node:fs');
-  const startTime = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? '';
-  const ref: ProcRef = { pid, startTime };
+  const ref: ProcRef = { pid, startTime: procStartTime(pid) };
   const deadline = Date.now() + START_TIMEOUT_MS;
-  let last = '';
+  let last = 'no kubeconfig yet';
   for (;;) {
     if (!refAlive(ref)) throw new WeftError('WEFT_ERR_LAB', `the lab API server exited at once; see ${paths.apiserverLog}`);
     if (existsSync(paths.adminKubeconfig)) {
       try {
-        await adminKubeConfig(state.name).makeApiClient(CoreV1Api).listNamespace();
-        return ref;
+        const kc = adminKubeConfig(state.name);
+        await kc.makeApiClient(CoreV1Api).listNamespace();
+        return { ref, port: Number(new URL(kc.getCurrentCluster()!.server).port) };
       } catch (err) {
         last = (err as Error).message;
       }
     }
     if (Date.now() > deadline) throw new WeftError('WEFT_ERR_LAB', `the lab API server did not answer within ${START_TIMEOUT_MS} ms (${last}); see ${paths.apiserverLog}`);
     await delay(50);
+  }
+}
+
+function procStartTime(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
   }
 }
 

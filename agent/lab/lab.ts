@@ -27,7 +27,7 @@ import {
 } from './paths.js';
 import { netnsPids, refAlive, stopProcesses, type ProcRef } from './procs.js';
 import { clusterSpec, type ClusterSpec } from './spec.js';
-import { freeLoopbackPort, kubeLabApply, kubeLabDelete, kubeLabHealthy, kubeLabPod, kubeLabProcs, kubeLabStatus, kubeLabUp, type KubeLabOptions } from './kube-mode.js';
+import { kubeLabApply, kubeLabDelete, kubeLabHealthy, kubeLabPod, kubeLabProcs, kubeLabStatus, kubeLabUp, type KubeLabOptions } from './kube-mode.js';
 import { readState, STATE_VERSION, withLabLock, type LabState } from './state.js';
 import { statusOf, type LabStatus } from './status.js';
 
@@ -151,7 +151,7 @@ async function kubeUp(name: string, dir: string, loaded: Awaited<ReturnType<type
       pods: [],
       services: [],
       objects: [],
-      kubernetes: { apiPort: await freeLoopbackPort(), kubelets: {} },
+      kubernetes: { apiPort: 0, kubelets: {} },
     };
     try {
       const changes = await kubeLabUp(state, spec, options);
