@@ -292,6 +292,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
         env: { ...baseEnv(), ...weftEnv() },
         cwd: REPO_DIR,
         log: paths.kubeletLog(n.name),
+        networkOnly: true,
       },
       { readyTimeoutMs: START_TIMEOUT_MS, waitExec: true },
     );
