@@ -400,6 +400,7 @@ spec:
       failureThreshold: 1
     livenessProbe:
       httpGet: {path: /live, port: 8080}
+      initialDelaySeconds: 1
       periodSeconds: 1
       failureThreshold: 1
 ${strict ? `---
