@@ -33,7 +33,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { allocatePodHost, podIp } from './addressing.js';
-import { runCniChain, type CniConfig } from './cni.js';
+import { runCniChain, type CniConfig } from './cni-chain.js';
 import { LabInformer, serialized } from './kube-informer.js';
 import { serviceViewsFromApi } from './kube-proxy.js';
 import { ProbeTracker, probeSupported, runProbe } from './kubelet-probes.js';
