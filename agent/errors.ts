@@ -33,6 +33,8 @@ export const ErrorCodes = {
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
+  WEFT_ERR_SELF_CALL: 'a connection was addressed to one of the agent\'s own in-pod ports (15001, 15006, 15008) or reached the outbound listener without the redirect; refused so the agent never proxies to itself',
+  WEFT_ERR_CONNECT_TIMEOUT: 'an upstream TCP connect or an HBONE CONNECT response took longer than its deadline (agent/config.ts)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -42,6 +42,7 @@ const SOL_IP = 0;
 const IP_TRANSPARENT = 19;
 const IP_FREEBIND = 15;
 const SO_ORIGINAL_DST = 80;
+const SO_LINGER = 13;
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(osConstants.errno)) errnoNames.set(value, name);
@@ -168,6 +169,19 @@ export function createTcpSocket(options: TcpSocketOptions): number {
     }
   };
   return options.netnsFd === undefined ? make() : inNetns(options.netnsFd, make);
+}
+
+/** struct linger { int l_onoff = 1; int l_linger = 0; }: close(2) then sends a RST, not a FIN. */
+const lingerZero = Buffer.alloc(8);
+lingerZero.writeInt32LE(1, 0);
+
+/**
+ * Makes the next close of `fd` abortive (SO_LINGER 0: RST, no FIN_WAIT, no TIME_WAIT). For a
+ * socket already shut down for writing, where libuv's uv_tcp_close_reset (Node's
+ * resetAndDestroy) refuses with EINVAL and the socket would otherwise stay open.
+ */
+export function setLingerZero(fd: number): void {
+  check(c.setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerZero, 8), 'setsockopt', 'SO_LINGER');
 }
 
 export function closeFd(fd: number): void {

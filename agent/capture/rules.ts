@@ -16,6 +16,12 @@ export const MARK_MASK = 0xfff;
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
 export const HBONE_PORT = 15008;
+/** The ports the agent listens on inside every captured pod: never a destination it proxies to. */
+export const POD_AGENT_PORTS: ReadonlySet<number> = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT]);
+/** The agent's node-level ports (admin, metrics, readiness), in the node's namespace. */
+export const ADMIN_PORT = 15000;
+export const METRICS_PORT = 15020;
+export const READINESS_PORT = 15021;
 /** Kubelet probes arrive SNATed to this address on the host; they are never captured. */
 export const PROBE_SNAT_IP = '169.254.7.127';
 export const REPLY_ROUTE_TABLE = 100;
@@ -73,6 +79,8 @@ function present(saved: string): { jumps: Set<string>; chains: Set<string> } {
   }
   return { jumps, chains };
 }
+/** The iptables-save reader, for the fuzz target (test/fuzz). */
+export { present as parseSavedRules };
 
 async function save(netnsPath: string): Promise<string> {
   return (await inNamespace(netnsPath, 'iptables-save', ['-t', 'mangle'])).stdout + (await inNamespace(netnsPath, 'iptables-save', ['-t', 'nat'])).stdout;

@@ -132,6 +132,8 @@ export class CaServer {
     try {
       body = JSON.parse(await readBody(req));
     } catch (err) {
+      // An oversized body is still arriving: do not keep the connection for another request.
+      if (!req.complete) res.setHeader('connection', 'close');
       return this.#fail(res, new WeftError('WEFT_ERR_CA_BAD_REQUEST', 'request body is not JSON (or too large)', { cause: err }), { node, remote });
     }
     const { csr, identity } = (body ?? {}) as { csr?: unknown; identity?: unknown };
@@ -186,7 +188,10 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size > MAX_BODY_BYTES) {
-        req.destroy();
+        // Answer (400) instead of destroying the socket, which left the client with no answer
+        // at all; the rest is drained (bounded by requestTimeout) and the connection closed.
+        req.removeAllListeners('data');
+        req.resume();
         reject(new Error(`body larger than ${MAX_BODY_BYTES} bytes`));
         return;
       }

@@ -184,8 +184,10 @@ export function parseListeningPorts(procNetTcp: string, into: Set<number> = new 
     const cols = lines[i]!.trim().split(/\s+/);
     // cols[1] local "ADDR:PORT" (hex), cols[3] state; 0A is LISTEN.
     if (cols.length < 4 || cols[3] !== '0A') continue;
-    const local = cols[1]!;
-    into.add(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
+    // The port is 4 hex digits after the last ':'; anything else is not a row (a torn read
+    // added NaN to the set before: found by the fuzz target proc-net-tcp).
+    const port = /:([0-9A-Fa-f]{4})$/.exec(cols[1]!);
+    if (port !== null) into.add(Number.parseInt(port[1]!, 16));
   }
   return into;
 }
