@@ -64,8 +64,7 @@ export function serveWatch(store: Store, res: ServerResponse, w: WatchRequest, o
   };
 
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache, private' });
-  // Node holds headers back until the first body write: a watch with nothing to send yet would
-  // leave the client waiting for its response (client-node's ListWatch.start() never resolves).
+  // Headers now: clients wait for them before reading events, and there may be none for a while.
   res.flushHeaders();
   const rv = w.resourceVersion;
   const initial = rv === undefined || rv === '' || rv === '0' ? w.sendInitialEvents !== false : w.sendInitialEvents === true;
