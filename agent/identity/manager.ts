@@ -126,6 +126,8 @@ interface Entry {
 export interface IdentityManagerEvents {
   /** A certificate replaced an earlier one for the identity. */
   rotated: [identity: string, cert: WorkloadCertificate];
+  /** A certificate arrived for an identity that had none (first issue, or after expiry). */
+  issued: [identity: string, cert: WorkloadCertificate];
   /** A background request (renewal, retry, prefetch) failed; a retry is scheduled. */
   renewalFailed: [identity: string, err: Error];
 }
@@ -149,6 +151,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
 
   constructor(opts: IdentityManagerOptions) {
     super();
+    // Every connection waiting for a certificate (whenAvailable) listens for it; many may wait.
+    this.setMaxListeners(0);
     this.#ca = opts.caClient;
     this.#clock = opts.clock ?? systemClock;
     this.#timers = opts.timers ?? systemTimers;
@@ -178,6 +182,41 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     const waiting = entry.inflight === undefined && entry.failures > 0 && entry.dueAt !== undefined && now < entry.dueAt;
     return (waiting ? Promise.reject(entry.lastError) : this.#request(entry)).catch((err: unknown) => {
       throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
+  /**
+   * The certificate for `identity`, waiting up to `timeoutMs` for one while the CA cannot be
+   * reached (the scheduled retries keep going; waiting adds no requests). Outbound connections
+   * of a pod without its certificate wait here, bounded, and are refused after: never plaintext.
+   */
+  whenAvailable(identity: string, timeoutMs: number): Promise<WorkloadCertificate> {
+    const cached = this.current(identity);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (err: Error | undefined, cert?: WorkloadCertificate): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.off('issued', onCert);
+        this.off('rotated', onCert);
+        if (cert !== undefined) resolve(cert);
+        else reject(err);
+      };
+      const onCert = (id: string, cert: WorkloadCertificate): void => {
+        if (id === identity) done(undefined, cert);
+      };
+      const timer = setTimeout(() => {
+        const last = this.#entries.get(identity)?.lastError;
+        done(new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity} within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`));
+      }, timeoutMs);
+      timer.unref();
+      this.on('issued', onCert);
+      this.on('rotated', onCert);
+      // Nothing scheduled (first ask, or the retry timer fired and failed fast): ask now.
+      const entry = this.#entry(identity);
+      if (entry.inflight === undefined && entry.timer === undefined) this.#background(entry);
     });
   }
 
@@ -257,6 +296,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
         if (previous !== undefined) {
           this.#renewed++;
           this.emit('rotated', entry.identity, cert);
+        } else {
+          this.emit('issued', entry.identity, cert);
         }
         return cert;
       },

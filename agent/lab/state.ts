@@ -59,6 +59,8 @@ export interface LabState {
   fabricNetns: string;
   /** The lab CA process (in the fabric namespace); absent for `up --no-agents`. */
   ca?: ProcRef | undefined;
+  /** `weft lab stop-ca` took the CA away (until `start-ca` or `up`). */
+  caStopped?: boolean;
   /** Whether the lab runs Prometheus (`up --no-prometheus` says no); absent in older states means yes. */
   prometheusEnabled?: boolean;
   /** The lab's Prometheus (prometheus.ts; fabric namespace); absent for `up --no-agents`. */
