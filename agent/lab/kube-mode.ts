@@ -17,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { WeftError } from '../errors.js';
@@ -33,7 +33,9 @@ import { serviceViewsFromApi } from './kube-proxy.js';
 import { kubePaths, LAB_API_FABRIC_URL, LAB_API_IP, LAB_API_LOOPBACK, LAB_API_PORT } from './kube-paths.js';
 import type { LoadedManifests } from './load.js';
 import { addNetns, createFabric, wireNodes } from './network.js';
-import { labPaths, labPrefix, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
+import { CNI_PLUGIN } from './cni.js';
+import { LAB_DRAIN_SECONDS } from './converge.js';
+import { labPaths, labPrefix, nodeRunDir, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { ensureLabPrometheus, labPrometheusStatus } from './prometheus.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { stableJson, type ClusterSpec } from './spec.js';
@@ -278,7 +280,6 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
 
   // ---- control plane roles
   await writeKubeconfig(paths.controlPlaneKubeconfig, { server: LAB_API_FABRIC_URL, caPem: kubeconfigCa(admin), user: 'weft-lab-admin', token: kubeconfigToken(admin) });
-  const cni = await cniArgs(state.name);
   kube.controllers = await startInNetns(
     { what: 'the lab controllers', netns: state.fabricNetns, argv: [process.execPath, WEFT_MAIN, 'lab', 'kube-controllers', '--kubeconfig', paths.controlPlaneKubeconfig], env: baseEnv(), cwd: REPO_DIR, log: paths.controllersLog },
     { readyTimeoutMs: START_TIMEOUT_MS, waitExec: true },
@@ -288,7 +289,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
       {
         what: `the kubelet of ${n.name}`,
         netns: n.netns,
-        argv: [process.execPath, WEFT_MAIN, 'lab', 'kubelet', '--name', state.name, '--node', n.name, '--kubeconfig', paths.controlPlaneKubeconfig, ...cni],
+        argv: [process.execPath, WEFT_MAIN, 'lab', 'kubelet', '--name', state.name, '--node', n.name, '--kubeconfig', paths.controlPlaneKubeconfig, ...(await cniArgs(state, n, options.startAgents))],
         env: { ...baseEnv(), ...weftEnv() },
         cwd: REPO_DIR,
         log: paths.kubeletLog(n.name),
@@ -377,10 +378,18 @@ async function ensureKubernetesEndpoints(kc: KubeConfig): Promise<void> {
   }
 }
 
-async function cniArgs(lab: string): Promise<string[]> {
-  const paths = kubePaths(lab);
-  const conf = await readdir(paths.cniConfDir).catch(() => [] as string[]);
-  return conf.some((f) => f.endsWith('.conflist')) ? ['--cni-conf-dir', paths.cniConfDir, '--cni-bin-dir', paths.cniBinDir] : [];
+/**
+ * The node's CNI configuration: the lab's wiring is the main plugin (the kubelet does it), Weft's
+ * chained plugin (daemonset/cni/weft-cni) follows, talking to this node's agent through its run
+ * dir. Without agents there is no chain (the plugin would refuse every pod: no agent answers).
+ */
+async function cniArgs(state: LabState, node: NodeState, withAgents: boolean): Promise<string[]> {
+  if (!withAgents) return [];
+  const confDir = kubePaths(state.name).cniConfDir(node.name);
+  await mkdir(confDir, { recursive: true });
+  const conf = { cniVersion: '1.0.0', name: 'k8s-pod-network', plugins: [{ type: 'weft-cni', runDir: nodeRunDir(state.name, node.name) }] };
+  await writeFileAtomic(join(confDir, '10-weft.conflist'), JSON.stringify(conf, null, 2) + '\n');
+  return ['--cni-conf-dir', confDir, '--cni-bin-dir', dirname(CNI_PLUGIN)];
 }
 
 /** What the DaemonSet's pod template would make for node `n`, with the lab's paths. */
@@ -403,8 +412,13 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
           command: [
             process.execPath, WEFT_MAIN, 'agent', '--node=$(NODE_NAME)', `--kubeconfig=${paths.agentKubeconfig}`,
             `--ca=${LAB_CA_URL}`, `--ca-token-file=${tokenFile}`, `--ca-root=${labCaPaths(state.name).root}`, `--pod-netns-prefix=${labPrefix(state.name)}pod-`,
+            '--node-ip=$(HOST_IP)', `--run-dir=${nodeRunDir(state.name, n.name)}`, `--drain-timeout=${LAB_DRAIN_SECONDS}`,
           ],
-          env: [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }, ...Object.entries(weftEnv()).map(([name, value]) => ({ name, value }))],
+          env: [
+            { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
+            { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
+            ...Object.entries(weftEnv()).map(([name, value]) => ({ name, value })),
+          ],
           ports: [{ name: 'metrics', containerPort: 15020 }],
           readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 }, periodSeconds: 1 },
         },

@@ -30,8 +30,8 @@ export function kubePaths(lab: string) {
     caKubeconfig: join(dir, 'weft-ca.kubeconfig'),
     podsDir: join(dir, 'pods'),
     kubeletCheckpoint: (node: string) => join(dir, `kubelet-${node}.json`),
-    cniConfDir: join(dir, 'cni', 'net.d'),
-    cniBinDir: join(dir, 'cni', 'bin'),
+    /** Per node: the chained plugin's configuration names the node's own run dir. */
+    cniConfDir: (node: string) => join(dir, 'cni', node, 'net.d'),
     apiserverLog: join(logsDir, 'kube-apiserver.log'),
     controllersLog: join(logsDir, 'kube-controllers.log'),
     kubeletLog: (node: string) => join(logsDir, `kubelet-${node}.log`),

@@ -444,6 +444,6 @@ spec:
 
   test('a meshed pod with readiness and liveness probes stays Ready and is never restarted (PERMISSIVE)', () => probesKeepPodReady(false));
 
-  test('a meshed pod with readiness and liveness probes stays Ready and is never restarted under STRICT mTLS', { skip: 'needs the probe rule of the fail-closed issue (kubelet probes SNATed to 169.254.7.127 and admitted in the pod), not merged yet' }, () => probesKeepPodReady(true));
+  test('a meshed pod with readiness and liveness probes stays Ready and is never restarted under STRICT mTLS', () => probesKeepPodReady(true));
 }
 }
