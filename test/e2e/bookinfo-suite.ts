@@ -442,6 +442,51 @@ spec:
     }
   }
 
+  test('graceful deletion: SIGTERM first, the endpoint turns terminating (serving, not ready) and leaves the service, then the pod and its namespace go', async () => {
+    const file = yamlFile('slowstop.yaml', `apiVersion: v1
+kind: Service
+metadata:
+  name: slowstop
+  namespace: outside
+spec:
+  selector: {app: slowstop}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: slowstop
+  namespace: outside
+  labels: {app: slowstop}
+spec:
+  nodeName: node-2
+  terminationGracePeriodSeconds: 20
+  containers:
+  - name: main
+    command: [node, ${join(REPO_DIR, 'test/e2e/fixtures/probe-app.mjs')}]
+    env:
+    - {name: STOP_DELAY_MS, value: "1500"}
+    ports:
+    - {name: http, containerPort: 8080}
+`);
+    await labApply({ name: LAB, file });
+    type Slice = { items: { endpoints: { conditions: { ready: boolean; serving: boolean; terminating: boolean } }[] }[] };
+    const conditions = () => (JSON.parse(kubectl('get', 'endpointslices', '-n', 'outside', '-l', 'kubernetes.io/service-name=slowstop', '-o', 'json')) as Slice).items.flatMap((s) => s.endpoints.map((e) => e.conditions));
+    try {
+      await waitFor(() => conditions()[0]?.ready === true, 'the endpoint is ready');
+      kubectl('delete', 'pod', 'slowstop', '-n', 'outside', '--wait=false');
+      await waitFor(() => JSON.stringify(conditions()) === JSON.stringify([{ ready: false, serving: true, terminating: true }]), 'the endpoint is terminating, still serving, not ready');
+      assert.match(kubectl('get', 'pod', 'slowstop', '-n', 'outside', '-o', 'jsonpath={.metadata.deletionTimestamp}'), /^\d{4}-/, 'the pod is still there, terminating');
+      await waitFor(async () => (await labStatus(LAB)).services.find((v) => v.name === 'slowstop')?.endpoints.length === 0, 'kube-proxy gives the terminating endpoint no new connections');
+      await waitFor(() => !kubectl('get', 'pods', '-n', 'outside', '-o', 'name').includes('pod/slowstop'), 'the kubelet deleted the pod once its process exited', 30_000);
+      assert.equal(existsSync(`/run/netns/${podNetns(LAB, 'outside', 'slowstop')}`), false, 'its network namespace is gone');
+      assert.match(execFileSync('cat', [join(`/run/weft/lab/${LAB}/logs`, 'pod-outside-slowstop.log')], { encoding: 'utf8' }), /"signal":"SIGTERM"/, 'the app was asked to stop, not killed');
+    } finally {
+      await labDelete({ name: LAB, file }).catch(() => undefined);
+    }
+  });
+
   test('a meshed pod with readiness and liveness probes stays Ready and is never restarted (PERMISSIVE)', () => probesKeepPodReady(false));
 
   test('a meshed pod with readiness and liveness probes stays Ready and is never restarted under STRICT mTLS', () => probesKeepPodReady(true));
