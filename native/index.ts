@@ -39,6 +39,7 @@ const SOCK_NONBLOCK = 0x800;
 const SOCK_CLOEXEC = 0x80000;
 const SOL_SOCKET = 1;
 const SO_REUSEADDR = 2;
+const SO_REUSEPORT = 15;
 const SO_MARK = 36;
 const SOL_IP = 0;
 const IP_TRANSPARENT = 19;
@@ -141,6 +142,8 @@ export interface TcpSocketOptions {
   /** IP_TRANSPARENT + IP_FREEBIND, to bind to an address the namespace does not own. */
   transparent?: boolean;
   reuseAddress?: boolean;
+  /** SO_REUSEPORT: a second agent can listen on the same port during a handover (same uid). */
+  reusePort?: boolean;
   bind?: { address: string; port: number };
   /**
    * IP_BIND_ADDRESS_NO_PORT: a bind to port 0 takes no port until connect(2), which then picks
@@ -162,6 +165,7 @@ export function createTcpSocket(options: TcpSocketOptions): number {
     const fd = check(c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket', 'AF_INET, SOCK_STREAM');
     try {
       if (options.reuseAddress) setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
+      if (options.reusePort) setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT');
       if (options.mark !== undefined) setIntOption(fd, SOL_SOCKET, SO_MARK, options.mark, 'SO_MARK');
       if (options.transparent) {
         setIntOption(fd, SOL_IP, IP_TRANSPARENT, 1, 'IP_TRANSPARENT');

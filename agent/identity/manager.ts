@@ -4,7 +4,7 @@
  * does not renew everything at once); while the CA is unreachable, renewal is retried with
  * capped exponential backoff and callers keep the cached certificate until it expires.
  */
-import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
 import { MAX_TIMER_MS, systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
 import { uriSans } from './spiffe.js';
+import type { TrustBundleSource } from './trust-bundle.js';
 import { buildCsr } from './x509.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -35,11 +36,27 @@ export interface WorkloadCertificate {
   secureContext: SecureContext;
 }
 
-/** Requests a new key pair + certificate for `identity` and checks what comes back. */
-export async function requestCertificate(ca: CaClient, identity: string): Promise<WorkloadCertificate> {
+/**
+ * Requests a new key pair + certificate for `identity` and checks what comes back. `extraRoots`
+ * (the published trust bundle) are trusted besides the roots the CA answered with.
+ */
+export async function requestCertificate(ca: CaClient, identity: string, extraRoots: string[] = []): Promise<WorkloadCertificate> {
+  return (await requestWithCaRoots(ca, identity, extraRoots)).cert;
+}
+
+/** requestCertificate, also returning the roots the CA answered with (kept apart from the published ones). */
+async function requestWithCaRoots(ca: CaClient, identity: string, extraRoots: string[]): Promise<{ cert: WorkloadCertificate; caRoots: string[] }> {
   const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const signed = await ca.sign(buildCsr(privateKey, identity), identity);
-  return assemble(identity, privateKey, signed.certPem, signed.chainPem, signed.trustBundle);
+  if (signed.trustBundle.length === 0) throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA returned an empty trust bundle');
+  return { cert: assemble(identity, privateKey, signed.certPem, signed.chainPem, unionOfRoots(signed.trustBundle, extraRoots)), caRoots: signed.trustBundle };
+}
+
+/** Both sets, each certificate once (compared by its PEM text without surrounding space). */
+function unionOfRoots(a: string[], b: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const pem of [...a, ...b]) seen.set(pem.trim(), pem);
+  return [...seen.values()];
 }
 
 function assemble(identity: string, key: KeyObject, certPem: string, chainPem: string[], trustBundle: string[]): WorkloadCertificate {
@@ -94,6 +111,12 @@ export interface IdentityManagerOptions {
   retryMaxMs?: number;
   /** Most identities kept (default 10 000; the oldest not wanted by setWanted go first, a wanted one never). */
   maxIdentities?: number;
+  /**
+   * The published trust bundle (the `weft-ca-root` ConfigMap as a file). Its roots are trusted
+   * besides the CA's answer, and a change applies to every cached certificate at once (new
+   * handshakes; no restart, no new certificate needed): how a root rotation reaches the agents.
+   */
+  trustBundle?: TrustBundleSource;
 }
 
 export interface IdentityStats {
@@ -121,11 +144,15 @@ interface Entry {
   failures: number;
   lastError: unknown;
   dropped: boolean;
+  /** Roots of the CA's last answer for this identity (the published bundle is added to them). */
+  caRoots?: string[];
 }
 
 export interface IdentityManagerEvents {
   /** A certificate replaced an earlier one for the identity. */
   rotated: [identity: string, cert: WorkloadCertificate];
+  /** A certificate arrived for an identity that had none (first issue, or after expiry). */
+  issued: [identity: string, cert: WorkloadCertificate];
   /** A background request (renewal, retry, prefetch) failed; a retry is scheduled. */
   renewalFailed: [identity: string, err: Error];
 }
@@ -145,6 +172,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   readonly #maxIdentities: number;
   /** The identities of this node's pods (setWanted): their entries are never evicted. */
   #wanted = new Set<string>();
+  readonly #published: TrustBundleSource | undefined;
+  readonly #onBundle = (): void => this.#rebundle();
   #bundle: string[] = [];
   #issued = 0;
   #renewed = 0;
@@ -153,6 +182,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
 
   constructor(opts: IdentityManagerOptions) {
     super();
+    // Every connection waiting for a certificate (whenAvailable) listens for it; many may wait.
+    this.setMaxListeners(0);
     this.#ca = opts.caClient;
     this.#clock = opts.clock ?? systemClock;
     this.#timers = opts.timers ?? systemTimers;
@@ -164,6 +195,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
     this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
     this.#maxIdentities = opts.maxIdentities ?? 10_000;
+    this.#published = opts.trustBundle;
+    this.#published?.on('changed', this.#onBundle);
   }
 
   /**
@@ -180,6 +213,41 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     const waiting = entry.inflight === undefined && entry.failures > 0 && entry.dueAt !== undefined && now < entry.dueAt;
     return (waiting ? Promise.reject(entry.lastError) : this.#request(entry)).catch((err: unknown) => {
       throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity}: ${(err as Error).message}`, { cause: err });
+    });
+  }
+
+  /**
+   * The certificate for `identity`, waiting up to `timeoutMs` for one while the CA cannot be
+   * reached (the scheduled retries keep going; waiting adds no requests). Outbound connections
+   * of a pod without its certificate wait here, bounded, and are refused after: never plaintext.
+   */
+  whenAvailable(identity: string, timeoutMs: number): Promise<WorkloadCertificate> {
+    const cached = this.current(identity);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (err: Error | undefined, cert?: WorkloadCertificate): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.off('issued', onCert);
+        this.off('rotated', onCert);
+        if (cert !== undefined) resolve(cert);
+        else reject(err);
+      };
+      const onCert = (id: string, cert: WorkloadCertificate): void => {
+        if (id === identity) done(undefined, cert);
+      };
+      const timer = setTimeout(() => {
+        const last = this.#entries.get(identity)?.lastError;
+        done(new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity} within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`));
+      }, timeoutMs);
+      timer.unref();
+      this.on('issued', onCert);
+      this.on('rotated', onCert);
+      // Nothing scheduled (first ask, or the retry timer fired and failed fast): ask now.
+      const entry = this.#entry(identity);
+      if (entry.inflight === undefined && entry.timer === undefined) this.#background(entry);
     });
   }
 
@@ -230,6 +298,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   /** Stops all timers; cached certificates stay readable. */
   close(): void {
     this.#closed = true;
+    this.#published?.off('changed', this.#onBundle);
     for (const e of this.#entries.values()) this.#cancel(e);
   }
 
@@ -246,9 +315,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   #request(entry: Entry): Promise<WorkloadCertificate> {
     if (entry.inflight !== undefined) return entry.inflight;
     this.#cancel(entry);
-    const p = requestCertificate(this.#ca, entry.identity).then(
-      (cert) => {
+    const p = requestWithCaRoots(this.#ca, entry.identity, this.#published?.current() ?? []).then(
+      ({ cert, caRoots }) => {
         entry.inflight = undefined;
+        entry.caRoots = caRoots;
         if (entry.dropped) return cert;
         const previous = entry.cert;
         entry.cert = cert;
@@ -261,6 +331,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
         if (previous !== undefined) {
           this.#renewed++;
           this.emit('rotated', entry.identity, cert);
+        } else {
+          this.emit('issued', entry.identity, cert);
         }
         return cert;
       },
@@ -277,6 +349,27 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     );
     entry.inflight = p;
     return p;
+  }
+
+  /**
+   * The published bundle changed: every cached certificate gets a new context with it (a new
+   * object, which the HBONE server and pool pick up on their next handshake).
+   */
+  #rebundle(): void {
+    const roots = this.#published?.current() ?? [];
+    for (const entry of this.#entries.values()) {
+      const c = entry.cert;
+      if (c === undefined) continue;
+      // The CA's roots from the last answer stay; the published ones are replaced.
+      const fromCa = entry.caRoots ?? c.trustBundle;
+      try {
+        entry.cert = assemble(c.identity, createPrivateKey(c.keyPem), c.certPem, c.chainPem, unionOfRoots(fromCa, roots));
+      } catch (err) {
+        this.#log.error({ identity: c.identity, err }, 'applying the new trust bundle failed; keeping the previous one');
+      }
+    }
+    this.#bundle = unionOfRoots(this.#bundle, roots);
+    this.#log.info({ roots: roots.length, identities: this.#entries.size }, 'trust bundle applied to cached certificates');
   }
 
   /** A request nobody awaits: failures are logged and announced, the retry is already scheduled. */
