@@ -13,8 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { formatAuthority } from './authority.js';
 import { isRetryableStreamError, openConnectStream, openHboneSession } from './client.js';
 import { MAX_STREAMS_PER_CONNECTION, type TlsCredentials } from './settings.js';
-import { closeSessionGracefully } from './server.js';
-import { resetSocket } from '../proxy/relay.js';
+import { closeSessionGracefully, resetSession } from './server.js';
 import { UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
 
 /**
@@ -256,14 +255,8 @@ export class HbonePool {
       closed++;
       this.log.debug({ key: c.key }, 'destination left the model: HBONE connection reset');
       c.drain();
-      if (c.socket !== undefined && !c.socket.destroyed) {
-        try {
-          resetSocket(c.socket);
-        } catch {
-          // The TLS layer owns the handle: destroying the session below closes it.
-        }
-      }
-      c.session?.destroy();
+      if (c.session !== undefined) resetSession(c.session);
+      else if (c.socket !== undefined && !c.socket.destroyed) c.socket.destroy();
     }
     return closed;
   }
