@@ -30,3 +30,14 @@ test('a refused connect to one endpoint is retried on the other; the client neve
   assert.equal(retries[0]!.failed, `${GONE_IP}:9080`);
   await waitFor(() => t.agent.inputs.connections.openConnections().length === 0, 'no open records');
 });
+
+test('the same over HBONE: a meshed endpoint whose 15008 refuses is retried on the other', async () => {
+  t.writeFile('gone.yaml', `apiVersion: v1\nkind: Pod\nmetadata:\n  name: server-gone\n  namespace: shop\n  labels:\n    app: server\nspec:\n  nodeName: node-2\n  serviceAccountName: server\n  containers:\n  - name: main\n    command: [sleep, infinity]\nstatus:\n  phase: Running\n  podIP: ${GONE_IP}\n`);
+  await waitFor(() => t.agent.model.workloadByIp(GONE_IP)?.inMesh === true, 'the second endpoint in the mesh');
+  const since = t.logs.length;
+  for (let i = 0; i < 16; i++) assert.equal(await t.request(t.VIP, 80, `h${i}`), `${t.IP_A}|h${i}`);
+  const retries = t.logs.slice(since).filter((l) => l.msg === 'outbound: connect failed before any byte; trying another endpoint');
+  assert.ok(retries.length > 0, 'the refusing endpoint was picked and retried at least once in 16 tries');
+  assert.match(String(retries[0]!.reason), /TCP connect to 198\.18\.233\.4:15008 failed/);
+  await waitFor(() => t.agent.inputs.connections.openConnections().length === 0, 'no open records');
+});
