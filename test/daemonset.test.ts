@@ -105,9 +105,9 @@ test('every container argument is an option of the weft command it runs', () => 
   const helps = new Map<string, string>();
   let checked = 0;
   for (const o of workloads) {
-    for (const c of podSpec(o).containers) {
+    for (const c of allContainers(podSpec(o))) {
       const [command, ...args] = c.args ?? [];
-      assert.ok(command === 'agent' || command === 'ca', `${o.metadata.name}: unknown command ${command}`);
+      assert.ok(command === 'agent' || command === 'ca' || command === 'cni-install', `${o.metadata.name}: unknown command ${command}`);
       if (!helps.has(command!)) helps.set(command!, execFileSync(process.execPath, [main, command!, '--help'], { encoding: 'utf8' }));
       for (const a of args.filter((x) => x.startsWith('--'))) {
         assert.match(helps.get(command!)!, new RegExp(`${a.split('=')[0]}\\b`), `${o.metadata.name}: weft ${command} has no option ${a}`);

@@ -8,7 +8,7 @@ import { createPrivateKey, generateKeyPair, X509Certificate, type KeyObject } fr
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
-import { LRUCache } from 'lru-cache';
+import { IDENTITY_RETRY_INITIAL_MS, IDENTITY_RETRY_MAX_MS } from '../config.js';
 import { WeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
@@ -105,11 +105,11 @@ export interface IdentityManagerOptions {
   renewAt?: number;
   /** Total width of the renewal jitter as a fraction of the lifetime (default 0.1: 45%..55%). */
   jitter?: number;
-  /** First retry delay after a failed request (default 1 s), doubled per failure ... */
+  /** First retry delay after a failed request (default agent/config.ts: 250 ms), doubled per failure ... */
   retryInitialMs?: number;
-  /** ... up to this (default 60 s). */
+  /** ... up to this (default agent/config.ts: 5 s). */
   retryMaxMs?: number;
-  /** Most identities kept (default 10 000; least recently used go first). */
+  /** Most identities kept (default 10 000; the oldest not wanted by setWanted go first, a wanted one never). */
   maxIdentities?: number;
   /**
    * The published trust bundle (the `weft-ca-root` ConfigMap as a file). Its roots are trusted
@@ -151,6 +151,8 @@ interface Entry {
 export interface IdentityManagerEvents {
   /** A certificate replaced an earlier one for the identity. */
   rotated: [identity: string, cert: WorkloadCertificate];
+  /** A certificate arrived for an identity that had none (first issue, or after expiry). */
+  issued: [identity: string, cert: WorkloadCertificate];
   /** A background request (renewal, retry, prefetch) failed; a retry is scheduled. */
   renewalFailed: [identity: string, err: Error];
 }
@@ -165,7 +167,11 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   readonly #jitter: number;
   readonly #retryInitialMs: number;
   readonly #retryMaxMs: number;
-  readonly #entries: LRUCache<string, Entry>;
+  /** Insertion-ordered; bounded by #maxIdentities, never by evicting a wanted identity. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxIdentities: number;
+  /** The identities of this node's pods (setWanted): their entries are never evicted. */
+  #wanted = new Set<string>();
   readonly #published: TrustBundleSource | undefined;
   readonly #onBundle = (): void => this.#rebundle();
   #bundle: string[] = [];
@@ -176,6 +182,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
 
   constructor(opts: IdentityManagerOptions) {
     super();
+    // Every connection waiting for a certificate (whenAvailable) listens for it; many may wait.
+    this.setMaxListeners(0);
     this.#ca = opts.caClient;
     this.#clock = opts.clock ?? systemClock;
     this.#timers = opts.timers ?? systemTimers;
@@ -183,12 +191,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#random = opts.random ?? Math.random;
     this.#renewAt = opts.renewAt ?? 0.5;
     this.#jitter = opts.jitter ?? 0.1;
-    this.#retryInitialMs = opts.retryInitialMs ?? 1000;
-    this.#retryMaxMs = opts.retryMaxMs ?? 60_000;
-    this.#entries = new LRUCache<string, Entry>({
-      max: opts.maxIdentities ?? 10_000,
-      dispose: (entry) => this.#drop(entry),
-    });
+    // Capped at seconds: after a CA outage every agent is back within the cap, not a minute later.
+    this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
+    this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
+    this.#maxIdentities = opts.maxIdentities ?? 10_000;
     this.#published = opts.trustBundle;
     this.#published?.on('changed', this.#onBundle);
   }
@@ -210,6 +216,41 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     });
   }
 
+  /**
+   * The certificate for `identity`, waiting up to `timeoutMs` for one while the CA cannot be
+   * reached (the scheduled retries keep going; waiting adds no requests). Outbound connections
+   * of a pod without its certificate wait here, bounded, and are refused after: never plaintext.
+   */
+  whenAvailable(identity: string, timeoutMs: number): Promise<WorkloadCertificate> {
+    const cached = this.current(identity);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (err: Error | undefined, cert?: WorkloadCertificate): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.off('issued', onCert);
+        this.off('rotated', onCert);
+        if (cert !== undefined) resolve(cert);
+        else reject(err);
+      };
+      const onCert = (id: string, cert: WorkloadCertificate): void => {
+        if (id === identity) done(undefined, cert);
+      };
+      const timer = setTimeout(() => {
+        const last = this.#entries.get(identity)?.lastError;
+        done(new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity} within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`));
+      }, timeoutMs);
+      timer.unref();
+      this.on('issued', onCert);
+      this.on('rotated', onCert);
+      // Nothing scheduled (first ask, or the retry timer fired and failed fast): ask now.
+      const entry = this.#entry(identity);
+      if (entry.inflight === undefined && entry.timer === undefined) this.#background(entry);
+    });
+  }
+
   /** The cached unexpired certificate, without asking the CA (for per-connection callbacks). */
   current(identity: string): WorkloadCertificate | undefined {
     const cert = this.#entries.get(identity)?.cert;
@@ -222,8 +263,9 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
    */
   setWanted(identities: Iterable<string>): void {
     const wanted = new Set(identities);
-    for (const identity of [...this.#entries.keys()]) {
-      if (!wanted.has(identity)) this.#entries.delete(identity);
+    this.#wanted = wanted;
+    for (const [identity, entry] of [...this.#entries]) {
+      if (!wanted.has(identity)) this.#remove(entry);
     }
     for (const identity of wanted) {
       const entry = this.#entry(identity);
@@ -263,6 +305,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   #entry(identity: string): Entry {
     let entry = this.#entries.get(identity);
     if (entry === undefined) {
+      if (this.#entries.size >= this.#maxIdentities) this.#evictOneUnwanted();
       entry = { identity, cert: undefined, inflight: undefined, timer: undefined, dueAt: undefined, failures: 0, lastError: undefined, dropped: false };
       this.#entries.set(identity, entry);
     }
@@ -288,6 +331,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
         if (previous !== undefined) {
           this.#renewed++;
           this.emit('rotated', entry.identity, cert);
+        } else {
+          this.emit('issued', entry.identity, cert);
         }
         return cert;
       },
@@ -372,6 +417,21 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     if (entry.timer !== undefined) this.#timers.clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.dueAt = undefined;
+  }
+
+  /** Makes room: the oldest entry no pod of this node wants. With only wanted ones, none goes. */
+  #evictOneUnwanted(): void {
+    for (const entry of this.#entries.values()) {
+      if (!this.#wanted.has(entry.identity)) {
+        this.#remove(entry);
+        return;
+      }
+    }
+  }
+
+  #remove(entry: Entry): void {
+    this.#entries.delete(entry.identity);
+    this.#drop(entry);
   }
 
   #drop(entry: Entry): void {
