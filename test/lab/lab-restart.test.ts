@@ -230,15 +230,20 @@ describe('agent restarts and outages fail closed and keep serving', () => {
   it('an agent started while the CA is down captures at once and refuses until the CA is back', async () => {
     await labStopCa({ name: LAB });
     try {
-      const pid = (await agentPid('node-a'))!;
-      assert.ok(pidAlive(pid), 'an agent serves node-a');
-      process.kill(pid, 'SIGKILL'); // its cached certificates go with it
-      await waitFor(() => !pidAlive(pid), 'the agent is gone');
-      const r = await labRestartAgent({ name: LAB, node: 'node-a' });
-      assert.equal(r.oldPid, undefined);
-      // Captured (restart-agent waits for that) without a certificate: 15008 refuses.
+      for (const node of ['node-a', 'node-b']) {
+        const pid = (await agentPid(node))!;
+        assert.ok(pidAlive(pid), `an agent serves ${node}`);
+        process.kill(pid, 'SIGKILL'); // its cached certificates go with it
+        await waitFor(() => !pidAlive(pid), 'the agent is gone');
+        const r = await labRestartAgent({ name: LAB, node });
+        assert.equal(r.oldPid, undefined);
+      }
+      // Both captured (restart-agent waits for that) without certificates: the client's
+      // outbound connection waits for its certificate (bounded), then is reset; web's 15008
+      // refuses; nothing is sent in plaintext.
       const seen = appConnections();
       assert.equal(await get('client', 'http://web.mesh/'), 'ECONNRESET');
+      assert.equal(await get('client', `http://${webIp()}:8080/`), 'ECONNRESET');
       assert.equal(appConnections(), seen, 'nothing reached the app without mutual TLS');
       // The rules and listeners are in place: the app cannot be reached around them.
       const listening = execFileSync('nsenter', [`--net=/run/netns/${status.pods.find((p) => p.name === 'web')!.netns}`, '--', 'ss', '-ltnH'], { encoding: 'utf8' });
