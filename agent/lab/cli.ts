@@ -8,8 +8,10 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
+import { registerKubeApiServerCommand } from './kube/cli.js';
 import { labRestartAgent, labStartCa, labStopCa } from './agent-control.js';
 import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
+import { registerKubeLabCommands } from './kube-commands.js';
 
 const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
 
@@ -43,6 +45,8 @@ export function registerLabCommands(program: Command): void {
         `State, manifests (as the agents read them) and logs live in ${STATE_ROOT}/<name>/.`,
     )
     .enablePositionalOptions();
+  registerKubeLabCommands(lab);
+  registerKubeApiServerCommand(lab);
 
   lab
     .command('up')
@@ -57,10 +61,12 @@ export function registerLabCommands(program: Command): void {
     .option('--ready-timeout <ms>', 'how long each pod may take to start and listen', positiveInt, 20_000)
     .option('--no-agents', 'do not start the weft agents (the cluster without the mesh)')
     .option('--no-prometheus', 'do not run Prometheus (it scrapes the agents every second; benchmarks leave it out)')
+    .option('--kubernetes', "Kubernetes mode: the lab serves a Kubernetes API (kubeconfig in its state dir, for kubectl), runs pods from Pod objects with its own kubelet, and the agents and CA with --kubeconfig as the DaemonSet does")
     .option('--json', 'print the status as JSON')
     .option('-v, --verbose', 'log progress to stderr')
-    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; prometheus: boolean; json?: boolean; verbose?: boolean }) => {
+    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; prometheus: boolean; kubernetes?: boolean; json?: boolean; verbose?: boolean }) => {
       const result = await labUp({
+        kubernetes: opts.kubernetes === true,
         dir,
         name: opts.name,
         readyTimeoutMs: opts.readyTimeout,
