@@ -4,6 +4,7 @@
  * the verb from one table of handlers. Failures leave as metav1.Status with Kubernetes' codes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { API_AUDIENCE, type TokenAuthority, type UserInfo } from './auth.js';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.js';
@@ -19,6 +20,7 @@ import { compareKeys, objectKey, type Store } from './store.js';
 import { table, tableRow, wantsTable } from './table.js';
 import { clone, isJsonObject, type JsonObject, type JsonValue, type KubeObject } from './types.js';
 import { serveWatch } from './watch.js';
+import type { SubresourceUpgradeHandler } from './portforward.js';
 
 /** Requests larger than this are refused (413), as Kubernetes' 3 MiB request limit. */
 export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
@@ -43,6 +45,8 @@ export interface HandlerContext {
   listFaults: ListFault[];
   serverAddress: () => string;
   subresourceHandlers: Map<string, UpgradeHandler>;
+  /** Subresources reached by a connection upgrade (WebSocket pods/portforward), keyed like subresourceHandlers. */
+  upgradeHandlers?: Map<string, SubresourceUpgradeHandler>;
   /** Open watches, to end them when the server goes down. */
   watches: Set<ServerResponse>;
 }
@@ -141,6 +145,29 @@ export class ApiHandler {
       }
       if (err instanceof StatusError) sendStatus(res, err, err.details?.retryAfterSeconds !== undefined ? { 'Retry-After': String(err.details.retryAfterSeconds) } : {});
       else sendStatus(res, new StatusError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`));
+    }
+  }
+
+  /**
+   * A connection upgrade (WebSocket): authenticated and authorized as the same request without
+   * upgrade would be (`create` on the subresource, as for a POST), then handed to its handler.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      const url = new URL(req.url ?? '/', 'https://x');
+      const user = this.#authenticate(req);
+      const parsed = this.#parsePath(url.pathname.replace(/\/+$/, ''));
+      const t = parsed?.type;
+      const handler = t === undefined || parsed === undefined ? undefined : this.#c.upgradeHandlers?.get(`${resourceKey(t)}/${parsed.subresource}`);
+      if (parsed === undefined || t === undefined || handler === undefined) throw errors.pathNotFound();
+      const attrs: RequestAttributes = { verb: 'create', path: url.pathname, resource: { group: t.group, resource: t.plural, subresource: parsed.subresource, name: parsed.name, namespace: parsed.namespace ?? '' } };
+      if (!isAllowed(this.#c.store, user, attrs)) throw forbidden(user, attrs);
+      this.#c.objects.get(t, parsed.namespace, parsed.name);
+      handler(req, socket, head, { namespace: parsed.namespace ?? '', name: parsed.name, query: url.searchParams });
+    } catch (err) {
+      const status = err instanceof StatusError ? err : new StatusError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`);
+      const body = JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: status.message, code: status.code });
+      socket.end(`HTTP/1.1 ${status.code} ${status.code === 404 ? 'Not Found' : status.code === 403 ? 'Forbidden' : status.code === 401 ? 'Unauthorized' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     }
   }
 

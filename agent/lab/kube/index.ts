@@ -11,7 +11,8 @@
  *   KubeApiServer.issueToken(ns, sa, opts)           a service-account token, as TokenRequest
  *   KubeApiServer.faults                             injected failures for tests
  *   KubeApiServer.goDown() / comeBack() / stop()
- *   KubeApiServer.setSubresourceHandler(...)        pods/portforward, pods/proxy (lab-supplied)
+ *   KubeApiServer.setSubresourceHandler(...)        pods/proxy and other plain subresources (lab-supplied)
+ *   KubeApiServer.setUpgradeHandler(...)            pods/portforward over WebSocket (portForwardHandler(connect))
  *   kubeconfigYaml(...)                              a kubeconfig for any server/token
  *
  * Modules: store (objects, resourceVersions, history, state file), resources (the kinds
@@ -35,10 +36,12 @@ import { ObjectService, KUBERNETES_SERVICE_IP } from './objects.js';
 import { ResourceRegistry } from './resources.js';
 import { Store } from './store.js';
 import { servingMaterial } from './tls.js';
+import type { SubresourceUpgradeHandler } from './portforward.js';
 
 export { API_AUDIENCE, ADMIN_USER } from './auth.js';
 export { SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './objects.js';
 export type { ListFault, UpgradeHandler } from './handlers.js';
+export { portForwardHandler, type PodPortConnector, type SubresourceUpgradeHandler } from './portforward.js';
 export type { KubeObject } from './types.js';
 
 export interface ListenAddress {
@@ -111,6 +114,7 @@ export class KubeApiServer {
   readonly #listFaults: ListFault[] = [];
   readonly #watches = new Set<ServerResponse>();
   readonly #subresources = new Map<string, UpgradeHandler>();
+  readonly #upgrades = new Map<string, SubresourceUpgradeHandler>();
   readonly #sockets = new Set<Socket>();
   readonly #listen: ListenAddress[];
   #servers: https.Server[] = [];
@@ -148,6 +152,7 @@ export class KubeApiServer {
       listFaults: this.#listFaults,
       serverAddress: () => `${this.#listen[0]?.host ?? '127.0.0.1'}:${this.#listen[0]?.port ?? 0}`,
       subresourceHandlers: this.#subresources,
+      upgradeHandlers: this.#upgrades,
       watches: this.#watches,
     });
     this.faults = {
@@ -225,6 +230,15 @@ export class KubeApiServer {
     this.#subresources.set(`/${resource}/${subresource}`, handler);
   }
 
+  /**
+   * Serves `pods/<sub>` reached by a connection upgrade (WebSocket), e.g.
+   * `portForwardHandler(connect)` for pods/portforward, after the pod was found and the caller
+   * authorized (`create` on the subresource).
+   */
+  setUpgradeHandler(resource: 'pods', subresource: 'portforward' | 'exec' | 'attach', handler: SubresourceUpgradeHandler): void {
+    this.#upgrades.set(`/${resource}/${subresource}`, handler);
+  }
+
   #onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     void this.#handler.handle(req, res);
   };
@@ -236,7 +250,7 @@ export class KubeApiServer {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#upgrade(req, socket));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handler.handleUpgrade(req, socket, head));
     server.on('clientError', (_err, socket) => socket.destroy());
     let fd: number | undefined;
     let netnsFd: number | undefined;
@@ -257,16 +271,6 @@ export class KubeApiServer {
     return server;
   }
 
-  #upgrade(req: IncomingMessage, socket: Socket): void {
-    const handler = this.#upgradeHandler;
-    if (handler === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    handler(req, socket);
-  }
-
-  #upgradeHandler: ((req: IncomingMessage, socket: Socket) => void) | undefined;
 
   /** Starts listening again on the same addresses (after goDown), keeping every object. */
   async comeBack(): Promise<void> {
