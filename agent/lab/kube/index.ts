@@ -11,7 +11,8 @@
  *   KubeApiServer.issueToken(ns, sa, opts)           a service-account token, as TokenRequest
  *   KubeApiServer.faults                             injected failures for tests
  *   KubeApiServer.goDown() / comeBack() / stop()
- *   KubeApiServer.setSubresourceHandler(...)        pods/portforward, pods/proxy (lab-supplied)
+ *   KubeApiServer.setPodNetworkResolver(fn)         pod -> netns path, for pods/portforward and pods/proxy
+ *   KubeApiServer.setSubresourceHandler(...)        replaces the built-in pods/proxy (or serves another)
  *   kubeconfigYaml(...)                              a kubeconfig for any server/token
  *
  * Modules: store (objects, resourceVersions, history, state file), resources (the kinds
@@ -34,11 +35,13 @@ import { ApiHandler, type ListFault, type UpgradeHandler } from './handlers.js';
 import { ObjectService, KUBERNETES_SERVICE_IP } from './objects.js';
 import { ResourceRegistry } from './resources.js';
 import { Store } from './store.js';
+import type { PodNetworkResolver } from './pod-network.js';
 import { servingMaterial } from './tls.js';
 
 export { API_AUDIENCE, ADMIN_USER } from './auth.js';
 export { SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './objects.js';
 export type { ListFault, UpgradeHandler } from './handlers.js';
+export type { PodNetworkResolver } from './pod-network.js';
 export type { KubeObject } from './types.js';
 
 export interface ListenAddress {
@@ -149,6 +152,7 @@ export class KubeApiServer {
       serverAddress: () => `${this.#listen[0]?.host ?? '127.0.0.1'}:${this.#listen[0]?.port ?? 0}`,
       subresourceHandlers: this.#subresources,
       watches: this.#watches,
+      podNetwork: () => this.#podNetwork,
     });
     this.faults = {
       failNextLists: (count, fault) => {
@@ -236,7 +240,7 @@ export class KubeApiServer {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#upgrade(req, socket));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handler.handleUpgrade(req, socket, head));
     server.on('clientError', (_err, socket) => socket.destroy());
     let fd: number | undefined;
     let netnsFd: number | undefined;
@@ -257,16 +261,15 @@ export class KubeApiServer {
     return server;
   }
 
-  #upgrade(req: IncomingMessage, socket: Socket): void {
-    const handler = this.#upgradeHandler;
-    if (handler === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    handler(req, socket);
-  }
+  #podNetwork: PodNetworkResolver | undefined;
 
-  #upgradeHandler: ((req: IncomingMessage, socket: Socket) => void) | undefined;
+  /**
+   * Tells the server which network namespace a pod has (its own, or its node's for hostNetwork
+   * pods), for pods/portforward (WebSocket, v4.channel.k8s.io) and pods/proxy.
+   */
+  setPodNetworkResolver(resolver: PodNetworkResolver): void {
+    this.#podNetwork = resolver;
+  }
 
   /** Starts listening again on the same addresses (after goDown), keeping every object. */
   async comeBack(): Promise<void> {
