@@ -38,14 +38,15 @@ export function registerKubeApiServerCommand(lab: Command): void {
       if (i <= 0) throw new InvalidArgumentError('must be NETNS_PATH=HOST:PORT');
       return [...acc, { ...hostPort(v.slice(i + 1)), netnsPath: v.slice(0, i) }];
     }, [] as ListenAddress[])
+    .option('--advertise <host:port>', 'address of the kubernetes Service\'s endpoints (default: the first --listen-netns)', hostPort)
     .option('--kubeconfig <file>', 'write an admin kubeconfig here once listening')
     .option('--kubeconfig-server <url>', 'server URL for that kubeconfig (default: the first --listen)')
     .option('--pod-netns <template>', 'network namespace of a pod for port-forward and proxy, e.g. /run/netns/weft-lab-pod-{namespace}-{name}')
     .option('--host-netns <template>', 'network namespace of a hostNetwork pod, e.g. /run/netns/weft-lab-node-{node}')
     .option('--dns-name <name>', 'extra DNS name in the serving certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .action(async (opts: { state: string; listen: ListenAddress[]; listenNetns: ListenAddress[]; kubeconfig?: string; kubeconfigServer?: string; dnsName: string[]; podNetns?: string; hostNetns?: string }) => {
+    .action(async (opts: { state: string; listen: ListenAddress[]; listenNetns: ListenAddress[]; kubeconfig?: string; kubeconfigServer?: string; dnsName: string[]; podNetns?: string; hostNetns?: string; advertise?: ListenAddress }) => {
       const logger = createLogger({ component: 'kube-apiserver' });
-      const server = await startKubeApiServer({ stateFile: opts.state, listen: [...opts.listen, ...opts.listenNetns], dnsNames: opts.dnsName, logger });
+      const server = await startKubeApiServer({ stateFile: opts.state, listen: [...opts.listen, ...opts.listenNetns], dnsNames: opts.dnsName, logger, ...(opts.advertise ? { advertise: { ip: opts.advertise.host, port: opts.advertise.port } } : {}) });
       if (opts.podNetns !== undefined || opts.hostNetns !== undefined) server.setPodNetworkResolver(templateResolver(opts.podNetns, opts.hostNetns));
       if (opts.kubeconfig !== undefined) await server.writeKubeconfig(opts.kubeconfig, opts.kubeconfigServer ? { server: opts.kubeconfigServer } : {});
       const stop = (): void => {

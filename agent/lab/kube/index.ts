@@ -56,6 +56,11 @@ export interface KubeApiServerOptions {
   listen: ListenAddress[];
   /** Objects, keys and resourceVersion persist here; in memory only when omitted. */
   stateFile?: string;
+  /**
+   * The address the `kubernetes` Service's Endpoints and EndpointSlice name (default: the first
+   * listen address inside a namespace, else the first one, when its port is fixed).
+   */
+  advertise?: { ip: string; port: number };
   /** Extra DNS names for the serving certificate (kubernetes.default.svc... are always in it). */
   dnsNames?: string[];
   /** Interval of BOOKMARK events on watches that allow them (default 60 s, as Kubernetes). */
@@ -130,7 +135,9 @@ export class KubeApiServer {
     const registry = new ResourceRegistry();
     this.#objects = new ObjectService(this.#store, registry, now);
     this.#objects.loadCrds();
-    this.#objects.bootstrap();
+    const listened = this.#listen.find((l) => l.netnsPath !== undefined) ?? this.#listen[0];
+    const usable = listened !== undefined && listened.port !== 0 && listened.host !== '0.0.0.0';
+    this.#objects.bootstrap(options.advertise ?? (usable ? { ip: listened.host, port: listened.port } : undefined));
     let keys = this.#store.extra('tokenKeys');
     if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || typeof keys['signingKeyPem'] !== 'string' || typeof keys['adminToken'] !== 'string') {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
