@@ -45,7 +45,8 @@ export function registerKubeApiServerCommand(lab: Command): void {
     .option('--host-netns <template>', 'network namespace of a hostNetwork pod, e.g. /run/netns/weft-lab-node-{node}')
     .option('--dns-name <name>', 'extra DNS name in the serving certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .action(async (opts: { state: string; listen: ListenAddress[]; listenNetns: ListenAddress[]; kubeconfig?: string; kubeconfigServer?: string; dnsName: string[]; podNetns?: string; hostNetns?: string; advertise?: ListenAddress }) => {
-      const logger = createLogger({ component: 'kube-apiserver' });
+      // The server adds its own `component` binding.
+      const logger = createLogger();
       const server = await startKubeApiServer({ stateFile: opts.state, listen: [...opts.listen, ...opts.listenNetns], dnsNames: opts.dnsName, logger, ...(opts.advertise ? { advertise: { ip: opts.advertise.host, port: opts.advertise.port } } : {}) });
       if (opts.podNetns !== undefined || opts.hostNetns !== undefined) server.setPodNetworkResolver(templateResolver(opts.podNetns, opts.hostNetns));
       if (opts.kubeconfig !== undefined) await server.writeKubeconfig(opts.kubeconfig, opts.kubeconfigServer ? { server: opts.kubeconfigServer } : {});
