@@ -65,7 +65,7 @@ export interface KubeApiServerOptions {
   dnsNames?: string[];
   /** Interval of BOOKMARK events on watches that allow them (default 60 s, as Kubernetes). */
   bookmarkIntervalMs?: number;
-  /** Changes kept for watches (default 50,000). */
+  /** Changes kept for watches (default 10,000). */
   historyLimit?: number;
   now?: () => number;
   logger?: Logger;
