@@ -183,6 +183,24 @@ test('watch from a compacted resourceVersion gets an ERROR event with 410 Expire
   assert.deepEqual(w.events.map((e) => `${e.type} ${e.name}`), ['ERROR 410 Expired']);
 });
 
+test('a watch from a version older than the retained history is 410 too; deletecollection with a selector', async () => {
+  const small = await startTestApi({ historyLimit: 3 });
+  try {
+    const c = small.kc.makeApiClient(CoreV1Api);
+    const first = await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'c0', labels: { batch: 'x' } } } });
+    for (let i = 1; i < 5; i++) await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `c${i}`, labels: { batch: i % 2 ? 'y' : 'x' } } } });
+    const events: string[] = [];
+    let ended = false;
+    await new Watch(small.kc).watch('/api/v1/namespaces/default/configmaps', { resourceVersion: first.metadata!.resourceVersion! }, (type: string, o: { code?: number }) => events.push(`${type} ${String(o.code)}`), () => (ended = true));
+    await waitFor(() => ended, 'the watch ends');
+    assert.deepEqual(events, ['ERROR 410']);
+    await c.deleteCollectionNamespacedConfigMap({ namespace: 'default', labelSelector: 'batch=x' });
+    assert.deepEqual((await c.listNamespacedConfigMap({ namespace: 'default' })).items.map((m) => m.metadata?.name), ['c1', 'c3']);
+  } finally {
+    await small.close();
+  }
+});
+
 test('bookmarks when allowed, the initial-events-end bookmark, and a server-side timeout', async () => {
   await core.createNamespace({ body: { metadata: { name: 'w3' } } });
   await core.createNamespacedConfigMap({ namespace: 'w3', body: { metadata: { name: 'a' } } });
