@@ -1,16 +1,18 @@
 /**
  * `weft status --kubeconfig F` reads each agent pod's admin API through the API server with
  * pods/portforward (WebSocket, as istioctl ztunnel-config does), against the lab's API server
- * (a test double). The pod end of the forward is a stand-in admin API per agent pod: what is
- * tested is the transport and the per-agent views, not an agent.
+ * (a test double). The pod end of the forward is a stand-in admin API on 127.0.0.1:15000 inside
+ * a network namespace per agent pod (as the node's namespace of a hostNetwork agent would be):
+ * what is tested is the transport and the per-agent views, not an agent.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { connect, type Server, type AddressInfo } from 'node:net';
 import http from 'node:http';
+import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { portForwardHandler } from '../../agent/lab/kube/index.js';
+import { closeNetns, createTcpSocket, openNetns } from '../../native/index.js';
+import { createTestNetns } from '../helpers/netns.js';
 import { installWeft, WEFT_MAIN, type KubeInstall } from '../helpers/kube-install.js';
 
 const execFileAsync = promisify(execFile);
@@ -42,28 +44,37 @@ function standInAdmin(node: string): http.Server {
 describe('weft status --kubeconfig (issue 9, build point 7)', () => {
   let k: KubeInstall;
   const admins = new Map<string, http.Server>();
-  const forwarded: number[] = [];
+  const netnsOf = new Map<string, ReturnType<typeof createTestNetns>>();
+  const forwarded: string[] = [];
   before(async () => {
     k = await installWeft();
     for (const node of ['node-a', 'node-b']) {
       const pod = `weft-agent-${node}`;
       await k.kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: ${pod}, namespace: weft-system, labels: {app: weft-agent}}\nspec: {nodeName: ${node}, serviceAccountName: weft-agent, hostNetwork: true, containers: [{name: agent, image: weft}]}\n`);
       await k.kubectl(['-n', 'weft-system', 'patch', 'pod', pod, '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Running"}}']);
+      const netns = createTestNetns(`weft-deploy-status-${node}`);
+      netnsOf.set(pod, netns);
       const server = standInAdmin(node);
-      server.listen(0, '127.0.0.1');
-      await new Promise((r) => server.once('listening', r));
+      const fd = openNetns(netns.path);
+      try {
+        server.listen({ fd: createTcpSocket({ netnsFd: fd, reuseAddress: true, bind: { address: '127.0.0.1', port: 15000 }, listenBacklog: 16 }) });
+        await once(server, 'listening');
+      } finally {
+        closeNetns(fd);
+      }
       admins.set(pod, server);
     }
-    // As the kubelet: the pod's port on its localhost (here: the stand-in's port on loopback).
-    k.api.setUpgradeHandler('pods', 'portforward', portForwardHandler(async (_ns, pod, port) => {
-      forwarded.push(port);
-      const admin = admins.get(pod);
-      if (admin === undefined) throw new Error(`pod ${pod} has nothing on port ${port}`);
-      return connect((admin.address() as AddressInfo).port, '127.0.0.1');
-    }));
+    // As the kubelet: a hostNetwork pod's port is its node's localhost (here: a namespace per node).
+    k.api.setPodNetworkResolver((pod) => {
+      const name = pod.metadata.name ?? '';
+      const netns = netnsOf.get(name);
+      if (netns !== undefined) forwarded.push(name);
+      return netns?.path;
+    });
   });
   after(async () => {
-    for (const s of admins.values()) await new Promise((r) => (s as Server).close(r));
+    for (const s of admins.values()) await new Promise((r) => s.close(r));
+    for (const n of netnsOf.values()) n.remove();
     await k?.close();
   });
 
@@ -73,7 +84,7 @@ describe('weft status --kubeconfig (issue 9, build point 7)', () => {
     const out = JSON.parse(stdout) as { agent: string; workloads: { name: string }[] }[];
     assert.deepEqual(out.map((a) => a.agent).sort(), ['pod weft-agent-node-a (node node-a)', 'pod weft-agent-node-b (node node-b)']);
     for (const a of out) assert.equal(a.workloads[0]!.name, `cart-${a.agent.includes('node-a') ? 'node-a' : 'node-b'}`);
-    assert.ok(forwarded.length >= 2 && forwarded.every((p) => p === 15000), `forwarded ports ${forwarded.join(',')}`);
+    assert.deepEqual([...new Set(forwarded)].sort(), ['weft-agent-node-a', 'weft-agent-node-b'], 'both agents reached through pods/portforward');
     const table = await weft(['status', 'connections', '--kubeconfig', k.admin]);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /# pod weft-agent-node-a \(node node-a\)/);
