@@ -82,7 +82,7 @@ export const soak: Scenario = {
     } finally {
       clearInterval(timer);
     }
-    sample();
+    // No sample after the load: its connections are closing, which would read as a shrink.
     const rss = soakGrowth(samples, warmupMs, (s) => s.rssKiB);
     const fds = soakGrowth(samples, warmupMs, (s) => s.fds);
     const values: Record<string, number> = { 'soak requests per second': r.achievedRps, 'soak errors': r.errors };
