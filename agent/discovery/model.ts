@@ -44,12 +44,14 @@ class Model implements MeshModel {
   readonly #byIp: ReadonlyMap<string, Workload>;
   readonly #byVip: ReadonlyMap<string, Service>;
   readonly #byNode: ReadonlyMap<string, Workload[]>;
+  readonly #pending: ReadonlyMap<string, Workload>;
 
   constructor(parts: {
     generation: number;
     trustDomain: string;
     namespaces: Map<string, NamespaceEntry>;
     workloads: Map<string, Workload>;
+    pending?: Map<string, Workload>;
     services: Map<string, Service>;
     others: OtherObject[];
     byIp: Map<string, Workload>;
@@ -65,6 +67,15 @@ class Model implements MeshModel {
     this.#byIp = parts.byIp;
     this.#byVip = parts.byVip;
     this.#byNode = parts.byNode;
+    this.#pending = parts.pending ?? new Map();
+  }
+
+  pendingWorkload(key: string): Workload | undefined {
+    return this.#pending.get(key);
+  }
+
+  pendingWorkloads(): Workload[] {
+    return [...this.#pending.values()];
   }
 
   workloadByIp(ip: string): Workload | undefined {
@@ -125,6 +136,7 @@ export function buildModel(objects: readonly ManifestObject[], options: BuildMod
   serviceObjects.sort(byNamespaceAndName);
 
   const workloads = new Map<string, Workload>();
+  const pending = new Map<string, Workload>();
   const byIp = new Map<string, Workload>();
   const byNode = new Map<string, Workload[]>();
   // Ready workloads by `ns \0 label \0 value`, so a selector only looks at pods that carry at
@@ -134,7 +146,7 @@ export function buildModel(objects: readonly ManifestObject[], options: BuildMod
   for (const pod of pods) {
     const ip = pod.status?.podIP;
     const phase = pod.status?.phase;
-    if (ip === undefined || phase === 'Succeeded' || phase === 'Failed') continue;
+    if (phase === 'Succeeded' || phase === 'Failed') continue;
     const namespace = pod.metadata.namespace ?? 'default';
     const labels = pod.metadata.labels ?? NO_LABELS;
     const hostNetwork = pod.spec.hostNetwork === true;
@@ -150,7 +162,7 @@ export function buildModel(objects: readonly ManifestObject[], options: BuildMod
       name: pod.metadata.name,
       namespace,
       node: pod.spec.nodeName ?? '',
-      ip,
+      ip: ip ?? '',
       serviceAccount,
       identity: spiffeId(trustDomain, namespace, serviceAccount),
       labels,
@@ -159,6 +171,11 @@ export function buildModel(objects: readonly ManifestObject[], options: BuildMod
       version: labels['version'] ?? UNKNOWN_VERSION,
       containerPorts,
     };
+    if (ip === undefined) {
+      // Scheduled, no IP yet (its sandbox is being made): the CNI plugin asks about it by name.
+      pending.set(workload.key, workload);
+      continue;
+    }
     workloads.set(workload.key, workload);
     // A host-network pod has the node's IP: an address says nothing about which pod it is.
     if (!hostNetwork && !byIp.has(ip)) byIp.set(ip, workload);
@@ -213,6 +230,7 @@ export function buildModel(objects: readonly ManifestObject[], options: BuildMod
     trustDomain,
     namespaces,
     workloads,
+    pending,
     services,
     others,
     byIp,
@@ -276,6 +294,8 @@ export function modelFingerprint(model: MeshModel): string {
       ])
       .sort(compareFirst),
   );
+  // Pods without an IP yet: the CNI plugin's requests wait for them to be known.
+  parts.push((model.pendingWorkloads?.() ?? []).map((w) => [w.key, w.node, w.identity, w.inMesh]).sort(compareFirst));
   parts.push(
     [...model.services.values()]
       .map((s) => [

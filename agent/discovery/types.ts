@@ -143,6 +143,9 @@ export interface MeshModel {
   /** Service whose ClusterIP is `ip`. */
   serviceByVip(ip: string): Service | undefined;
   workloadsOnNode(node: string): Workload[];
+  /** A scheduled pod that has no IP yet (ip ''), by `<namespace>/<name>`: what the CNI plugin asks about. */
+  pendingWorkload?(key: string): Workload | undefined;
+  pendingWorkloads?(): Workload[];
 }
 
 /**
