@@ -71,7 +71,7 @@ export function registerCaCommand(program: Command): void {
       const k8s = kubernetes ? await import('../discovery/kubernetes.js') : undefined;
       const kubeConfig = k8s?.loadKubeConfig(opts.kubeconfig);
       const source: DiscoverySource = k8s && kubeConfig
-        ? new k8s.KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain })
+        ? new k8s.KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain, kinds: 'pods' })
         : new LocalSource({ dir: opts.manifests!, logger, trustDomain: opts.trustDomain });
       await source.start();
       const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>

@@ -36,7 +36,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     destinationService = service.key;
     endpoint = inputs.loadBalancer.pick(service.ports.get(original.port) ?? []);
     if (endpoint) {
-      upstreamIp = endpoint.workload.ip;
+      upstreamIp = endpoint.ip;
       upstreamPort = endpoint.port;
       destinationWorkload = endpoint.workload;
     }
