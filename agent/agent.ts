@@ -135,6 +135,11 @@ export class Agent {
     return [...this.#source.refusals(), ...this.inputs.policy.refusals()];
   }
 
+  /** When the discovery input the refusals reflect was last read (local source only). */
+  discoveryReadStartedAt(): number | undefined {
+    return this.#source.lastReadStartedAt?.();
+  }
+
   async #reconcile(): Promise<void> {
     const model = this.#model;
     // The model's `others` is a new array only when a policy (or route) changed.

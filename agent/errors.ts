@@ -32,6 +32,8 @@ export const ErrorCodes = {
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
+  WEFT_ERR_OBJECT_TOO_LARGE: 'a Kubernetes object (a watch event, a list item, a manifest document) is over 1.5 MiB, the limit Kubernetes itself has; it is refused and the version before it stays',
+  WEFT_ERR_MANIFEST_TOO_LARGE: 'a manifest file is over 8 MiB; it is refused from its size, without being read, and its last good content stays',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

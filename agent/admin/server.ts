@@ -15,6 +15,7 @@ export interface AdminView {
   readonly captured: ReadonlyMap<string, { workload: { ip: string }; pool: { stats(): object } | undefined }>;
   /** What the agent refuses right now (discovery input, policies), with codes and reasons. */
   refusals(): Refusal[];
+  discoveryReadStartedAt?(): number | undefined;
 }
 
 export function configDump(view: AdminView) {
@@ -78,7 +79,8 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     };
     if (url === '/healthz/ready') return send(view.ready ? 200 : 503, { ready: view.ready });
     if (url === '/config_dump') return send(200, configDump(view));
-    if (url === '/refusals') return send(200, { generation: view.model.generation, refusals: view.refusals() });
+    // Policies are applied in the same turn as the model update: refusals are as of `generation`.
+    if (url === '/refusals') return send(200, { generation: view.model.generation, readStartedAt: view.discoveryReadStartedAt?.(), refusals: view.refusals() });
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
     send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /refusals, /healthz/ready` });
   });

@@ -94,6 +94,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   #dirIno: number | undefined;
   #started = false;
   #stopped = false;
+  #lastReadStartedAt: number | undefined;
 
   constructor(options: LocalSourceOptions) {
     super();
@@ -231,6 +232,23 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   }
 
   async #scan(initial: boolean): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      await this.#scanOnce(initial);
+    } finally {
+      this.#lastReadStartedAt = startedAt;
+    }
+  }
+
+  /**
+   * Wall-clock time at which the last completed scan began: every file written before it has
+   * been looked at (so `weft lab apply` knows when an agent's refusals include what it wrote).
+   */
+  lastReadStartedAt(): number | undefined {
+    return this.#lastReadStartedAt;
+  }
+
+  async #scanOnce(initial: boolean): Promise<void> {
     let names: string[];
     let dirIno: number;
     try {

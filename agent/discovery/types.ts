@@ -205,4 +205,6 @@ export interface DiscoverySource {
   on(event: 'invalid', listener: (errors: ManifestError[]) => void): this;
   /** What is refused right now (each entry goes away once a good version replaces it). */
   refusals(): Refusal[];
+  /** Local source: when the last completed read of the directory began (epoch ms). */
+  lastReadStartedAt?(): number | undefined;
 }
