@@ -22,6 +22,9 @@ import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics, collectStateOnScrape } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
+import { raiseOpenFileLimit } from '../native/index.js';
+import { HandoverMarker } from './capture/handover.js';
+import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -44,8 +47,15 @@ export interface AgentOptions {
    * (mutual TLS); without it (tests of the capture layer only) the mesh carries plaintext.
    */
   caClient?: CaClient;
-  /** Renewal and retry timing of workload certificates (defaults: half-life, 1 s .. 60 s backoff). */
-  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs'>>;
+  /** Renewal and retry timing of workload certificates (defaults: half-life, capped backoff), and the published trust bundle to follow. */
+  identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs' | 'trustBundle'>>;
+  /** The node's own address (pods' hostIP): connections from it skip capture (kubelet probes). */
+  nodeIp?: string;
+  /**
+   * The node's Weft runtime directory (hostPath /var/run/weft): the CNI plugin's requests
+   * (cni-requests.ts) and which agent is the newest on the node (readiness during a handover).
+   */
+  runDir?: string;
 }
 
 /** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
@@ -68,10 +78,13 @@ export class Agent {
   readonly inputs: ProxyInputs;
   readonly metrics: AgentMetrics;
   readonly #servers: http.Server[] = [];
+  readonly #handover: HandoverMarker | undefined;
+  #cni: CniRequests | undefined;
   #ready = false;
   /** What the last reconcile applied: an update that moved neither is not worth one. */
   #appliedOthers: readonly OtherObject[] | undefined;
   #appliedNodeVersion = -1;
+  #draining = false;
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -95,7 +108,32 @@ export class Agent {
     });
     if (!options.source && !options.manifestsDir) throw new WeftError('WEFT_ERR_CONFIG', 'the agent needs a discovery source: a manifest directory or a Kubernetes API server');
     this.#source = options.source ?? new LocalSource({ dir: options.manifestsDir!, logger: options.logger.child({ component: 'discovery' }) });
-    this.#capture = new CaptureManager(this.inputs, new NetnsLocator(options.podNetnsPrefix !== undefined ? { namePrefix: options.podNetnsPrefix } : {}), this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel, options.logger.child({ component: 'capture' }));
+    this.#capture = new CaptureManager(
+      this.inputs,
+      new NetnsLocator(options.podNetnsPrefix !== undefined ? { namePrefix: options.podNetnsPrefix } : {}),
+      this.inputs.identity ? hboneInboundTunnel(this.inputs) : refusingTunnel,
+      options.logger.child({ component: 'capture' }),
+      options.nodeIp !== undefined ? { nodeIp: options.nodeIp } : {},
+    );
+    this.#handover = options.runDir !== undefined ? new HandoverMarker(options.runDir) : undefined;
+  }
+
+  /** For the admin API: which of two agents during a handover answered. */
+  get pid(): number {
+    return process.pid;
+  }
+
+  /** True, or why not: starting, draining, or a newer agent on this node took over. */
+  readiness(): true | string {
+    if (this.#draining) return 'draining';
+    if (!this.#ready) return 'starting';
+    if (this.#handover && !this.#handover.isNewest()) return 'superseded by a newer agent on this node';
+    return true;
+  }
+
+  /** The CNI plugin's requests are served from here (see cni-requests.ts). */
+  get captureManager(): CaptureManager {
+    return this.#capture;
   }
 
   get model(): MeshModel {
@@ -111,6 +149,9 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    reportOpenFileLimit(this.#logger);
+    // First: from now on an older agent on this node answers readiness with 503.
+    this.#handover?.claim();
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
       this.metrics.discoveryUpdates.inc({ result: 'applied' });
@@ -119,10 +160,14 @@ export class Agent {
     this.#source.on('invalid', () => this.metrics.discoveryUpdates.inc({ result: 'invalid' }));
     this.#model = await this.#source.start();
     await this.#reconcile();
+    if (this.#options.runDir !== undefined) {
+      this.#cni = new CniRequests({ dir: cniRequestDir(this.#options.runDir), capture: this.#capture, model: () => this.#model, nodeName: this.#options.nodeName, logger: this.#logger.child({ component: 'cni' }) });
+      await this.#cni.start();
+    }
     const { adminAddress, metricsAddress, readinessAddress } = this.#options;
     if (adminAddress) this.#servers.push(await startAdminServer(this, adminAddress));
     if (metricsAddress) this.#servers.push(await startMetricsServer(this.metrics.registry, metricsAddress));
-    if (readinessAddress) this.#servers.push(await startReadinessServer(() => this.#ready, readinessAddress));
+    if (readinessAddress) this.#servers.push(await startReadinessServer(() => this.readiness(), readinessAddress));
     this.#ready = true;
     this.#logger.info({ node: this.#options.nodeName, workloads: this.#model.workloadsOnNode(this.#options.nodeName).length, captured: this.#capture.captured.size }, 'agent ready');
   }
@@ -160,15 +205,58 @@ export class Agent {
     this.inputs.identity?.setWanted([...this.#capture.captured.values()].map((c) => c.workload.identity));
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the agent. Rules stay in every captured pod (fail closed: until an agent listens
+   * again their connections are refused); `drainMs` > 0 is the SIGTERM path of an upgrade:
+   * node-level ports close at once (the new agent answers alone), every pod stops accepting and
+   * sends GOAWAY on its HBONE connections, and open connections are relayed until they end or
+   * the deadline passes.
+   */
+  async stop(drainMs = 0): Promise<void> {
     this.#ready = false;
+    this.#draining = true;
+    await this.#closeServers();
+    await this.#cni?.stop();
     await this.#source.stop();
-    await this.#capture.stopAll();
+    const released = this.#capture.releaseAll(drainMs);
+    if (drainMs > 0) {
+      const open = (): number => this.inputs.connections.openConnections().length;
+      this.#logger.info({ node: this.#options.nodeName, open: open(), drainMs }, 'draining: no new connections, GOAWAY sent; open ones are relayed until they end or the deadline');
+      // Done when every pod's listeners closed with their connections (HBONE: every session the
+      // peers closed after GOAWAY, streams still in flight included), or at the deadline.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), drainMs);
+      });
+      const how = await Promise.race([released.then(() => 'drained' as const), deadline]);
+      clearTimeout(timer);
+      if (how === 'deadline') this.#logger.warn({ open: open() }, 'drain deadline reached: open connections are cut');
+      else this.#logger.info('drained: every connection ended');
+    } else {
+      void released;
+    }
     this.inputs.identity?.close();
+    this.#handover?.release();
+    this.#logger.info({ node: this.#options.nodeName }, 'agent stopped; the rules stay in the captured pods (their connections are refused until an agent serves them)');
+  }
+
+  async #closeServers(): Promise<void> {
     for (const server of this.#servers.splice(0)) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
-    this.#logger.info({ node: this.#options.nodeName }, 'agent stopped; all pods released');
+  }
+}
+
+/**
+ * About two descriptors per proxied connection: the soft limit goes to the hard one at start
+ * (issue 10). The limit in force is also weft_process_max_fds (prom-client reads /proc).
+ */
+function reportOpenFileLimit(logger: Logger): void {
+  try {
+    const limit = raiseOpenFileLimit();
+    logger.info({ previous: limit.previous, soft: limit.soft, hard: limit.hard }, `descriptor limit (RLIMIT_NOFILE) ${limit.soft}${limit.previous < limit.soft ? `, raised from ${limit.previous}` : ''}`);
+  } catch (err) {
+    logger.warn({ err }, 'cannot raise the descriptor limit (RLIMIT_NOFILE); keeping the current one');
   }
 }

@@ -21,6 +21,10 @@ export const ErrorCodes = {
   WEFT_ERR_CA_UNAUTHENTICATED: 'the CA did not accept the caller\'s token',
   WEFT_ERR_CA_UNAUTHORIZED: 'the CA refused an identity: no pod with that namespace and service account runs on the caller\'s node',
   WEFT_ERR_CA_UNAVAILABLE: 'the CA could not be reached or answered with an unexpected response',
+  WEFT_ERR_CA_BOOTSTRAP: 'on Kubernetes the CA could not read or create its key Secret or publish the trust-bundle ConfigMap (API server or RBAC)',
+  WEFT_ERR_TRUST_BUNDLE: 'the trust bundle file (the projected weft-ca-root ConfigMap) is missing, empty or holds something other than CA certificates; the last good bundle stays',
+  WEFT_ERR_CHECK_FAILED: 'one or more `weft check` pre-flight checks failed (each printed with its fix)',
+  WEFT_ERR_KUBE_REQUEST: 'a request of the weft command to the Kubernetes API server failed (the message names the request and the status)',
   WEFT_ERR_TLS_HANDSHAKE: 'the TLS handshake failed (includes a peer chain that does not verify against the trust bundle)',
   WEFT_ERR_TLS_PEER_IDENTITY: 'the peer certificate has no single SPIFFE URI SAN, or not the identity that was expected',
   WEFT_ERR_TLS_PEER_UNTRUSTED: 'the peer certificate chain does not verify against the trust bundle (expired, other CA, missing)',
@@ -31,9 +35,16 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
+  WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
   WEFT_ERR_OBJECT_TOO_LARGE: 'a Kubernetes object (a watch event, a list item, a manifest document) is over 1.5 MiB, the limit Kubernetes itself has; it is refused and the version before it stays',
   WEFT_ERR_MANIFEST_TOO_LARGE: 'a manifest file is over 8 MiB; it is refused from its size, without being read, and its last good content stays',
+  WEFT_ERR_CNI_TIMEOUT: 'the CNI plugin waited its bounded time and no agent captured the new pod (no agent on the node, or capture failing): the pod sandbox is not created',
+  WEFT_ERR_CNI_NO_AGENT: 'the CNI plugin found no running Weft agent on the node: the pod sandbox is not created (fail closed)',
+  WEFT_ERR_CNI_REQUEST: 'a CNI request is malformed (missing CNI_NETNS, CNI_CONTAINERID, K8S_POD_NAMESPACE/K8S_POD_NAME or prevResult, or an unknown CNI_COMMAND)',
+  WEFT_ERR_SELF_CALL: 'a connection was addressed to one of the agent\'s own in-pod ports (15001, 15006, 15008) or reached the outbound listener without the redirect; refused so the agent never proxies to itself',
+  WEFT_ERR_CONNECT_TIMEOUT: 'an upstream TCP connect or an HBONE CONNECT response took longer than its deadline (agent/config.ts)',
+  WEFT_ERR_PORTS_EXHAUSTED: 'no local port is left for an address (net.ipv4.ip_local_port_range used up): a bind to port 0 or a connect failed with EADDRINUSE/EADDRNOTAVAIL',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -28,6 +28,8 @@ interface Options {
   count: number;
   concurrency: number;
   keep: boolean;
+  /** The Kubernetes-mode lab (API server, kubelets, agents and CA with --kubeconfig). */
+  kubernetes: boolean;
 }
 
 /** Each wait of the demo is bounded so that the whole run stays under two minutes. */
@@ -137,7 +139,7 @@ async function bringUp(o: Options): Promise<LabStatus> {
   const t0 = Date.now();
   // A lab kept by an earlier demo would mix its counters into this one's.
   const { removed } = await labDown({ name: o.name });
-  const status = await labUp({ name: o.name, dir: DEFAULT_LAB_DIR });
+  const status = await labUp({ name: o.name, dir: DEFAULT_LAB_DIR, kubernetes: o.kubernetes });
   const meshed = status.pods.filter((p) => p.inMesh).length;
   out(`[1/5] Lab ${o.name} up in ${secs(Date.now() - t0)}${removed.length > 0 ? ' (an earlier lab of this name was removed first)' : ''}: ${status.nodes.length} nodes, ${status.pods.length} pods (${meshed} in the mesh)`);
   out(
@@ -152,6 +154,7 @@ async function bringUp(o: Options): Promise<LabStatus> {
     ),
   );
   out(`  CA and Prometheus run in namespace ${status.prometheus?.netns ?? '?'} (CA https://198.19.0.254:15012, Prometheus ${status.prometheus?.url ?? '-'})`);
+  if (status.kubeconfig !== undefined) out(`  Kubernetes mode: the lab's API server answers kubectl --kubeconfig ${status.kubeconfig} get pods -A`);
   out();
   return status;
 }
@@ -271,6 +274,7 @@ function printKeep(o: Options): void {
   const weft = `node ${relative(process.cwd(), WEFT_MAIN) || WEFT_MAIN}`;
   out(`The lab ${o.name} is still up. Look around (as root):`);
   out(`  ${weft} lab status --name ${o.name}`);
+  if (o.kubernetes) out(`  kubectl --kubeconfig /run/weft/lab/${o.name}/kube/admin.kubeconfig get pods -A`);
   out(`  ${weft} status workloads --lab ${o.name}`);
   out(`  ${weft} status connections --lab ${o.name}`);
   out(`  ${weft} lab exec client -n outside --name ${o.name} -- node app/load.mjs ${URL} --count 20`);
@@ -333,6 +337,7 @@ const program = new Command()
   .option('--count <n>', 'requests from the client pod to productpage', positiveInt, 50)
   .option('--concurrency <n>', 'requests at a time', positiveInt, 5)
   .option('--name <name>', 'lab name (1-20 lower-case letters or digits)', 'demo')
+  .option('--kubernetes', "Kubernetes mode: the lab serves a Kubernetes API (kubectl works against it) and runs pods, agents and CA through it", false)
   .action(async (opts: Options) => {
     if (process.getuid?.() !== 0) {
       process.stderr.write('weft demo: the lab builds network namespaces; run it as root (sudo npm run demo)\n');

@@ -218,6 +218,12 @@ export interface ConnectionInfo {
    * (namespaces require mTLS, as in Istio); derived from the principal when absent.
    */
   readonly sourceNamespace?: string | undefined;
+  /**
+   * The trust domain of the workload deciding (`cluster.local`). When given, a peer whose
+   * principal is of another trust domain has no namespace: `namespaces` never matches
+   * `spiffe://evil.example/ns/prod/sa/x` for the prod of this mesh (F6 of issue 10).
+   */
+  readonly trustDomain?: string | undefined;
   readonly destinationIp: string;
   readonly destinationPort: number;
 }
@@ -250,7 +256,7 @@ function peerPrincipal(): string {
 function peerNamespace(): string {
   if (namespace === undefined) {
     const p = peerPrincipal();
-    if (p === '') namespace = '';
+    if (p === '' || !inTrustDomain(p, conn.trustDomain)) namespace = '';
     else if (conn.sourceNamespace !== undefined) namespace = conn.sourceNamespace;
     else {
       // <trust-domain>/ns/<namespace>/sa/<service-account>
@@ -260,6 +266,12 @@ function peerNamespace(): string {
     }
   }
   return namespace;
+}
+
+/** Whether principal `p` (without `spiffe://`) is `<trustDomain>/...`; true when none is given. */
+function inTrustDomain(p: string, trustDomain: string | undefined): boolean {
+  if (trustDomain === undefined) return true;
+  return p.length > trustDomain.length && p.charCodeAt(trustDomain.length) === 47 /* '/' */ && p.startsWith(trustDomain);
 }
 
 function anyString(list: readonly StringMatcher[], s: string): boolean {

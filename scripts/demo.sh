@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm run demo [-- --keep] [--count N] [--name LAB]
+# npm run demo [-- --keep] [--count N] [--name LAB] [--kubernetes]
 # Sets the machine up (scripts/setup.sh: iproute2, iptables, prometheus, ... and the build), then
 # brings up the bookinfo lab, sends bounded traffic through the mesh, prints what the agents and
 # the lab's Prometheus saw, and tears the lab down (examples/demo.ts).

@@ -13,6 +13,7 @@ import { hasCaptureRules } from '../agent/capture/rules.js';
 import { inNs } from './helpers/netns.js';
 import { waitFor } from './helpers/wait.js';
 import { setupTwoPods, type TwoPods } from './helpers/two-pods.js';
+import { silentLogger } from '../agent/log.js';
 
 let t: TwoPods;
 let A: string, B: string, IP_A: string, IP_B: string, VIP: string;
@@ -138,10 +139,20 @@ test('garbage on the HBONE port is refused and logged; the pod keeps being serve
   assert.equal(await request(IP_B, 9080, 'after-garbage'), `${IP_A}|after-garbage`);
 });
 
-test('stopping the agent leaves no rule and no listener in any pod', async () => {
+test('stopping the agent closes its listeners and leaves the rules: the pods are refused, not sent in plaintext', async () => {
   await agent.stop();
   for (const ns of [A, B]) {
-    assert.equal(await hasCaptureRules(`/var/run/netns/${ns}`), false, `no rules left in ${ns}`);
+    assert.equal(await hasCaptureRules(`/var/run/netns/${ns}`), true, `rules stay in ${ns}`);
     assert.doesNotMatch(inNs(ns, 'ss', ['-ltnH']), /:1500[168]\b/, `no listeners left in ${ns}`);
   }
+  const socket = t.open(IP_B, 9080);
+  const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+  assert.equal(err.code, 'ECONNREFUSED', 'the redirect points at a port nobody listens on');
+});
+
+test('uninstall removes the rules from every pod namespace', async () => {
+  const { uninstallCapture } = await import('../agent/capture/uninstall.js');
+  const { removed } = await uninstallCapture({ podNetnsPrefix: A.slice(0, A.lastIndexOf('-') + 1), logger: silentLogger });
+  assert.ok(removed.length >= 2, `removed from ${removed.join(', ')}`);
+  for (const ns of [A, B]) assert.equal(await hasCaptureRules(`/var/run/netns/${ns}`), false, `no rules left in ${ns}`);
 });

@@ -3,13 +3,14 @@
  * captured pods) and connections. Read by `weft status`, the lab, the demo and tests.
  */
 import http from 'node:http';
-import { once } from 'node:events';
 import type { MeshModel, Refusal } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
-import { parseHostPort } from '../util/host-port.js';
+import { listenNodePort } from '../telemetry/server.js';
 
 export interface AdminView {
   readonly ready: boolean;
+  /** Which agent answered: two run at once during a handover (both listen on the admin port). */
+  readonly pid?: number;
   readonly model: MeshModel;
   readonly inputs: ProxyInputs;
   readonly captured: ReadonlyMap<string, { workload: { ip: string }; pool: { stats(): object } | undefined }>;
@@ -26,6 +27,8 @@ export function configDump(view: AdminView) {
   const policy = view.inputs.policy;
   return {
     node: view.inputs.nodeName,
+    pid: view.pid,
+    ready: view.ready,
     generation: model.generation,
     workloads: [...model.workloads.values()].map((w) => ({
       key: w.key,
@@ -70,8 +73,7 @@ export function configDump(view: AdminView) {
 }
 
 export async function startAdminServer(view: AdminView, address: string): Promise<http.Server> {
-  const { host, port } = parseHostPort(address);
-  const server = http.createServer((req, res) => {
+  return listenNodePort(address, (req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -84,7 +86,4 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
     send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /refusals, /healthz/ready` });
   });
-  server.listen(port, host);
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
-  return server;
 }

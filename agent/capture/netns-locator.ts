@@ -72,6 +72,13 @@ export class NetnsLocator {
     return new NetnsScan(byIp);
   }
 
+  /** Every namespace on the node, once each (by inode). */
+  namespaces(): NetnsCandidate[] {
+    const byInode = new Map<string, NetnsCandidate>();
+    for (const c of this.#candidates()) if (!byInode.has(c.inode)) byInode.set(c.inode, c);
+    return [...byInode.values()];
+  }
+
   /** The namespace holding `ip` (a fresh scan); see NetnsScan.locate. */
   locate(ip: string): NetnsCandidate {
     return this.scan().locate(ip);

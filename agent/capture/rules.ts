@@ -16,6 +16,12 @@ export const MARK_MASK = 0xfff;
 export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
 export const HBONE_PORT = 15008;
+/** The ports the agent listens on inside every captured pod: never a destination it proxies to. */
+export const POD_AGENT_PORTS: ReadonlySet<number> = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT]);
+/** The agent's node-level ports (admin, metrics, readiness), in the node's namespace. */
+export const ADMIN_PORT = 15000;
+export const METRICS_PORT = 15020;
+export const READINESS_PORT = 15021;
 /** Kubelet probes arrive SNATed to this address on the host; they are never captured. */
 export const PROBE_SNAT_IP = '169.254.7.127';
 export const REPLY_ROUTE_TABLE = 100;
@@ -27,21 +33,36 @@ const hex = (n: number): string => `0x${n.toString(16)}`;
 const mark = `${hex(MESH_MARK)}/${hex(MARK_MASK)}`;
 const connmark = `${hex(REPLY_CONNMARK)}/${hex(MARK_MASK)}`;
 
+export interface CaptureRuleOptions {
+  /**
+   * The node's own address (the pod's hostIP): connections from it reach the app without
+   * capture, so kubelet probes pass under STRICT and ALLOW-only policies without touching the
+   * node's namespace. Trade-off (docs/architecture.md "Kubelet probes"): any process on the
+   * node can then reach the pod's ports unauthenticated, as it could with Istio's probe SNAT.
+   */
+  nodeIp?: string;
+}
+
 /** Rules of Weft's chains, per table. Kept as data so tests and `weft status` can show them. */
-export const CHAIN_RULES: Readonly<Record<'mangle' | 'nat', readonly string[]>> = {
-  mangle: [
-    `-A ${PRERT} -m mark --mark ${mark} -j CONNMARK --set-xmark ${connmark}`,
-    `-A ${OUTPUT} -m connmark --mark ${connmark} -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff`,
-  ],
-  nat: [
-    `-A ${PRERT} -s ${PROBE_SNAT_IP}/32 -p tcp -m tcp -j ACCEPT`,
-    `-A ${PRERT} ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport ${HBONE_PORT} -m mark ! --mark ${mark} -j REDIRECT --to-ports ${INBOUND_PLAINTEXT_PORT}`,
-    `-A ${OUTPUT} -d ${PROBE_SNAT_IP}/32 -p tcp -m tcp -j ACCEPT`,
-    `-A ${OUTPUT} -p tcp -m mark --mark ${connmark} -j ACCEPT`,
-    `-A ${OUTPUT} ! -d 127.0.0.1/32 -o lo -j ACCEPT`,
-    `-A ${OUTPUT} ! -d 127.0.0.1/32 -p tcp -m mark ! --mark ${mark} -j REDIRECT --to-ports ${OUTBOUND_PORT}`,
-  ],
-};
+export function chainRules(options: CaptureRuleOptions = {}): Readonly<Record<'mangle' | 'nat', readonly string[]>> {
+  return {
+    mangle: [
+      `-A ${PRERT} -m mark --mark ${mark} -j CONNMARK --set-xmark ${connmark}`,
+      `-A ${OUTPUT} -m connmark --mark ${connmark} -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff`,
+    ],
+    nat: [
+      `-A ${PRERT} -s ${PROBE_SNAT_IP}/32 -p tcp -m tcp -j ACCEPT`,
+      ...(options.nodeIp ? [`-A ${PRERT} -s ${options.nodeIp}/32 -p tcp -m tcp ! --dport ${HBONE_PORT} -j ACCEPT`] : []),
+      `-A ${PRERT} ! -d 127.0.0.1/32 -p tcp -m tcp ! --dport ${HBONE_PORT} -m mark ! --mark ${mark} -j REDIRECT --to-ports ${INBOUND_PLAINTEXT_PORT}`,
+      `-A ${OUTPUT} -d ${PROBE_SNAT_IP}/32 -p tcp -m tcp -j ACCEPT`,
+      `-A ${OUTPUT} -p tcp -m mark --mark ${connmark} -j ACCEPT`,
+      `-A ${OUTPUT} ! -d 127.0.0.1/32 -o lo -j ACCEPT`,
+      `-A ${OUTPUT} ! -d 127.0.0.1/32 -p tcp -m mark ! --mark ${mark} -j REDIRECT --to-ports ${OUTBOUND_PORT}`,
+    ],
+  };
+}
+
+export const CHAIN_RULES = chainRules();
 
 const JUMPS: readonly { table: 'mangle' | 'nat'; from: string; to: string }[] = [
   { table: 'mangle', from: 'PREROUTING', to: PRERT },
@@ -73,20 +94,23 @@ function present(saved: string): { jumps: Set<string>; chains: Set<string> } {
   }
   return { jumps, chains };
 }
+/** The iptables-save reader, for the fuzz target (test/fuzz). */
+export { present as parseSavedRules };
 
 async function save(netnsPath: string): Promise<string> {
   return (await inNamespace(netnsPath, 'iptables-save', ['-t', 'mangle'])).stdout + (await inNamespace(netnsPath, 'iptables-save', ['-t', 'nat'])).stdout;
 }
 
 /** Installs (or refreshes) the rules and the reply route in the pod's namespace. */
-export async function installCaptureRules(netnsPath: string): Promise<void> {
+export async function installCaptureRules(netnsPath: string, options: CaptureRuleOptions = {}): Promise<void> {
+  const chains = chainRules(options);
   try {
     const { jumps } = present(await save(netnsPath));
     let script = '';
     for (const table of ['mangle', 'nat'] as const) {
       script += `*${table}\n:${PRERT} - [0:0]\n:${OUTPUT} - [0:0]\n`;
       for (const j of JUMPS) if (j.table === table && !jumps.has(`${table}/${j.from}`)) script += `${jumpLine(j)}\n`;
-      script += CHAIN_RULES[table].join('\n') + '\nCOMMIT\n';
+      script += chains[table].join('\n') + '\nCOMMIT\n';
     }
     await inNamespace(netnsPath, 'iptables-restore', ['--noflush'], script);
     const rules = await inNamespace(netnsPath, 'ip', ['rule', 'show', 'pref', String(REPLY_RULE_PREF)]);

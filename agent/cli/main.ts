@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { registerAgentCommand } from './agent-command.js';
+import { registerAgentCommand, registerCniInstallCommand, registerUninstallCommand } from './agent-command.js';
 import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerCheckCommand } from './check-command.js';
 
 const program = new Command();
 program
@@ -17,9 +18,12 @@ program
   .showHelpAfterError('(run with --help for usage)');
 
 registerAgentCommand(program);
+registerUninstallCommand(program);
+registerCniInstallCommand(program);
 registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
+registerCheckCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;

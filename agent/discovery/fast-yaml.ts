@@ -10,6 +10,7 @@
  * resolves plain scalars with `yaml`'s own core patterns (js-yaml's core schema also takes
  * `0b101`, `-0x1`, `+0o7`, `1_000`), and text using a feature where the two libraries' results
  * differ is left to `yaml`: anchors and aliases (`yaml` limits alias expansion), tags,
+ * a carriage return not followed by a line feed (a line break to js-yaml, content to `yaml`),
  * directives, complex keys (`? `, flow collections as keys) and null keys (`~:`, `null:`).
  */
 import { FAILSAFE_SCHEMA, loadAll, Type } from 'js-yaml';
@@ -55,7 +56,21 @@ const CORE_1_2 = FAILSAFE_SCHEMA.extend({ implicit: [nullType, boolType, intType
  * Text that may read differently in the two libraries (see the module comment). Over-matching
  * only costs speed (`&` in a URL, `!` in a string): such a file takes the `yaml` path.
  */
-const LEAVE_TO_YAML = /[&!]|^%|(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:(?:\s|$)|(?:^|[\s,{])(?:~|[Nn]ull|NULL)?\s*:(?:\s|$)/m;
+const LEAVE_TO_YAML = /[&!]|\r(?!\n)|^%|(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:(?:\s|$)|(?:^|[\s,{])(?:~|[Nn]ull|NULL)?\s*:(?:\s|$)/m;
+
+/**
+ * A quoted scalar or a flow collection that does not close on the line where it opens: js-yaml
+ * reads its continuation lines at any indentation, `yaml` (as the spec) refuses those indented
+ * no deeper than the parent ("a:\n  b: [x,\n  y]" is ["x", "y"] to one, an error to the other;
+ * found by the fuzz target fast-yaml). Over-matching only costs speed; a line with two openings
+ * is left to `yaml` because "[a, [b]" ends with a bracket and is still open.
+ */
+const SPANS_LINES: readonly RegExp[] = [
+  /(?:^|[\s:,[{-])"(?:[^"\\\n]|\\.)*\\?$/m,
+  /(?:^|[\s:,[{-])'(?:[^'\n]|'')*$/m,
+  /(?:^|[\s:,-])[[{](?![^\n]*[\]}][ \t]*(?:#[^\n]*)?$)/m,
+  /[[{][^\n]*[[{]/,
+];
 
 /**
  * The documents of `text` as plain JS values (null for an empty document), or undefined when
@@ -63,7 +78,7 @@ const LEAVE_TO_YAML = /[&!]|^%|(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:(?:\s|$)|(?:^|[\
  * the caller then parses it with `yaml`, which explains the problem.
  */
 export function loadPlainDocuments(text: string): unknown[] | undefined {
-  if (LEAVE_TO_YAML.test(text)) return undefined;
+  if (LEAVE_TO_YAML.test(text) || SPANS_LINES.some((re) => re.test(text))) return undefined;
   try {
     return loadAll(text, null, { schema: CORE_1_2 });
   } catch {

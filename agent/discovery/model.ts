@@ -46,6 +46,10 @@ export function modelFingerprint(model: MeshModel): string {
       .map((w) => [w.key, w.node, w.ip, w.serviceAccount, w.identity, sortedEntries(w.labels), w.inMesh, w.workloadName, w.version, [...w.containerPorts].sort(compareFirst)])
       .sort(compareFirst),
   );
+  // Pods without an IP yet: the CNI plugin's requests wait for them to be known.
+  parts.push((model.pendingWorkloads?.() ?? []).map((w) => [w.key, w.node, w.identity, w.inMesh]).sort(compareFirst));
+  // Pods without an IP yet: the CNI plugin's requests wait for them to be known.
+  parts.push((model.pendingWorkloads?.() ?? []).map((w) => [w.key, w.node, w.identity, w.inMesh]).sort(compareFirst));
   parts.push(
     [...model.services.values()]
       .map((s) => [

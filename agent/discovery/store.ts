@@ -90,6 +90,8 @@ export class MeshStore {
   readonly #pods = new Map<string, PodFacts>();
   readonly #podsByNamespace = new Map<string, Set<string>>();
   readonly workloads = new Map<string, Workload>();
+  /** Scheduled pods without an IP yet (ip ''): the CNI plugin asks about them by name. */
+  readonly #pending = new Map<string, Workload>();
   readonly #ipOwners = new Map<string, Workload[]>();
   readonly #byIp = new Map<string, Workload>();
   readonly #byNode = new Map<string, Map<string, Workload>>();
@@ -325,6 +327,14 @@ export class MeshStore {
     return this.#nodeVersions.get(node) ?? 0;
   }
 
+  pendingWorkload(key: string): Workload | undefined {
+    return this.#pending.get(key);
+  }
+
+  pendingWorkloads(): Workload[] {
+    return [...this.#pending.values()];
+  }
+
   // ---------------------------------------------------------------------------------------
   // Workloads
 
@@ -334,7 +344,13 @@ export class MeshStore {
 
   /** Pods are workloads once they have an IP and are not finished (a finished pod gave its IP back). */
   #workloadOf(f: PodFacts): Workload | undefined {
-    if (f.ip === undefined || f.phase === 'Succeeded' || f.phase === 'Failed') return undefined;
+    if (f.ip === undefined) return undefined;
+    return this.#describe(f);
+  }
+
+  /** A workload of the pod whatever its IP (ip '' without one); undefined once it finished. */
+  #describe(f: PodFacts): Workload | undefined {
+    if (f.phase === 'Succeeded' || f.phase === 'Failed') return undefined;
     const nsLabels = this.namespaces.get(f.namespace)?.labels ?? NO_LABELS;
     const serviceAccount = f.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT;
     return {
@@ -342,7 +358,7 @@ export class MeshStore {
       name: f.name,
       namespace: f.namespace,
       node: f.node,
-      ip: f.ip,
+      ip: f.ip ?? '',
       serviceAccount,
       identity: spiffeId(this.trustDomain, f.namespace, serviceAccount),
       labels: f.labels,
@@ -354,6 +370,15 @@ export class MeshStore {
   }
 
   #setWorkload(key: string, next: Workload | undefined): void {
+    const pod = this.#pods.get(key);
+    const pending = pod !== undefined && pod.ip === undefined ? this.#describe(pod) : undefined;
+    const oldPending = this.#pending.get(key);
+    if (oldPending !== undefined) this.#bumpNode(oldPending.node);
+    if (pending === undefined) this.#pending.delete(key);
+    else {
+      this.#pending.set(key, pending);
+      this.#bumpNode(pending.node);
+    }
     const old = this.workloads.get(key);
     if (old !== undefined) {
       this.#bumpNode(old.node);
@@ -419,9 +444,9 @@ export class MeshStore {
   #refreshNamespacePods(namespace: string): void {
     for (const key of this.#podsByNamespace.get(namespace) ?? []) {
       const f = this.#pods.get(key)!;
-      const next = this.#workloadOf(f);
-      if (next?.inMesh === this.workloads.get(key)?.inMesh) continue;
-      this.#setWorkload(key, next);
+      const current = this.workloads.get(key) ?? this.#pending.get(key);
+      if (this.#describe(f)?.inMesh === current?.inMesh) continue;
+      this.#setWorkload(key, this.#workloadOf(f));
       this.#touchServicesOf(f, f);
     }
   }
@@ -654,6 +679,12 @@ class ModelView implements MeshModel {
   }
   workloadsOnNode(node: string): Workload[] {
     return this.#store.workloadsOnNode(node);
+  }
+  pendingWorkload(key: string): Workload | undefined {
+    return this.#store.pendingWorkload(key);
+  }
+  pendingWorkloads(): Workload[] {
+    return this.#store.pendingWorkloads();
   }
   nodeVersion(node: string): number {
     return this.#store.nodeVersion(node);

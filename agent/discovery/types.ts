@@ -181,6 +181,9 @@ export interface MeshModel {
    * only care about one node (capture) skip updates that did not touch it.
    */
   nodeVersion(node: string): number;
+  /** A scheduled pod that has no IP yet (ip ''), by `<namespace>/<name>`: what the CNI plugin asks about. */
+  pendingWorkload?(key: string): Workload | undefined;
+  pendingWorkloads?(): Workload[];
 }
 
 /** Input discovery refused, as the admin API shows it (and `weft lab apply` prints it). */

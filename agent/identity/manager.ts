@@ -4,16 +4,17 @@
  * does not renew everything at once); while the CA is unreachable, renewal is retried with
  * capped exponential backoff and callers keep the cached certificate until it expires.
  */
-import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
-import { LRUCache } from 'lru-cache';
+import { IDENTITY_RETRY_INITIAL_MS, IDENTITY_RETRY_MAX_MS } from '../config.js';
 import { WeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
 import { MAX_TIMER_MS, systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
 import { uriSans } from './spiffe.js';
+import type { TrustBundleSource } from './trust-bundle.js';
 import { buildCsr } from './x509.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -35,11 +36,27 @@ export interface WorkloadCertificate {
   secureContext: SecureContext;
 }
 
-/** Requests a new key pair + certificate for `identity` and checks what comes back. */
-export async function requestCertificate(ca: CaClient, identity: string): Promise<WorkloadCertificate> {
+/**
+ * Requests a new key pair + certificate for `identity` and checks what comes back. `extraRoots`
+ * (the published trust bundle) are trusted besides the roots the CA answered with.
+ */
+export async function requestCertificate(ca: CaClient, identity: string, extraRoots: string[] = []): Promise<WorkloadCertificate> {
+  return (await requestWithCaRoots(ca, identity, extraRoots)).cert;
+}
+
+/** requestCertificate, also returning the roots the CA answered with (kept apart from the published ones). */
+async function requestWithCaRoots(ca: CaClient, identity: string, extraRoots: string[]): Promise<{ cert: WorkloadCertificate; caRoots: string[] }> {
   const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const signed = await ca.sign(buildCsr(privateKey, identity), identity);
-  return assemble(identity, privateKey, signed.certPem, signed.chainPem, signed.trustBundle);
+  if (signed.trustBundle.length === 0) throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA returned an empty trust bundle');
+  return { cert: assemble(identity, privateKey, signed.certPem, signed.chainPem, unionOfRoots(signed.trustBundle, extraRoots)), caRoots: signed.trustBundle };
+}
+
+/** Both sets, each certificate once (compared by its PEM text without surrounding space). */
+function unionOfRoots(a: string[], b: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const pem of [...a, ...b]) seen.set(pem.trim(), pem);
+  return [...seen.values()];
 }
 
 function assemble(identity: string, key: KeyObject, certPem: string, chainPem: string[], trustBundle: string[]): WorkloadCertificate {
@@ -88,12 +105,18 @@ export interface IdentityManagerOptions {
   renewAt?: number;
   /** Total width of the renewal jitter as a fraction of the lifetime (default 0.1: 45%..55%). */
   jitter?: number;
-  /** First retry delay after a failed request (default 1 s), doubled per failure ... */
+  /** First retry delay after a failed request (default agent/config.ts: 250 ms), doubled per failure ... */
   retryInitialMs?: number;
-  /** ... up to this (default 60 s). */
+  /** ... up to this (default agent/config.ts: 5 s). */
   retryMaxMs?: number;
-  /** Most identities kept (default 10 000; least recently used go first). */
+  /** Most identities kept (default 10 000; the oldest not wanted by setWanted go first, a wanted one never). */
   maxIdentities?: number;
+  /**
+   * The published trust bundle (the `weft-ca-root` ConfigMap as a file). Its roots are trusted
+   * besides the CA's answer, and a change applies to every cached certificate at once (new
+   * handshakes; no restart, no new certificate needed): how a root rotation reaches the agents.
+   */
+  trustBundle?: TrustBundleSource;
 }
 
 export interface IdentityStats {
@@ -121,11 +144,15 @@ interface Entry {
   failures: number;
   lastError: unknown;
   dropped: boolean;
+  /** Roots of the CA's last answer for this identity (the published bundle is added to them). */
+  caRoots?: string[];
 }
 
 export interface IdentityManagerEvents {
   /** A certificate replaced an earlier one for the identity. */
   rotated: [identity: string, cert: WorkloadCertificate];
+  /** A certificate arrived for an identity that had none (first issue, or after expiry). */
+  issued: [identity: string, cert: WorkloadCertificate];
   /** A background request (renewal, retry, prefetch) failed; a retry is scheduled. */
   renewalFailed: [identity: string, err: Error];
 }
@@ -140,7 +167,13 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   readonly #jitter: number;
   readonly #retryInitialMs: number;
   readonly #retryMaxMs: number;
-  readonly #entries: LRUCache<string, Entry>;
+  /** Insertion-ordered; bounded by #maxIdentities, never by evicting a wanted identity. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxIdentities: number;
+  /** The identities of this node's pods (setWanted): their entries are never evicted. */
+  #wanted = new Set<string>();
+  readonly #published: TrustBundleSource | undefined;
+  readonly #onBundle = (): void => this.#rebundle();
   #bundle: string[] = [];
   #issued = 0;
   #renewed = 0;
@@ -149,6 +182,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
 
   constructor(opts: IdentityManagerOptions) {
     super();
+    // Every connection waiting for a certificate (whenAvailable) listens for it; many may wait.
+    this.setMaxListeners(0);
     this.#ca = opts.caClient;
     this.#clock = opts.clock ?? systemClock;
     this.#timers = opts.timers ?? systemTimers;
@@ -156,12 +191,12 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#random = opts.random ?? Math.random;
     this.#renewAt = opts.renewAt ?? 0.5;
     this.#jitter = opts.jitter ?? 0.1;
-    this.#retryInitialMs = opts.retryInitialMs ?? 1000;
-    this.#retryMaxMs = opts.retryMaxMs ?? 60_000;
-    this.#entries = new LRUCache<string, Entry>({
-      max: opts.maxIdentities ?? 10_000,
-      dispose: (entry) => this.#drop(entry),
-    });
+    // Capped at seconds: after a CA outage every agent is back within the cap, not a minute later.
+    this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
+    this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
+    this.#maxIdentities = opts.maxIdentities ?? 10_000;
+    this.#published = opts.trustBundle;
+    this.#published?.on('changed', this.#onBundle);
   }
 
   /**
@@ -181,6 +216,41 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     });
   }
 
+  /**
+   * The certificate for `identity`, waiting up to `timeoutMs` for one while the CA cannot be
+   * reached (the scheduled retries keep going; waiting adds no requests). Outbound connections
+   * of a pod without its certificate wait here, bounded, and are refused after: never plaintext.
+   */
+  whenAvailable(identity: string, timeoutMs: number): Promise<WorkloadCertificate> {
+    const cached = this.current(identity);
+    if (cached !== undefined) return Promise.resolve(cached);
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const done = (err: Error | undefined, cert?: WorkloadCertificate): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.off('issued', onCert);
+        this.off('rotated', onCert);
+        if (cert !== undefined) resolve(cert);
+        else reject(err);
+      };
+      const onCert = (id: string, cert: WorkloadCertificate): void => {
+        if (id === identity) done(undefined, cert);
+      };
+      const timer = setTimeout(() => {
+        const last = this.#entries.get(identity)?.lastError;
+        done(new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', `no certificate for ${identity} within ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`));
+      }, timeoutMs);
+      timer.unref();
+      this.on('issued', onCert);
+      this.on('rotated', onCert);
+      // Nothing scheduled (first ask, or the retry timer fired and failed fast): ask now.
+      const entry = this.#entry(identity);
+      if (entry.inflight === undefined && entry.timer === undefined) this.#background(entry);
+    });
+  }
+
   /** The cached unexpired certificate, without asking the CA (for per-connection callbacks). */
   current(identity: string): WorkloadCertificate | undefined {
     const cert = this.#entries.get(identity)?.cert;
@@ -193,8 +263,9 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
    */
   setWanted(identities: Iterable<string>): void {
     const wanted = new Set(identities);
-    for (const identity of [...this.#entries.keys()]) {
-      if (!wanted.has(identity)) this.#entries.delete(identity);
+    this.#wanted = wanted;
+    for (const [identity, entry] of [...this.#entries]) {
+      if (!wanted.has(identity)) this.#remove(entry);
     }
     for (const identity of wanted) {
       const entry = this.#entry(identity);
@@ -227,12 +298,14 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   /** Stops all timers; cached certificates stay readable. */
   close(): void {
     this.#closed = true;
+    this.#published?.off('changed', this.#onBundle);
     for (const e of this.#entries.values()) this.#cancel(e);
   }
 
   #entry(identity: string): Entry {
     let entry = this.#entries.get(identity);
     if (entry === undefined) {
+      if (this.#entries.size >= this.#maxIdentities) this.#evictOneUnwanted();
       entry = { identity, cert: undefined, inflight: undefined, timer: undefined, dueAt: undefined, failures: 0, lastError: undefined, dropped: false };
       this.#entries.set(identity, entry);
     }
@@ -242,9 +315,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   #request(entry: Entry): Promise<WorkloadCertificate> {
     if (entry.inflight !== undefined) return entry.inflight;
     this.#cancel(entry);
-    const p = requestCertificate(this.#ca, entry.identity).then(
-      (cert) => {
+    const p = requestWithCaRoots(this.#ca, entry.identity, this.#published?.current() ?? []).then(
+      ({ cert, caRoots }) => {
         entry.inflight = undefined;
+        entry.caRoots = caRoots;
         if (entry.dropped) return cert;
         const previous = entry.cert;
         entry.cert = cert;
@@ -257,6 +331,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
         if (previous !== undefined) {
           this.#renewed++;
           this.emit('rotated', entry.identity, cert);
+        } else {
+          this.emit('issued', entry.identity, cert);
         }
         return cert;
       },
@@ -273,6 +349,27 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     );
     entry.inflight = p;
     return p;
+  }
+
+  /**
+   * The published bundle changed: every cached certificate gets a new context with it (a new
+   * object, which the HBONE server and pool pick up on their next handshake).
+   */
+  #rebundle(): void {
+    const roots = this.#published?.current() ?? [];
+    for (const entry of this.#entries.values()) {
+      const c = entry.cert;
+      if (c === undefined) continue;
+      // The CA's roots from the last answer stay; the published ones are replaced.
+      const fromCa = entry.caRoots ?? c.trustBundle;
+      try {
+        entry.cert = assemble(c.identity, createPrivateKey(c.keyPem), c.certPem, c.chainPem, unionOfRoots(fromCa, roots));
+      } catch (err) {
+        this.#log.error({ identity: c.identity, err }, 'applying the new trust bundle failed; keeping the previous one');
+      }
+    }
+    this.#bundle = unionOfRoots(this.#bundle, roots);
+    this.#log.info({ roots: roots.length, identities: this.#entries.size }, 'trust bundle applied to cached certificates');
   }
 
   /** A request nobody awaits: failures are logged and announced, the retry is already scheduled. */
@@ -320,6 +417,21 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     if (entry.timer !== undefined) this.#timers.clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.dueAt = undefined;
+  }
+
+  /** Makes room: the oldest entry no pod of this node wants. With only wanted ones, none goes. */
+  #evictOneUnwanted(): void {
+    for (const entry of this.#entries.values()) {
+      if (!this.#wanted.has(entry.identity)) {
+        this.#remove(entry);
+        return;
+      }
+    }
+  }
+
+  #remove(entry: Entry): void {
+    this.#entries.delete(entry.identity);
+    this.#drop(entry);
   }
 
   #drop(entry: Entry): void {

@@ -283,7 +283,11 @@ export function verifyCsr(csrPem: string): KeyObject {
     (type === 'ec' && (details?.namedCurve === 'prime256v1' || details?.namedCurve === 'secp384r1')) ||
     (type === 'rsa' && (details?.modulusLength ?? 0) >= MIN_RSA_BITS) ||
     type === 'ed25519';
-  if (!acceptable) throw new WeftError('WEFT_ERR_CA_BAD_REQUEST', `CSR key type not accepted: ${String(type)} ${JSON.stringify(details)}`);
+  if (!acceptable) {
+    // Described by hand: the details hold a BigInt (publicExponent), which JSON.stringify throws on (F7).
+    const size = details?.namedCurve ?? (details?.modulusLength === undefined ? '' : `${details.modulusLength} bits`);
+    throw new WeftError('WEFT_ERR_CA_BAD_REQUEST', `CSR key not accepted: ${String(type)}${size ? ` ${size}` : ''} (accepted: EC P-256 or P-384, RSA of ${MIN_RSA_BITS} bits or more, Ed25519)`);
+  }
   const ok = verify(hashForSignatureOid(algOid), slice(der, info!), publicKey, sigBits.subarray(1));
   if (!ok) throw new WeftError('WEFT_ERR_CA_BAD_REQUEST', 'CSR signature does not verify');
   return publicKey;

@@ -21,12 +21,27 @@ interface DumpWorkload {
 const POLL_MS = 25;
 
 export async function waitForCapture(state: LabState, timeoutMs: number): Promise<void> {
+  await waitForCaptureOf(
+    state.nodes.filter((n) => refAlive(n.agent)),
+    state.pods,
+    timeoutMs,
+    state.nodes[0]?.agentLog ?? 'the logs directory',
+  );
+}
+
+/** The same wait for any nodes (with an agent) and pods: the Kubernetes-mode lab's come from its API. */
+export async function waitForCaptureOf(
+  nodes: readonly { name: string; netns: string }[],
+  pods: readonly { namespace: string; name: string; node: string; ip: string }[],
+  timeoutMs: number,
+  logHint: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const pending = new Map(state.nodes.filter((n) => refAlive(n.agent)).map((n) => [n.name, n]));
+  const pending = new Map(nodes.map((n) => [n.name, n]));
   let lastProblem = '';
   while (pending.size > 0) {
     for (const [name, node] of pending) {
-      const want = state.pods.filter((p) => p.node === name);
+      const want = pods.filter((p) => p.node === name);
       try {
         const dump = (await fetchAdmin({ label: `agent of ${name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/config_dump')) as { workloads?: DumpWorkload[] };
         const byKey = new Map((dump.workloads ?? []).map((w) => [w.key, w]));
@@ -42,7 +57,7 @@ export async function waitForCapture(state: LabState, timeoutMs: number): Promis
     }
     if (pending.size === 0) return;
     if (Date.now() > deadline) {
-      throw new WeftError('WEFT_ERR_LAB', `the agents did not capture the meshed pods within ${timeoutMs} ms: ${lastProblem} (see the agent logs in ${state.nodes[0]?.agentLog ?? 'the logs directory'})`);
+      throw new WeftError('WEFT_ERR_LAB', `the agents did not capture the meshed pods within ${timeoutMs} ms: ${lastProblem} (see the agent logs in ${logHint})`);
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -9,7 +9,10 @@ import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
 import { formatStatus } from './status.js';
+import { registerKubeApiServerCommand } from './kube/cli.js';
+import { labRestartAgent, labStartCa, labStopCa } from './agent-control.js';
 import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
+import { registerKubeLabCommands } from './kube-commands.js';
 
 const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
 
@@ -49,6 +52,8 @@ export function registerLabCommands(program: Command): void {
         `State, manifests (as the agents read them) and logs live in ${STATE_ROOT}/<name>/.`,
     )
     .enablePositionalOptions();
+  registerKubeLabCommands(lab);
+  registerKubeApiServerCommand(lab);
 
   lab
     .command('up')
@@ -63,10 +68,12 @@ export function registerLabCommands(program: Command): void {
     .option('--ready-timeout <ms>', 'how long each pod may take to start and listen', positiveInt, 20_000)
     .option('--no-agents', 'do not start the weft agents (the cluster without the mesh)')
     .option('--no-prometheus', 'do not run Prometheus (it scrapes the agents every second; benchmarks leave it out)')
+    .option('--kubernetes', "Kubernetes mode: the lab serves a Kubernetes API (kubeconfig in its state dir, for kubectl), runs pods from Pod objects with its own kubelet, and the agents and CA with --kubeconfig as the DaemonSet does")
     .option('--json', 'print the status as JSON')
     .option('-v, --verbose', 'log progress to stderr')
-    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; prometheus: boolean; json?: boolean; verbose?: boolean }) => {
+    .action(async (dir: string, opts: { name: string; readyTimeout: number; agents: boolean; prometheus: boolean; kubernetes?: boolean; json?: boolean; verbose?: boolean }) => {
       const result = await labUp({
+        kubernetes: opts.kubernetes === true,
         dir,
         name: opts.name,
         readyTimeoutMs: opts.readyTimeout,
@@ -186,5 +193,38 @@ export function registerLabCommands(program: Command): void {
         process.stderr.write(result.notFound.map((n) => `${n} not found\n`).join(''));
         process.exitCode = 1;
       }
+    });
+
+  lab
+    .command('restart-agent')
+    .description(
+      "hand a node's agent over to a new one without a gap, as a DaemonSet rollout with maxSurge 1 / maxUnavailable 0: " +
+        'the new agent starts beside the old one, and once it listens in every meshed pod of the node the old one gets ' +
+        'SIGTERM (it stops accepting, sends GOAWAY, relays its open connections until its drain deadline, then exits; the rules stay). ' +
+        'When no agent runs on the node (killed), the new one just starts.',
+    )
+    .argument('<node>', 'node name')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .action(async (node: string, opts: { name: string }) => {
+      const r = await labRestartAgent({ name: opts.name, node });
+      process.stdout.write(`agent of node ${r.node}: pid ${r.newPid} ready in ${r.readyMs} ms${r.oldPid === undefined ? ' (no agent ran before)' : `; pid ${r.oldPid} drains and exits`}\n`);
+    });
+
+  lab
+    .command('stop-ca')
+    .description('stop the lab CA (agents keep their cached certificates; new pods wait for theirs and are refused, never plaintext). `apply` does not restart it; `start-ca` or `up` does.')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .action(async (opts: { name: string }) => {
+      const r = await labStopCa({ name: opts.name });
+      process.stdout.write(r.stopped ? 'CA stopped\n' : 'CA was not running\n');
+    });
+
+  lab
+    .command('start-ca')
+    .description('start the lab CA again after stop-ca')
+    .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
+    .action(async (opts: { name: string }) => {
+      const r = await labStartCa({ name: opts.name });
+      process.stdout.write(r.started ? `CA started (pid ${r.pid})\n` : `CA already running (pid ${r.pid})\n`);
     });
 }

@@ -28,7 +28,7 @@ import {
   wireNodes,
   wirePods,
 } from './network.js';
-import { labPrefix, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
+import { labPrefix, nodeRunDir, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
 import { inNetns } from './run.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
@@ -66,6 +66,8 @@ export interface AgentRefusal {
 }
 
 const STOP_GRACE_MS = 3_000;
+/** Lab agents drain for this long on SIGTERM (a cluster's default is the agent's, 25 s): tests stay short. */
+export const LAB_DRAIN_SECONDS = 5;
 
 export async function converge(state: LabState, spec: ClusterSpec, options: ConvergeOptions): Promise<ChangeSummary> {
   const log = options.logger;
@@ -161,7 +163,12 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   await writeState(state);
   if (options.startAgents) {
     await prepareLabCa(state);
-    if (!refAlive(state.ca)) state.ca = await startLabCa(state);
+    // `up` (re)starts a CA that is not running; `apply` does not (a test may have stopped it
+    // with `lab stop-ca`: bringing it back silently would hide what it tests).
+    if (!refAlive(state.ca) && (state.ca === undefined || options.restartAgents)) {
+      state.ca = await startLabCa(state);
+      state.caStopped = false;
+    }
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
     if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
@@ -401,7 +408,7 @@ async function startPod(state: LabState, pod: PodState, want: DesiredPod, option
  * Agents are started and recorded, not waited for: whether an agent keeps running is its own
  * business (`weft lab status` shows it, its log says why).
  */
-async function startAgent(state: LabState, node: NodeState): Promise<NodeState['agent']> {
+export async function startAgent(state: LabState, node: NodeState): Promise<NodeState['agent']> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: process.env.HOME ?? '/root',
@@ -411,7 +418,14 @@ async function startAgent(state: LabState, node: NodeState): Promise<NodeState['
     {
       what: `agent of node ${node.name}`,
       netns: node.netns,
-      argv: [process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node), '--pod-netns-prefix', `${labPrefix(state.name)}pod-`],
+      argv: [
+        process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node),
+        '--pod-netns-prefix', `${labPrefix(state.name)}pod-`,
+        // The node's address as its pods see it (Calico-like routing: the uplink's): kubelet probes come from it.
+        '--node-ip', node.fabricIP,
+        '--run-dir', nodeRunDir(state.name, node.name),
+        '--drain-timeout', String(LAB_DRAIN_SECONDS),
+      ],
       env,
       cwd: REPO_DIR,
       log: node.agentLog,

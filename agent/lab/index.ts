@@ -22,3 +22,5 @@ export {
   type ChangeSummary,
 } from './lab.js';
 export { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, labPaths, labPrefix, podNetns, nodeNetns, fabricNetns } from './paths.js';
+export { labRestartAgent, labStopCa, labStartCa, type RestartAgentResult } from './agent-control.js';
+export { cniAdd, cniDel, cniCheck, cniVersion, CNI_PLUGIN, type CniPodCall, type CniCallResult } from './cni.js';

@@ -27,7 +27,8 @@ import {
   STATE_ROOT,
 } from './paths.js';
 import { netnsPids, refAlive, stopProcesses, type ProcRef } from './procs.js';
-import { clusterSpec } from './spec.js';
+import { clusterSpec, type ClusterSpec } from './spec.js';
+import { kubeLabApply, kubeLabDelete, kubeLabHealthy, kubeLabPod, kubeLabProcs, kubeLabStatus, kubeLabUp, type KubeLabOptions } from './kube-mode.js';
 import { readState, STATE_VERSION, withLabLock, type LabState } from './state.js';
 import { statusOf, type LabStatus } from './status.js';
 
@@ -46,6 +47,8 @@ export interface LabUpOptions {
   startAgents?: boolean;
   /** Run Prometheus scraping the agents (default true; benchmarks turn it off to keep its CPU out of the figures). */
   prometheus?: boolean;
+  /** Kubernetes mode (kube-mode.ts): the lab serves a Kubernetes API and runs everything through it. */
+  kubernetes?: boolean;
 }
 
 export interface LabUpResult extends LabStatus {
@@ -57,6 +60,8 @@ export interface LabUpResult extends LabStatus {
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
+/** Pods get their grace period (30 s unless they say otherwise) and a namespace waits for its pods. */
+const KUBE_DELETE_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 3_000;
 
 function requireRoot(): void {
@@ -89,9 +94,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
     prometheus: options.prometheus ?? true,
     restartAgents: true,
   };
+  if (options.kubernetes === true) return kubeUp(name, dir, loaded, spec, { ...convergeOptions, logger });
   return withLabLock(name, async () => {
     const previous = await readState(name);
-    if (previous !== undefined && previous.dir === dir && previous.agents === convergeOptions.startAgents && (previous.prometheusEnabled ?? true) === convergeOptions.prometheus && (await isHealthy(previous))) {
+    if (previous !== undefined && previous.kubernetes === undefined && previous.dir === dir && previous.agents === convergeOptions.startAgents && (previous.prometheusEnabled ?? true) === convergeOptions.prometheus && (await isHealthy(previous))) {
       const changes = await converge(previous, spec, convergeOptions);
       return { ...statusOf(previous), mode: 'reconciled', cleanedLeftovers: false, changes };
     }
@@ -120,6 +126,48 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
       throw new WeftError(err.code, `lab ${name} was not built (nothing of it is left): ${err.message}`, { cause: err });
     }
   });
+}
+
+/**
+ * `up --kubernetes`: a healthy Kubernetes-mode lab of the same dir gets the dir applied through
+ * its API; anything else is removed and built afresh.
+ */
+async function kubeUp(name: string, dir: string, loaded: Awaited<ReturnType<typeof loadManifests>>, spec: ClusterSpec, options: KubeLabOptions): Promise<LabUpResult> {
+  return withLabLock(name, async () => {
+    const previous = await readState(name);
+    if (previous?.kubernetes !== undefined && previous.dir === dir && previous.agents === options.startAgents && kubeLabHealthy(previous) && (await namespacesPresent(previous))) {
+      const changes = await kubeLabApply(previous, loaded, options.readyTimeoutMs);
+      return { ...(await kubeLabStatus(previous, statusOf(previous))), mode: 'reconciled', cleanedLeftovers: false, changes };
+    }
+    const cleanedLeftovers = await teardownLab(name, options.logger);
+    const state: LabState = {
+      version: STATE_VERSION,
+      name,
+      dir,
+      createdAt: new Date().toISOString(),
+      agents: options.startAgents,
+      prometheusEnabled: options.prometheus,
+      fabricNetns: fabricNetns(name),
+      nodes: [],
+      pods: [],
+      services: [],
+      objects: [],
+      kubernetes: { apiPort: 0, kubelets: {} },
+    };
+    try {
+      const changes = await kubeLabUp(state, spec, options);
+      return { ...(await kubeLabStatus(state, statusOf(state))), mode: 'fresh', cleanedLeftovers, changes };
+    } catch (err) {
+      await teardownLab(name, options.logger).catch((e: unknown) => options.logger.error({ err: e }, 'cleanup after a failed up failed'));
+      if (!isWeftError(err)) throw err;
+      throw new WeftError(err.code, `lab ${name} was not built (nothing of it is left): ${err.message}`, { cause: err });
+    }
+  });
+}
+
+async function namespacesPresent(state: LabState): Promise<boolean> {
+  const present = new Set(await listNetns());
+  return present.has(state.fabricNetns) && state.nodes.every((n) => present.has(n.netns));
 }
 
 /** Every namespace and every pod process of the state is there. (Agents are restarted, not judged.) */
@@ -184,7 +232,10 @@ async function teardownLab(name: string, logger: Logger): Promise<boolean> {
   const hasStateDir = await stat(paths.stateDir).then(() => true, () => false);
   if (namespaces.length === 0 && etc.length === 0 && !hasStateDir) return false;
 
+  // Kubernetes mode: the API server, kubelets and controllers go first, so nothing restarts a pod.
+  await stopProcesses(kubeLabProcs(state), [], STOP_GRACE_MS);
   const refs: ProcRef[] = [];
+  if (state?.ca !== undefined) refs.push(state.ca);
   for (const n of state?.nodes ?? []) if (n.agent !== undefined) refs.push(n.agent);
   for (const p of state?.pods ?? []) refs.push(...p.procs);
   // Processes a pod forked while we waited are found by the second sweep.
@@ -215,7 +266,8 @@ async function requireState(name: string): Promise<LabState> {
 }
 
 export async function labStatus(name: string = DEFAULT_LAB_NAME): Promise<LabStatus> {
-  return statusOf(await requireState(checkLabName(name)));
+  const state = await requireState(checkLabName(name));
+  return state.kubernetes === undefined ? statusOf(state) : kubeLabStatus(state, statusOf(state));
 }
 
 export interface LabChangeOptions {
@@ -233,6 +285,7 @@ export async function labApply(options: LabChangeOptions): Promise<ChangeSummary
   const loaded = await loadManifests(options.file);
   return withLabLock(name, async () => {
     const state = await requireState(name);
+    if (state.kubernetes !== undefined) return kubeLabApply(state, loaded, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
     const merged = new Map<string, ManifestObject>(state.objects.map((o) => [objectKey(o), o]));
     for (const o of loaded.objects) merged.set(objectKey(o), o);
     const all = await changeTo(state, [...merged.values()], loaded.fileOf, options);
@@ -265,6 +318,10 @@ export async function labDelete(options: LabChangeOptions): Promise<LabDeleteRes
   const loaded = await loadManifests(options.file);
   return withLabLock(name, async () => {
     const state = await requireState(name);
+    if (state.kubernetes !== undefined) {
+      const r = await kubeLabDelete(state, loaded, KUBE_DELETE_TIMEOUT_MS);
+      return { created: [], configured: [], unchanged: [], deleted: r.deleted, notFound: r.notFound };
+    }
     const present = new Set(state.objects.map(objectKey));
     const gone = new Set(loaded.objects.map(objectKey));
     const goneNamespaces = new Set(loaded.objects.filter((o) => o.kind === 'Namespace' && o.apiVersion === 'v1').map((o) => o.metadata.name));
@@ -299,6 +356,17 @@ async function changeTo(
   }
 }
 
+function localPod(state: LabState, namespace: string, name: string): { netns: string; env: Record<string, string> } {
+  const pod = state.pods.find((p) => p.name === name && p.namespace === namespace);
+  if (pod === undefined) {
+    const known = state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none';
+    throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${state.name} has no pod ${namespace}/${name} (pods: ${known}); use -n for another namespace`);
+  }
+  const built = clusterSpec(state.objects, () => 'state.json');
+  const container = built.spec?.pods.get(`${namespace}/${pod.name}`)?.containers[0];
+  return { netns: pod.netns, env: podEnv(pod, container) };
+}
+
 export interface LabExecOptions {
   pod: string;
   namespace?: string;
@@ -325,18 +393,12 @@ export async function labExec(options: LabExecOptions): Promise<ExecResult> {
   const namespace = options.namespace ?? 'default';
   if (options.command.length === 0) throw new WeftError('WEFT_ERR_CONFIG', 'no command given: weft lab exec POD -- CMD...');
   const state = await requireState(name);
-  const pod = state.pods.find((p) => p.name === options.pod && p.namespace === namespace);
-  if (pod === undefined) {
-    const known = state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none';
-    throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${name} has no pod ${namespace}/${options.pod} (pods: ${known}); use -n for another namespace`);
-  }
-  const built = clusterSpec(state.objects, () => 'state.json');
-  const container = built.spec?.pods.get(`${namespace}/${pod.name}`)?.containers[0];
-  const env = podEnv(pod, container);
+  const target = state.kubernetes !== undefined ? await kubeLabPod(state, namespace, options.pod) : localPod(state, namespace, options.pod);
+  const env = target.env;
   if (process.env.TERM !== undefined) env.TERM = process.env.TERM;
   const inherit = options.stdio === 'inherit';
   return new Promise((resolveExec, reject) => {
-    const child = spawn('ip', ['netns', 'exec', pod.netns, ...resolveArgv(options.command)], {
+    const child = spawn('ip', ['netns', 'exec', target.netns, ...resolveArgv(options.command)], {
       cwd: state.dir,
       env,
       stdio: inherit ? 'inherit' : ['ignore', 'pipe', 'pipe'],
@@ -349,7 +411,7 @@ export async function labExec(options: LabExecOptions): Promise<ExecResult> {
       options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs).unref();
     child.on('error', (e) => {
       if (timer !== undefined) clearTimeout(timer);
-      reject(new WeftError('WEFT_ERR_LAB', `exec in pod ${namespace}/${pod.name}: ${e.message}`, { cause: e }));
+      reject(new WeftError('WEFT_ERR_LAB', `exec in pod ${namespace}/${options.pod}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer);

@@ -87,6 +87,11 @@ export function labPaths(lab: string): LabPaths {
   };
 }
 
+/** A node's Weft runtime directory (a real node's /var/run/weft): CNI requests, the handover marker. */
+export function nodeRunDir(lab: string, node: string): string {
+  return join(labPaths(lab).stateDir, 'run', node);
+}
+
 export function agentLogFile(lab: string, node: string): string {
   return join(labPaths(lab).logsDir, `agent-${node}.log`);
 }

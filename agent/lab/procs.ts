@@ -55,6 +55,12 @@ export interface StartSpec {
   env: Record<string, string>;
   cwd: string;
   log: string;
+  /**
+   * Enter only the network namespace (nsenter --net), keeping the machine's mount namespace:
+   * for the Kubernetes-mode kubelet, whose `ip netns add` must be visible to everyone (`ip netns
+   * exec` gives each process a private mount namespace, where new netns mounts would stay).
+   */
+  networkOnly?: boolean;
 }
 
 export interface StartOptions {
@@ -63,6 +69,8 @@ export interface StartOptions {
   tcpPorts?: readonly number[];
   /** false: return once spawned (the caller checks later whether it still runs). */
   waitExec: boolean;
+  /** Told the exit code (128 + signal number for a signal) when the process ends. */
+  onExit?: (code: number) => void;
 }
 
 const POLL_MS = 10;
@@ -79,7 +87,8 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
   let exited: Promise<number> | undefined;
   let pid: number;
   try {
-    const child = spawn('ip', ['netns', 'exec', spec.netns, ...spec.argv], {
+    const [file, prefix] = launcher(spec);
+    const child = spawn(file, [...prefix, ...spec.argv], {
       cwd: spec.cwd,
       env: spec.env,
       detached: true,
@@ -95,6 +104,7 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
       child.once('exit', (code, signal) => {
         exitCode = code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
         resolveExit(exitCode);
+        options.onExit?.(exitCode);
       });
     });
     // The lab's process may exit (CLI) or go on (tests); the pod must not keep it alive.
@@ -114,7 +124,7 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
     throw new WeftError('WEFT_ERR_LAB', `start ${spec.what}: ${why(String(exitCode ?? '?'))}; last lines of ${spec.log}:\n${lines}`);
   };
   // `ip netns exec` becomes the command with execvp: wait until it has.
-  while (isStillIp(pid, spec.netns)) {
+  while (isStillLauncher(pid, spec)) {
     if (exitCode !== undefined || !refAlive(ref)) return failed((code) => `the command exited at once (code ${code})`);
     if (Date.now() > deadline) return failed(() => `ip netns exec did not start the command within ${options.readyTimeoutMs} ms`);
     await delay(POLL_MS);
@@ -137,14 +147,19 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
   return ref;
 }
 
-function isStillIp(pid: number, netns: string): boolean {
+function launcher(spec: StartSpec): [string, string[]] {
+  return spec.networkOnly === true ? ['nsenter', [`--net=/run/netns/${spec.netns}`, '--']] : ['ip', ['netns', 'exec', spec.netns]];
+}
+
+function isStillLauncher(pid: number, spec: StartSpec): boolean {
   let cmdline: string;
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return false;
   }
-  return cmdline.startsWith(`ip\0netns\0exec\0${netns}\0`);
+  const [file, prefix] = launcher(spec);
+  return cmdline.startsWith([file, ...prefix, ''].join('\0'));
 }
 
 /** TCP ports in LISTEN state in the network namespace of `pid`. */
@@ -169,8 +184,10 @@ export function parseListeningPorts(procNetTcp: string, into: Set<number> = new 
     const cols = lines[i]!.trim().split(/\s+/);
     // cols[1] local "ADDR:PORT" (hex), cols[3] state; 0A is LISTEN.
     if (cols.length < 4 || cols[3] !== '0A') continue;
-    const local = cols[1]!;
-    into.add(Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16));
+    // The port is 4 hex digits after the last ':'; anything else is not a row (a torn read
+    // added NaN to the set before: found by the fuzz target proc-net-tcp).
+    const port = /:([0-9A-Fa-f]{4})$/.exec(cols[1]!);
+    if (port !== null) into.add(Number.parseInt(port[1]!, 16));
   }
   return into;
 }

@@ -59,6 +59,8 @@ export interface LabState {
   fabricNetns: string;
   /** The lab CA process (in the fabric namespace); absent for `up --no-agents`. */
   ca?: ProcRef | undefined;
+  /** `weft lab stop-ca` took the CA away (until `start-ca` or `up`). */
+  caStopped?: boolean;
   /** Whether the lab runs Prometheus (`up --no-prometheus` says no); absent in older states means yes. */
   prometheusEnabled?: boolean;
   /** The lab's Prometheus (prometheus.ts; fabric namespace); absent for `up --no-agents`. */
@@ -68,6 +70,17 @@ export interface LabState {
   services: ServiceState[];
   /** The objects as applied (namespaces defaulted), in apply order. */
   objects: ManifestObject[];
+  /** Kubernetes mode (kube-mode.ts): the objects live in the lab's API server, not here. */
+  kubernetes?: KubeLabState;
+}
+
+export interface KubeLabState {
+  /** Port of the API server on 127.0.0.1 (for kubectl). */
+  apiPort: number;
+  apiserver?: ProcRef | undefined;
+  controllers?: ProcRef | undefined;
+  /** node name -> its lab kubelet. */
+  kubelets: Record<string, ProcRef>;
 }
 
 export async function readState(lab: string): Promise<LabState | undefined> {

@@ -64,6 +64,8 @@ export interface LabStatus {
   services: ServiceStatus[];
   /** The lab's Prometheus (prometheus.ts): its URL answers inside `netns` only. */
   prometheus: PrometheusStatus | undefined;
+  /** Kubernetes mode: the admin kubeconfig (`kubectl --kubeconfig <it> get pods -A`). */
+  kubeconfig?: string;
 }
 
 export function statusOf(state: LabState): LabStatus {
@@ -124,6 +126,7 @@ export function statusOf(state: LabState): LabStatus {
 
 export function formatStatus(s: LabStatus): string {
   const out: string[] = [`lab ${s.name}  (manifests ${s.dir}; state ${s.stateDir})`, ''];
+  if (s.kubeconfig !== undefined) out.splice(1, 0, `Kubernetes mode: kubectl --kubeconfig ${s.kubeconfig} get pods -A`);
   // The lab's Prometheus (prometheus.ts), reachable from the fabric namespace only.
   if (s.prometheus !== undefined) {
     const p = s.prometheus;

@@ -31,6 +31,13 @@ export interface InboundVerdict {
   action: 'ALLOW' | 'DENY';
 }
 
+/** `cluster.local` of `spiffe://cluster.local/ns/x/sa/y`; undefined for anything else. */
+function trustDomainOf(identity: string): string | undefined {
+  if (!identity.startsWith('spiffe://')) return undefined;
+  const end = identity.indexOf('/', 9);
+  return end === -1 ? undefined : identity.slice(9, end);
+}
+
 const STRICT_REFUSAL: Omit<InboundVerdict, 'policy'> = { allowed: false, reason: 'mtls-required', action: 'DENY' };
 
 export class PolicyState {
@@ -123,6 +130,7 @@ export class PolicyState {
     const decision: PolicyDecision = evaluate(wp, {
       sourceIp: q.sourceIp,
       sourcePrincipal: q.sourcePrincipal,
+      trustDomain: trustDomainOf(q.workload.identity),
       destinationIp: q.destinationIp,
       destinationPort: q.destinationPort,
     });

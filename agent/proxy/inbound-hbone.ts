@@ -11,6 +11,7 @@ import type { InboundTunnel } from '../capture/pod-capture.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { authorize, connectToApp } from './inbound.js';
 import { WeftError } from '../errors.js';
+import { agentPortRefusal } from './self-call.js';
 import type { Socket } from 'node:net';
 import type { ConnectionRecord } from './connection.js';
 
@@ -27,6 +28,8 @@ function refuse(stream: ServerHttp2Stream, status: number): void {
 
 function ignore(): void {}
 
+const STREAM_GONE = new WeftError('WEFT_ERR_HBONE_STREAM', 'the CONNECT stream was reset before the app connection was up');
+
 /** What the app socket's connect/error listeners need (shared functions, no closures per stream). */
 const kPending = Symbol('weft.pendingInbound');
 interface PendingInbound {
@@ -40,6 +43,8 @@ function onAppConnect(this: AppSocket): void {
   this[kPending] = undefined;
   this.off('error', onAppError);
   if (p.stream.destroyed) {
+    // Reset while the app connect ran (rapid reset): the record is finished here or never (F4).
+    p.record.finish({ error: STREAM_GONE });
     this.destroy();
     return;
   }
@@ -76,6 +81,13 @@ export function handleInboundHbone(inputs: ProxyInputs, pod: CapturedPod, stream
     // A CONNECT to anything but this pod would make the agent an open relay.
     inputs.logger.warn({ authority: info.authority, pod: pod.workload.key, peer: info.peerIdentity }, 'HBONE CONNECT refused: authority is not this pod');
     record.finish({ error: new WeftError('WEFT_ERR_HBONE_BAD_REQUEST', `authority ${info.authority} is not pod ${pod.workload.ip}`) });
+    refuse(stream, 400);
+    return;
+  }
+  const selfCall = agentPortRefusal(target.address, target.port);
+  if (selfCall) {
+    inputs.logger.warn({ authority: info.authority, pod: pod.workload.key, peer: info.peerIdentity, code: selfCall.code }, `HBONE CONNECT refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
     refuse(stream, 400);
     return;
   }

@@ -8,9 +8,11 @@ import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
 import { MESH_MARK } from '../capture/rules.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
+import { armConnectTimeout } from './connect-timeout.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
 import { abort } from './relay.js';
+import { agentPortRefusal } from './self-call.js';
 
 export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -34,6 +36,13 @@ export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, do
     destinationService: undefined,
     mutualTls: false,
   });
+  const selfCall = agentPortRefusal(original.address, original.port);
+  if (selfCall) {
+    inputs.logger.warn({ pod: pod.workload.key, src: clientIp, dst: `${original.address}:${original.port}`, code: selfCall.code }, `inbound refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
+    downstream.resetAndDestroy();
+    return;
+  }
   if (!authorize(inputs, pod, record, clientIp, undefined, original)) {
     downstream.resetAndDestroy();
     return;
@@ -86,7 +95,7 @@ export function connectToApp(
 ): net.Socket | undefined {
   let fd: number;
   try {
-    fd = createTcpSocket({ netnsFd: pod.netnsFd, mark: MESH_MARK, transparent: true, bind: { address: clientIp, port: 0 } });
+    fd = createTcpSocket({ netnsFd: pod.netnsFd, mark: MESH_MARK, transparent: true, bindAddressNoPort: true, bind: { address: clientIp, port: 0 } });
   } catch (err) {
     inputs.logger.error({ err, pod: pod.workload.key, clientIp }, 'inbound: cannot open the upstream socket to the app');
     record.finish({ error: err as Error });
@@ -95,6 +104,7 @@ export function connectToApp(
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.setNoDelay(true);
+  armConnectTimeout(upstream);
   upstream.connect(target.port, target.address);
   if (relayNow) record.startRelay(downstream, upstream);
   return upstream;

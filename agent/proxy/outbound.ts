@@ -11,9 +11,11 @@ import { createTcpSocket, originalDestination, socketFd } from '../../native/ind
 import { MESH_MARK } from '../capture/rules.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
+import { armConnectTimeout } from './connect-timeout.js';
 import type { Endpoint, Workload } from '../discovery/types.js';
 import type { ConnectionRecord } from './connection.js';
 import { HBONE_PORT } from '../capture/rules.js';
+import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
 
 export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -44,6 +46,10 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     destinationWorkload = model.workloadByIp(original.address);
   }
   const viaHbone = pod.pool !== undefined && destinationWorkload?.inMesh === true;
+  // Not redirected (loopback, the pod's own IP), or a meshed pod's agent port: a loop (F1).
+  const selfCall =
+    notRedirectedRefusal(original, downstream.localAddress, downstream.localPort) ??
+    (destinationWorkload?.inMesh === true || upstreamIp === pod.workload.ip ? agentPortRefusal(upstreamIp, upstreamPort) : undefined);
   const record = inputs.connections.open({
     direction: 'outbound',
     sourceIp: downstream.remoteAddress ?? pod.workload.ip,
@@ -55,6 +61,12 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     destinationService,
     mutualTls: viaHbone,
   });
+  if (selfCall) {
+    inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, code: selfCall.code }, `outbound refused: ${selfCall.message}`);
+    record.finish({ error: selfCall });
+    downstream.resetAndDestroy();
+    return;
+  }
   if (service && !endpoint) {
     // A VIP without a ready endpoint: kube-proxy would reject; so do we.
     record.finish({ error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) });
@@ -76,6 +88,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
   }
   const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
   upstream.setNoDelay(true);
+  armConnectTimeout(upstream);
   upstream.connect(upstreamPort, upstreamIp);
   if (endpoint) record.holdEndpoint(inputs.loadBalancer, endpoint);
   record.startRelay(downstream, upstream);

@@ -14,6 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { setLingerZero, socketFd } from '../../native/index.js';
 
 export interface RelayResult {
   /** Bytes that came from the downstream (client side) and went upstream. */
@@ -34,6 +35,7 @@ function isHttp2Stream(d: Duplex): d is Http2Stream {
 }
 
 const STREAM_ABORTED = new Error('connection aborted by the other side');
+const CLOSED_UNDER = new Error('the other side closed before this side had ended');
 
 /** Aborts a side so that its peer sees a reset, not a clean end. */
 export function abort(d: Duplex): void {
@@ -41,11 +43,29 @@ export function abort(d: Duplex): void {
   // A TLS socket's handle is not a TCP handle, so resetAndDestroy would throw; closing the TLS
   // connection is what its peer can see.
   if (d instanceof tls.TLSSocket) d.destroy(STREAM_ABORTED);
-  else if (d instanceof net.Socket) d.resetAndDestroy();
+  else if (d instanceof net.Socket) resetSocket(d);
   // Http2Stream.close(CONNECT_ERROR) would first send END_STREAM, which the peer reads as a
   // clean FIN; destroy(err) sends RST_STREAM alone (code INTERNAL_ERROR), a real abort.
   else if (isHttp2Stream(d)) d.destroy(STREAM_ABORTED);
   else d.destroy();
+}
+
+/**
+ * resetAndDestroy fails (an 'error' event, the socket left open) once the socket was ended:
+ * libuv refuses to reset a socket being shut down. The relay ends a side when its peer sent a
+ * FIN, so an abort afterwards sets SO_LINGER 0 itself and closes.
+ */
+export function resetSocket(s: net.Socket): void {
+  if (!s.writableEnded) {
+    s.resetAndDestroy();
+    return;
+  }
+  try {
+    setLingerZero(socketFd(s));
+  } catch {
+    // No descriptor any more: nothing to reset, destroy() below is all that is left.
+  }
+  s.destroy();
 }
 
 /**
@@ -190,6 +210,13 @@ function onSideClose(this: Side): void {
   // treat any non-zero reset code as an abort of the other side.
   if (isHttp2Stream(this) && this.rstCode && this.rstCode !== h2constants.NGHTTP2_NO_ERROR) {
     r.error ??= new Error(`stream reset with code ${this.rstCode}`);
+    abort(peer);
+  } else if (!peer.destroyed && !peer.readableEnded) {
+    // A side that closes cleanly was ended by us, which happens only after its peer's end. So
+    // a peer still reading lost its way out: this side was torn down (an HBONE session that
+    // ended under its streams, whose streams Node closes with code 0). Left alone, the peer
+    // would stay open, paused, for ever (F2 of issue 10).
+    r.error ??= CLOSED_UNDER;
     abort(peer);
   }
   r.sideClosed();

@@ -10,6 +10,7 @@ import { connect as tlsConnect, createSecureContext, type PeerCertificate } from
 import { WeftError, isWeftError } from '../errors.js';
 import { spiffeIdFromSan } from '../identity/spiffe.js';
 import { formatAuthority } from './authority.js';
+import { CONNECT_RESPONSE_TIMEOUT_MS } from '../config.js';
 import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, MAX_STREAMS_PER_CONNECTION, TLS_VERSIONS, type TlsCredentials } from './settings.js';
 
 export interface OpenSessionOptions {
@@ -103,7 +104,7 @@ export function isRetryableStreamError(err: unknown): boolean {
  * status rejects with WEFT_ERR_HBONE_REFUSED; a reset or closed session before it with
  * WEFT_ERR_HBONE_STREAM / WEFT_ERR_HBONE_SESSION.
  */
-export function openConnectStream(session: ClientHttp2Session, authority: string, headers?: OutgoingHttpHeaders): Promise<ClientHttp2Stream> {
+export function openConnectStream(session: ClientHttp2Session, authority: string, headers?: OutgoingHttpHeaders, responseTimeoutMs: number = CONNECT_RESPONSE_TIMEOUT_MS): Promise<ClientHttp2Stream> {
   let stream: ClientHttp2Stream;
   try {
     stream = session.request({ ...headers, ':method': 'CONNECT', ':authority': authority }, { endStream: false });
@@ -111,7 +112,15 @@ export function openConnectStream(session: ClientHttp2Session, authority: string
     return Promise.reject(new WeftError('WEFT_ERR_HBONE_SESSION', `cannot open a stream: ${(err as Error).message}`, { cause: err }));
   }
   return new Promise((resolve, reject) => {
+    // A server that never answers (a dead peer behind a live session) must not hold the client.
+    const timer = setTimeout(() => {
+      cleanup();
+      stream.close(h2.NGHTTP2_CANCEL);
+      reject(new WeftError('WEFT_ERR_CONNECT_TIMEOUT', `CONNECT ${authority} not answered within ${responseTimeoutMs} ms`));
+    }, responseTimeoutMs);
+    timer.unref();
     const cleanup = (): void => {
+      clearTimeout(timer);
       stream.off('response', onResponse);
       stream.off('close', onClose);
       stream.off('error', onError);

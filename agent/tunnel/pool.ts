@@ -13,6 +13,8 @@ import { silentLogger, type Logger } from '../log.js';
 import { formatAuthority } from './authority.js';
 import { isRetryableStreamError, openConnectStream, openHboneSession } from './client.js';
 import { MAX_STREAMS_PER_CONNECTION, type TlsCredentials } from './settings.js';
+import { closeSessionGracefully } from './server.js';
+import { UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
 
 /**
  * Makes the TCP socket for a connection (connected or connecting). The agent's opens it inside
@@ -32,6 +34,8 @@ export interface HbonePoolOptions {
   handshakeTimeoutMs?: number;
   /** Streams per connection before another connection is opened (default 100). */
   maxStreamsPerConnection?: number;
+  /** TCP connect deadline (default agent/config.ts). */
+  connectTimeoutMs?: number;
 }
 
 export interface HboneConnectRequest {
@@ -115,8 +119,8 @@ class PooledConnection {
     if (this.reserved === 0 && this.state === READY) {
       this.#idleTimer = setTimeout(() => this.#onIdle(), this.pool.idleTimeoutMs);
       this.#idleTimer.unref();
-    } else if (this.reserved === 0 && this.state === DRAINING) {
-      this.session?.close();
+    } else if (this.reserved === 0 && this.state === DRAINING && this.session !== undefined) {
+      closeSessionGracefully(this.session);
     }
   }
 
@@ -141,7 +145,7 @@ class PooledConnection {
     if (this.state >= DRAINING) return;
     this.state = DRAINING;
     this.pool.forget(this);
-    if (this.reserved === 0) this.session?.close();
+    if (this.reserved === 0 && this.session !== undefined) closeSessionGracefully(this.session);
   }
 
   closed(): void {
@@ -167,6 +171,7 @@ export class HbonePool {
   readonly #keepaliveMs: number;
   readonly #handshakeTimeoutMs: number;
   readonly #maxStreams: number;
+  readonly #connectTimeoutMs: number;
   /** Usable connections per key (not draining). */
   readonly #byKey = new Map<string, PooledConnection[]>();
   /** Every connection not yet closed (for stats and close()). */
@@ -182,6 +187,7 @@ export class HbonePool {
     this.#keepaliveMs = opts.keepaliveIntervalMs ?? 30_000;
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
     this.#maxStreams = opts.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION;
+    this.#connectTimeoutMs = opts.connectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
   }
 
   /**
@@ -295,12 +301,20 @@ export class HbonePool {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
     if (socket.connecting) {
+      const connectTimeoutMs = this.#connectTimeoutMs;
       await new Promise<void>((resolve, reject) => {
+        // A peer that drops SYNs (a deleted pod) must not hold the connection for the kernel's ~2 min.
+        const timer = setTimeout(() => {
+          socket.destroy(new WeftError('WEFT_ERR_CONNECT_TIMEOUT', `TCP connect to ${formatAuthority(host, port)} took more than ${connectTimeoutMs} ms`));
+        }, connectTimeoutMs);
+        timer.unref();
         const onError = (err: Error): void => {
+          clearTimeout(timer);
           socket.off('connect', onConnect);
-          reject(new WeftError('WEFT_ERR_HBONE_CONNECT', `TCP connect to ${formatAuthority(host, port)} failed: ${err.message}`, { cause: err }));
+          reject(isWeftError(err) ? err : new WeftError('WEFT_ERR_HBONE_CONNECT', `TCP connect to ${formatAuthority(host, port)} failed: ${err.message}`, { cause: err }));
         };
         const onConnect = (): void => {
+          clearTimeout(timer);
           socket.off('error', onError);
           resolve();
         };
@@ -314,7 +328,10 @@ export class HbonePool {
     this.#stats.connectionsOpened++;
     session.on('goaway', () => conn.drain());
     session.on('error', (err) => this.log.debug({ key: conn.key, err }, 'HBONE session error'));
-    session.once('close', () => conn.closed());
+    session.once('close', () => {
+      conn.closed();
+      if (!socket.destroyed) socket.destroy();
+    });
     conn.startKeepalive(this.#keepaliveMs);
     if (this.#closed) conn.drain();
     return session;

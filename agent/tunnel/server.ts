@@ -11,9 +11,10 @@ import { createSecureServer, constants as h2, type Http2SecureServer, type Incom
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WeftError } from '../errors.js';
-import { spiffeIdFromSan } from '../identity/spiffe.js';
+import { spiffeIdFromSan, tryParseSpiffeId } from '../identity/spiffe.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseAuthority } from './authority.js';
+import { HBONE_SERVER_IDLE_TIMEOUT_MS, SESSION_CLOSE_GRACE_MS } from '../config.js';
 import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, TLS_VERSIONS, type TlsCredentials } from './settings.js';
 
 /** What the stream handler learns about a CONNECT. */
@@ -51,6 +52,10 @@ export interface HboneServerOptions {
   logger?: Logger;
   /** Handshake deadline (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** Trust domain every peer must belong to (default: that of the server's own identity). */
+  trustDomain?: string;
+  /** A session without open streams is closed after this long (default: agent/config.ts). */
+  sessionIdleTimeoutMs?: number;
 }
 
 export interface HboneServerStats {
@@ -79,8 +84,51 @@ export interface HboneServer {
 const kPeer = Symbol('weft.hbonePeer');
 interface PeerInfo {
   identity: string;
+  /** Streams open on the session; the idle timer runs while this is 0. */
+  streams: number;
+  idleTimer: NodeJS.Timeout | undefined;
+  idleMs: number;
+  /** The peer certificate's validity (ms), checked on every stream: a session outlives it. */
+  notBefore: number;
+  notAfter: number;
 }
 type CheckedSession = ServerHttp2Session & { [kPeer]?: PeerInfo };
+
+/**
+ * Closes a session that has had no stream for its idle time. Measured on streams, not on bytes:
+ * after a protocol error nghttp2 answers GOAWAY and ignores the rest, so a client that keeps
+ * sending would otherwise keep an activity timer alive (F3 of issue 10).
+ */
+function armIdle(session: CheckedSession, peer: PeerInfo): void {
+  clearTimeout(peer.idleTimer);
+  peer.idleTimer = setTimeout(onSessionIdle, peer.idleMs, session);
+  peer.idleTimer.unref();
+}
+
+function onSessionIdle(session: CheckedSession): void {
+  const peer = session[kPeer];
+  if (peer === undefined || peer.streams > 0 || session.destroyed) return;
+  // Nothing is in flight: a GOAWAY would only wait on a peer that may not answer.
+  session.destroy();
+}
+
+/** Shared by every stream: one stream fewer on its session; the last one arms the idle timer. */
+function onCountedStreamClose(this: ServerHttp2Stream): void {
+  const session = this.session as CheckedSession | undefined;
+  const peer = session?.[kPeer];
+  if (session === undefined || peer === undefined) return;
+  if (--peer.streams === 0 && !session.destroyed) armIdle(session, peer);
+}
+
+/** A session closed gracefully (GOAWAY) is destroyed when still open after the grace time. */
+export function closeSessionGracefully(session: { close(): void; destroy(): void; destroyed: boolean }, graceMs: number = SESSION_CLOSE_GRACE_MS): void {
+  if (session.destroyed) return;
+  session.close();
+  const timer = setTimeout(() => {
+    if (!session.destroyed) session.destroy();
+  }, graceMs);
+  timer.unref();
+}
 
 /** Shared by every stream (no closure per stream): a reset by the peer is routine, not a failure. */
 function onStreamError(this: ServerHttp2Stream & { [kLog]?: Logger }, err: Error): void {
@@ -98,6 +146,8 @@ class HboneServerImpl implements HboneServer {
   readonly #server: Http2SecureServer;
   readonly #sessions = new Set<ServerHttp2Session>();
   #applied: TlsCredentials | undefined;
+  /** Peers must be of this trust domain: the option, else the server's own identity's. */
+  readonly #trustDomain: string;
   #stats: HboneServerStats = { sessionsOpen: 0, sessionsAccepted: 0, sessionsRefused: 0, handshakeFailures: 0, streamsAccepted: 0, streamsRejected: 0 };
 
   constructor(opts: HboneServerOptions) {
@@ -106,6 +156,10 @@ class HboneServerImpl implements HboneServer {
     const creds = opts.credentials();
     if (creds === undefined) throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', 'HBONE server needs a certificate before it starts');
     this.#applied = creds;
+    const own = tryParseSpiffeId(creds.identity)?.trustDomain;
+    const trustDomain = opts.trustDomain ?? own;
+    if (trustDomain === undefined) throw new WeftError('WEFT_ERR_IDENTITY_INVALID', `HBONE server identity ${creds.identity} is not a workload SPIFFE ID`);
+    this.#trustDomain = trustDomain;
     this.#server = createSecureServer({
       ...contextOptions(creds),
       ...TLS_VERSIONS,
@@ -175,7 +229,7 @@ class HboneServerImpl implements HboneServer {
         clearTimeout(timer);
         resolve();
       });
-      for (const s of this.#sessions) s.close();
+      for (const s of this.#sessions) closeSessionGracefully(s, opts.timeoutMs ?? 5000);
     });
   }
 
@@ -194,15 +248,26 @@ class HboneServerImpl implements HboneServer {
     let code: 'WEFT_ERR_TLS_PEER_UNTRUSTED' | 'WEFT_ERR_TLS_PEER_IDENTITY' = 'WEFT_ERR_TLS_PEER_UNTRUSTED';
     let identity = '';
     const peer = socket.getPeerX509Certificate();
+    const now = Date.now();
+    const notBefore = peer === undefined ? 0 : Date.parse(peer.validFrom);
+    const notAfter = peer === undefined ? 0 : Date.parse(peer.validTo);
     if (peer === undefined) {
       reason = 'no client certificate';
     } else if (!socket.authorized) {
       reason = String(socket.authorizationError);
+    } else if (!(now >= notBefore && now <= notAfter)) {
+      // A resumed session (TLS 1.3 ticket) carries the first handshake's verification result:
+      // OpenSSL does not look at the certificate's dates again (F5 of issue 10).
+      reason = `client certificate expired or not yet valid (valid ${peer.validFrom} to ${peer.validTo})${socket.isSessionReused() ? ', session resumed' : ''}`;
     } else {
       const parsed = spiffeIdFromSan(peer.subjectAltName);
       if ('reason' in parsed) {
         code = 'WEFT_ERR_TLS_PEER_IDENTITY';
         reason = parsed.reason;
+      } else if (tryParseSpiffeId(parsed.id)?.trustDomain !== this.#trustDomain) {
+        // A root shared with another mesh must not let its workloads in as ours (F6 of issue 10).
+        code = 'WEFT_ERR_TLS_PEER_IDENTITY';
+        reason = `peer ${parsed.id} is not of trust domain ${this.#trustDomain}`;
       } else {
         identity = parsed.id;
       }
@@ -213,10 +278,19 @@ class HboneServerImpl implements HboneServer {
       session.destroy();
       return;
     }
-    session[kPeer] = { identity };
+    const peerInfo: PeerInfo = { identity, streams: 0, idleTimer: undefined, idleMs: this.#opts.sessionIdleTimeoutMs ?? HBONE_SERVER_IDLE_TIMEOUT_MS, notBefore, notAfter };
+    session[kPeer] = peerInfo;
+    armIdle(session, peerInfo);
     this.#stats.sessionsAccepted++;
     this.#sessions.add(session);
-    session.once('close', () => this.#sessions.delete(session));
+    session.once('close', () => {
+      clearTimeout(peerInfo.idleTimer);
+      this.#sessions.delete(session);
+      // A closed session's socket is never left half-open (FIN_WAIT, a dead pod's namespace kept alive).
+      if (!session.socket?.destroyed) session.socket?.destroy();
+    });
+    // The client's GOAWAY: its open streams finish, then the session goes (also if they never do).
+    session.on('goaway', () => closeSessionGracefully(session));
     session.on('error', (err) => this.#log.debug({ remote, peer: identity, err }, 'HBONE session error'));
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     this.#log.debug({ remote, peer: identity }, 'HBONE connection accepted');
@@ -229,6 +303,19 @@ class HboneServerImpl implements HboneServer {
     if (peer === undefined) {
       // Only sessions that passed #onSession reach here; kept as a guard.
       stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (peer.streams++ === 0) {
+      clearTimeout(peer.idleTimer);
+      peer.idleTimer = undefined;
+    }
+    stream.on('close', onCountedStreamClose);
+    const now = Date.now();
+    if (now > peer.notAfter || now < peer.notBefore) {
+      // The session outlived its client certificate: no new stream, and the session goes.
+      this.#log.warn({ peer: peer.identity, code: 'WEFT_ERR_TLS_PEER_UNTRUSTED', reason: 'client certificate expired during the session' }, 'HBONE stream refused');
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      closeSessionGracefully(stream.session!);
       return;
     }
     const method = headers[':method'];

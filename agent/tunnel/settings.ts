@@ -2,7 +2,6 @@
 import type { Settings } from 'node:http2';
 import type { SecureContext } from 'node:tls';
 
-export const HBONE_PORT = 15008;
 export const ALPN_H2 = 'h2';
 
 export const MAX_STREAMS_PER_CONNECTION = 100;

@@ -1,6 +1,7 @@
 /** Helpers for end-to-end tests on a real lab (bookinfo): traffic from pods, agent state, captures. */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { podLogFile } from '../../agent/lab/paths.js';
 import { labExec, labStatus, nodeNetns, fabricNetns } from '../../agent/lab/index.js';
 import { fetchAdmin } from '../../agent/admin/client.js';
 import type { PairTotals } from '../../agent/proxy/connection.js';
@@ -56,9 +57,15 @@ export function podIp(status: Awaited<ReturnType<typeof labStatus>>, namespace: 
   return pod.ip;
 }
 
+/** The agent's log: the lab's own file, or on Kubernetes the log of its pod (weft-system/weft-agent-<node>). */
+export function agentLogPath(lab: string, node: string): string {
+  const local = `/run/weft/lab/${lab}/logs/agent-${node}.log`;
+  return existsSync(local) ? local : podLogFile(lab, 'weft-system', `weft-agent-${node}`);
+}
+
 /** Agent access-log lines of a node (JSON), newest last. */
 export function accessLog(lab: string, node: string): Record<string, unknown>[] {
-  const text = readFileSync(`/run/weft/lab/${lab}/logs/agent-${node}.log`, 'utf8');
+  const text = readFileSync(agentLogPath(lab, node), 'utf8');
   return text
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -88,4 +95,10 @@ export async function captureFabric(lab: string, file: string): Promise<{ stop()
       return { bytes, summary };
     },
   };
+}
+
+/** The agent's Prometheus text (/metrics on :15020), read from inside its node's namespace. */
+export function agentMetrics(lab: string, node: string): string {
+  const script = "require('http').get('http://127.0.0.1:15020/metrics', (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b)); }).on('error', (e) => { console.error(e.message); process.exit(2); })";
+  return execFileSync('ip', ['netns', 'exec', nodeNetns(lab, node), process.execPath, '-e', script], { encoding: 'utf8', timeout: 10_000 });
 }

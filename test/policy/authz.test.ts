@@ -38,6 +38,11 @@ test('every L4 field and its not-form', () => {
     ['namespaces plaintext', src({ namespaces: ['default'] }), plaintext, false],
     ['namespaces need mTLS even when sourceNamespace is given', src({ namespaces: ['default'] }), c({ sourcePrincipal: undefined, sourceNamespace: 'default' }), false],
     ['namespaces from sourceNamespace', src({ namespaces: ['prod'] }), c({ sourceNamespace: 'prod' }), true],
+    // F6 (issue 10): a namespace of another trust domain is not this mesh's namespace.
+    ['namespaces, same trust domain', src({ namespaces: ['default'] }), c({ trustDomain: 'cluster.local' }), true],
+    ['namespaces, other trust domain', src({ namespaces: ['default'] }), c({ trustDomain: 'cluster.local', sourcePrincipal: 'spiffe://evil.example/ns/default/sa/client' }), false],
+    ['namespaces, trust domain prefix only', src({ namespaces: ['default'] }), c({ trustDomain: 'cluster.local', sourcePrincipal: 'spiffe://cluster.local.evil/ns/default/sa/client' }), false],
+    ['namespaces, other trust domain, sourceNamespace given', src({ namespaces: ['default'] }), c({ trustDomain: 'cluster.local', sourcePrincipal: 'spiffe://evil.example/ns/default/sa/client', sourceNamespace: 'default' }), false],
     ['notNamespaces', src({ notNamespaces: ['default'] }), base, false],
     ['notNamespaces other', src({ notNamespaces: ['prod'] }), base, true],
     ['ipBlocks v4 cidr', src({ ipBlocks: ['198.18.0.0/24'] }), base, true],

@@ -1,0 +1,134 @@
+/**
+ * Invokes Weft's CNI plugin (daemonset/cni/weft-cni) exactly as a container runtime does (CNI
+ * spec: CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS with K8S_POD_NAMESPACE
+ * and K8S_POD_NAME, CNI_PATH; the network configuration with prevResult on stdin; the result or
+ * an error object on stdout). The Kubernetes-mode lab's kubelet calls cniAdd for every pod after
+ * wiring its network (the main plugin's work) and before starting its containers, and cniDel
+ * when the pod goes.
+ */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { WeftError, type ErrorCode } from '../errors.js';
+import { nodeRunDir, REPO_DIR } from './paths.js';
+
+export const CNI_PLUGIN = join(REPO_DIR, 'daemonset', 'cni', 'weft-cni');
+
+export interface CniPodCall {
+  /** The lab and node whose agent serves the pod (the run dir is the node's), or `runDir` itself. */
+  lab?: string;
+  node?: string;
+  runDir?: string;
+  /** CNI_CONTAINERID: the sandbox id ([A-Za-z0-9_.-]). */
+  containerId: string;
+  /** CNI_NETNS: a path that opens the pod's network namespace, e.g. /run/netns/<name>. */
+  netnsPath: string;
+  podNamespace: string;
+  podName: string;
+  /** CNI_IFNAME, default eth0. */
+  ifName?: string;
+  /** What the main plugin returned; ADD needs it with the pod's address (ips[].address "a.b.c.d/32"). */
+  prevResult?: Record<string, unknown>;
+  /** Default 1.0.0. */
+  cniVersion?: string;
+  /** The plugin's bounded wait for the agent (default: the plugin's, 10 s). */
+  timeoutSeconds?: number;
+  pluginPath?: string;
+}
+
+export interface CniCallResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed (the result, or the CNI error object); undefined when empty. */
+  output: Record<string, unknown> | undefined;
+}
+
+/** A pod's prevResult as a main plugin (bridge, ptp, Calico) gives it. */
+export function prevResultFor(ip: string, ifName = 'eth0', netnsPath = '', cniVersion = '1.0.0'): Record<string, unknown> {
+  return {
+    cniVersion,
+    interfaces: [{ name: ifName, sandbox: netnsPath }],
+    ips: [{ address: `${ip}/32`, interface: 0 }],
+    routes: [{ dst: '0.0.0.0/0' }],
+  };
+}
+
+function runDirOf(call: CniPodCall): string {
+  if (call.runDir !== undefined) return call.runDir;
+  if (call.lab === undefined || call.node === undefined) throw new WeftError('WEFT_ERR_CONFIG', 'cni call: give lab and node, or runDir');
+  return nodeRunDir(call.lab, call.node);
+}
+
+/** Runs the plugin with one CNI_COMMAND; resolves with what it printed, whatever its exit code. */
+export function cniInvoke(command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION', call: CniPodCall): Promise<CniCallResult> {
+  const plugin = call.pluginPath ?? CNI_PLUGIN;
+  const cniVersion = call.cniVersion ?? '1.0.0';
+  const config: Record<string, unknown> = { cniVersion, name: 'k8s-pod-network', type: 'weft-cni', runDir: command === 'VERSION' ? undefined : runDirOf(call) };
+  if (call.prevResult !== undefined) config.prevResult = call.prevResult;
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: call.containerId,
+    CNI_NETNS: call.netnsPath,
+    CNI_IFNAME: call.ifName ?? 'eth0',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${call.podNamespace};K8S_POD_NAME=${call.podName};K8S_POD_INFRA_CONTAINER_ID=${call.containerId}`,
+    CNI_PATH: dirname(plugin),
+  };
+  if (call.timeoutSeconds !== undefined) env.WEFT_CNI_TIMEOUT_SECONDS = String(call.timeoutSeconds);
+  return new Promise((resolve, reject) => {
+    // Through sh, as the runtime's exec of an executable with a #!/bin/sh line would.
+    const child = spawn('/bin/sh', [plugin], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => reject(new WeftError('WEFT_ERR_LAB', `cannot run the CNI plugin ${plugin}: ${e.message}`, { cause: e })));
+    child.on('close', (code) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      let output: Record<string, unknown> | undefined;
+      try {
+        output = stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>);
+      } catch {
+        output = undefined;
+      }
+      resolve({ exitCode: code ?? 1, stdout, stderr: Buffer.concat(err).toString('utf8'), output });
+    });
+    child.stdin.end(JSON.stringify(config));
+  });
+}
+
+function failure(command: string, call: CniPodCall, r: CniCallResult): WeftError {
+  const msg = typeof r.output?.msg === 'string' ? r.output.msg : r.stdout.trim() || r.stderr.trim() || `exit ${r.exitCode}`;
+  const code = /^(WEFT_ERR_[A-Z_]+):/.exec(msg)?.[1];
+  const known: ErrorCode = code === 'WEFT_ERR_CNI_TIMEOUT' || code === 'WEFT_ERR_CNI_NO_AGENT' || code === 'WEFT_ERR_CNI_REQUEST' ? code : 'WEFT_ERR_LAB';
+  return new WeftError(known, `CNI ${command} for pod ${call.podNamespace}/${call.podName} failed: ${msg}`);
+}
+
+/**
+ * CNI ADD: resolves with the plugin's result (the prevResult, passed through) once the agent has
+ * captured the pod (or found it out of the mesh); rejects with WEFT_ERR_CNI_TIMEOUT /
+ * WEFT_ERR_CNI_NO_AGENT when the pod must not start.
+ */
+export async function cniAdd(call: CniPodCall): Promise<Record<string, unknown>> {
+  const r = await cniInvoke('ADD', call);
+  if (r.exitCode !== 0 || r.output === undefined) throw failure('ADD', call, r);
+  return r.output;
+}
+
+/** CNI DEL: never fails for a missing pod or agent (spec). */
+export async function cniDel(call: CniPodCall): Promise<void> {
+  const r = await cniInvoke('DEL', call);
+  if (r.exitCode !== 0) throw failure('DEL', call, r);
+}
+
+/** CNI CHECK: rejects when the pod is in the mesh and not captured. */
+export async function cniCheck(call: CniPodCall): Promise<void> {
+  const r = await cniInvoke('CHECK', call);
+  if (r.exitCode !== 0) throw failure('CHECK', call, r);
+}
+
+export async function cniVersion(pluginPath?: string): Promise<Record<string, unknown>> {
+  const r = await cniInvoke('VERSION', { containerId: 'version', netnsPath: '', podNamespace: '', podName: '', ...(pluginPath ? { pluginPath } : {}) });
+  if (r.exitCode !== 0 || r.output === undefined) throw new WeftError('WEFT_ERR_LAB', `CNI VERSION failed: ${r.stdout}${r.stderr}`);
+  return r.output;
+}

@@ -1,0 +1,6 @@
+// The bookinfo end-to-end suite against the Kubernetes-mode lab: the lab's API server, kubelets
+// and EndpointSlice controller; agents and CA with --kubeconfig and the shipped RBAC; kubectl
+// for label changes and pod add/remove; probes from the node. Needs root and kubectl.
+import { bookinfoSuite } from './bookinfo-suite.js';
+
+bookinfoSuite({ lab: 'klabe2e', kubernetes: true });
