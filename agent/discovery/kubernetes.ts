@@ -47,7 +47,11 @@ export interface KubernetesSourceOptions {
 export interface KubernetesSourceStats {
   requests: { list: number; watch: number };
   objects: Record<string, number>;
+  /** Watch events applied, and the time each took (the last EVENT_SAMPLES), in ms. */
+  events: { count: number; maxMs: number; recentMs: number[] };
 }
+
+const EVENT_SAMPLES = 2000;
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -63,6 +67,7 @@ export class KubernetesSource extends EventEmitter {
   readonly #reflectors: Reflector<unknown>[] = [];
   readonly #refusals = new Map<string, Refusal>();
   readonly #requests = { list: 0, watch: 0 };
+  readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
   #synced = false;
   #stopped = false;
   #pendingUpdate = false;
@@ -89,6 +94,7 @@ export class KubernetesSource extends EventEmitter {
           handler,
           logger: options.logger,
           onRequest: (verb) => this.#requests[verb]++,
+          onEventApplied: (ms) => this.#eventApplied(ms),
           ...(fieldSelector !== undefined ? { fieldSelector } : {}),
           ...(options.clock ? { clock: options.clock } : {}),
           ...(options.backoff ? { backoff: options.backoff } : {}),
@@ -160,7 +166,15 @@ export class KubernetesSource extends EventEmitter {
   stats(): KubernetesSourceStats {
     const objects: Record<string, number> = {};
     for (const r of this.#reflectors) objects[r.kind] = (objects[r.kind] ?? 0) + r.size;
-    return { requests: { ...this.#requests }, objects };
+    return { requests: { ...this.#requests }, objects, events: { count: this.#events.count, maxMs: this.#events.maxMs, recentMs: [...this.#events.recentMs] } };
+  }
+
+  #eventApplied(ms: number): void {
+    const e = this.#events;
+    e.count++;
+    if (ms > e.maxMs) e.maxMs = ms;
+    e.recentMs.push(ms);
+    if (e.recentMs.length > EVENT_SAMPLES) e.recentMs.splice(0, e.recentMs.length - EVENT_SAMPLES);
   }
 
   async stop(): Promise<void> {

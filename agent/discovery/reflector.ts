@@ -53,6 +53,8 @@ export interface ReflectorOptions<T> {
   maxObjectBytes?: number;
   /** Counts each request made (`list` or `watch`), for metrics and the bench. */
   onRequest?: (verb: 'list' | 'watch') => void;
+  /** How long applying one watch event took (parse, convert, model update), in ms. */
+  onEventApplied?: (ms: number) => void;
 }
 
 export class ApiError extends Error {
@@ -67,7 +69,8 @@ export class ApiError extends Error {
 
 /** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
 const WATCH_IDLE_GRACE_MS = 30_000;
-const DEFAULT_PAGE_SIZE = 500;
+/** Pages of a few hundred KiB: each is one JSON.parse and one batch of model updates. */
+const DEFAULT_PAGE_SIZE = 250;
 
 export class Reflector<T> {
   readonly #o: ReflectorOptions<T>;
@@ -182,6 +185,10 @@ export class Reflector<T> {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Lists page by page and applies each page as it arrives (one page's work at a time on the
+   * event loop, never the whole collection); what the list no longer has goes at the end.
+   */
   async #list(): Promise<void> {
     const items = new Map<string, T>();
     const refused = new Set<string>();
@@ -206,29 +213,25 @@ export class Reflector<T> {
           this.#o.handler.refused(key, tooLarge(this.#o.kind, size, this.#maxObjectBytes));
           continue;
         }
-        if (converted !== undefined) items.set(converted.key, converted.value);
+        if (converted === undefined) continue;
+        items.set(converted.key, converted.value);
+        this.#cache.set(converted.key, converted.value);
+        this.#o.handler.upsert(converted.key, converted.value);
+        this.#o.handler.refused(converted.key, undefined);
       }
+      this.#o.handler.flush();
       continueToken = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
     } while (continueToken !== undefined && !this.#stopped);
     if (this.#stopped) return;
-    // Apply the difference to what the handler has: after a re-list only what changed moves.
-    for (const [key, value] of this.#cache) {
-      if (items.has(key)) continue;
-      if (refused.has(key)) {
-        // Refused in this list: the version before it stays, as for a watch event.
-        items.set(key, value);
-        continue;
-      }
+    // What the list no longer has goes (after a re-list only that moves: the store ignores
+    // upserts that change nothing). One refused in this list keeps the version before it.
+    for (const [key, value] of [...this.#cache]) {
+      if (items.has(key) || refused.has(key)) continue;
+      this.#cache.delete(key);
       this.#o.handler.remove(key, value);
       this.#o.handler.refused(key, undefined);
     }
-    for (const [key, value] of items) {
-      if (this.#cache.get(key) !== value) this.#o.handler.upsert(key, value);
-      if (!refused.has(key)) this.#o.handler.refused(key, undefined);
-    }
-    this.#cache.clear();
-    for (const [key, value] of items) this.#cache.set(key, value);
     this.#resourceVersion = resourceVersion;
     this.#o.handler.flush();
   }
@@ -259,6 +262,13 @@ export class Reflector<T> {
   }
 
   #event(text: string): 'ok' | 'gone' {
+    const started = performance.now();
+    const outcome = this.#applyEvent(text);
+    this.#o.onEventApplied?.(performance.now() - started);
+    return outcome;
+  }
+
+  #applyEvent(text: string): 'ok' | 'gone' {
     let event: { type?: string; object?: { metadata?: { resourceVersion?: string }; code?: number } };
     try {
       event = JSON.parse(text) as typeof event;

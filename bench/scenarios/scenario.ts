@@ -27,6 +27,8 @@ export interface Scenario {
   readonly systems: readonly SystemName[];
   /** false: the scenario runs its own processes; `measure` gets no started system. */
   readonly usesSystem: boolean;
+  /** false: the scenario builds what it measures itself; a run of only such scenarios builds no bench lab. */
+  readonly needsLab?: boolean;
   readonly metrics: readonly MetricDef[];
   measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement>;
   /** Metrics computed across systems (latency added over direct), merged into the values. */

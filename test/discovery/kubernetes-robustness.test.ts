@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Backoff, type Clock } from '../../agent/discovery/backoff.js';
 import { KubernetesSource, type KubernetesSourceOptions } from '../../agent/discovery/kubernetes.js';
+import { Reflector } from '../../agent/discovery/reflector.js';
 import { silentLogger } from '../../agent/log.js';
 import { FakeKubeApi, KUBE_PATHS } from '../helpers/fake-kube-api.js';
 import { waitFor } from '../helpers/wait.js';
@@ -41,7 +42,7 @@ async function startApi(): Promise<FakeKubeApi> {
   return api;
 }
 
-function newSource(api: FakeKubeApi, options: Partial<KubernetesSourceOptions> = {}): KubernetesSource {
+function kubeConfig(api: FakeKubeApi): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
@@ -49,7 +50,11 @@ function newSource(api: FakeKubeApi, options: Partial<KubernetesSourceOptions> =
     contexts: [{ name: 'fake', cluster: 'fake', user: 'agent' }],
     currentContext: 'fake',
   });
-  const source = new KubernetesSource({ kubeConfig: kc, logger: silentLogger, nodeName: 'n1', backoff: { initialMs: 20, maxMs: 100 }, ...options });
+  return kc;
+}
+
+function newSource(api: FakeKubeApi, options: Partial<KubernetesSourceOptions> = {}): KubernetesSource {
+  const source = new KubernetesSource({ kubeConfig: kubeConfig(api), logger: silentLogger, nodeName: 'n1', backoff: { initialMs: 20, maxMs: 100 }, ...options });
   sources.push(source);
   return source;
 }
@@ -75,7 +80,30 @@ describe('backoff while the API server fails (finding 8)', () => {
     const tries = api.requests.filter((r) => r.startsWith('GET /api/v1/services?')).length;
     assert.ok(tries >= 3 && tries <= 14, `services listed ${tries} times in 120 simulated seconds`);
     assert.ok(Math.max(...clock.sleeps) <= 30_000, 'no delay above the 30 s cap');
-    assert.ok(new Set(clock.sleeps.filter((d) => d > 10_000)).size > 3, 'delays near the cap are spread by jitter');
+  });
+
+  it('one collection over five simulated minutes: each try waits longer, up to the cap, spread by jitter', async () => {
+    const api = await startApi();
+    api.failWith = { status: 500 };
+    const clock = new FakeClock();
+    const reflector = new Reflector<unknown>({
+      kubeConfig: kubeConfig(api),
+      kind: 'Service',
+      path: '/api/v1/services',
+      convert: () => undefined,
+      handler: { upsert() {}, remove() {}, flush() {}, refused() {} },
+      logger: silentLogger,
+      clock,
+    });
+    reflector.start();
+    await waitFor(() => clock.now() >= 300_000, 'five simulated minutes of failures', 10_000);
+    await reflector.stop();
+    const tries = api.requests.filter((r) => r.startsWith('GET /api/v1/services?')).length;
+    // 800 ms doubling to 30 s, each delay in [base/2, base]: 15 to 25 tries in 300 s.
+    assert.ok(tries >= 12 && tries <= 27, `${tries} tries in 300 simulated seconds`);
+    for (let i = 1; i < 5; i++) assert.ok(clock.sleeps[i]! > clock.sleeps[i - 1]! * 0.9 || clock.sleeps[i]! >= 15_000, `delays grow: ${clock.sleeps.slice(0, 6).join(', ')}`);
+    assert.ok(Math.max(...clock.sleeps) <= 30_000, 'no delay above the 30 s cap');
+    assert.ok(new Set(clock.sleeps.filter((d) => d >= 15_000)).size > 3, `delays at the cap are spread by jitter: ${clock.sleeps.join(', ')}`);
   });
 
   it('Backoff: doubles from 800 ms, stays within [base/2, base], caps at 30 s, resets after success', () => {
