@@ -40,7 +40,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
  * ready endpoint of the service; the client's bytes wait in its socket meanwhile.
  */
 function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, original: SocketAddress, service: Service | undefined, endpoint: Endpoint | undefined, mayRetry: boolean): void {
-  const upstreamIp = endpoint ? endpoint.workload.ip : original.address;
+  const upstreamIp = endpoint ? endpoint.ip : original.address;
   const upstreamPort = endpoint ? endpoint.port : original.port;
   const destinationWorkload: Workload | undefined = endpoint ? endpoint.workload : service ? undefined : inputs.model().workloadByIp(original.address);
   const viaHbone = pod.pool !== undefined && destinationWorkload?.inMesh === true;
@@ -80,7 +80,7 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
     downstream.off('close', onEarlyClose);
     const other = mayRetry && service && endpoint && downstream[kGone] !== true && failedBeforeAnyByte(err) ? otherEndpoint(inputs, service, original.port, endpoint) : undefined;
     if (other) {
-      inputs.logger.info({ pod: pod.workload.key, service: service!.key, failed: `${upstreamIp}:${upstreamPort}`, retry: `${other.workload.ip}:${other.port}`, reason: err.message }, 'outbound: connect failed before any byte; trying another endpoint');
+      inputs.logger.info({ pod: pod.workload.key, service: service!.key, failed: `${upstreamIp}:${upstreamPort}`, retry: `${other.ip}:${other.port}`, reason: err.message }, 'outbound: connect failed before any byte; trying another endpoint');
       record.finish({ error: err });
       dial(inputs, pod, downstream, original, service, other, false);
       return;
@@ -151,7 +151,7 @@ function failedBeforeAnyByte(err: Error): boolean {
 
 /** Another ready endpoint of the service for `port` than `failed`, if there is one. */
 function otherEndpoint(inputs: ProxyInputs, service: Service, port: number, failed: Endpoint): Endpoint | undefined {
-  const candidates = (service.ports.get(port) ?? []).filter((e) => e.workload.ip !== failed.workload.ip || e.port !== failed.port);
+  const candidates = (service.ports.get(port) ?? []).filter((e) => e.ip !== failed.ip || e.port !== failed.port);
   return inputs.loadBalancer.pick(candidates);
 }
 
