@@ -22,6 +22,7 @@ import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics, collectStateOnScrape } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
+import { raiseOpenFileLimit } from '../native/index.js';
 import { HandoverMarker } from './capture/handover.js';
 import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
 
@@ -145,6 +146,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    reportOpenFileLimit(this.#logger);
     // First: from now on an older agent on this node answers readiness with 503.
     this.#handover?.claim();
     this.#source.on('update', (model: MeshModel) => {
@@ -218,5 +220,18 @@ export class Agent {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  }
+}
+
+/**
+ * About two descriptors per proxied connection: the soft limit goes to the hard one at start
+ * (issue 10). The limit in force is also weft_process_max_fds (prom-client reads /proc).
+ */
+function reportOpenFileLimit(logger: Logger): void {
+  try {
+    const limit = raiseOpenFileLimit();
+    logger.info({ previous: limit.previous, soft: limit.soft, hard: limit.hard }, `descriptor limit (RLIMIT_NOFILE) ${limit.soft}${limit.previous < limit.soft ? `, raised from ${limit.previous}` : ''}`);
+  } catch (err) {
+    logger.warn({ err }, 'cannot raise the descriptor limit (RLIMIT_NOFILE); keeping the current one');
   }
 }

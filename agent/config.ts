@@ -20,3 +20,12 @@ export const MAX_PAIR_TOTALS = 10_000;
 /** Identity renewal retry: first delay and cap (recovery after a CA outage within seconds). */
 export const IDENTITY_RETRY_INITIAL_MS = 250;
 export const IDENTITY_RETRY_MAX_MS = 5_000;
+/** An outbound meshed connection of a pod without its certificate waits this long, then is refused. */
+export const CERT_WAIT_MS = 5_000;
+/**
+ * SIGTERM: how long a stopping agent relays its open connections (`--drain-timeout`). The
+ * DaemonSet's terminationGracePeriodSeconds (30) leaves 5 s above it.
+ */
+export const DEFAULT_DRAIN_SECONDS = 25;
+/** How long the CNI plugin waits for the agent to capture a new pod (weft-cni has the same default). */
+export const CNI_TIMEOUT_SECONDS = 10;

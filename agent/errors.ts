@@ -38,6 +38,7 @@ export const ErrorCodes = {
   WEFT_ERR_CNI_REQUEST: 'a CNI request is malformed (missing CNI_NETNS, CNI_CONTAINERID, K8S_POD_NAMESPACE/K8S_POD_NAME or prevResult, or an unknown CNI_COMMAND)',
   WEFT_ERR_SELF_CALL: 'a connection was addressed to one of the agent\'s own in-pod ports (15001, 15006, 15008) or reached the outbound listener without the redirect; refused so the agent never proxies to itself',
   WEFT_ERR_CONNECT_TIMEOUT: 'an upstream TCP connect or an HBONE CONNECT response took longer than its deadline (agent/config.ts)',
+  WEFT_ERR_PORTS_EXHAUSTED: 'no local port is left for an address (net.ipv4.ip_local_port_range used up): a bind to port 0 or a connect failed with EADDRINUSE/EADDRNOTAVAIL',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

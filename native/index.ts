@@ -27,6 +27,8 @@ const c = {
   bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
   close: libc.func('int close(int fd)'),
+  getrlimit: libc.func('int getrlimit(int resource, _Out_ uint8_t *rlim)'),
+  setrlimit: libc.func('int setrlimit(int resource, const uint8_t *rlim)'),
 };
 
 // Linux x86_64/aarch64 constants (stable ABI).
@@ -44,6 +46,8 @@ const IP_TRANSPARENT = 19;
 const IP_FREEBIND = 15;
 const SO_ORIGINAL_DST = 80;
 const SO_LINGER = 13;
+const IP_BIND_ADDRESS_NO_PORT = 24;
+const RLIMIT_NOFILE = 7;
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(osConstants.errno)) errnoNames.set(value, name);
@@ -64,7 +68,7 @@ export class SyscallError extends WeftError {
 
 function hint(errnoName: string): string {
   if (errnoName === 'EPERM') return ' (needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)';
-  if (errnoName === 'EADDRINUSE') return ' (another process listens on that address)';
+  if (errnoName === 'EADDRINUSE') return ' (something else holds that address and port)';
   return '';
 }
 
@@ -141,6 +145,12 @@ export interface TcpSocketOptions {
   /** SO_REUSEPORT: a second agent can listen on the same port during a handover (same uid). */
   reusePort?: boolean;
   bind?: { address: string; port: number };
+  /**
+   * IP_BIND_ADDRESS_NO_PORT: a bind to port 0 takes no port until connect(2), which then picks
+   * one free for the whole 4-tuple. Without it every bind holds a port of the address, and a
+   * burst of connections from one client IP runs the range out (issue 10, EADDRNOTAVAIL).
+   */
+  bindAddressNoPort?: boolean;
   /** Also listen(2) with this backlog. */
   listenBacklog?: number;
 }
@@ -161,9 +171,17 @@ export function createTcpSocket(options: TcpSocketOptions): number {
         setIntOption(fd, SOL_IP, IP_TRANSPARENT, 1, 'IP_TRANSPARENT');
         setIntOption(fd, SOL_IP, IP_FREEBIND, 1, 'IP_FREEBIND');
       }
+      if (options.bindAddressNoPort) setIntOption(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1, 'IP_BIND_ADDRESS_NO_PORT');
       if (options.bind) {
         const { address, port } = options.bind;
-        check(c.bind(fd, sockaddrIn(address, port), 16), 'bind', `${address}:${port}`);
+        if (c.bind(fd, sockaddrIn(address, port), 16) < 0) {
+          const err = new SyscallError('bind', koffi.errno(), `${address}:${port}`);
+          // Port 0: no process holds "that address"; the local port range is used up for this IP.
+          if (port === 0 && (err.errnoName === 'EADDRINUSE' || err.errnoName === 'EADDRNOTAVAIL')) {
+            throw new WeftError('WEFT_ERR_PORTS_EXHAUSTED', `no local port left for ${address} (net.ipv4.ip_local_port_range used up): bind failed with ${err.errnoName}`, { cause: err });
+          }
+          throw err;
+        }
       }
       if (options.listenBacklog !== undefined) check(c.listen(fd, options.listenBacklog), 'listen', String(options.listenBacklog));
       return fd;
@@ -186,6 +204,41 @@ lingerZero.writeInt32LE(1, 0);
  */
 export function setLingerZero(fd: number): void {
   check(c.setsockopt(fd, SOL_SOCKET, SO_LINGER, lingerZero, 8), 'setsockopt', 'SO_LINGER');
+}
+
+export interface OpenFileLimit {
+  /** The soft limit before the call. */
+  previous: number;
+  soft: number;
+  hard: number;
+}
+
+function readNofile(): { soft: bigint; hard: bigint } {
+  const buf = Buffer.alloc(16);
+  check(c.getrlimit(RLIMIT_NOFILE, buf), 'getrlimit', 'RLIMIT_NOFILE');
+  return { soft: buf.readBigUInt64LE(0), hard: buf.readBigUInt64LE(8) };
+}
+
+/**
+ * Raises RLIMIT_NOFILE's soft limit to the hard limit (the agent holds about two descriptors
+ * per proxied connection; the usual soft limit of 1024 is a few hundred connections).
+ */
+export function raiseOpenFileLimit(): OpenFileLimit {
+  const before = readNofile();
+  if (before.soft < before.hard) {
+    const buf = Buffer.alloc(16);
+    buf.writeBigUInt64LE(before.hard, 0);
+    buf.writeBigUInt64LE(before.hard, 8);
+    check(c.setrlimit(RLIMIT_NOFILE, buf), 'setrlimit', 'RLIMIT_NOFILE');
+  }
+  const after = readNofile();
+  return { previous: Number(before.soft), soft: Number(after.soft), hard: Number(after.hard) };
+}
+
+/** The current RLIMIT_NOFILE (tests; the agent reports what raiseOpenFileLimit returned). */
+export function openFileLimit(): { soft: number; hard: number } {
+  const l = readNofile();
+  return { soft: Number(l.soft), hard: Number(l.hard) };
 }
 
 export function closeFd(fd: number): void {

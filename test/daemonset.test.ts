@@ -27,10 +27,10 @@ test('every container argument is an option of the weft command it runs', () => 
   let checked = 0;
   for (const file of ['agent.yaml', 'ca.yaml']) {
     for (const d of docs(file)) {
-      const containers = ((d['spec'] as { template?: { spec?: { containers?: { args?: string[] }[] } } })?.template?.spec?.containers) ?? [];
-      for (const c of containers) {
+      const pod = (d['spec'] as { template?: { spec?: { containers?: { args?: string[] }[]; initContainers?: { args?: string[] }[] } } })?.template?.spec;
+      for (const c of [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])]) {
         const [command, ...args] = c.args ?? [];
-        assert.ok(command === 'agent' || command === 'ca', `${file}: unknown command ${command}`);
+        assert.ok(command === 'agent' || command === 'ca' || command === 'cni-install', `${file}: unknown command ${command}`);
         if (!helps.has(command!)) helps.set(command!, execFileSync(process.execPath, [main, command!, '--help'], { encoding: 'utf8' }));
         for (const a of args.filter((x) => x.startsWith('--'))) {
           assert.match(helps.get(command!)!, new RegExp(`${a.split('=')[0]}\\b`), `${file}: weft ${command} has no option ${a}`);

@@ -21,14 +21,13 @@ import type { NetnsCandidate } from './netns-locator.js';
 import { HbonePool } from '../tunnel/pool.js';
 import { MESH_MARK } from './rules.js';
 import { isWeftError } from '../errors.js';
+import { CERT_WAIT_MS } from '../config.js';
 
 /** Serves HBONE (15008) on a listening fd inside the pod; provided by the tunnel module. */
 export interface InboundTunnel {
   serve(pod: CapturedPod, listenFd: number): Promise<{ close(opts?: { timeoutMs?: number }): Promise<void> }>;
 }
 
-/** How long an outbound meshed connection waits for its pod's certificate before it is refused. */
-export const CERT_WAIT_MS = 5_000;
 const LISTEN_BACKLOG = 511;
 
 /** W3C baggage with the workload's attributes, as ztunnel sends them (for the waypoint's telemetry). */

@@ -7,11 +7,7 @@ import { splitPemCertificates } from '../identity/der.js';
 import { WeftError } from '../errors.js';
 import { isIPv4 } from 'node:net';
 
-/**
- * How long a stopping agent relays its open connections (SIGTERM). The one place of this
- * default: the DaemonSet's terminationGracePeriodSeconds (30) leaves 5 s above it.
- */
-export const DEFAULT_DRAIN_SECONDS = 25;
+import { DEFAULT_DRAIN_SECONDS } from '../config.js';
 export const DEFAULT_RUN_DIR = '/var/run/weft';
 
 /** Registers `weft uninstall`: removes Weft's rules from every pod namespace on this node. */
@@ -29,6 +25,30 @@ export function registerUninstallCommand(program: Command): void {
       const { removed, failed } = await uninstallCapture({ ...(opts.podNetnsPrefix !== undefined ? { podNetnsPrefix: opts.podNetnsPrefix } : {}), logger });
       process.stdout.write(`rules removed from ${removed.length} namespace(s)${failed.length > 0 ? `; failed in ${failed.join(', ')}` : ''}\n`);
       if (failed.length > 0) process.exitCode = 1;
+    });
+}
+
+/** Registers `weft cni-install`: what the DaemonSet's init container runs. */
+export function registerCniInstallCommand(program: Command): void {
+  program
+    .command('cni-install')
+    .description(
+      "install Weft's chained CNI plugin on this node (the DaemonSet's init container runs it): copies weft-cni into the CNI bin dir " +
+        "and appends it to the node's active *.conflist, so every new pod is captured before its app runs. Idempotent; --remove undoes it.",
+    )
+    .option('--bin-dir <dir>', "the node's CNI plugin directory", '/opt/cni/bin')
+    .option('--conf-dir <dir>', "the node's CNI configuration directory", '/etc/cni/net.d')
+    .option('--run-dir <dir>', "the agent's --run-dir, as the node sees it (where the plugin and the agent meet)", DEFAULT_RUN_DIR)
+    .option('--remove', 'remove the plugin and its conflist entry instead')
+    .action(async (opts: { binDir: string; confDir: string; runDir: string; remove?: boolean }) => {
+      const { installCni, removeCni } = await import('../capture/cni-install.js');
+      if (opts.remove === true) {
+        removeCni(opts);
+        process.stdout.write(`weft-cni removed from ${opts.binDir} and ${opts.confDir}\n`);
+        return;
+      }
+      const r = installCni(opts);
+      process.stdout.write(`weft-cni installed: ${r.plugin}; ${r.added ? 'added to' : 'already in'} ${r.conflist}\n`);
     });
 }
 

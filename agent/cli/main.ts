@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
-import { registerAgentCommand, registerUninstallCommand } from './agent-command.js';
+import { registerAgentCommand, registerCniInstallCommand, registerUninstallCommand } from './agent-command.js';
 import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
@@ -18,6 +18,7 @@ program
 
 registerAgentCommand(program);
 registerUninstallCommand(program);
+registerCniInstallCommand(program);
 registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);

@@ -8,7 +8,7 @@ import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
-import { LRUCache } from 'lru-cache';
+import { IDENTITY_RETRY_INITIAL_MS, IDENTITY_RETRY_MAX_MS } from '../config.js';
 import { WeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
@@ -88,11 +88,11 @@ export interface IdentityManagerOptions {
   renewAt?: number;
   /** Total width of the renewal jitter as a fraction of the lifetime (default 0.1: 45%..55%). */
   jitter?: number;
-  /** First retry delay after a failed request (default 1 s), doubled per failure ... */
+  /** First retry delay after a failed request (default agent/config.ts: 250 ms), doubled per failure ... */
   retryInitialMs?: number;
-  /** ... up to this (default 60 s). */
+  /** ... up to this (default agent/config.ts: 5 s). */
   retryMaxMs?: number;
-  /** Most identities kept (default 10 000; least recently used go first). */
+  /** Most identities kept (default 10 000; the oldest not wanted by setWanted go first, a wanted one never). */
   maxIdentities?: number;
 }
 
@@ -142,7 +142,11 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   readonly #jitter: number;
   readonly #retryInitialMs: number;
   readonly #retryMaxMs: number;
-  readonly #entries: LRUCache<string, Entry>;
+  /** Insertion-ordered; bounded by #maxIdentities, never by evicting a wanted identity. */
+  readonly #entries = new Map<string, Entry>();
+  readonly #maxIdentities: number;
+  /** The identities of this node's pods (setWanted): their entries are never evicted. */
+  #wanted = new Set<string>();
   #bundle: string[] = [];
   #issued = 0;
   #renewed = 0;
@@ -160,12 +164,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#random = opts.random ?? Math.random;
     this.#renewAt = opts.renewAt ?? 0.5;
     this.#jitter = opts.jitter ?? 0.1;
-    this.#retryInitialMs = opts.retryInitialMs ?? 1000;
-    this.#retryMaxMs = opts.retryMaxMs ?? 60_000;
-    this.#entries = new LRUCache<string, Entry>({
-      max: opts.maxIdentities ?? 10_000,
-      dispose: (entry) => this.#drop(entry),
-    });
+    // Capped at seconds: after a CA outage every agent is back within the cap, not a minute later.
+    this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
+    this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
+    this.#maxIdentities = opts.maxIdentities ?? 10_000;
   }
 
   /**
@@ -232,8 +234,9 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
    */
   setWanted(identities: Iterable<string>): void {
     const wanted = new Set(identities);
-    for (const identity of [...this.#entries.keys()]) {
-      if (!wanted.has(identity)) this.#entries.delete(identity);
+    this.#wanted = wanted;
+    for (const [identity, entry] of [...this.#entries]) {
+      if (!wanted.has(identity)) this.#remove(entry);
     }
     for (const identity of wanted) {
       const entry = this.#entry(identity);
@@ -272,6 +275,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   #entry(identity: string): Entry {
     let entry = this.#entries.get(identity);
     if (entry === undefined) {
+      if (this.#entries.size >= this.#maxIdentities) this.#evictOneUnwanted();
       entry = { identity, cert: undefined, inflight: undefined, timer: undefined, dueAt: undefined, failures: 0, lastError: undefined, dropped: false };
       this.#entries.set(identity, entry);
     }
@@ -361,6 +365,21 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     if (entry.timer !== undefined) this.#timers.clearTimeout(entry.timer);
     entry.timer = undefined;
     entry.dueAt = undefined;
+  }
+
+  /** Makes room: the oldest entry no pod of this node wants. With only wanted ones, none goes. */
+  #evictOneUnwanted(): void {
+    for (const entry of this.#entries.values()) {
+      if (!this.#wanted.has(entry.identity)) {
+        this.#remove(entry);
+        return;
+      }
+    }
+  }
+
+  #remove(entry: Entry): void {
+    this.#entries.delete(entry.identity);
+    this.#drop(entry);
   }
 
   #drop(entry: Entry): void {

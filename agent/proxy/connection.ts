@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { AgentMetrics, TcpSeries } from '../telemetry/metrics.js';
 import type { LoadBalancer } from './load-balancer.js';
 import type { Endpoint } from '../discovery/types.js';
+import { MAX_PAIR_TOTALS } from '../config.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -57,7 +58,10 @@ export class ConnectionTracker {
   #openOutbound = 0;
   #openInbound = 0;
 
-  constructor(accessLog: Logger, metrics?: AgentMetrics, clusterName = 'Kubernetes') {
+  readonly #maxTotals: number;
+
+  constructor(accessLog: Logger, metrics?: AgentMetrics, clusterName = 'Kubernetes', maxTotals = MAX_PAIR_TOTALS) {
+    this.#maxTotals = maxTotals;
     this.#accessLog = accessLog;
     this.#metrics = metrics;
     this.#clusterName = clusterName;
@@ -108,6 +112,9 @@ export class ConnectionTracker {
     const key = `${summary.direction}|${source}|${destination}`;
     let t = this.#totals.get(key);
     if (!t) {
+      // Bounded: pairs of short-lived or spoofed clients must not grow the agent without end;
+      // the oldest pair goes (its counts stay in the Prometheus series).
+      if (this.#totals.size >= this.#maxTotals) this.#totals.delete(this.#totals.keys().next().value!);
       t = { direction: summary.direction, source, destination, connections: 0, bytesFromClient: 0, bytesToClient: 0 };
       this.#totals.set(key, t);
     }
@@ -243,6 +250,9 @@ export class ConnectionRecord implements RelayOwner {
     }
     this.#downstream = undefined;
     this.#upstream = undefined;
+    const code = result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined;
+    // connect(2) of a socket bound to the client's IP found no free port for the 4-tuple.
+    const exhausted = code === 'EADDRNOTAVAIL';
     this.#tracker.closed(this, {
       ...this.info,
       id: this.id,
@@ -251,8 +261,8 @@ export class ConnectionRecord implements RelayOwner {
       bytesToClient: result.bytesFromUpstream ?? 0,
       durationMs: Date.now() - this.#openedAt,
       verdict: this.verdict,
-      error: this.closeReason ?? result.error?.message,
-      errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined,
+      error: this.closeReason ?? (exhausted ? `no local port left for ${this.info.sourceIp} to ${this.info.upstream} (net.ipv4.ip_local_port_range used up): EADDRNOTAVAIL` : result.error?.message),
+      errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : exhausted ? 'WEFT_ERR_PORTS_EXHAUSTED' : code,
     }, this.#series);
   }
 }

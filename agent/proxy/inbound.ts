@@ -95,7 +95,7 @@ export function connectToApp(
 ): net.Socket | undefined {
   let fd: number;
   try {
-    fd = createTcpSocket({ netnsFd: pod.netnsFd, mark: MESH_MARK, transparent: true, bind: { address: clientIp, port: 0 } });
+    fd = createTcpSocket({ netnsFd: pod.netnsFd, mark: MESH_MARK, transparent: true, bindAddressNoPort: true, bind: { address: clientIp, port: 0 } });
   } catch (err) {
     inputs.logger.error({ err, pod: pod.workload.key, clientIp }, 'inbound: cannot open the upstream socket to the app');
     record.finish({ error: err as Error });

@@ -88,6 +88,9 @@ interface PeerInfo {
   streams: number;
   idleTimer: NodeJS.Timeout | undefined;
   idleMs: number;
+  /** The peer certificate's validity (ms), checked on every stream: a session outlives it. */
+  notBefore: number;
+  notAfter: number;
 }
 type CheckedSession = ServerHttp2Session & { [kPeer]?: PeerInfo };
 
@@ -245,10 +248,17 @@ class HboneServerImpl implements HboneServer {
     let code: 'WEFT_ERR_TLS_PEER_UNTRUSTED' | 'WEFT_ERR_TLS_PEER_IDENTITY' = 'WEFT_ERR_TLS_PEER_UNTRUSTED';
     let identity = '';
     const peer = socket.getPeerX509Certificate();
+    const now = Date.now();
+    const notBefore = peer === undefined ? 0 : Date.parse(peer.validFrom);
+    const notAfter = peer === undefined ? 0 : Date.parse(peer.validTo);
     if (peer === undefined) {
       reason = 'no client certificate';
     } else if (!socket.authorized) {
       reason = String(socket.authorizationError);
+    } else if (!(now >= notBefore && now <= notAfter)) {
+      // A resumed session (TLS 1.3 ticket) carries the first handshake's verification result:
+      // OpenSSL does not look at the certificate's dates again (F5 of issue 10).
+      reason = `client certificate expired or not yet valid (valid ${peer.validFrom} to ${peer.validTo})${socket.isSessionReused() ? ', session resumed' : ''}`;
     } else {
       const parsed = spiffeIdFromSan(peer.subjectAltName);
       if ('reason' in parsed) {
@@ -268,7 +278,7 @@ class HboneServerImpl implements HboneServer {
       session.destroy();
       return;
     }
-    const peerInfo: PeerInfo = { identity, streams: 0, idleTimer: undefined, idleMs: this.#opts.sessionIdleTimeoutMs ?? HBONE_SERVER_IDLE_TIMEOUT_MS };
+    const peerInfo: PeerInfo = { identity, streams: 0, idleTimer: undefined, idleMs: this.#opts.sessionIdleTimeoutMs ?? HBONE_SERVER_IDLE_TIMEOUT_MS, notBefore, notAfter };
     session[kPeer] = peerInfo;
     armIdle(session, peerInfo);
     this.#stats.sessionsAccepted++;
@@ -300,6 +310,14 @@ class HboneServerImpl implements HboneServer {
       peer.idleTimer = undefined;
     }
     stream.on('close', onCountedStreamClose);
+    const now = Date.now();
+    if (now > peer.notAfter || now < peer.notBefore) {
+      // The session outlived its client certificate: no new stream, and the session goes.
+      this.#log.warn({ peer: peer.identity, code: 'WEFT_ERR_TLS_PEER_UNTRUSTED', reason: 'client certificate expired during the session' }, 'HBONE stream refused');
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      closeSessionGracefully(stream.session!);
+      return;
+    }
     const method = headers[':method'];
     const authority = headers[':authority'];
     if (method !== 'CONNECT') {

@@ -92,3 +92,9 @@ test("an HBONE CONNECT to the pod's own 15001 or 15006 is refused with 400", asy
     pool.destroy();
   }
 });
+
+test('the agent raised its descriptor limit to the hard limit at start and logged it (point 7)', async () => {
+  const line = t.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('descriptor limit (RLIMIT_NOFILE)'));
+  assert.ok(line, 'the start log line');
+  assert.equal(line.soft, line.hard);
+});

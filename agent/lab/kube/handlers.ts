@@ -8,6 +8,7 @@ import { parse as parseYaml } from 'yaml';
 import { API_AUDIENCE, type TokenAuthority, type UserInfo } from './auth.js';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.js';
 import type { ObjectService, DeleteOptions } from './objects.js';
+import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE } from './protobuf.js';
 import { openApiV3Document, openApiV3Root } from './openapi.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMerge } from './patch.js';
 import { forbidden, isAllowed, type RequestAttributes } from './rbac.js';
@@ -81,6 +82,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 function parseBody(raw: Buffer, contentType: string): JsonValue {
+  if (contentType.startsWith(PROTOBUF_CONTENT_TYPE)) return decodeProtobufObject(raw);
   const text = raw.toString('utf8');
   try {
     return (contentType.includes('yaml') ? parseYaml(text) : JSON.parse(text)) as JsonValue;

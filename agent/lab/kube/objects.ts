@@ -368,7 +368,7 @@ export class ObjectService {
   }
 
   #namespaceEmpty(name: string): boolean {
-    for (const t of this.#registry.stored()) if (t.namespaced && this.#store.items(resourceKey(t), name).length > 0) return false;
+    for (const t of this.#registry.stored()) if (t.namespaced && this.#store.hasAny(resourceKey(t), name)) return false;
     return true;
   }
 
@@ -396,7 +396,9 @@ export class ObjectService {
       // Deleting a CRD deletes its objects, as the apiextensions server does.
       for (const v of versions.slice(0, 1)) for (const x of this.#store.items(resourceKey(v))) this.#store.remove(resourceKey(v), x.metadata.namespace, x.metadata.name ?? '');
     }
-    if (t.namespaced && o.metadata.namespace !== undefined) this.#finishNamespace(o.metadata.namespace);
+    if (t.namespaced && o.metadata.namespace !== undefined && this.#store.peek('/namespaces', undefined, o.metadata.namespace)?.metadata.deletionTimestamp !== undefined) {
+      this.#finishNamespace(o.metadata.namespace);
+    }
   }
 
   /** Registers the kinds of CRDs found in the store at start. */

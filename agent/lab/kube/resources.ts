@@ -68,6 +68,18 @@ function servicePorts(o: KubeObject): string {
     .join(',');
 }
 
+function dataCount(o: KubeObject): number {
+  const count = (v: unknown): number => (isJsonObject(v) ? Object.keys(v).length : 0);
+  return count(o['data']) + count(o['binaryData']);
+}
+
+function nodeStatus(o: KubeObject): string {
+  const conditions = pathValue(o, 'status.conditions');
+  const ready = Array.isArray(conditions) ? conditions.find((c) => isJsonObject(c) && c['type'] === 'Ready') : undefined;
+  const state = isJsonObject(ready) && ready['status'] === 'True' ? 'Ready' : ready === undefined ? 'Unknown' : 'NotReady';
+  return pathValue(o, 'spec.unschedulable') === true ? `${state},SchedulingDisabled` : state;
+}
+
 function row(
   group: string,
   version: string,
@@ -116,13 +128,13 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     ],
   }),
   row('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
-  row('', 'v1', 'ConfigMap', 'configmaps', true, { shortNames: ['cm'] }),
-  row('', 'v1', 'Secret', 'secrets', true, { fields: ['type'], columns: [{ name: 'Type', type: 'string', path: 'type' }] }),
+  row('', 'v1', 'ConfigMap', 'configmaps', true, { shortNames: ['cm'], columns: [{ name: 'Data', type: 'integer', path: dataCount }] }),
+  row('', 'v1', 'Secret', 'secrets', true, { fields: ['type'], columns: [{ name: 'Type', type: 'string', path: 'type' }, { name: 'Data', type: 'integer', path: dataCount }] }),
   row('', 'v1', 'Event', 'events', true, {
     shortNames: ['ev'],
     fields: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'],
   }),
-  row('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status', 'proxy'], fields: ['spec.unschedulable'] }),
+  row('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status', 'proxy'], fields: ['spec.unschedulable'], columns: [{ name: 'Status', type: 'string', path: nodeStatus }] }),
   row('', 'v1', 'Endpoints', 'endpoints', true, { shortNames: ['ep'] }),
   row('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, { fields: ['addressType'], columns: [{ name: 'AddressType', type: 'string', path: 'addressType' }] }),
   row('apps', 'v1', 'Deployment', 'deployments', true, { shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),

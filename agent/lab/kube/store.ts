@@ -37,6 +37,9 @@ export interface StoreOptions {
   historyLimit?: number;
 }
 
+/** How long changes gather before the state file is written. */
+const PERSIST_DELAY_MS = 100;
+
 function objectKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
 }
@@ -136,6 +139,12 @@ export class Store {
     return sortByKey([...snapshot.values()].filter((o) => namespace === undefined || o.metadata.namespace === namespace));
   }
 
+  /** Whether any object of `resource` is in `namespace` (without sorting, for namespace deletion). */
+  hasAny(resource: string, namespace: string): boolean {
+    for (const o of this.#objects.get(resource)?.values() ?? []) if (o.metadata.namespace === namespace) return true;
+    return false;
+  }
+
   /** Changes after resourceVersion `rv`; undefined when some of them were compacted away. */
   eventsAfter(rv: number): StoreEvent[] | undefined {
     if (rv < this.#oldestWatchable) return undefined;
@@ -212,8 +221,9 @@ export class Store {
     // Coalesces a burst of changes into one write; the chain re-runs while changes arrive.
     this.#writing = (async () => {
       while (this.#dirty) {
+        // A burst of creates (thousands of pods) becomes a few writes of the whole store.
+        await new Promise((r) => setTimeout(r, PERSIST_DELAY_MS));
         this.#dirty = false;
-        await new Promise((r) => setImmediate(r));
         await writeFile(`${file}.tmp`, this.#snapshot(), { mode: 0o600 });
         await rename(`${file}.tmp`, file);
       }
