@@ -418,7 +418,9 @@ spec:
   const probesSeen = (): { path: string; from: string }[] => {
     const log = join(`/run/weft/lab/${LAB}/logs`, 'pod-probes-prober.log');
     if (!existsSync(log)) return [];
-    return execFileSync('cat', [log], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { path: string; from: string });
+    const lines = execFileSync('cat', [log], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{'));
+    // The log also has the app's {signal} lines (and an earlier pod's of the same name).
+    return lines.map((l) => JSON.parse(l) as { path?: string; from?: string }).filter((x): x is { path: string; from: string } => x.path !== undefined);
   };
 
   async function probesKeepPodReady(strict: boolean): Promise<void> {
