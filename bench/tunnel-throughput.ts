@@ -27,7 +27,7 @@ import { InProcessCaClient } from '../agent/identity/ca-client.js';
 import { requestCertificate } from '../agent/identity/manager.js';
 import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
-import { relay } from '../agent/proxy/relay.js';
+import { relay, REUSED_READS } from '../agent/proxy/relay.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
 import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
@@ -81,7 +81,8 @@ async function listenLoopback(server: net.Server): Promise<number> {
 
 async function agent(msg: Msg): Promise<void> {
   const upstreamTo = (port: number): net.Socket => {
-    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    // The upstream sockets read into a reused buffer like the agent's app-side sockets (relay.ts REUSED_READS); WEFT_TUNNEL_ONREAD=0 reads the default way.
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...(process.env['WEFT_TUNNEL_ONREAD'] === '0' ? {} : { onread: REUSED_READS }) });
     s.setNoDelay(true);
     return s;
   };
