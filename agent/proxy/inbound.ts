@@ -11,7 +11,7 @@ import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
-import { abort, reusedReadSocket } from './relay.js';
+import { abort, relaySocket } from './relay.js';
 import { agentPortRefusal } from './self-call.js';
 
 export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
@@ -102,7 +102,7 @@ export function connectToApp(
     abort(downstream);
     return undefined;
   }
-  const upstream = reusedReadSocket(fd);
+  const upstream = relaySocket(fd, downstream);
   upstream.setNoDelay(true);
   armConnectTimeout(upstream);
   upstream.connect(target.port, target.address);

@@ -12,7 +12,7 @@ import { MESH_MARK } from '../capture/rules.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
-import { reusedReadSocket } from './relay.js';
+import { relaySocket } from './relay.js';
 import type { Endpoint, Service, Workload } from '../discovery/types.js';
 import type { Duplex } from 'node:stream';
 import { HBONE_PORT } from '../capture/rules.js';
@@ -118,7 +118,7 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
     failed(err as Error);
     return;
   }
-  const upstream = reusedReadSocket(fd);
+  const upstream = relaySocket(fd, downstream);
   upstream.setNoDelay(true);
   armConnectTimeout(upstream);
   const onError = (err: Error): void => {

@@ -14,7 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { setLingerZero, socketFd } from '../../native/index.js';
+import { dupFd, setLingerZero, socketFd } from '../../native/index.js';
 
 export interface RelayResult {
   /** Bytes that came from the downstream (client side) and went upstream. */
@@ -218,10 +218,38 @@ export const REUSED_READS: net.OnReadOpts = {
   callback: onReusedRead as (bytesWritten: number, buf: Uint8Array) => boolean,
 };
 
-/** A half-open-capable socket on `fd` (made by createTcpSocket) that reads into a reused buffer. */
-export function reusedReadSocket(fd: number): net.Socket {
-  // net.Socket's constructor takes `onread` as connect() does (Node >= 12.2); the typings list it for connect only.
+/**
+ * Not used by the agent yet (its accepted sockets' peer is chosen after the accept; see
+ * docs/architecture.md); bench/tunnel-throughput.ts uses it for the plain TCP relay.
+ * An accepted socket (from a listener with pauseOnConnect, not read yet) as one that reads into
+ * a reused buffer: net.Server takes no `onread`, so the descriptor is duplicated into a socket
+ * made with it and the accepted one is closed (no FIN: the duplicate keeps the connection; the
+ * accepted handle never read, so it was never in epoll). If the descriptor cannot be
+ * duplicated (EMFILE), the accepted socket is used as it is, reading the default way.
+ */
+export function adoptAccepted(conn: net.Socket): net.Socket {
+  let fd: number;
+  try {
+    fd = dupFd(socketFd(conn));
+  } catch {
+    conn.resume();
+    return conn;
+  }
+  conn.destroy();
   const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread: REUSED_READS };
+  return new net.Socket(options);
+}
+
+/**
+ * A half-open-capable socket on `fd` (made by createTcpSocket) that will be relayed to `peer`:
+ * it reads into a reused buffer when the peer is a TCP socket, and the default way (a new
+ * ArrayBuffer per read) when the peer is an HTTP/2 stream, which holds every chunk until it is
+ * framed: there a reused buffer saves nothing and measured lower throughput (bench/README.md).
+ */
+export function relaySocket(fd: number, peer: Duplex): net.Socket {
+  const options: net.SocketConstructorOpts & { onread?: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true };
+  // net.Socket's constructor takes `onread` as connect() does (Node >= 12.2); the typings list it for connect only.
+  if (!isHttp2Stream(peer)) options.onread = REUSED_READS;
   return new net.Socket(options);
 }
 
@@ -272,8 +300,15 @@ function onReusedRead(this: Side, nread: number, buf: Buffer): boolean {
     return false;
   }
   if ((r.flags & (toUp ? HOLDS_U : HOLDS_D)) !== 0 || dst.writableLength > 0 || dst.writableCorked > 0) {
-    handoff = next;
-    onSideData.call(this, Buffer.from(chunk));
+    // The write will hold the bytes: a small read is copied (from Node's pool), a large one is
+    // handed over as it is and the socket reads on into a fresh buffer (no copy of 64 KiB).
+    if (nread <= SMALL_READ_BYTES) {
+      handoff = next;
+      onSideData.call(this, Buffer.from(chunk));
+    } else {
+      handoff = next ?? Buffer.allocUnsafeSlow(buf.length);
+      onSideData.call(this, chunk);
+    }
     return true;
   }
   onSideData.call(this, chunk);
