@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { relay, REUSED_READS, type RelayResult } from '../../agent/proxy/relay.js';
+import { adoptAccepted, relay, REUSED_READS, type RelayResult } from '../../agent/proxy/relay.js';
 import { waitFor } from '../helpers/wait.js';
 
 async function listen(server: net.Server): Promise<number> {
@@ -57,6 +57,35 @@ describe('relay with reused read buffers', () => {
     assert.equal(got.length, payload.length);
     assert.equal(sha256([got]), sha256([payload]), 'the bytes arrive unchanged');
     assert.equal(results[0]!.error, undefined);
+    front.close();
+    app.close();
+  });
+
+  it('an adopted accepted socket (its descriptor duplicated, the accepted one closed) carries both directions to the end', { timeout: 30_000 }, async () => {
+    const payload = randomBytes(4 * 1024 * 1024);
+    const app = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      const got: Buffer[] = [];
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('end', () => s.end(createHash('sha256').update(Buffer.concat(got)).digest('hex')));
+    });
+    const appPort = await listen(app);
+    const results: RelayResult[] = [];
+    const front = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (accepted) => {
+      const down = adoptAccepted(accepted);
+      assert.notEqual(down, accepted, 'the descriptor was duplicated');
+      const up = net.connect({ port: appPort, host: '127.0.0.1', allowHalfOpen: true, onread: REUSED_READS });
+      relay(down, up, (r) => results.push(r));
+    });
+    const frontPort = await listen(front);
+    const client = net.connect({ port: frontPort, host: '127.0.0.1', allowHalfOpen: true });
+    let answer = '';
+    client.on('data', (d: Buffer) => (answer += d.toString()));
+    client.end(payload);
+    await once(client, 'end');
+    assert.equal(answer, sha256([payload]), 'the app got every byte, and its answer came back');
+    await waitFor(() => results.length === 1, 'the relay is done');
+    assert.equal(results[0]!.bytesFromDownstream, payload.length);
     front.close();
     app.close();
   });
