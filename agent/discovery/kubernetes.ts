@@ -187,8 +187,10 @@ export class KubernetesSource extends EventEmitter {
    * the same tick; one 'update' per tick is enough for the agent's reconcile.
    */
   #flush(): void {
-    if (!this.#synced || this.#stopped) return;
-    if (!this.#store.commit()) return;
+    if (this.#stopped) return;
+    // Committed page by page also before the first sync: the services a page touched are
+    // recomputed then, not all at once at the end. Nobody hears of it before start() resolves.
+    if (!this.#store.commit() || !this.#synced) return;
     if (this.#pendingUpdate) return;
     this.#pendingUpdate = true;
     setImmediate(() => {

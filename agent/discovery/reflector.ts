@@ -86,6 +86,7 @@ export class Reflector<T> {
   readonly #syncedPromise: Promise<void>;
   #running: Promise<void> | undefined;
   #lastError: string | undefined;
+  #agent: https.Agent | undefined;
 
   constructor(options: ReflectorOptions<T>) {
     this.#o = options;
@@ -126,6 +127,7 @@ export class Reflector<T> {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#running;
+    this.#agent?.destroy();
   }
 
   get #stopped(): boolean {
@@ -310,9 +312,15 @@ export class Reflector<T> {
     const url = new URL(cluster.server.replace(/\/$/, '') + this.#o.path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    // Credentials per request (a projected token file is re-read), one keep-alive connection
+    // pool per reflector: a list of many pages is not a TLS handshake per page.
     await this.#o.kubeConfig.applyToHTTPSOptions(opts);
     const lib = url.protocol === 'https:' ? https : http;
     if (lib === http) delete opts.agent;
+    else {
+      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
+      opts.agent = this.#agent;
+    }
     return await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = lib.request(url, { ...opts, signal: this.#abort.signal }, (res) => {
         const status = res.statusCode ?? 0;

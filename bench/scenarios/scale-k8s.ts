@@ -123,7 +123,9 @@ class Probe {
   readonly child: ChildProcess;
   readonly #waiters: { type: string; match: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }[] = [];
   constructor(config: object) {
-    this.child = fork(PROBE, [JSON.stringify(config)], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // WEFT_BENCH_PROBE_ARGS: extra node flags for the probe (e.g. --cpu-prof --cpu-prof-dir=DIR).
+    const extra = (process.env['WEFT_BENCH_PROBE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+    this.child = fork(PROBE, [JSON.stringify(config)], { execArgv: ['--expose-gc', ...extra], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: Record<string, unknown>) => {
       if (m['type'] === 'error') throw new BenchError(`discovery probe: ${String(m['message'])}`);
       const i = this.#waiters.findIndex((w) => w.type === m['type'] && w.match(m));
