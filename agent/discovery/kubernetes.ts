@@ -163,6 +163,21 @@ export class KubernetesSource extends EventEmitter {
     return [...this.#refusals.values()];
   }
 
+  /**
+   * The newest resourceVersion each kind's watches have seen. Opaque in Kubernetes; the lab's
+   * API server numbers them, so `weft lab apply` compares them to know an agent saw its write.
+   */
+  resourceVersions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const r of this.#reflectors) {
+      const rv = r.resourceVersion;
+      if (rv === undefined) continue;
+      const have = out[r.kind];
+      if (have === undefined || Number(rv) > Number(have)) out[r.kind] = rv;
+    }
+    return out;
+  }
+
   stats(): KubernetesSourceStats {
     const objects: Record<string, number> = {};
     for (const r of this.#reflectors) objects[r.kind] = (objects[r.kind] ?? 0) + r.size;

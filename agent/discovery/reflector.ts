@@ -115,6 +115,11 @@ export class Reflector<T> {
     return this.#cache.size;
   }
 
+  /** The last resourceVersion seen (list, event or bookmark). */
+  get resourceVersion(): string | undefined {
+    return this.#resourceVersion;
+  }
+
   start(): void {
     this.#running ??= this.#run();
   }

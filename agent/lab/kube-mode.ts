@@ -41,6 +41,7 @@ import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
+import { collectRefusalsAfter, refusalNames } from './refusals.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
 
 export interface KubeLabOptions {
@@ -569,7 +570,32 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
   const summary = await applyObjects(kc, loaded.objects);
   const pods = loaded.objects.filter((o) => o.kind === 'Pod' && o.apiVersion === 'v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
   await waitForPods(state, kc, pods, readyTimeoutMs);
+  summary.refused = await agentRefusals(state, kc, loaded.objects, readyTimeoutMs);
   return summary;
+}
+
+/**
+ * What the agents refuse of the applied objects the agents read (policies: the API server
+ * double does not validate them against the CRD's schema), once every agent's watches have
+ * seen the resourceVersion each object has now.
+ */
+async function agentRefusals(state: LabState, kc: KubeConfig, objects: readonly ManifestObject[], timeoutMs: number): Promise<ChangeSummary['refused']> {
+  if (!state.agents) return [];
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const seen: Record<string, number> = {};
+  for (const o of objects.filter((x) => x.kind === 'AuthorizationPolicy' || x.kind === 'PeerAuthentication')) {
+    try {
+      const current = await api.read(header(o));
+      const rv = Number(current.metadata?.resourceVersion ?? 0);
+      if (rv > (seen[o.kind] ?? 0)) seen[o.kind] = rv;
+    } catch {
+      // Not there (refused by the API server, which applyObjects reported): nothing to wait for.
+    }
+  }
+  if (Object.keys(seen).length === 0) return [];
+  const names = new Set(objects.flatMap(refusalNames));
+  const refused = await collectRefusalsAfter(state.nodes, seen, timeoutMs);
+  return refused.filter((r) => names.has(r.object));
 }
 
 export async function kubeLabDelete(state: LabState, loaded: LoadedManifests, timeoutMs: number): Promise<{ deleted: string[]; notFound: string[] }> {
