@@ -128,7 +128,22 @@ function header(o: ManifestObject): KubernetesObject & { metadata: { name: strin
   return { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace !== undefined ? { namespace: o.metadata.namespace } : {}) } };
 }
 
-/** Creates or replaces each object (namespaces and accounts first); what happened to each. */
+/** kubectl's record of what it applied: labels and annotations it set and later drops are removed. */
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Labels or annotations after an apply: the object's own, minus what the last apply set and this one drops, plus this one's. */
+function merged(existing: Record<string, string> | undefined, previous: Record<string, string> | undefined, next: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = { ...existing };
+  for (const k of Object.keys(previous ?? {})) if (!(k in (next ?? {}))) delete out[k];
+  return Object.assign(out, next);
+}
+
+/**
+ * Creates or replaces each object (namespaces and accounts first), as `kubectl apply` would for
+ * these kinds: the object's body is the manifest's, its labels and annotations are merged with
+ * the three-way rule of kubectl's last-applied-configuration (which is written too, so kubectl
+ * and the lab can take turns); fields the API server set (ClusterIPs, its labels) stay.
+ */
 export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObject[]): Promise<ChangeSummary> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const summary: ChangeSummary = { created: [], configured: [], unchanged: [], deleted: [] };
@@ -136,6 +151,9 @@ export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObj
   const failures: string[] = [];
   for (const o of sorted) {
     const name = nameOf(o);
+    const { status: _status, ...applied } = o as ManifestObject & { status?: unknown };
+    const record = JSON.stringify(applied);
+    const annotations = { ...applied.metadata.annotations, [LAST_APPLIED]: record };
     try {
       let existing: KubernetesObject | undefined;
       try {
@@ -144,18 +162,26 @@ export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObj
         if (apiCode(err) !== 404) throw err;
       }
       if (existing === undefined) {
-        await api.create(o as KubernetesObject);
+        await api.create({ ...applied, metadata: { ...applied.metadata, annotations } } as KubernetesObject);
         summary.created.push(name);
         continue;
       }
-      const { metadata, status: _status, ...body } = o as ManifestObject & { status?: unknown };
-      const have = existing as unknown as Record<string, unknown> & { metadata: Record<string, unknown> };
-      const sameMeta = stableJson(metadata.labels ?? {}) === stableJson(have.metadata['labels'] ?? {}) && stableJson(metadata.annotations ?? {}) === stableJson(have.metadata['annotations'] ?? {});
-      if (sameMeta && subsetOf(body, have)) {
+      const have = existing as unknown as Record<string, unknown> & { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } & Record<string, unknown> };
+      let previous: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } } = {};
+      try {
+        previous = JSON.parse(have.metadata.annotations?.[LAST_APPLIED] ?? '{}') as typeof previous;
+      } catch {
+        // Not written by an apply: nothing is dropped.
+      }
+      const labels = merged(have.metadata.labels, previous.metadata?.labels, applied.metadata.labels);
+      const mergedAnnotations = merged(have.metadata.annotations, previous.metadata?.annotations, annotations);
+      const { metadata: _metadata, ...body } = applied;
+      const same = stableJson(labels) === stableJson(have.metadata.labels ?? {}) && stableJson(mergedAnnotations) === stableJson(have.metadata.annotations ?? {}) && subsetOf(body, have);
+      if (same) {
         summary.unchanged.push(name);
         continue;
       }
-      await api.replace({ ...body, metadata: { ...have.metadata, labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {} } } as KubernetesObject);
+      await api.replace({ ...body, metadata: { ...have.metadata, labels, annotations: mergedAnnotations } } as KubernetesObject);
       summary.configured.push(name);
     } catch (err) {
       failures.push(`${name}: ${apiMessage(err)}`);
