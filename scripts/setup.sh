@@ -9,6 +9,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v iptables-restore >/dev/null || need+=(iptables)
 command -v nsenter >/dev/null || need+=(util-linux)
 command -v tcpdump >/dev/null || need+=(tcpdump)
+# kubectl renders and checks daemonset/ (test/daemonset.test.ts) and talks to the Kubernetes-mode lab.
+command -v kubectl >/dev/null || need+=(kubernetes-client)
 # The lab runs a real Prometheus scraping its agents (agent/lab/prometheus.ts). Debian's package
 # also enables a system-wide prometheus.service; the lab's own runs in its fabric namespace.
 command -v prometheus >/dev/null || need+=(prometheus)

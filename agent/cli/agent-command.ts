@@ -3,7 +3,7 @@ import { createLogger } from '../log.js';
 import { readFileSync } from 'node:fs';
 import { Agent } from '../agent.js';
 import { HttpCaClient } from '../identity/ca-client.js';
-import { splitPemCertificates } from '../identity/der.js';
+import { TrustBundleFile } from '../identity/trust-bundle.js';
 import { WeftError } from '../errors.js';
 import { isIPv4 } from 'node:net';
 
@@ -92,25 +92,24 @@ export function registerAgentCommand(program: Command): void {
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.
-      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), logger: logger.child({ component: 'discovery' }) }));
+      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), nodeName: opts.node, logger: logger.child({ component: 'discovery' }) }));
       let caClient: HttpCaClient | undefined;
+      let trustBundle: TrustBundleFile | undefined;
       if (opts.mtls) {
         if (!opts.ca || !opts.caTokenFile || !opts.caRoot) {
           throw new WeftError('WEFT_ERR_CONFIG', '--ca, --ca-token-file and --ca-root are required (or --no-mtls to run without encryption, for debugging)');
         }
         const tokenFile = opts.caTokenFile;
-        let roots: string[];
-        try {
-          roots = splitPemCertificates(readFileSync(opts.caRoot, 'utf8'));
-        } catch (err) {
-          throw new WeftError('WEFT_ERR_CONFIG', `--ca-root ${opts.caRoot}: ${(err as Error).message}`, { cause: err });
-        }
-        caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: roots });
+        // The projected weft-ca-root ConfigMap: followed while the agent runs (root rotation).
+        trustBundle = new TrustBundleFile({ path: opts.caRoot, logger }).start();
+        const bundle = trustBundle;
+        caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: () => bundle.current() });
       } else {
         logger.warn('running with --no-mtls: meshed traffic is NOT encrypted or authenticated');
       }
       const agent = new Agent({
         ...(caClient ? { caClient } : {}),
+        ...(trustBundle ? { identityOptions: { trustBundle } } : {}),
         nodeName: opts.node,
         ...(source ? { source } : { manifestsDir: opts.manifests! }),
         ...(opts.podNetnsPrefix !== undefined ? { podNetnsPrefix: opts.podNetnsPrefix } : {}),

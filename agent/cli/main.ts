@@ -4,6 +4,7 @@ import { registerAgentCommand, registerCniInstallCommand, registerUninstallComma
 import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
+import { registerCheckCommand } from './check-command.js';
 
 const program = new Command();
 program
@@ -22,6 +23,7 @@ registerCniInstallCommand(program);
 registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
+registerCheckCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;

@@ -51,15 +51,35 @@ export function registerStatusCommand(program: Command): void {
     .option('--admin <host:port>', "the agent's admin API", '127.0.0.1:15000')
     .option('--netns <path>', "reach the admin API from inside this network namespace (the agent's node namespace)")
     .option('--lab <name>', 'ask every agent of a running lab (overrides --admin and --netns)')
-    .action(async (what: string, opts: { json?: boolean; admin: string; netns?: string; lab?: string }) => {
+    .option('--kubeconfig <file>', 'ask every agent pod of a cluster, through the API server (pods/portforward to its admin port, as istioctl ztunnel-config does)')
+    .option('--namespace <ns>', 'with --kubeconfig: the agents\' namespace', 'weft-system')
+    .option('--selector <labels>', 'with --kubeconfig: the agent pods\' labels', 'app=weft-agent')
+    .option('--admin-port <port>', 'with --kubeconfig: the admin port inside the agent pod', '15000')
+    .action(async (what: string, opts: { json?: boolean; admin: string; netns?: string; lab?: string; kubeconfig?: string; namespace: string; selector: string; adminPort: string }) => {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
+      if (opts.lab !== undefined && opts.kubeconfig !== undefined) throw new WeftError('WEFT_ERR_CONFIG', 'give --lab or --kubeconfig, not both');
       const section = what as Section;
-      const targets: Target[] = opts.lab ? await labTargets(opts.lab) : [{ label: opts.admin, admin: opts.admin, ...(opts.netns ? { netns: opts.netns } : {}) }];
+      let forwarded: { targets: Target[]; errorFor(t: Target): Error | undefined; close(): Promise<void> } | undefined;
+      if (opts.kubeconfig !== undefined) {
+        const adminPort = Number(opts.adminPort);
+        if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) throw new WeftError('WEFT_ERR_CONFIG', `--admin-port ${opts.adminPort} is not a port`);
+        const { loadKubeConfig } = await import('../discovery/kubernetes.js');
+        const { forwardAgents } = await import('./kube-admin.js');
+        forwarded = await forwardAgents({ kubeConfig: loadKubeConfig(opts.kubeconfig), namespace: opts.namespace, selector: opts.selector, adminPort });
+      }
+      const targets: Target[] = forwarded ? forwarded.targets : opts.lab ? await labTargets(opts.lab) : [{ label: opts.admin, admin: opts.admin, ...(opts.netns ? { netns: opts.netns } : {}) }];
       const results = [];
-      for (const target of targets) {
-        const dump = (await fetchAdmin(target, '/config_dump')) as Record<string, unknown>;
-        const connections = section === 'connections' ? ((await fetchAdmin(target, '/connections')) as Record<string, unknown>) : {};
-        results.push({ target, dump, connections });
+      try {
+        for (const target of targets) {
+          const fetch = (path: string): Promise<unknown> => fetchAdmin(target, path).catch((err: unknown) => {
+            throw forwarded?.errorFor(target) ?? err;
+          });
+          const dump = (await fetch('/config_dump')) as Record<string, unknown>;
+          const connections = section === 'connections' ? ((await fetch('/connections')) as Record<string, unknown>) : {};
+          results.push({ target, dump, connections });
+        }
+      } finally {
+        await forwarded?.close();
       }
       if (opts.json) {
         process.stdout.write(JSON.stringify(results.map((r) => ({ agent: r.target.label, ...(section === 'connections' ? r.connections : { [section]: r.dump[section === 'certs' ? 'certificates' : section] }) })), null, 2) + '\n');

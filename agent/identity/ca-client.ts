@@ -26,8 +26,8 @@ export interface HttpCaClientOptions {
   url: string;
   /** The agent's bearer token (a function, so a projected token file can be re-read). */
   token: string | (() => string | Promise<string>);
-  /** Roots that the CA's serving certificate chains to (PEM each). */
-  caCertificates: string[];
+  /** Roots that the CA's serving certificate chains to (PEM each; a function, so a watched bundle file is followed). */
+  caCertificates: string[] | (() => string[]);
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
 }
@@ -80,7 +80,7 @@ export class HttpCaClient implements CaClient {
         headers['content-type'] = 'application/json';
         headers['content-length'] = String(Buffer.byteLength(payload));
       }
-      const req = request(url, { method, headers, ca: this.#opts.caCertificates, minVersion: 'TLSv1.2', timeout: this.#opts.timeoutMs ?? 10_000 }, (res) => {
+      const req = request(url, { method, headers, ca: typeof this.#opts.caCertificates === 'function' ? this.#opts.caCertificates() : this.#opts.caCertificates, minVersion: 'TLSv1.2', timeout: this.#opts.timeoutMs ?? 10_000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => reject(new WeftError('WEFT_ERR_CA_UNAVAILABLE', `reading the CA's answer failed`, { cause: err })));

@@ -6,7 +6,10 @@ import { parseHostPort } from '../util/host-port.js';
 import { createLogger } from '../log.js';
 import { CertificateAuthority } from './ca.js';
 import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
-import { CaServer } from './ca-server.js';
+import { CaServer, DEFAULT_CA_NAMESPACE, DEFAULT_CLUSTER_DOMAIN } from './ca-server.js';
+import { DEFAULT_CA_KEYS_SECRET, DEFAULT_CA_ROOT_CONFIGMAP } from './ca-bootstrap.js';
+import { readFileSync } from 'node:fs';
+import type { IdentityAuthorizer } from './ca-types.js';
 import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
 import type { DiscoverySource } from '../discovery/types.js';
 
@@ -29,7 +32,7 @@ export function parseDuration(text: string): number {
 
 interface CaCommandOptions {
   listen: string;
-  dir: string;
+  dir?: string;
   lifetime: string;
   tokens?: string;
   manifests?: string;
@@ -37,7 +40,29 @@ interface CaCommandOptions {
   inCluster?: boolean;
   agentServiceAccount: string;
   trustDomain: string;
+  namespace?: string;
+  clusterDomain: string;
+  dnsName: string[];
+  keysSecret: string;
+  rootConfigmap: string;
 }
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/** The CA's namespace: --namespace, else the pod's (POD_NAMESPACE from the downward API, or the service account's), else weft-system. */
+export function caNamespace(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env, saFile = SERVICE_ACCOUNT_NAMESPACE_FILE): string {
+  if (explicit !== undefined && explicit !== '') return explicit;
+  if (env['POD_NAMESPACE']) return env['POD_NAMESPACE'];
+  try {
+    const ns = readFileSync(saFile, 'utf8').trim();
+    if (ns !== '') return ns;
+  } catch {
+    // not in a pod
+  }
+  return DEFAULT_CA_NAMESPACE;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 /** Registers `weft ca`. */
 export function registerCaCommand(program: Command): void {
@@ -49,7 +74,7 @@ export function registerCaCommand(program: Command): void {
         'issued only if a pod with its namespace and service account is scheduled on the agent\'s node.',
     )
     .option('--listen <host:port>', 'address to serve on', '127.0.0.1:15012')
-    .requiredOption('--dir <dir>', 'CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root')
+    .option('--dir <dir>', 'CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root. Required in local mode; in Kubernetes mode it replaces the Secret bootstrap and the bundle publication (you manage both)')
     .option('--lifetime <duration>', 'workload certificate lifetime', '24h')
     .option('--tokens <file>', 'JSON file {token: nodeName} authenticating agents (re-read when it changes)')
     .option('--manifests <dir>', 'directory of pod manifests saying which service accounts run on which node')
@@ -57,45 +82,72 @@ export function registerCaCommand(program: Command): void {
     .option('--in-cluster', 'Kubernetes mode with the CA pod\'s own service account')
     .option('--agent-service-account <user>', 'Kubernetes mode: the only account agents may use', 'system:serviceaccount:weft-system:weft-agent')
     .option('--trust-domain <domain>', 'SPIFFE trust domain', DEFAULT_TRUST_DOMAIN)
+    .option('--keys-secret <name>', 'Kubernetes mode: Secret in the CA\'s namespace with the signing key (Weft/Istio cacerts layout or cert-manager tls.crt/tls.key/ca.crt); created with a new self-signed root when absent', DEFAULT_CA_KEYS_SECRET)
+    .option('--root-configmap <name>', 'Kubernetes mode: ConfigMap the trust bundle (root-cert.pem) is published to, for the agents', DEFAULT_CA_ROOT_CONFIGMAP)
+    .option('--namespace <ns>', 'namespace of the CA\'s Service, Secret and ConfigMap (default: the pod\'s own, else weft-system)')
+    .option('--cluster-domain <domain>', 'cluster DNS domain, for the serving certificate name weft-ca.<ns>.svc.<domain>', DEFAULT_CLUSTER_DOMAIN)
+    .option('--dns-name <name>', 'another DNS name for the serving certificate (repeatable)', collect, [])
     .action(async (opts: CaCommandOptions) => {
       const kubernetes = opts.kubeconfig !== undefined || opts.inCluster === true;
       if (kubernetes === (opts.tokens !== undefined || opts.manifests !== undefined)) {
         throw new WeftError('WEFT_ERR_CONFIG', 'give either --tokens FILE and --manifests DIR (the lab), or --kubeconfig FILE / --in-cluster (Kubernetes)');
       }
-      if (!kubernetes && (opts.tokens === undefined || opts.manifests === undefined)) {
-        throw new WeftError('WEFT_ERR_CONFIG', '--tokens and --manifests go together');
+      if (!kubernetes && (opts.tokens === undefined || opts.manifests === undefined || opts.dir === undefined)) {
+        // --dir is optional only in Kubernetes mode, where the key comes from the Secret.
+        throw new WeftError('WEFT_ERR_CONFIG', '--dir, --tokens and --manifests go together');
       }
+      const namespace = caNamespace(opts.namespace);
       const { host, port } = parseHostPort(opts.listen);
       const logger = createLogger({ component: 'weft-ca' });
       // The Kubernetes client is loaded only in Kubernetes mode (it is large).
       const k8s = kubernetes ? await import('../discovery/kubernetes.js') : undefined;
       const kubeConfig = k8s?.loadKubeConfig(opts.kubeconfig);
-      const source: DiscoverySource = k8s && kubeConfig
-        ? new k8s.KubernetesSource({ kubeConfig, logger, trustDomain: opts.trustDomain })
-        : new LocalSource({ dir: opts.manifests!, logger, trustDomain: opts.trustDomain });
-      await source.start();
-      const authorizer = new PlacementAuthorizer((node, namespace, serviceAccount) =>
-        source.current().workloadsOnNode(node).some((w) => w.namespace === namespace && w.serviceAccount === serviceAccount),
-      );
+      // Placement: on Kubernetes a Pods-only informer (the CA's RBAC is pods get/list/watch);
+      // in the lab the manifest directory.
+      let stopPlacement: () => Promise<void>;
+      let authorizer: IdentityAuthorizer;
+      if (kubeConfig) {
+        const placement = new (await import('./pod-placement.js')).PodPlacement({ kubeConfig, logger });
+        await placement.start();
+        authorizer = placement;
+        stopPlacement = () => placement.stop();
+      } else {
+        const source: DiscoverySource = new LocalSource({ dir: opts.manifests!, logger, trustDomain: opts.trustDomain });
+        await source.start();
+        authorizer = new PlacementAuthorizer((node, ns, serviceAccount) =>
+          source.current().workloadsOnNode(node).some((w) => w.namespace === ns && w.serviceAccount === serviceAccount),
+        );
+        stopPlacement = () => source.stop();
+      }
       const authenticator = kubeConfig
         ? new (await import('./token-review.js')).TokenReviewAuthenticator({ kubeConfig, agentServiceAccount: opts.agentServiceAccount })
         : new TokenFileAuthenticator(opts.tokens!);
-      const ca = await CertificateAuthority.loadOrCreate(opts.dir, {
-        authorizer,
-        trustDomain: opts.trustDomain,
-        lifetimeMs: parseDuration(opts.lifetime),
-        logger,
-        registry: new Registry(),
-      });
-      const server = new CaServer({ ca, authenticator, logger });
+      const caOptions = { authorizer, trustDomain: opts.trustDomain, lifetimeMs: parseDuration(opts.lifetime), logger, registry: new Registry() };
+      let ca: CertificateAuthority;
+      let publisher: { stop(): void } | undefined;
+      if (kubeConfig && opts.dir === undefined) {
+        // As istiod: the key from the Secret (created when absent, race-safe between replicas),
+        // the roots published to the ConfigMap the agents mount, before serving.
+        const { bootstrapCaKeys, TrustBundlePublisher } = await import('./ca-bootstrap.js');
+        const api = new (await import('./ca-kube-api.js')).KubernetesCaApi(kubeConfig);
+        const { material } = await bootstrapCaKeys({ api, namespace, secretName: opts.keysSecret, trustDomain: opts.trustDomain, logger });
+        ca = new CertificateAuthority(material, caOptions);
+        const p = new TrustBundlePublisher({ api, namespace, secretName: opts.keysSecret, configMapName: opts.rootConfigmap, logger, signingCertPem: material.certPem });
+        await p.start();
+        publisher = p;
+      } else {
+        ca = await CertificateAuthority.loadOrCreate(opts.dir!, caOptions);
+      }
+      const server = new CaServer({ ca, authenticator, logger, namespace, clusterDomain: opts.clusterDomain, dnsNames: opts.dnsName });
       await server.listen(port, host);
       await new Promise<void>((resolve) => {
         const stop = (): void => resolve();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      publisher?.stop();
       await server.close();
-      await source.stop();
+      await stopPlacement();
       logger.flush();
     });
 }

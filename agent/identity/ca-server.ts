@@ -17,13 +17,28 @@ import type { NodeAuthenticator } from './ca-types.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 const DEFAULT_SERVING_LIFETIME_MS = 7 * 24 * 3600_000;
+export const CA_SERVICE_NAME = 'weft-ca';
+export const DEFAULT_CA_NAMESPACE = 'weft-system';
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
+/**
+ * The names a client in the cluster may use for the CA's Service: `weft-ca`, `weft-ca.<ns>`,
+ * `weft-ca.<ns>.svc`, `weft-ca.<ns>.svc.<cluster-domain>` (the DaemonSet uses the .svc form).
+ */
+export function caServiceDnsNames(namespace = DEFAULT_CA_NAMESPACE, clusterDomain = DEFAULT_CLUSTER_DOMAIN, service = CA_SERVICE_NAME): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.${clusterDomain}`];
+}
 
 export interface CaServerOptions {
   ca: CertificateAuthority;
   authenticator: NodeAuthenticator;
   logger?: Logger;
-  /** Extra DNS names for the serving certificate (localhost and weft-ca are always present). */
+  /** Extra DNS names for the serving certificate (localhost and the Service's names are always present). */
   dnsNames?: string[];
+  /** Namespace of the CA's Service, for its DNS names (default weft-system). */
+  namespace?: string;
+  /** The cluster's DNS domain, for `weft-ca.<ns>.svc.<domain>` (default cluster.local). */
+  clusterDomain?: string;
   /** Extra IPv4 addresses for the serving certificate (the listen address is always present). */
   ipAddresses?: string[];
   servingLifetimeMs?: number;
@@ -95,7 +110,7 @@ export class CaServer {
   #servingContext(): { key: string; cert: string } {
     const lifetime = this.#opts.servingLifetimeMs ?? DEFAULT_SERVING_LIFETIME_MS;
     const issued = this.#ca.issueServingCertificate({
-      dnsNames: [...new Set(['localhost', 'weft-ca', ...(this.#opts.dnsNames ?? [])])],
+      dnsNames: [...new Set(['localhost', ...caServiceDnsNames(this.#opts.namespace, this.#opts.clusterDomain), ...(this.#opts.dnsNames ?? [])])],
       ipAddresses: this.#ips,
       lifetimeMs: lifetime,
     });

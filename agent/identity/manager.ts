@@ -4,7 +4,7 @@
  * does not renew everything at once); while the CA is unreachable, renewal is retried with
  * capped exponential backoff and callers keep the cached certificate until it expires.
  */
-import { generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, X509Certificate, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
 import { MAX_TIMER_MS, systemClock, systemTimers, type Clock, type TimerHandle, type Timers } from './clock.js';
 import { uriSans } from './spiffe.js';
+import type { TrustBundleSource } from './trust-bundle.js';
 import { buildCsr } from './x509.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -35,11 +36,27 @@ export interface WorkloadCertificate {
   secureContext: SecureContext;
 }
 
-/** Requests a new key pair + certificate for `identity` and checks what comes back. */
-export async function requestCertificate(ca: CaClient, identity: string): Promise<WorkloadCertificate> {
+/**
+ * Requests a new key pair + certificate for `identity` and checks what comes back. `extraRoots`
+ * (the published trust bundle) are trusted besides the roots the CA answered with.
+ */
+export async function requestCertificate(ca: CaClient, identity: string, extraRoots: string[] = []): Promise<WorkloadCertificate> {
+  return (await requestWithCaRoots(ca, identity, extraRoots)).cert;
+}
+
+/** requestCertificate, also returning the roots the CA answered with (kept apart from the published ones). */
+async function requestWithCaRoots(ca: CaClient, identity: string, extraRoots: string[]): Promise<{ cert: WorkloadCertificate; caRoots: string[] }> {
   const { privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const signed = await ca.sign(buildCsr(privateKey, identity), identity);
-  return assemble(identity, privateKey, signed.certPem, signed.chainPem, signed.trustBundle);
+  if (signed.trustBundle.length === 0) throw new WeftError('WEFT_ERR_CA_UNAVAILABLE', 'CA returned an empty trust bundle');
+  return { cert: assemble(identity, privateKey, signed.certPem, signed.chainPem, unionOfRoots(signed.trustBundle, extraRoots)), caRoots: signed.trustBundle };
+}
+
+/** Both sets, each certificate once (compared by its PEM text without surrounding space). */
+function unionOfRoots(a: string[], b: string[]): string[] {
+  const seen = new Map<string, string>();
+  for (const pem of [...a, ...b]) seen.set(pem.trim(), pem);
+  return [...seen.values()];
 }
 
 function assemble(identity: string, key: KeyObject, certPem: string, chainPem: string[], trustBundle: string[]): WorkloadCertificate {
@@ -94,6 +111,12 @@ export interface IdentityManagerOptions {
   retryMaxMs?: number;
   /** Most identities kept (default 10 000; the oldest not wanted by setWanted go first, a wanted one never). */
   maxIdentities?: number;
+  /**
+   * The published trust bundle (the `weft-ca-root` ConfigMap as a file). Its roots are trusted
+   * besides the CA's answer, and a change applies to every cached certificate at once (new
+   * handshakes; no restart, no new certificate needed): how a root rotation reaches the agents.
+   */
+  trustBundle?: TrustBundleSource;
 }
 
 export interface IdentityStats {
@@ -121,6 +144,8 @@ interface Entry {
   failures: number;
   lastError: unknown;
   dropped: boolean;
+  /** Roots of the CA's last answer for this identity (the published bundle is added to them). */
+  caRoots?: string[];
 }
 
 export interface IdentityManagerEvents {
@@ -147,6 +172,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   readonly #maxIdentities: number;
   /** The identities of this node's pods (setWanted): their entries are never evicted. */
   #wanted = new Set<string>();
+  readonly #published: TrustBundleSource | undefined;
+  readonly #onBundle = (): void => this.#rebundle();
   #bundle: string[] = [];
   #issued = 0;
   #renewed = 0;
@@ -168,6 +195,8 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
     this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
     this.#maxIdentities = opts.maxIdentities ?? 10_000;
+    this.#published = opts.trustBundle;
+    this.#published?.on('changed', this.#onBundle);
   }
 
   /**
@@ -269,6 +298,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   /** Stops all timers; cached certificates stay readable. */
   close(): void {
     this.#closed = true;
+    this.#published?.off('changed', this.#onBundle);
     for (const e of this.#entries.values()) this.#cancel(e);
   }
 
@@ -285,9 +315,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   #request(entry: Entry): Promise<WorkloadCertificate> {
     if (entry.inflight !== undefined) return entry.inflight;
     this.#cancel(entry);
-    const p = requestCertificate(this.#ca, entry.identity).then(
-      (cert) => {
+    const p = requestWithCaRoots(this.#ca, entry.identity, this.#published?.current() ?? []).then(
+      ({ cert, caRoots }) => {
         entry.inflight = undefined;
+        entry.caRoots = caRoots;
         if (entry.dropped) return cert;
         const previous = entry.cert;
         entry.cert = cert;
@@ -318,6 +349,27 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     );
     entry.inflight = p;
     return p;
+  }
+
+  /**
+   * The published bundle changed: every cached certificate gets a new context with it (a new
+   * object, which the HBONE server and pool pick up on their next handshake).
+   */
+  #rebundle(): void {
+    const roots = this.#published?.current() ?? [];
+    for (const entry of this.#entries.values()) {
+      const c = entry.cert;
+      if (c === undefined) continue;
+      // The CA's roots from the last answer stay; the published ones are replaced.
+      const fromCa = entry.caRoots ?? c.trustBundle;
+      try {
+        entry.cert = assemble(c.identity, createPrivateKey(c.keyPem), c.certPem, c.chainPem, unionOfRoots(fromCa, roots));
+      } catch (err) {
+        this.#log.error({ identity: c.identity, err }, 'applying the new trust bundle failed; keeping the previous one');
+      }
+    }
+    this.#bundle = unionOfRoots(this.#bundle, roots);
+    this.#log.info({ roots: roots.length, identities: this.#entries.size }, 'trust bundle applied to cached certificates');
   }
 
   /** A request nobody awaits: failures are logged and announced, the retry is already scheduled. */

@@ -285,14 +285,15 @@ test('weft lab cert issues credentials with which an independent HTTP/2 client o
   assert.equal(body.pod, 'details-v1');
 });
 
-test('stopping an agent leaves no rule or listener behind; the next up starts it again and it captures again', { skip: mode.kubernetes && 'local lab only (on Kubernetes the kubelet restarts the agent: tested below)' }, async () => {
+test('a stopped agent leaves its pods captured and refused (rules stay, no listener: never plaintext); the next up starts it again and it serves again', { skip: mode.kubernetes && 'local lab only (on Kubernetes the kubelet restarts the agent: tested below)' }, async () => {
   const node2 = status.nodes.find((n) => n.name === 'node-2')!;
   const pid = (await labStatus(LAB)).nodes.find((n) => n.name === 'node-2')!.agentPid!;
   process.kill(pid, 'SIGTERM');
   await waitFor(() => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 'agent exited');
   for (const name of ['details-v1', 'ratings-v1']) {
     const ns = podNetns(LAB, 'default', name);
-    assert.equal(await hasCaptureRules(`/run/netns/${ns}`), false, `${name} has no rules`);
+    // Fail closed (issue 10): the rules outlive the agent, so nothing reaches the app around the mesh.
+    assert.equal(await hasCaptureRules(`/run/netns/${ns}`), true, `${name} keeps its rules`);
     assert.doesNotMatch(execFileSync('ip', ['netns', 'exec', ns, 'ss', '-ltnH'], { encoding: 'utf8' }), /:1500[168]\b/, `${name} has no listeners`);
   }
   assert.ok(node2);

@@ -52,7 +52,7 @@ test('strategic merge patch: merge keys of the core types and the directives kub
   assert.deepEqual((strategicMerge(pod, { metadata: { finalizers: ['y'] } }) as { metadata: { finalizers: string[] } }).metadata.finalizers, ['x', 'y'], 'finalizers merge as a set');
   assert.deepEqual((strategicMerge(pod, { metadata: { '$deleteFromPrimitiveList/finalizers': ['x'] } }) as { metadata: { finalizers: string[] } }).metadata.finalizers, []);
   assert.deepEqual((strategicMerge(pod, { metadata: { labels: { a: null, b: '2' } } }) as { metadata: { labels: object } }).metadata.labels, { b: '2' }, 'null deletes, as kubectl label k- sends');
-  const svc: JsonValue = { spec: { ports: [{ port: 80, targetPort: 8080 }, { port: 443 }] } };
+  const svc: JsonObject = { spec: { ports: [{ port: 80, targetPort: 8080 }, { port: 443 }] } };
   assert.deepEqual(strategicMerge(svc, { spec: { ports: [{ port: 443, targetPort: 8443 }] } }), { spec: { ports: [{ port: 80, targetPort: 8080 }, { port: 443, targetPort: 8443 }] } }, 'service ports by port');
 });
 
