@@ -344,7 +344,7 @@ test('deleting a namespace deletes what is in it, then the namespace; no new con
   assert.equal((await statusOf(core.readNamespace({ name: 'doomed' }))).code, 404, 'gone once empty');
 });
 
-test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
+test('apps/v1, batch/v1, coordination, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
   const apps = api.kc.makeApiClient(AppsV1Api);
   const d = await apps.createNamespacedDeployment({ namespace: 'shop', body: { metadata: { name: 'd' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } } });
   assert.equal(d.metadata?.generation, 1);
@@ -354,6 +354,8 @@ test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and serv
   await objects.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'pdb', namespace: 'shop' }, spec: { minAvailable: 1 } } as KubernetesObject);
   await objects.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000 } as KubernetesObject);
   await objects.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'cip-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cip' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.18.0.5'] }] } as KubernetesObject);
+  await objects.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bootstrap', namespace: 'shop' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'i' }] } } } } as KubernetesObject);
+  await objects.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'leader', namespace: 'shop' }, spec: { holderIdentity: 'ca-0' } } as KubernetesObject);
   const slices = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
   assert.deepEqual(slices.items.map((s) => s.metadata?.name), ['cip-1']);
 });
