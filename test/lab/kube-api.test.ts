@@ -50,6 +50,23 @@ test('create sets uid, creationTimestamp, resourceVersion; generateName; Already
   assert.equal(noNs.body.message, 'namespaces "nowhere" not found');
 });
 
+test("objects over Kubernetes' size limits are refused with its messages", async () => {
+  const big = (n: number) => 'x'.repeat(n);
+  const cm = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'big' }, data: { a: big(1024 * 1024) } } }));
+  assert.equal(cm.code, 422);
+  assert.equal(cm.body.message, 'ConfigMap "big" is invalid: []: Too long: must have at most 1048576 bytes');
+  const ann = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'ann', annotations: { a: big(300_000) } } } }));
+  assert.equal(ann.body.message, 'ConfigMap "ann" is invalid: metadata.annotations: Too long: must have at most 262144 bytes');
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < 40_000; i++) labels[`label-${i}`] = 'value-value-value-value-value';
+  const pod = await statusOf(core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'many-labels', labels }, spec: { containers: [{ name: 'c', image: 'i' }] } } }));
+  assert.equal(pod.code, 500);
+  assert.equal(pod.body.message, 'etcdserver: request is too large');
+  const huge = await rawRequest(api, 'POST', '/api/v1/namespaces/shop/configmaps', { metadata: { name: 'huge' }, data: { a: big(3.5 * 1024 * 1024) } });
+  assert.equal(huge.status, 413);
+  assert.equal((await statusOf(core.readNamespacedConfigMap({ namespace: 'shop', name: 'big' }))).code, 404, 'nothing stored');
+});
+
 test('update with a stale resourceVersion is a 409 Conflict; with the current one it applies', async () => {
   const cm = await core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'settings' }, data: { a: '1' } } });
   const updated = await core.replaceNamespacedConfigMap({ namespace: 'shop', name: 'settings', body: { ...cm, data: { a: '2' } } });
