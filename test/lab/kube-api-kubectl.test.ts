@@ -117,6 +117,7 @@ test('kubectl get (table), get -A, -o json, discovery of short names', async () 
   const pods = await kubectl(['get', 'pods', '-n', 'shop']);
   assert.match(pods, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/);
   assert.match(pods, /\ncart\s+0\/1\s+Pending\s+0\s+\d+s\n/);
+  assert.match(await kubectl(['get', 'pods', '-n', 'shop', '-o', 'wide']), /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\n.*\s+<none>\s+node-1\n/s);
   const all = await kubectl(['get', 'svc', '-A']);
   assert.match(all, /^NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+PORT\(S\)\s+AGE\n/);
   assert.match(all, /\ndefault\s+kubernetes\s+ClusterIP\s+198\.19\.128\.1\s+443\/TCP/);

@@ -30,6 +30,8 @@ export interface Column {
   type: 'string' | 'integer' | 'date' | 'number' | 'boolean';
   /** Dotted path (jsonPath without the leading dot), or a function for computed cells. */
   path: string | ((o: KubeObject) => string | number);
+  /** Shown only with `kubectl get -o wide` (Table priority 1). */
+  wide?: boolean;
 }
 
 export const VERBS_ALL = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -91,6 +93,11 @@ function endpointsList(o: KubeObject): string {
   return out.length === 0 ? '<none>' : out.join(',');
 }
 
+function serviceSelector(o: KubeObject): string {
+  const sel = pathValue(o, 'spec.selector');
+  return isJsonObject(sel) && Object.keys(sel).length > 0 ? Object.entries(sel).map(([k, v]) => `${k}=${String(v)}`).join(',') : '<none>';
+}
+
 function row(
   group: string,
   version: string,
@@ -126,6 +133,8 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Ready', type: 'string', path: podReady },
       { name: 'Status', type: 'string', path: podStatus },
       { name: 'Restarts', type: 'integer', path: podRestarts },
+      { name: 'IP', type: 'string', path: 'status.podIP', wide: true },
+      { name: 'Node', type: 'string', path: 'spec.nodeName', wide: true },
     ],
   }),
   row('', 'v1', 'Service', 'services', true, {
@@ -136,6 +145,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Type', type: 'string', path: 'spec.type' },
       { name: 'Cluster-IP', type: 'string', path: 'spec.clusterIP' },
       { name: 'Port(s)', type: 'string', path: servicePorts },
+      { name: 'Selector', type: 'string', path: serviceSelector, wide: true },
     ],
   }),
   row('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
