@@ -100,10 +100,24 @@ test('kubectl apply -f creates, and applied again with a change, updates only wh
   assert.equal(await kubectl(['get', 'configmap', 'settings', '-n', 'shop', '-o', 'jsonpath={.data.value}']), '2');
 });
 
+test('kubectl apply -k daemonset/ (the install), then a Weft policy created and updated with kubectl apply', async () => {
+  const install = await kubectl(['apply', '-k', new URL('../../../daemonset/', import.meta.url).pathname]);
+  assert.match(install, /customresourcedefinition.apiextensions.k8s.io\/authorizationpolicies.weft.dev created/);
+  assert.match(install, /daemonset.apps\/weft-agent created/);
+  const file = join(api.dir, 'policy.yaml');
+  const policy = (action: string) => `apiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata:\n  name: allow-cart\n  namespace: shop\nspec:\n  action: ${action}\n`;
+  await writeFile(file, policy('ALLOW'));
+  assert.equal(await kubectl(['apply', '-f', file]), 'authorizationpolicy.weft.dev/allow-cart created\n');
+  await writeFile(file, policy('DENY'));
+  assert.equal(await kubectl(['apply', '-f', file]), 'authorizationpolicy.weft.dev/allow-cart configured\n');
+  assert.match(await kubectl(['get', 'authorizationpolicies', '-n', 'shop']), /\nallow-cart\s+DENY\s+\d+s\n/);
+});
+
 test('kubectl get (table), get -A, -o json, discovery of short names', async () => {
   const pods = await kubectl(['get', 'pods', '-n', 'shop']);
   assert.match(pods, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/);
   assert.match(pods, /\ncart\s+0\/1\s+Pending\s+0\s+\d+s\n/);
+  assert.match(await kubectl(['get', 'pods', '-n', 'shop', '-o', 'wide']), /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\n.*\s+<none>\s+node-1\n/s);
   const all = await kubectl(['get', 'svc', '-A']);
   assert.match(all, /^NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+PORT\(S\)\s+AGE\n/);
   assert.match(all, /\ndefault\s+kubernetes\s+ClusterIP\s+198\.19\.128\.1\s+443\/TCP/);

@@ -50,6 +50,23 @@ test('create sets uid, creationTimestamp, resourceVersion; generateName; Already
   assert.equal(noNs.body.message, 'namespaces "nowhere" not found');
 });
 
+test("objects over Kubernetes' size limits are refused with its messages", async () => {
+  const big = (n: number) => 'x'.repeat(n);
+  const cm = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'big' }, data: { a: big(1024 * 1024) } } }));
+  assert.equal(cm.code, 422);
+  assert.equal(cm.body.message, 'ConfigMap "big" is invalid: []: Too long: must have at most 1048576 bytes');
+  const ann = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'ann', annotations: { a: big(300_000) } } } }));
+  assert.equal(ann.body.message, 'ConfigMap "ann" is invalid: metadata.annotations: Too long: must have at most 262144 bytes');
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < 40_000; i++) labels[`label-${i}`] = 'value-value-value-value-value';
+  const pod = await statusOf(core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'many-labels', labels }, spec: { containers: [{ name: 'c', image: 'i' }] } } }));
+  assert.equal(pod.code, 500);
+  assert.equal(pod.body.message, 'etcdserver: request is too large');
+  const huge = await rawRequest(api, 'POST', '/api/v1/namespaces/shop/configmaps', { metadata: { name: 'huge' }, data: { a: big(3.5 * 1024 * 1024) } });
+  assert.equal(huge.status, 413);
+  assert.equal((await statusOf(core.readNamespacedConfigMap({ namespace: 'shop', name: 'big' }))).code, 404, 'nothing stored');
+});
+
 test('update with a stale resourceVersion is a 409 Conflict; with the current one it applies', async () => {
   const cm = await core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'settings' }, data: { a: '1' } } });
   const updated = await core.replaceNamespacedConfigMap({ namespace: 'shop', name: 'settings', body: { ...cm, data: { a: '2' } } });
@@ -344,7 +361,7 @@ test('deleting a namespace deletes what is in it, then the namespace; no new con
   assert.equal((await statusOf(core.readNamespace({ name: 'doomed' }))).code, 404, 'gone once empty');
 });
 
-test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
+test('apps/v1, batch/v1, coordination, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
   const apps = api.kc.makeApiClient(AppsV1Api);
   const d = await apps.createNamespacedDeployment({ namespace: 'shop', body: { metadata: { name: 'd' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } } });
   assert.equal(d.metadata?.generation, 1);
@@ -354,6 +371,8 @@ test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and serv
   await objects.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'pdb', namespace: 'shop' }, spec: { minAvailable: 1 } } as KubernetesObject);
   await objects.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000 } as KubernetesObject);
   await objects.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'cip-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cip' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.18.0.5'] }] } as KubernetesObject);
+  await objects.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bootstrap', namespace: 'shop' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'i' }] } } } } as KubernetesObject);
+  await objects.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'leader', namespace: 'shop' }, spec: { holderIdentity: 'ca-0' } } as KubernetesObject);
   const slices = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
   assert.deepEqual(slices.items.map((s) => s.metadata?.name), ['cip-1']);
 });

@@ -81,7 +81,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   for await (const chunk of req) {
     const b = chunk as Buffer;
     size += b.length;
-    if (size > MAX_REQUEST_BYTES) throw new StatusError(413, 'RequestEntityTooLarge', `the request is too large (over ${MAX_REQUEST_BYTES} bytes)`);
+    if (size > MAX_REQUEST_BYTES) throw new StatusError(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${MAX_REQUEST_BYTES}`);
     chunks.push(b);
   }
   return Buffer.concat(chunks);
