@@ -12,6 +12,7 @@
  *   KubeApiServer.faults                             injected failures for tests
  *   KubeApiServer.goDown() / comeBack() / stop()
  *   KubeApiServer.setPodNetworkResolver(fn)         pod -> netns path, for pods/portforward and pods/proxy
+ *   KubeApiServer.setPodLogResolver(fn)             (pod, container) -> log file, for pods/log
  *   KubeApiServer.setSubresourceHandler(...)        replaces the built-in pods/proxy (or serves another)
  *   kubeconfigYaml(...)                              a kubeconfig for any server/token
  *
@@ -36,12 +37,14 @@ import { ObjectService, KUBERNETES_SERVICE_IP } from './objects.js';
 import { ResourceRegistry } from './resources.js';
 import { Store } from './store.js';
 import type { PodNetworkResolver } from './pod-network.js';
+import type { PodLogResolver } from './pod-log.js';
 import { servingMaterial } from './tls.js';
 
 export { API_AUDIENCE, ADMIN_USER } from './auth.js';
 export { SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './objects.js';
 export type { ListFault, UpgradeHandler } from './handlers.js';
 export type { PodNetworkResolver } from './pod-network.js';
+export type { PodLogResolver } from './pod-log.js';
 export type { KubeObject } from './types.js';
 
 export interface ListenAddress {
@@ -160,6 +163,7 @@ export class KubeApiServer {
       subresourceHandlers: this.#subresources,
       watches: this.#watches,
       podNetwork: () => this.#podNetwork,
+      podLogs: () => this.#podLogs,
     });
     this.faults = {
       failNextLists: (count, fault) => {
@@ -276,6 +280,13 @@ export class KubeApiServer {
    */
   setPodNetworkResolver(resolver: PodNetworkResolver): void {
     this.#podNetwork = resolver;
+  }
+
+  #podLogs: PodLogResolver | undefined;
+
+  /** Tells the server which file holds a container's output, for pods/log (`kubectl logs`). */
+  setPodLogResolver(resolver: PodLogResolver): void {
+    this.#podLogs = resolver;
   }
 
   /** Starts listening again on the same addresses (after goDown), keeping every object. */
