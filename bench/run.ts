@@ -11,7 +11,7 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchLabDown, benchLabStatus, benchLabUp, WORK_DIR } from './lab-env.js';
+import { benchLabDown, benchLabStatus, benchLabUp, WORK_DIR, type BenchLab } from './lab-env.js';
 import { BenchError } from './errors.js';
 import { judgeTargets, type Figure, type Machine, type RunResult } from './results.js';
 import { markdownReport } from './report/markdown.js';
@@ -23,13 +23,15 @@ import { saturation } from './scenarios/saturation.js';
 import { connect } from './scenarios/connect.js';
 import { idle } from './scenarios/idle.js';
 import { scale } from './scenarios/scale.js';
+import { soak } from './scenarios/soak.js';
+import { scaleK8s } from './scenarios/scale-k8s.js';
 import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
 import { startProfiles, type RunningProfiles } from './profile.js';
 
-export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale];
+export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function newSystem(name: SystemName): System {
@@ -65,7 +67,7 @@ export function stamp(d: Date): string {
 
 /** Scenarios named on the command line (comma-separated or repeated), in the harness's order. */
 export function selectScenarios(names: readonly string[]): Scenario[] {
-  if (names.length === 0) return [...SCENARIOS];
+  if (names.length === 0) return SCENARIOS.filter((s) => s.onlyWhenNamed !== true);
   const wanted = new Set(names.flatMap((n) => n.split(',')).map((n) => n.trim()).filter((n) => n !== ''));
   for (const n of wanted) {
     if (!SCENARIOS.some((s) => s.name === n)) throw new BenchError(`unknown scenario ${n}; choose from ${SCENARIOS.map((s) => s.name).join(', ')}`);
@@ -73,14 +75,25 @@ export function selectScenarios(names: readonly string[]): Scenario[] {
   return SCENARIOS.filter((s) => wanted.has(s.name));
 }
 
+/** `600`, `600s`, `10m`: seconds. */
+export function parseSeconds(text: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(s|m)?$/.exec(text.trim());
+  if (m === null) throw new BenchError(`--soak-duration takes seconds (600, 600s) or minutes (10m), got ${text}`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
+}
+
 let current: System | undefined;
 let cleaning: Promise<void> | undefined;
+let labBuilt = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     const sys = current;
     current = undefined;
     if (sys !== undefined) await sys.stop().catch((err: unknown) => log(`stopping ${sys.name} failed: ${(err as Error).message}`));
+    // A run that built no lab (scale-k8s alone) leaves the bench lab and its directory alone:
+    // they may be another run's.
+    if (!labBuilt) return;
     await benchLabDown().catch((err: unknown) => log(`removing the bench lab failed: ${(err as Error).message}; run: weft lab down --name bench`));
     await rm(WORK_DIR, { recursive: true, force: true });
   })();
@@ -95,6 +108,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       profile: { type: 'string' },
       system: { type: 'string', multiple: true, default: [] },
+      'soak-duration': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark builds network namespaces and must run as root');
@@ -110,6 +124,8 @@ async function main(): Promise<void> {
     });
   }
   const startedAt = new Date();
+  /** Hard rules a scenario found broken (idle: resets): the run exits 1 after writing its files. */
+  const broken: string[] = [];
   const result: RunResult = {
     startedAt: startedAt.toISOString(),
     finishedAt: '',
@@ -122,11 +138,24 @@ async function main(): Promise<void> {
     failures: {},
   };
   try {
-    // A crashed earlier run may have left its lab behind.
-    await benchLabDown();
-    log('building the bench lab (2 nodes, client and server pods)');
-    const lab = await benchLabUp();
-    const ctx: ScenarioContext = { lab, quick, log };
+    const needsLab = scenarios.some((s) => s.needsLab !== false);
+    let lab: BenchLab | undefined;
+    if (needsLab) {
+      // A crashed earlier run may have left its lab behind.
+      labBuilt = true;
+      await benchLabDown();
+      log('building the bench lab (2 nodes, client and server pods)');
+      lab = await benchLabUp();
+    }
+    const ctx: ScenarioContext = {
+      get lab(): BenchLab {
+        if (lab === undefined) throw new BenchError('this scenario needs the bench lab');
+        return lab;
+      },
+      quick,
+      log,
+    };
+    if (values['soak-duration'] !== undefined) ctx.soakDurationMs = parseSeconds(values['soak-duration']) * 1000;
     for (const scenario of scenarios) {
       const perSystem: Partial<Record<SystemName, Record<string, number>>> = {};
       result.details[scenario.name] = {};
@@ -135,20 +164,25 @@ async function main(): Promise<void> {
         log(`${scenario.name} / ${name}`);
         // Another `weft lab down --all` (a test run on the same machine) removes this lab too:
         // stop at once rather than report every later figure as failed.
-        await benchLabStatus().catch((err: unknown) => {
+        if (scenario.needsLab !== false) await benchLabStatus().catch((err: unknown) => {
           throw new BenchError(`the bench lab is gone or broken (removed by another weft lab command?): ${(err as Error).message}`, { cause: err });
         });
         const sys = scenario.usesSystem ? newSystem(name) : undefined;
         try {
           if (sys !== undefined) {
             current = sys;
-            await sys.start(lab);
+            await sys.start(ctx.lab);
           }
           let profiles: RunningProfiles | undefined;
           if (profileDir !== undefined && name === 'weft') profiles = await startProfiles(await benchLabStatus(), profileDir, scenario.name);
           const m = await scenario.measure(sys, ctx).finally(() => profiles?.stop().then((files) => log(`profiles: ${files.join(', ')}`)));
           perSystem[name] = m.values;
           result.details[scenario.name]![name] = m.details;
+          if (m.failed !== undefined) {
+            result.failures[`${scenario.name}/${name}`] = m.failed;
+            broken.push(m.failed);
+            log(`FAILED: ${m.failed}`);
+          }
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
           result.failures[`${scenario.name}/${name}`] = why;
@@ -193,6 +227,10 @@ async function main(): Promise<void> {
   }
   process.stdout.write(md);
   log(`wrote ${base}.json, ${base}.md${full ? ', latest.md' : ' (latest.md only from full runs)'}${latencySummaries.size > 0 ? ', latency.svg' : ''} in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);
+  if (broken.length > 0) {
+    log(`FAILED: ${broken.join('; ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err: unknown) => {

@@ -41,7 +41,7 @@ test('the agent, with only the shipped RBAC, lists and watches the mesh through 
   await core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'cart', labels: { app: 'cart' } }, spec: { nodeName: 'node-1', serviceAccountName: 'cart', containers: [{ name: 'c', image: 'cart' }] } } });
   await core.patchNamespacedPodStatus({ namespace: 'shop', name: 'cart', body: { status: { phase: 'Running', podIP: '198.18.1.5', conditions: [{ type: 'Ready', status: 'True' }] } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   const svc = await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'cart' }, spec: { selector: { app: 'cart' }, ports: [{ port: 80, targetPort: 8080 }] } } });
-  source = new KubernetesSource({ kubeConfig: api.kcFor(api.server.issueToken('weft-system', 'weft-agent')), logger: silentLogger, reconnectDelayMs: () => 50, debounceMs: 10 });
+  source = new KubernetesSource({ kubeConfig: api.kcFor(api.server.issueToken('weft-system', 'weft-agent')), logger: silentLogger, nodeName: 'node-1' });
   const model = await source.start();
   assert.equal(model.workloadByIp('198.18.1.5')?.identity, 'spiffe://cluster.local/ns/shop/sa/cart');
   assert.ok(model.serviceByVip(svc.spec!.clusterIP!), 'the service by its allocated ClusterIP');

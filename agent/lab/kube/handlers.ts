@@ -159,7 +159,32 @@ export class ApiHandler {
     if (m === null) throw new StatusError(401, 'Unauthorized', 'Unauthorized');
     const result = this.#c.tokens.authenticate(m[1]!, [API_AUDIENCE]);
     if ('error' in result) throw new StatusError(401, 'Unauthorized', 'Unauthorized');
-    return result.user;
+    return this.#impersonated(req, result.user);
+  }
+
+  /**
+   * `kubectl --as U [--as-group G]`: the Impersonate-User/-Group headers, allowed by RBAC's
+   * `impersonate` verb on users, groups or serviceaccounts (system:masters may), as Kubernetes'
+   * impersonation filter does. Without it every `--as` request ran as the caller.
+   */
+  #impersonated(req: IncomingMessage, user: UserInfo): UserInfo {
+    const as = req.headers['impersonate-user'];
+    const groupHeader = req.headers['impersonate-group'];
+    const groups = (Array.isArray(groupHeader) ? groupHeader : groupHeader === undefined ? [] : [groupHeader]).flatMap((g) => g.split(',')).map((g) => g.trim()).filter(Boolean);
+    if (typeof as !== 'string' || as === '') {
+      if (groups.length > 0) throw errors.badRequest('requested impersonation of groups without impersonating a user');
+      return user;
+    }
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(as);
+    const check = (resource: string, name: string, namespace: string): void => {
+      const attrs: RequestAttributes = { verb: 'impersonate', path: '', resource: { group: '', resource, subresource: '', name, namespace } };
+      if (!isAllowed(this.#c.store, user, attrs)) throw forbidden(user, attrs);
+    };
+    if (sa) check('serviceaccounts', sa[2]!, sa[1]!);
+    else check('users', as, '');
+    for (const g of groups) check('groups', g, '');
+    const implied = sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`] : [];
+    return { username: as, uid: '', groups: [...new Set([...groups, ...implied, 'system:authenticated'])], extra: {} };
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
