@@ -268,7 +268,7 @@ export class KubeApiServer {
     } finally {
       if (netnsFd !== undefined) closeNetns(netnsFd);
     }
-    if (l.port === 0 && l.netnsPath === undefined) l.port = (server.address() as AddressInfo).port;
+    if (l.port === 0) l.port = (server.address() as AddressInfo).port;
     return server;
   }
 
