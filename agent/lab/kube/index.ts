@@ -22,7 +22,7 @@
  */
 import { randomBytes, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -204,7 +204,9 @@ export class KubeApiServer {
 
   async writeKubeconfig(path: string, opts: KubeconfigOptions = {}): Promise<void> {
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, this.kubeconfig(opts), { mode: 0o600 });
+    // Atomic: the lab waits for this file to appear and reads it at once.
+    await writeFile(`${path}.tmp`, this.kubeconfig(opts), { mode: 0o600 });
+    await rename(`${path}.tmp`, path);
   }
 
   /** A token as TokenRequest issues it (for the lab, which plays the kubelet). */
