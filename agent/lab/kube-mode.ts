@@ -40,6 +40,7 @@ import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
+import { METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
 
 export interface KubeLabOptions {
   logger: Logger;
@@ -424,7 +425,7 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: agentPodName(n.name), namespace: AGENT_NAMESPACE, labels: { app: 'weft-agent' }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15020' } },
+    metadata: { name: agentPodName(n.name), namespace: AGENT_NAMESPACE, labels: { app: 'weft-agent' }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT) } },
     spec: {
       nodeName: n.name,
       serviceAccountName: AGENT_ACCOUNT,
@@ -444,8 +445,8 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
             { name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } },
             ...Object.entries(weftEnv()).map(([name, value]) => ({ name, value })),
           ],
-          ports: [{ name: 'metrics', containerPort: 15020 }],
-          readinessProbe: { httpGet: { path: '/healthz/ready', port: 15021 }, periodSeconds: 1 },
+          ports: [{ name: 'metrics', containerPort: METRICS_PORT }],
+          readinessProbe: { httpGet: { path: '/healthz/ready', port: READINESS_PORT }, periodSeconds: 1 },
         },
       ],
       volumes: [

@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand, CommandError } from '../../agent/util/exec.js';
 import { waitFor } from '../helpers/wait.js';
@@ -155,6 +155,26 @@ test('kubectl get -w prints the list, then each change', async () => {
     assert.match(out, /^NAME\s+DATA\s+AGE\n/);
   } finally {
     child.kill();
+  }
+});
+
+test('kubectl logs reads the file the lab names, with --tail; a multi-container choice is asked for', async () => {
+  const logFile = join(api.dir, 'cart.log');
+  await writeFile(logFile, 'starting\nlistening on 8080\n');
+  api.server.setPodLogResolver((pod, container) => (pod.metadata.name === 'cart' && container === 'cart' ? logFile : undefined));
+  assert.equal(await kubectl(['logs', 'cart', '-n', 'shop']), 'starting\nlistening on 8080\n');
+  assert.equal(await kubectl(['logs', 'cart', '-n', 'shop', '--tail=1']), 'listening on 8080\n');
+  assert.match(await kubectlFails(['logs', 'cart', '-n', 'shop', '-c', 'nope']), /container nope is not valid for pod cart/);
+  const follow = spawn(KUBECTL, kubectlArgs(['logs', '-f', 'cart', '-n', 'shop']), { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  follow.stdout.setEncoding('utf8');
+  follow.stdout.on('data', (c: string) => (out += c));
+  try {
+    await waitFor(() => out.includes('listening on 8080'), 'the log so far');
+    await appendFile(logFile, 'request 1\n');
+    await waitFor(() => out.endsWith('request 1\n'), 'appended output while following');
+  } finally {
+    follow.kill();
   }
 });
 

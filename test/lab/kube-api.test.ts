@@ -5,12 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import {
   AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, Watch, makeInformer, setHeaderOptions,
   type KubernetesObject, type V1ConfigMap, type V1Pod,
 } from '@kubernetes/client-node';
+import { startKubeApiServer } from '../../agent/lab/kube/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { rawRequest, startTestApi, statusOf, type TestApi } from './kube-api-helpers.js';
 
@@ -404,6 +406,14 @@ test('the kubernetes Service has no selector and hand-managed Endpoints and Endp
   } finally {
     await fixed.close();
   }
+});
+
+test('an unreadable state file or a taken address fails the start with WEFT_ERR_KUBE_API, naming which', async () => {
+  const broken = join(api.dir, 'broken.json');
+  await writeFile(broken, '{"version": 1, "resourceVer');
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port: 0 }], stateFile: broken }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(broken));
+  const port = Number(new URL(api.server.urls[0]!).port);
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port }] }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(`127.0.0.1:${port}`));
 });
 
 test('the state file keeps objects across a restart; resourceVersions stay monotonic', async () => {
