@@ -154,6 +154,8 @@ export class Agent {
     this.#handover?.claim();
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
+      // Pooled HBONE connections to pods that left the model: reset now, not at the next PING.
+      for (const pod of this.#capture.captured.values()) pod.pool?.closeGone((ip, identity) => model.workloadByIp(ip)?.identity === identity);
       this.metrics.discoveryUpdates.inc({ result: 'applied' });
       void this.#reconcile();
     });

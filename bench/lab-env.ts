@@ -13,11 +13,15 @@ import { run } from '../agent/lab/run.js';
 import { MESH_ENABLED, MESH_LABEL } from '../agent/discovery/types.js';
 import { BenchError } from './errors.js';
 
-export const LAB_NAME = 'bench';
+/**
+ * The lab's name: `bench`, or WEFT_BENCH_LAB (so that two runs, or a run beside other labs of
+ * the same prefix, do not remove each other's lab).
+ */
+export const LAB_NAME = process.env['WEFT_BENCH_LAB'] ?? 'bench';
 export const NAMESPACE = 'bench';
 export const LAB_DIR = fileURLToPath(new URL('../../bench/lab/', import.meta.url));
 /** Where the run keeps its scratch files (configs, certificates, toggles); removed at the end. */
-export const WORK_DIR = '/run/weft/bench';
+export const WORK_DIR = LAB_NAME === 'bench' ? '/run/weft/bench' : `/run/weft/bench-${LAB_NAME}`;
 
 export interface PodInfo {
   name: string;

@@ -9,6 +9,12 @@
  *   connect  a new TCP connection per small request, `concurrency` at a time
  *   idle     open N connections, one small request each, then hold them idle until a release
  *            file appears (or a deadline), so the harness can measure the proxies meanwhile
+ *   soak     mixed traffic for a long time: persistent connections at a fixed request rate and
+ *            new connections (one request each) at a fixed rate, side by side
+ *
+ * Every socket keeps an 'error' listener from creation to destruction, and every error is counted
+ * by its code: a reset (ECONNRESET) is a figure of the run, never an unhandled 'error' that kills
+ * the generator (the idle scenario died that way when the agent reset held connections).
  */
 import net from 'node:net';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -26,7 +32,8 @@ export type LoadSpec =
   | { mode: 'latency'; target: Target; rate: number; connections: number; durationMs: number; warmupMs: number; requestBytes: number; responseBytes: number }
   | { mode: 'closed'; target: Target; connections: number; durationMs: number; warmupMs: number; requestBytes: number; responseBytes: number }
   | { mode: 'connect'; target: Target; concurrency: number; durationMs: number; maxConnections: number; requestBytes: number; responseBytes: number }
-  | { mode: 'idle'; target: Target; connections: number; concurrency: number; readyFile: string; releaseFile: string; maxHoldMs: number };
+  | { mode: 'idle'; target: Target; connections: number; concurrency: number; readyFile: string; releaseFile: string; maxHoldMs: number }
+  | { mode: 'soak'; target: Target; durationMs: number; persistentConnections: number; persistentRate: number; newConnectionRate: number; requestBytes: number; responseBytes: number };
 
 export interface LatencyResult {
   mode: 'latency';
@@ -64,9 +71,29 @@ export interface IdleResult {
   requested: number;
   opened: number;
   errors: number;
+  /** ECONNRESET on any socket of the run (opening, exchanging or held). */
+  resets: number;
+  /** Held connections the other side closed (FIN or reset) before the release. */
+  closedWhileHeld: number;
+  errorsByCode: Record<string, number>;
   heldMs: number;
 }
-export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult;
+export interface SoakResult {
+  mode: 'soak';
+  durationMs: number;
+  persistentSent: number;
+  persistentAnswered: number;
+  connectionsStarted: number;
+  connectionsCompleted: number;
+  /** New connections not started because too many were still in flight (the path fell behind). */
+  connectionsSkipped: number;
+  /** New connections that failed, and persistent ones lost before the end. */
+  errors: number;
+  resets: number;
+  errorsByCode: Record<string, number>;
+  achievedRps: number;
+}
+export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult | SoakResult;
 
 const CONNECT_TIMEOUT_MS = 10_000;
 const DRAIN_MS = 5_000;
@@ -77,26 +104,53 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-function connect(target: Target): Promise<net.Socket> {
+/** Socket errors of the run by code (ECONNRESET, EADDRNOTAVAIL, ETIMEDOUT, ...). */
+export class ErrorTally {
+  readonly byCode: Record<string, number> = {};
+
+  note(err: unknown): void {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const key = typeof code === 'string' ? code : 'other';
+    this.byCode[key] = (this.byCode[key] ?? 0) + 1;
+  }
+
+  get resets(): number {
+    return this.byCode['ECONNRESET'] ?? 0;
+  }
+
+  get total(): number {
+    return Object.values(this.byCode).reduce((a, b) => a + b, 0);
+  }
+}
+
+/**
+ * Opens a connection. The socket's 'error' listener stays for its whole life (it counts into
+ * `tally`); callers add their own listeners and remove only those.
+ */
+function connect(target: Target, tally: ErrorTally = new ErrorTally()): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+    let connected = false;
     const timer = setTimeout(() => {
       s.destroy();
+      tally.note({ code: 'ETIMEDOUT' });
       reject(new Error(`connect to ${target.host}:${target.port} timed out`));
     }, CONNECT_TIMEOUT_MS);
-    s.once('connect', () => {
-      clearTimeout(timer);
-      s.removeAllListeners('error');
-      resolve(s);
-    });
-    s.once('error', (err) => {
+    s.on('error', (err) => {
+      tally.note(err);
+      if (connected) return;
       clearTimeout(timer);
       reject(err);
+    });
+    s.once('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      resolve(s);
     });
   });
 }
 
-async function connectAll(target: Target, count: number, concurrency: number): Promise<{ sockets: net.Socket[]; errors: number }> {
+async function connectAll(target: Target, count: number, concurrency: number, tally?: ErrorTally): Promise<{ sockets: net.Socket[]; errors: number }> {
   const sockets: net.Socket[] = [];
   let errors = 0;
   let next = 0;
@@ -104,7 +158,7 @@ async function connectAll(target: Target, count: number, concurrency: number): P
     while (next < count && errors < MAX_ERRORS) {
       next++;
       try {
-        sockets.push(await connect(target));
+        sockets.push(await connect(target, tally));
       } catch {
         errors++;
       }
@@ -324,7 +378,8 @@ export async function runConnect(spec: Extract<LoadSpec, { mode: 'connect' }>): 
 }
 
 export async function runIdle(spec: Extract<LoadSpec, { mode: 'idle' }>): Promise<IdleResult> {
-  const { sockets, errors: connectErrors } = await connectAll(spec.target, spec.connections, spec.concurrency);
+  const tally = new ErrorTally();
+  const { sockets, errors: connectErrors } = await connectAll(spec.target, spec.connections, spec.concurrency, tally);
   let errors = connectErrors;
   // One small exchange per connection, so each one is known to be proxied end to end.
   const request = buildRequest(64, 64);
@@ -332,6 +387,8 @@ export async function runIdle(spec: Extract<LoadSpec, { mode: 'idle' }>): Promis
   const open: net.Socket[] = [];
   const exchange = (s: net.Socket): Promise<boolean> =>
     new Promise((resolve) => {
+      // Reset or closed while it waited for its turn ('close' has fired already).
+      if (s.destroyed) return resolve(false);
       let got = 0;
       // Generous: a TLS proxy pair does one handshake per connection while dozens queue.
       const timer = setTimeout(() => {
@@ -345,35 +402,151 @@ export async function runIdle(spec: Extract<LoadSpec, { mode: 'idle' }>): Promis
           resolve(true);
         }
       };
-      const onError = (): void => {
+      const onEnd = (): void => {
         cleanup();
         resolve(false);
       };
       const cleanup = (): void => {
         clearTimeout(timer);
         s.off('data', onData);
-        s.off('error', onError);
+        s.off('close', onEnd);
       };
       s.on('data', onData);
-      s.on('error', onError);
+      // An error closes the socket too (the tally, connect()'s listener, counts the error).
+      s.on('close', onEnd);
       s.write(request);
     });
+  let held = false;
+  let closedWhileHeld = 0;
   const worker = async (): Promise<void> => {
     while (next < sockets.length) {
       const s = sockets[next++]!;
-      if (await exchange(s)) open.push(s);
-      else errors++;
+      if (await exchange(s)) {
+        open.push(s);
+        s.once('close', () => {
+          if (held) closedWhileHeld++;
+          else errors++;
+        });
+      } else {
+        errors++;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(spec.concurrency, sockets.length) }, worker));
-  for (const s of open) s.on('error', () => errors++);
-  writeFileSync(spec.readyFile, JSON.stringify({ opened: open.length, errors }) + '\n');
-  const held = performance.now();
-  const deadline = held + spec.maxHoldMs;
+  writeFileSync(spec.readyFile, JSON.stringify({ opened: open.length, errors, resets: tally.resets }) + '\n');
+  held = true;
+  const heldAt = performance.now();
+  const deadline = heldAt + spec.maxHoldMs;
   while (!existsSync(spec.releaseFile) && performance.now() < deadline) await delay(50);
-  const heldMs = Math.round(performance.now() - held);
+  const heldMs = Math.round(performance.now() - heldAt);
+  held = false;
+  for (const s of sockets) {
+    s.removeAllListeners('close');
+    s.destroy();
+  }
+  return { mode: 'idle', requested: spec.connections, opened: open.length, errors, resets: tally.resets, closedWhileHeld, errorsByCode: tally.byCode, heldMs };
+}
+
+/** Cap on new connections in flight in the soak mode: beyond it the path has fallen behind. */
+const SOAK_MAX_NEW_IN_FLIGHT = 256;
+
+export async function runSoak(spec: Extract<LoadSpec, { mode: 'soak' }>): Promise<SoakResult> {
+  const tally = new ErrorTally();
+  const request = buildRequest(spec.requestBytes, spec.responseBytes);
+  const { sockets } = await connectAll(spec.target, spec.persistentConnections, spec.persistentConnections, tally);
+  if (sockets.length === 0) throw new Error(`no connection to ${spec.target.host}:${spec.target.port} could be opened`);
+  const lanes = sockets.map((s) => new Lane(s, spec.responseBytes));
+  let persistentAnswered = 0;
+  let persistentLost = 0;
+  let ending = false;
+  for (const lane of lanes) {
+    lane.socket.on('data', (chunk: Buffer) => lane.receive(chunk.length, () => persistentAnswered++));
+    // connect()'s listener counts the error; a persistent connection closed before the end is lost.
+    lane.socket.on('close', () => {
+      if (!ending) persistentLost++;
+    });
+  }
+  let persistentSent = 0;
+  let started = 0;
+  let completed = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  let failed = 0;
+  const once = (): void => {
+    inFlight++;
+    started++;
+    let got = 0;
+    let done = false;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      inFlight--;
+      clearTimeout(timer);
+      if (ok) completed++;
+      else failed++;
+    };
+    const s = net.connect({ host: spec.target.host, port: spec.target.port, noDelay: true });
+    const timer = setTimeout(() => {
+      tally.note({ code: 'ETIMEDOUT' });
+      s.destroy();
+      finish(false);
+    }, CONNECT_TIMEOUT_MS);
+    s.on('error', (err) => {
+      tally.note(err);
+      finish(false);
+    });
+    s.on('connect', () => s.write(request));
+    s.on('data', (chunk: Buffer) => {
+      got += chunk.length;
+      if (got >= spec.responseBytes) {
+        s.end();
+        finish(true);
+      }
+    });
+    s.on('close', () => finish(got >= spec.responseBytes));
+  };
+  const start = performance.now();
+  const end = start + spec.durationMs;
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = performance.now();
+      const elapsed = Math.min(now, end) - start;
+      const duePersistent = Math.floor((elapsed * spec.persistentRate) / 1000);
+      while (persistentSent < duePersistent) {
+        const lane = lanes[persistentSent % lanes.length]!;
+        lane.push(now, now);
+        if (!lane.socket.destroyed) lane.socket.write(request);
+        persistentSent++;
+      }
+      const dueNew = Math.floor((elapsed * spec.newConnectionRate) / 1000);
+      while (started + skipped < dueNew) {
+        if (inFlight >= SOAK_MAX_NEW_IN_FLIGHT) skipped++;
+        else once();
+      }
+      if (now >= end) return resolve();
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+  // Let what is in flight finish (bounded), then close.
+  const drainUntil = performance.now() + DRAIN_MS;
+  while ((inFlight > 0 || persistentAnswered < persistentSent) && performance.now() < drainUntil) await delay(20);
+  ending = true;
   for (const s of sockets) s.destroy();
-  return { mode: 'idle', requested: spec.connections, opened: open.length, errors, heldMs };
+  const seconds = spec.durationMs / 1000;
+  return {
+    mode: 'soak',
+    durationMs: spec.durationMs,
+    persistentSent,
+    persistentAnswered,
+    connectionsStarted: started,
+    connectionsCompleted: completed,
+    connectionsSkipped: skipped,
+    errors: failed + persistentLost,
+    resets: tally.resets,
+    errorsByCode: tally.byCode,
+    achievedRps: Math.round((persistentAnswered + completed) / seconds),
+  };
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -386,6 +559,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       return runConnect(spec);
     case 'idle':
       return runIdle(spec);
+    case 'soak':
+      return runSoak(spec);
   }
 }
 

@@ -84,7 +84,13 @@ export function judgeTargets(figures: readonly Figure[]): TargetResult[] {
   }
   cmp('connect rate: weft >= 1.0 x haproxy-mtls', 'connect', 'connections per second', (w, o) => w >= o, ratioText);
   abs('idle: <= 10 KiB of agent memory per idle proxied connection', 'idle', 'proxy memory per connection', (w) => w <= 10, 'KiB');
+  abs('idle: 0 connections reset (issue 10)', 'idle', 'idle connections reset', (w) => w === 0, 'conn');
   abs('scale: 5,000-pod source applied in under 2 s', 'scale', 'apply time', (w) => w < 2000, 'ms');
   abs('scale: policy decision under 5 microseconds', 'scale', 'policy decision', (w) => w < 5000, 'ns');
+  // soak runs only when named (10+ minutes): judged when it ran.
+  if (find(figures, 'soak', 'agent RSS growth after warm-up') !== undefined) {
+    abs('soak: agent RSS growth after warm-up < 1 MiB (issue 10)', 'soak', 'agent RSS growth after warm-up', (w) => w < 1024, 'KiB');
+    abs('soak: agent descriptor growth after warm-up < 10 (issue 10)', 'soak', 'agent descriptor growth after warm-up', (w) => w < 10, 'fds');
+  }
   return out;
 }

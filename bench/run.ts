@@ -23,6 +23,7 @@ import { saturation } from './scenarios/saturation.js';
 import { connect } from './scenarios/connect.js';
 import { idle } from './scenarios/idle.js';
 import { scale } from './scenarios/scale.js';
+import { soak } from './scenarios/soak.js';
 import { scaleK8s } from './scenarios/scale-k8s.js';
 import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
@@ -30,7 +31,7 @@ import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
 import { startProfiles, type RunningProfiles } from './profile.js';
 
-export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s];
+export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function newSystem(name: SystemName): System {
@@ -66,12 +67,19 @@ export function stamp(d: Date): string {
 
 /** Scenarios named on the command line (comma-separated or repeated), in the harness's order. */
 export function selectScenarios(names: readonly string[]): Scenario[] {
-  if (names.length === 0) return [...SCENARIOS];
+  if (names.length === 0) return SCENARIOS.filter((s) => s.onlyWhenNamed !== true);
   const wanted = new Set(names.flatMap((n) => n.split(',')).map((n) => n.trim()).filter((n) => n !== ''));
   for (const n of wanted) {
     if (!SCENARIOS.some((s) => s.name === n)) throw new BenchError(`unknown scenario ${n}; choose from ${SCENARIOS.map((s) => s.name).join(', ')}`);
   }
   return SCENARIOS.filter((s) => wanted.has(s.name));
+}
+
+/** `600`, `600s`, `10m`: seconds. */
+export function parseSeconds(text: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(s|m)?$/.exec(text.trim());
+  if (m === null) throw new BenchError(`--soak-duration takes seconds (600, 600s) or minutes (10m), got ${text}`);
+  return Number(m[1]) * (m[2] === 'm' ? 60 : 1);
 }
 
 let current: System | undefined;
@@ -100,6 +108,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       profile: { type: 'string' },
       system: { type: 'string', multiple: true, default: [] },
+      'soak-duration': { type: 'string' },
     },
   });
   if (process.getuid?.() !== 0) throw new BenchError('the benchmark builds network namespaces and must run as root');
@@ -115,6 +124,8 @@ async function main(): Promise<void> {
     });
   }
   const startedAt = new Date();
+  /** Hard rules a scenario found broken (idle: resets): the run exits 1 after writing its files. */
+  const broken: string[] = [];
   const result: RunResult = {
     startedAt: startedAt.toISOString(),
     finishedAt: '',
@@ -144,6 +155,7 @@ async function main(): Promise<void> {
       quick,
       log,
     };
+    if (values['soak-duration'] !== undefined) ctx.soakDurationMs = parseSeconds(values['soak-duration']) * 1000;
     for (const scenario of scenarios) {
       const perSystem: Partial<Record<SystemName, Record<string, number>>> = {};
       result.details[scenario.name] = {};
@@ -166,6 +178,11 @@ async function main(): Promise<void> {
           const m = await scenario.measure(sys, ctx).finally(() => profiles?.stop().then((files) => log(`profiles: ${files.join(', ')}`)));
           perSystem[name] = m.values;
           result.details[scenario.name]![name] = m.details;
+          if (m.failed !== undefined) {
+            result.failures[`${scenario.name}/${name}`] = m.failed;
+            broken.push(m.failed);
+            log(`FAILED: ${m.failed}`);
+          }
         } catch (err) {
           const why = err instanceof Error ? err.message : String(err);
           result.failures[`${scenario.name}/${name}`] = why;
@@ -210,6 +227,10 @@ async function main(): Promise<void> {
   }
   process.stdout.write(md);
   log(`wrote ${base}.json, ${base}.md${full ? ', latest.md' : ' (latest.md only from full runs)'}${latencySummaries.size > 0 ? ', latency.svg' : ''} in ${Math.round((Date.now() - startedAt.getTime()) / 1000)} s`);
+  if (broken.length > 0) {
+    log(`FAILED: ${broken.join('; ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err: unknown) => {

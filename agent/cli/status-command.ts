@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -48,7 +49,7 @@ export function registerStatusCommand(program: Command): void {
     .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
-    .option('--admin <host:port>', "the agent's admin API", '127.0.0.1:15000')
+    .option('--admin <host:port>', "the agent's admin API", DEFAULT_ADMIN_ADDRESS)
     .option('--netns <path>', "reach the admin API from inside this network namespace (the agent's node namespace)")
     .option('--lab <name>', 'ask every agent of a running lab (overrides --admin and --netns)')
     .option('--kubeconfig <file>', 'ask every agent pod of a cluster, through the API server (pods/portforward to its admin port, as istioctl ztunnel-config does)')
@@ -59,7 +60,7 @@ export function registerStatusCommand(program: Command): void {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
       if (opts.lab !== undefined && opts.kubeconfig !== undefined) throw new WeftError('WEFT_ERR_CONFIG', 'give --lab or --kubeconfig, not both');
       const section = what as Section;
-      let forwarded: { targets: Target[]; close(): Promise<void> } | undefined;
+      let forwarded: { targets: Target[]; errorFor(t: Target): Error | undefined; close(): Promise<void> } | undefined;
       if (opts.kubeconfig !== undefined) {
         const adminPort = Number(opts.adminPort);
         if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) throw new WeftError('WEFT_ERR_CONFIG', `--admin-port ${opts.adminPort} is not a port`);
@@ -71,8 +72,11 @@ export function registerStatusCommand(program: Command): void {
       const results = [];
       try {
         for (const target of targets) {
-          const dump = (await fetchAdmin(target, '/config_dump')) as Record<string, unknown>;
-          const connections = section === 'connections' ? ((await fetchAdmin(target, '/connections')) as Record<string, unknown>) : {};
+          const fetch = (path: string): Promise<unknown> => fetchAdmin(target, path).catch((err: unknown) => {
+            throw forwarded?.errorFor(target) ?? err;
+          });
+          const dump = (await fetch('/config_dump')) as Record<string, unknown>;
+          const connections = section === 'connections' ? ((await fetch('/connections')) as Record<string, unknown>) : {};
           results.push({ target, dump, connections });
         }
       } finally {

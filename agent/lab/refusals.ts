@@ -11,6 +11,7 @@ import type { AgentRefusal } from './converge.js';
 import { manifestFileName } from './manifests.js';
 import { refAlive } from './procs.js';
 import type { LabState } from './state.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 const POLL_MS = 25;
 
@@ -44,7 +45,7 @@ async function collectRefusalsWhen(nodes: readonly { name: string; netns: string
     for (;;) {
       let answer: RefusalsResponse | undefined;
       try {
-        answer = (await fetchAdmin({ label: `agent of ${node.name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/refusals')) as RefusalsResponse;
+        answer = (await fetchAdmin({ label: `agent of ${node.name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${node.netns}` }, '/refusals')) as RefusalsResponse;
       } catch {
         answer = undefined;
       }

@@ -35,6 +35,7 @@ export const idle: Scenario = {
     { metric: 'proxy memory with idle connections', unit: 'MiB', better: 'lower' },
     { metric: 'proxy memory per connection', unit: 'KiB', better: 'lower' },
     { metric: 'idle connections open', unit: 'conn', better: 'higher' },
+    { metric: 'idle connections reset', unit: 'conn', better: 'lower' },
   ],
   async measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement> {
     const sys = requireSystem(system);
@@ -91,7 +92,16 @@ export const idle: Scenario = {
       'idle connections open': ready.opened,
     };
     if (ready.opened > 0) values['proxy memory per connection'] = Math.round((growth / ready.opened) * 100) / 100;
-    ctx.log(`  ${ready.opened}/${connections} open (errors ${ready.errors}); proxies ${(total / 1024).toFixed(1)} MiB, +${growth} KiB`);
-    return { values, details: { connections, wanted, nofileLimit: nofileLimit(), rssBeforeKiB: before, rssAfterKiB: after, loadgen: result } };
+    // Resets anywhere in the run (opening, first exchange, hold) and held connections closed by
+    // the other side: issue 10 requires 0 of both in every run.
+    values['idle connections reset'] = result.resets + result.closedWhileHeld;
+    ctx.log(`  ${ready.opened}/${connections} open (errors ${ready.errors}, resets ${result.resets}, closed while held ${result.closedWhileHeld}, by code ${JSON.stringify(result.errorsByCode)}); proxies ${(total / 1024).toFixed(1)} MiB, +${growth} KiB`);
+    const broken: string[] = [];
+    if (result.resets > 0) broken.push(`${result.resets} connections reset (ECONNRESET)`);
+    if (result.closedWhileHeld > 0) broken.push(`${result.closedWhileHeld} held connections closed by the other side`);
+    if (result.opened < connections) broken.push(`${connections - result.opened} of ${connections} connections not open (errors by code: ${JSON.stringify(result.errorsByCode)})`);
+    const measurement: Measurement = { values, details: { connections, wanted, nofileLimit: nofileLimit(), rssBeforeKiB: before, rssAfterKiB: after, loadgen: result } };
+    if (broken.length > 0) measurement.failed = `idle / ${sys.name}: ${broken.join('; ')}`;
+    return measurement;
   },
 };

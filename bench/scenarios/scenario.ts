@@ -8,6 +8,8 @@ export interface ScenarioContext {
   lab: BenchLab;
   quick: boolean;
   log(message: string): void;
+  /** `--soak-duration`: the soak scenario's measured window in ms (after its warm-up). */
+  soakDurationMs?: number;
 }
 
 export interface MetricDef {
@@ -20,6 +22,11 @@ export interface Measurement {
   /** metric -> value (only metrics this system has). */
   values: Record<string, number>;
   details: unknown;
+  /**
+   * Set when the run broke a hard rule of the scenario (idle: a connection reset): the figures
+   * are kept, the failure is recorded and logged, and the harness exits non-zero.
+   */
+  failed?: string;
 }
 
 export interface Scenario {
@@ -27,6 +34,8 @@ export interface Scenario {
   readonly systems: readonly SystemName[];
   /** false: the scenario runs its own processes; `measure` gets no started system. */
   readonly usesSystem: boolean;
+  /** Left out of a run that names no scenario (a long one: soak). */
+  readonly onlyWhenNamed?: boolean;
   /** false: the scenario builds what it measures itself; a run of only such scenarios builds no bench lab. */
   readonly needsLab?: boolean;
   readonly metrics: readonly MetricDef[];

@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync, rmSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, rmSync, mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labUp, labDown, labApply, labDelete, labStatus, podNetns, nodeNetns } from '../../agent/lab/index.js';
@@ -285,14 +285,15 @@ test('weft lab cert issues credentials with which an independent HTTP/2 client o
   assert.equal(body.pod, 'details-v1');
 });
 
-test('stopping an agent leaves no rule or listener behind; the next up starts it again and it captures again', { skip: mode.kubernetes && 'local lab only (on Kubernetes the kubelet restarts the agent: tested below)' }, async () => {
+test('a stopped agent leaves its pods captured and refused (rules stay, no listener: never plaintext); the next up starts it again and it serves again', { skip: mode.kubernetes && 'local lab only (on Kubernetes the kubelet restarts the agent: tested below)' }, async () => {
   const node2 = status.nodes.find((n) => n.name === 'node-2')!;
   const pid = (await labStatus(LAB)).nodes.find((n) => n.name === 'node-2')!.agentPid!;
   process.kill(pid, 'SIGTERM');
   await waitFor(() => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 'agent exited');
   for (const name of ['details-v1', 'ratings-v1']) {
     const ns = podNetns(LAB, 'default', name);
-    assert.equal(await hasCaptureRules(`/run/netns/${ns}`), false, `${name} has no rules`);
+    // Fail closed (issue 10): the rules outlive the agent, so nothing reaches the app around the mesh.
+    assert.equal(await hasCaptureRules(`/run/netns/${ns}`), true, `${name} keeps its rules`);
     assert.doesNotMatch(execFileSync('ip', ['netns', 'exec', ns, 'ss', '-ltnH'], { encoding: 'utf8' }), /:1500[168]\b/, `${name} has no listeners`);
   }
   assert.ok(node2);
@@ -339,6 +340,16 @@ function kubernetesOnly(): void {
     assert.deepEqual(slice.endpoints.map((e) => [e.addresses[0], e.nodeName, e.targetRef.name, e.conditions]), [[podIp(status, 'default', 'productpage-v1'), 'node-1', 'productpage-v1', { ready: true, serving: true, terminating: false }]]);
     const api = JSON.parse(kubectl('get', 'endpointslices', '-n', 'default', 'kubernetes', '-o', 'json')) as { endpoints: { addresses: string[] }[]; ports: { port: number }[] };
     assert.deepEqual([api.endpoints[0]?.addresses[0], api.ports[0]?.port], ['198.19.0.254', 6443]);
+  });
+
+  test('pods reach the API server through the kubernetes Service (its selectorless EndpointSlice), from inside the mesh and outside it', async () => {
+    // /version answers without credentials: any HTTP answer from the API server proves the path.
+    const script = "require('https').get({ host: 'kubernetes.default.svc.cluster.local', path: '/version', rejectUnauthorized: false, timeout: 5000 }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => { console.log(JSON.stringify({ status: r.statusCode, kind: JSON.parse(b).kind ?? 'version' })); }); }).on('error', (e) => { console.error(e.message); process.exit(2); })";
+    for (const [pod, ns] of [['productpage-v1', 'default'], ['client', 'outside']] as const) {
+      const r = await podNode(LAB, pod, ns, script);
+      assert.equal(r.code, 0, `${ns}/${pod}: ${r.stderr}`);
+      assert.match(r.stdout, /"status":(200|401|403)/, `${ns}/${pod} got an answer of the API server: ${r.stdout}`);
+    }
   });
 
   test('kubectl get -w sees a pod added and removed with kubectl, and the removed pod leaves nothing behind', async () => {
@@ -418,7 +429,9 @@ spec:
   const probesSeen = (): { path: string; from: string }[] => {
     const log = join(`/run/weft/lab/${LAB}/logs`, 'pod-probes-prober.log');
     if (!existsSync(log)) return [];
-    return execFileSync('cat', [log], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { path: string; from: string });
+    const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+    // The log also has the app's {signal} lines (and an earlier pod's of the same name).
+    return lines.map((l) => JSON.parse(l) as { path?: string; from?: string }).filter((x): x is { path: string; from: string } => x.path !== undefined);
   };
 
   async function probesKeepPodReady(strict: boolean): Promise<void> {
@@ -481,7 +494,7 @@ spec:
       await waitFor(async () => (await labStatus(LAB)).services.find((v) => v.name === 'slowstop')?.endpoints.length === 0, 'kube-proxy gives the terminating endpoint no new connections');
       await waitFor(() => !kubectl('get', 'pods', '-n', 'outside', '-o', 'name').includes('pod/slowstop'), 'the kubelet deleted the pod once its process exited', 30_000);
       assert.equal(existsSync(`/run/netns/${podNetns(LAB, 'outside', 'slowstop')}`), false, 'its network namespace is gone');
-      assert.match(execFileSync('cat', [join(`/run/weft/lab/${LAB}/logs`, 'pod-outside-slowstop.log')], { encoding: 'utf8' }), /"signal":"SIGTERM"/, 'the app was asked to stop, not killed');
+      assert.match(readFileSync(join(`/run/weft/lab/${LAB}/logs`, 'pod-outside-slowstop.log'), 'utf8'), /"signal":"SIGTERM"/, 'the app was asked to stop, not killed');
     } finally {
       await labDelete({ name: LAB, file }).catch(() => undefined);
     }

@@ -13,11 +13,7 @@ const SEED = process.env['WEFT_FUZZ_SEED'] === undefined ? 0x5eed10 : Number(pro
  * Targets that fail on a finding another branch fixes: they run and report, without failing the
  * suite, until that fix is merged (then the entry goes).
  */
-const PENDING: Readonly<Record<string, string>> = {
-  'csr-parse': 'F7 of issue 10 (RSA-1024 CSR: BigInt in JSON.stringify, x509.ts), fixed on wip/sec',
-  'ca-sign': 'F7 of issue 10, fixed on wip/sec',
-  'ca-http': 'F7 of issue 10 (a 500 for an RSA-1024 CSR), fixed on wip/sec',
-};
+const PENDING: Readonly<Record<string, string>> = {};
 
 describe('fuzz (short pass)', () => {
   for (const target of TARGETS) {

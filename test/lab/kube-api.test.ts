@@ -5,12 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import {
   AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, Watch, makeInformer, setHeaderOptions,
   type KubernetesObject, type V1ConfigMap, type V1Pod,
 } from '@kubernetes/client-node';
+import { startKubeApiServer } from '../../agent/lab/kube/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { rawRequest, startTestApi, statusOf, type TestApi } from './kube-api-helpers.js';
 
@@ -48,6 +50,23 @@ test('create sets uid, creationTimestamp, resourceVersion; generateName; Already
   const noNs = await statusOf(core.createNamespacedPod({ namespace: 'nowhere', body: pod('x') }));
   assert.equal(noNs.code, 404);
   assert.equal(noNs.body.message, 'namespaces "nowhere" not found');
+});
+
+test("objects over Kubernetes' size limits are refused with its messages", async () => {
+  const big = (n: number) => 'x'.repeat(n);
+  const cm = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'big' }, data: { a: big(1024 * 1024) } } }));
+  assert.equal(cm.code, 422);
+  assert.equal(cm.body.message, 'ConfigMap "big" is invalid: []: Too long: must have at most 1048576 bytes');
+  const ann = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'ann', annotations: { a: big(300_000) } } } }));
+  assert.equal(ann.body.message, 'ConfigMap "ann" is invalid: metadata.annotations: Too long: must have at most 262144 bytes');
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < 40_000; i++) labels[`label-${i}`] = 'value-value-value-value-value';
+  const pod = await statusOf(core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'many-labels', labels }, spec: { containers: [{ name: 'c', image: 'i' }] } } }));
+  assert.equal(pod.code, 500);
+  assert.equal(pod.body.message, 'etcdserver: request is too large');
+  const huge = await rawRequest(api, 'POST', '/api/v1/namespaces/shop/configmaps', { metadata: { name: 'huge' }, data: { a: big(3.5 * 1024 * 1024) } });
+  assert.equal(huge.status, 413);
+  assert.equal((await statusOf(core.readNamespacedConfigMap({ namespace: 'shop', name: 'big' }))).code, 404, 'nothing stored');
 });
 
 test('update with a stale resourceVersion is a 409 Conflict; with the current one it applies', async () => {
@@ -181,6 +200,24 @@ test('watch from a compacted resourceVersion gets an ERROR event with 410 Expire
   const w = await watchEvents('/api/v1/namespaces/shop/configmaps', { resourceVersion: before.metadata!.resourceVersion! });
   await waitFor(() => w.ended() !== 'open', 'the watch ends');
   assert.deepEqual(w.events.map((e) => `${e.type} ${e.name}`), ['ERROR 410 Expired']);
+});
+
+test('a watch from a version older than the retained history is 410 too; deletecollection with a selector', async () => {
+  const small = await startTestApi({ historyLimit: 3 });
+  try {
+    const c = small.kc.makeApiClient(CoreV1Api);
+    const first = await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'c0', labels: { batch: 'x' } } } });
+    for (let i = 1; i < 5; i++) await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `c${i}`, labels: { batch: i % 2 ? 'y' : 'x' } } } });
+    const events: string[] = [];
+    let ended = false;
+    await new Watch(small.kc).watch('/api/v1/namespaces/default/configmaps', { resourceVersion: first.metadata!.resourceVersion! }, (type: string, o: { code?: number }) => events.push(`${type} ${String(o.code)}`), () => (ended = true));
+    await waitFor(() => ended, 'the watch ends');
+    assert.deepEqual(events, ['ERROR 410']);
+    await c.deleteCollectionNamespacedConfigMap({ namespace: 'default', labelSelector: 'batch=x' });
+    assert.deepEqual((await c.listNamespacedConfigMap({ namespace: 'default' })).items.map((m) => m.metadata?.name), ['c1', 'c3']);
+  } finally {
+    await small.close();
+  }
 });
 
 test('bookmarks when allowed, the initial-events-end bookmark, and a server-side timeout', async () => {
@@ -326,7 +363,7 @@ test('deleting a namespace deletes what is in it, then the namespace; no new con
   assert.equal((await statusOf(core.readNamespace({ name: 'doomed' }))).code, 404, 'gone once empty');
 });
 
-test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
+test('apps/v1, batch/v1, coordination, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
   const apps = api.kc.makeApiClient(AppsV1Api);
   const d = await apps.createNamespacedDeployment({ namespace: 'shop', body: { metadata: { name: 'd' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } } });
   assert.equal(d.metadata?.generation, 1);
@@ -336,8 +373,47 @@ test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and serv
   await objects.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'pdb', namespace: 'shop' }, spec: { minAvailable: 1 } } as KubernetesObject);
   await objects.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000 } as KubernetesObject);
   await objects.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'cip-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cip' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.18.0.5'] }] } as KubernetesObject);
+  await objects.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bootstrap', namespace: 'shop' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'i' }] } } } } as KubernetesObject);
+  await objects.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'leader', namespace: 'shop' }, spec: { holderIdentity: 'ca-0' } } as KubernetesObject);
   const slices = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
   assert.deepEqual(slices.items.map((s) => s.metadata?.name), ['cip-1']);
+});
+
+test('objects whose owners are all gone are garbage-collected (EndpointSlices of a deleted Service)', async () => {
+  const svc = await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'owned' }, spec: { ports: [{ port: 80 }] } } });
+  const other = await core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'second-owner' } } });
+  const objects = KubernetesObjectApi.makeApiClient(api.kc);
+  const ref = (kind: string, o: KubernetesObject) => ({ apiVersion: 'v1', kind, name: o.metadata!.name!, uid: o.metadata!.uid! });
+  const slice = (name: string, owners: object[]) => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'shop', ownerReferences: owners }, addressType: 'IPv4', endpoints: [] }) as KubernetesObject;
+  await objects.create(slice('owned-1', [ref('Service', svc)]));
+  await objects.create(slice('owned-2', [ref('Service', svc), ref('ConfigMap', other)]));
+  await core.deleteNamespacedService({ namespace: 'shop', name: 'owned' });
+  const left = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
+  assert.deepEqual(left.items.map((s) => s.metadata?.name).filter((n) => n?.startsWith('owned')), ['owned-2'], 'the slice with a living owner stays');
+});
+
+test('the kubernetes Service has no selector and hand-managed Endpoints and EndpointSlice naming the server', async () => {
+  const fixed = await startTestApi({ advertise: { ip: '198.19.0.254', port: 6443 } });
+  try {
+    const c = fixed.kc.makeApiClient(CoreV1Api);
+    const svc = await c.readNamespacedService({ namespace: 'default', name: 'kubernetes' });
+    assert.equal(svc.spec?.selector, undefined);
+    assert.equal(svc.spec?.clusterIP, '198.19.128.1');
+    const ep = await c.readNamespacedEndpoints({ namespace: 'default', name: 'kubernetes' });
+    assert.deepEqual(ep.subsets?.[0]?.addresses?.map((a) => a.ip), ['198.19.0.254']);
+    const slices = await KubernetesObjectApi.makeApiClient(fixed.kc).list('discovery.k8s.io/v1', 'EndpointSlice', 'default', undefined, undefined, undefined, undefined, 'kubernetes.io/service-name=kubernetes');
+    assert.deepEqual((slices.items[0] as KubernetesObject & { endpoints: { addresses: string[] }[] }).endpoints[0]?.addresses, ['198.19.0.254']);
+  } finally {
+    await fixed.close();
+  }
+});
+
+test('an unreadable state file or a taken address fails the start with WEFT_ERR_KUBE_API, naming which', async () => {
+  const broken = join(api.dir, 'broken.json');
+  await writeFile(broken, '{"version": 1, "resourceVer');
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port: 0 }], stateFile: broken }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(broken));
+  const port = Number(new URL(api.server.urls[0]!).port);
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port }] }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(`127.0.0.1:${port}`));
 });
 
 test('the state file keeps objects across a restart; resourceVersions stay monotonic', async () => {

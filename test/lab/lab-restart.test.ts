@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { labApply, labDown, labExec, labStatus, labUp, labRestartAgent, labStartCa, labStopCa, type LabStatus } from '../../agent/lab/index.js';
 import { manifestDir, pidAlive } from './helpers.js';
 import { waitFor } from '../helpers/wait.js';
+import { hasCaptureRules } from '../../agent/capture/rules.js';
 
 const LAB = 'failrs';
 
@@ -229,15 +230,20 @@ describe('agent restarts and outages fail closed and keep serving', () => {
   it('an agent started while the CA is down captures at once and refuses until the CA is back', async () => {
     await labStopCa({ name: LAB });
     try {
-      const pid = (await agentPid('node-a'))!;
-      assert.ok(pidAlive(pid), 'an agent serves node-a');
-      process.kill(pid, 'SIGKILL'); // its cached certificates go with it
-      await waitFor(() => !pidAlive(pid), 'the agent is gone');
-      const r = await labRestartAgent({ name: LAB, node: 'node-a' });
-      assert.equal(r.oldPid, undefined);
-      // Captured (restart-agent waits for that) without a certificate: 15008 refuses.
+      for (const node of ['node-a', 'node-b']) {
+        const pid = (await agentPid(node))!;
+        assert.ok(pidAlive(pid), `an agent serves ${node}`);
+        process.kill(pid, 'SIGKILL'); // its cached certificates go with it
+        await waitFor(() => !pidAlive(pid), 'the agent is gone');
+        const r = await labRestartAgent({ name: LAB, node });
+        assert.equal(r.oldPid, undefined);
+      }
+      // Both captured (restart-agent waits for that) without certificates: the client's
+      // outbound connection waits for its certificate (bounded), then is reset; web's 15008
+      // refuses; nothing is sent in plaintext.
       const seen = appConnections();
       assert.equal(await get('client', 'http://web.mesh/'), 'ECONNRESET');
+      assert.equal(await get('client', `http://${webIp()}:8080/`), 'ECONNRESET');
       assert.equal(appConnections(), seen, 'nothing reached the app without mutual TLS');
       // The rules and listeners are in place: the app cannot be reached around them.
       const listening = execFileSync('nsenter', [`--net=/run/netns/${status.pods.find((p) => p.name === 'web')!.netns}`, '--', 'ss', '-ltnH'], { encoding: 'utf8' });
@@ -284,5 +290,24 @@ describe('agent restarts and outages fail closed and keep serving', () => {
     // Only the pod's own node is exempt: another node's namespace is refused like any stranger.
     const fromOtherNode = execFileSync('nsenter', [`--net=/run/netns/${nodeNetns('node-b')}`, '--', process.execPath, '-e', `require('http').get('http://${webIp()}:8080/', { agent: false }, (r) => console.log(r.statusCode)).on('error', (e) => console.log(e.code));`], { encoding: 'utf8', timeout: 10_000 }).trim();
     assert.equal(fromOtherNode, 'ECONNRESET');
+  });
+
+  it('pods that left the mesh while no agent ran lose their rules when an agent comes back', async () => {
+    const webNetns = status.pods.find((p) => p.name === 'web')!.netns;
+    const pid = (await agentPid('node-a'))!;
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => !pidAlive(pid), 'the agent is gone');
+    const out = manifestDir({ 'ns.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: mesh\n' });
+    try {
+      await labApply({ name: LAB, file: out.dir });
+    } finally {
+      out.remove();
+    }
+    // Nobody removed them: still refused.
+    assert.equal(await hasCaptureRules(`/run/netns/${webNetns}`), true);
+    assert.equal(await get('stranger', `http://${webIp()}:8080/`), 'ECONNREFUSED');
+    await labRestartAgent({ name: LAB, node: 'node-a' });
+    await waitFor(async () => !(await hasCaptureRules(`/run/netns/${webNetns}`)), 'the new agent removes the stale rules');
+    assert.equal(typeof (await get('stranger', `http://${webIp()}:8080/`)), 'object', 'out of the mesh: reached directly');
   });
 });

@@ -22,6 +22,32 @@ const DEFAULT_GRACE_SECONDS = 30;
 
 const NAME_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
 
+/** Kubernetes' size limits: ConfigMap/Secret data, all annotations, and etcd's request limit. */
+const MAX_DATA_BYTES = 1024 * 1024;
+const MAX_ANNOTATION_BYTES = 256 * 1024;
+const MAX_STORED_BYTES = 1.5 * 1024 * 1024;
+
+/** Refuses objects over Kubernetes' limits, with Kubernetes' messages. */
+function checkSize(t: ResourceType, obj: KubeObject): void {
+  const name = obj.metadata.name ?? '';
+  const annotations = obj.metadata.annotations ?? {};
+  let annotationBytes = 0;
+  for (const [k, v] of Object.entries(annotations)) annotationBytes += Buffer.byteLength(k) + Buffer.byteLength(String(v));
+  if (annotationBytes > MAX_ANNOTATION_BYTES) {
+    throw errors.invalid(t.group, t.kind, name, [{ field: 'metadata.annotations', message: `Too long: must have at most ${MAX_ANNOTATION_BYTES} bytes` }]);
+  }
+  if (t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret')) {
+    let bytes = 0;
+    for (const field of t.kind === 'Secret' ? ['data'] : ['data', 'binaryData']) {
+      const data = obj[field];
+      if (!isJsonObject(data)) continue;
+      for (const [k, v] of Object.entries(data)) bytes += k.length + (t.kind === 'Secret' || field === 'binaryData' ? Math.floor((String(v).length * 3) / 4) : Buffer.byteLength(String(v)));
+    }
+    if (bytes > MAX_DATA_BYTES) throw errors.invalid(t.group, t.kind, name, [{ field: '[]', message: `Too long: must have at most ${MAX_DATA_BYTES} bytes` }]);
+  }
+  if (Buffer.byteLength(JSON.stringify(obj)) > MAX_STORED_BYTES) throw new StatusError(500, 'InternalError', 'etcdserver: request is too large');
+}
+
 export interface DeleteOptions {
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
@@ -110,6 +136,7 @@ export class ObjectService {
     delete meta.resourceVersion;
     if (t.subresources.includes('status') && t.kind !== 'Node') delete obj['status'];
     this.#prepareCreate(t, obj);
+    checkSize(t, obj);
     const stored = this.#store.put(resourceKey(t), obj);
     this.#afterWrite(t, stored);
     return this.#served(t, stored);
@@ -294,6 +321,7 @@ export class ObjectService {
       if (gone) this.#afterRemove(t, gone);
       return this.#served(t, gone ?? result);
     }
+    checkSize(t, result);
     const stored = this.#store.put(resourceKey(t), result);
     this.#afterWrite(t, stored);
     return this.#served(t, stored);
@@ -387,7 +415,33 @@ export class ObjectService {
     }
   }
 
+  /**
+   * The garbage collector's work, in the background style: objects whose every owner is gone
+   * are deleted (pods gracefully). Owners are in the same namespace or cluster-scoped.
+   */
+  #collectGarbage(owner: KubeObject): void {
+    const uid = owner.metadata.uid;
+    if (uid === undefined) return;
+    for (const t of this.#registry.stored()) {
+      if (!t.namespaced && owner.metadata.namespace !== undefined) continue;
+      for (const o of this.#store.items(resourceKey(t), owner.metadata.namespace !== undefined ? owner.metadata.namespace : undefined)) {
+        const refs = o.metadata['ownerReferences'];
+        if (!Array.isArray(refs) || !refs.some((r) => isJsonObject(r) && r['uid'] === uid)) continue;
+        const alive = refs.some((r) => isJsonObject(r) && r['uid'] !== uid && this.#ownerExists(r, o.metadata.namespace));
+        if (!alive && o.metadata.deletionTimestamp === undefined) this.delete(t, o.metadata.namespace, o.metadata.name ?? '', {});
+      }
+    }
+  }
+
+  #ownerExists(ref: JsonObject, namespace: string | undefined): boolean {
+    const t = this.#registry.byKind(String(ref['apiVersion'] ?? ''), String(ref['kind'] ?? ''));
+    if (t === undefined) return false;
+    const o = this.#store.peek(resourceKey(t), t.namespaced ? namespace : undefined, String(ref['name'] ?? ''));
+    return o !== undefined && o.metadata.uid === ref['uid'];
+  }
+
   #afterRemove(t: ResourceType, o: KubeObject): void {
+    this.#collectGarbage(o);
     if (resourceKey(t) === 'apiextensions.k8s.io/customresourcedefinitions') {
       const spec = isJsonObject(o['spec']) ? o['spec'] : {};
       const plural = isJsonObject(spec['names']) ? spec['names']['plural'] : undefined;
@@ -406,17 +460,38 @@ export class ObjectService {
     for (const crd of this.#store.items('apiextensions.k8s.io/customresourcedefinitions')) this.#registry.addCrd(crd);
   }
 
-  /** Objects a fresh cluster has: the four namespaces, their `default` accounts, the `kubernetes` Service. */
-  bootstrap(): void {
+  /**
+   * Objects a fresh cluster has: the four namespaces, their `default` accounts, the `kubernetes`
+   * Service; with `advertise`, that Service's Endpoints and EndpointSlice name this server
+   * (a Service without selector and hand-managed endpoints, as on every cluster).
+   */
+  bootstrap(advertise?: { ip: string; port: number }): void {
     const nsType = this.#registry.lookup('v1', 'namespaces')!;
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       if (this.#store.peek('/namespaces', undefined, ns) === undefined) this.create(nsType, undefined, { metadata: { name: ns } });
     }
+    const port = advertise?.port ?? 6443;
     if (this.#store.peek('/services', 'default', 'kubernetes') === undefined) {
       this.create(this.#registry.lookup('v1', 'services')!, 'default', {
         metadata: { name: 'kubernetes', labels: { component: 'apiserver', provider: 'kubernetes' } },
-        spec: { clusterIP: KUBERNETES_SERVICE_IP, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }] },
+        spec: { clusterIP: KUBERNETES_SERVICE_IP, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
       });
+    }
+    if (advertise === undefined) return;
+    const labels = { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'weft-lab-kube-apiserver' };
+    const wanted: [ResourceType, JsonObject][] = [
+      [this.#registry.lookup('v1', 'endpoints')!, { metadata: { name: 'kubernetes', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } }, subsets: [{ addresses: [{ ip: advertise.ip }], ports: [{ name: 'https', port, protocol: 'TCP' }] }] }],
+      [this.#registry.lookup('discovery.k8s.io/v1', 'endpointslices')!, {
+        metadata: { name: 'kubernetes', labels },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [advertise.ip], conditions: { ready: true, serving: true, terminating: false } }],
+        ports: [{ name: 'https', port, protocol: 'TCP' }],
+      }],
+    ];
+    for (const [t, body] of wanted) {
+      const current = this.#store.peek(resourceKey(t), 'default', 'kubernetes');
+      if (current === undefined) this.create(t, 'default', body);
+      else this.update(t, 'default', 'kubernetes', { ...clone(current), ...body, metadata: { ...clone(current.metadata), ...(body['metadata'] as JsonObject) } } as unknown as JsonValue, '');
     }
   }
 }

@@ -30,6 +30,8 @@ export interface Column {
   type: 'string' | 'integer' | 'date' | 'number' | 'boolean';
   /** Dotted path (jsonPath without the leading dot), or a function for computed cells. */
   path: string | ((o: KubeObject) => string | number);
+  /** Shown only with `kubectl get -o wide` (Table priority 1). */
+  wide?: boolean;
 }
 
 export const VERBS_ALL = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -80,6 +82,22 @@ function nodeStatus(o: KubeObject): string {
   return pathValue(o, 'spec.unschedulable') === true ? `${state},SchedulingDisabled` : state;
 }
 
+function endpointsList(o: KubeObject): string {
+  const subsets = o['subsets'];
+  const out: string[] = [];
+  for (const ss of Array.isArray(subsets) ? subsets.filter(isJsonObject) : []) {
+    const ips = Array.isArray(ss['addresses']) ? ss['addresses'].filter(isJsonObject).map((a) => String(a['ip'])) : [];
+    const ports = Array.isArray(ss['ports']) ? ss['ports'].filter(isJsonObject).map((p) => String(p['port'])) : [];
+    for (const ip of ips) for (const port of ports.length > 0 ? ports : ['']) out.push(port === '' ? ip : `${ip}:${port}`);
+  }
+  return out.length === 0 ? '<none>' : out.join(',');
+}
+
+function serviceSelector(o: KubeObject): string {
+  const sel = pathValue(o, 'spec.selector');
+  return isJsonObject(sel) && Object.keys(sel).length > 0 ? Object.entries(sel).map(([k, v]) => `${k}=${String(v)}`).join(',') : '<none>';
+}
+
 function row(
   group: string,
   version: string,
@@ -115,6 +133,8 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Ready', type: 'string', path: podReady },
       { name: 'Status', type: 'string', path: podStatus },
       { name: 'Restarts', type: 'integer', path: podRestarts },
+      { name: 'IP', type: 'string', path: 'status.podIP', wide: true },
+      { name: 'Node', type: 'string', path: 'spec.nodeName', wide: true },
     ],
   }),
   row('', 'v1', 'Service', 'services', true, {
@@ -125,6 +145,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Type', type: 'string', path: 'spec.type' },
       { name: 'Cluster-IP', type: 'string', path: 'spec.clusterIP' },
       { name: 'Port(s)', type: 'string', path: servicePorts },
+      { name: 'Selector', type: 'string', path: serviceSelector, wide: true },
     ],
   }),
   row('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
@@ -135,10 +156,18 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     fields: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'],
   }),
   row('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status', 'proxy'], fields: ['spec.unschedulable'], columns: [{ name: 'Status', type: 'string', path: nodeStatus }] }),
-  row('', 'v1', 'Endpoints', 'endpoints', true, { shortNames: ['ep'] }),
+  row('', 'v1', 'Endpoints', 'endpoints', true, { shortNames: ['ep'], columns: [{ name: 'Endpoints', type: 'string', path: endpointsList }] }),
   row('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, { fields: ['addressType'], columns: [{ name: 'AddressType', type: 'string', path: 'addressType' }] }),
   row('apps', 'v1', 'Deployment', 'deployments', true, { shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
   row('apps', 'v1', 'DaemonSet', 'daemonsets', true, { shortNames: ['ds'], categories: ['all'], subresources: ['status'] }),
+  row('apps', 'v1', 'ReplicaSet', 'replicasets', true, { shortNames: ['rs'], categories: ['all'], subresources: ['status', 'scale'] }),
+  row('apps', 'v1', 'StatefulSet', 'statefulsets', true, { shortNames: ['sts'], categories: ['all'], subresources: ['status', 'scale'] }),
+  row('batch', 'v1', 'Job', 'jobs', true, { categories: ['all'], subresources: ['status'] }),
+  row('batch', 'v1', 'CronJob', 'cronjobs', true, { shortNames: ['cj'], categories: ['all'], subresources: ['status'] }),
+  row('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  row('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', true, { shortNames: ['netpol'] }),
+  row('', 'v1', 'ResourceQuota', 'resourcequotas', true, { shortNames: ['quota'], subresources: ['status'] }),
+  row('', 'v1', 'LimitRange', 'limitranges', true, { shortNames: ['limits'] }),
   row('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, { shortNames: ['pdb'], subresources: ['status'] }),
   row('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
   row('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false),

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runIdle, runSoak } from '../../bench/loadgen.js';
+import { RequestParser } from '../../bench/protocol.js';
+import { soakGrowth, type SoakSample } from '../../bench/scenarios/soak.js';
+import { waitFor } from '../helpers/wait.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'weft-loadgen-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The bench server's protocol on loopback; `held` gets every socket that got its answer. */
+async function server(held: Socket[] = []): Promise<{ port: number; close(): void }> {
+  const srv = createServer((s) => {
+    s.on('error', () => undefined);
+    const parser = new RequestParser((bytes) => {
+      s.write(Buffer.alloc(bytes, 0x62));
+      held.push(s);
+    });
+    s.on('data', (c: Buffer) => parser.push(c));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return { port: (srv.address() as AddressInfo).port, close: () => srv.close() };
+}
+
+describe('load generator', () => {
+  it('idle: held connections reset by the other side are counted as resets, the generator lives (it died on an unhandled error)', async () => {
+    const held: Socket[] = [];
+    const srv = await server(held);
+    const readyFile = join(dir, 'ready');
+    const releaseFile = join(dir, 'release');
+    try {
+      const run = runIdle({ mode: 'idle', target: { host: '127.0.0.1', port: srv.port }, connections: 20, concurrency: 4, readyFile, releaseFile, maxHoldMs: 20_000 });
+      await waitFor(() => existsSync(readyFile), 'all idle connections open', 10_000);
+      for (const s of held) s.resetAndDestroy();
+      writeFileSync(releaseFile, '');
+      const r = await run;
+      assert.equal(r.opened, 20);
+      assert.equal(r.resets, 20);
+      assert.equal(r.closedWhileHeld, 20);
+      assert.equal(r.errorsByCode['ECONNRESET'], 20);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('idle: connections reset before their first exchange are counted as resets (ECONNRESET), not lost in a generic error count', async () => {
+    const srv = createServer((s) => {
+      s.on('error', () => undefined);
+      setTimeout(() => s.resetAndDestroy(), 20);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const r = await runIdle({ mode: 'idle', target: { host: '127.0.0.1', port: (srv.address() as AddressInfo).port }, connections: 20, concurrency: 1, readyFile: join(dir, 'ready3'), releaseFile: join(dir, 'release3'), maxHoldMs: 0 });
+      assert.equal(r.opened, 0);
+      assert.equal(r.resets, 20);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('idle: nothing reset, nothing counted', async () => {
+    const srv = await server();
+    const readyFile = join(dir, 'ready2');
+    const releaseFile = join(dir, 'release2');
+    try {
+      const run = runIdle({ mode: 'idle', target: { host: '127.0.0.1', port: srv.port }, connections: 10, concurrency: 4, readyFile, releaseFile, maxHoldMs: 20_000 });
+      await waitFor(() => existsSync(readyFile), 'all idle connections open', 10_000);
+      writeFileSync(releaseFile, '');
+      const r = await run;
+      assert.deepEqual([r.opened, r.resets, r.closedWhileHeld, r.errors], [10, 0, 0, 0]);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('soak: persistent and new connections, every request answered', async () => {
+    const srv = await server();
+    try {
+      const r = await runSoak({ mode: 'soak', target: { host: '127.0.0.1', port: srv.port }, durationMs: 500, persistentConnections: 2, persistentRate: 100, newConnectionRate: 20, requestBytes: 64, responseBytes: 64 });
+      assert.equal(r.persistentAnswered, r.persistentSent);
+      assert.ok(r.persistentSent >= 40, `${r.persistentSent} sent`);
+      assert.equal(r.connectionsCompleted, r.connectionsStarted);
+      assert.ok(r.connectionsStarted >= 8, `${r.connectionsStarted} started`);
+      assert.equal(r.errors, 0);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('soak growth: last 3 samples against the first 3 after warm-up, per process', () => {
+    const samples: SoakSample[] = [0, 10, 20, 30, 40, 50, 60, 70].map((t, i) => ({ at: t * 1000, rssKiB: [1000 + i * 100, 500], fds: [10, 10 + (i >= 6 ? 3 : 0)] }));
+    // warm-up 20 s: window samples are i = 2..7; first 3 = 2,3,4; last 3 = 5,6,7
+    assert.deepEqual(soakGrowth(samples, 20_000, (s) => s.rssKiB), [300, 0]);
+    assert.deepEqual(soakGrowth(samples, 20_000, (s) => s.fds), [0, 2]);
+    assert.equal(soakGrowth(samples.slice(0, 5), 20_000, (s) => s.fds), undefined);
+  });
+});
