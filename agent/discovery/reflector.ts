@@ -389,6 +389,18 @@ function readBody(res: http.IncomingMessage, signal: AbortSignal): Promise<strin
 
 const HEAD_BYTES = 4096;
 
+/** The first HEAD_BYTES of a line held in pieces, without joining the rest (a refused line is megabytes). */
+function headOf(pieces: readonly Buffer[]): string {
+  const taken: Buffer[] = [];
+  let n = 0;
+  for (const p of pieces) {
+    if (n >= HEAD_BYTES) break;
+    taken.push(p.subarray(0, HEAD_BYTES - n));
+    n += Math.min(p.length, HEAD_BYTES - n);
+  }
+  return Buffer.concat(taken).toString('utf8');
+}
+
 /**
  * Cuts a watch stream into lines; a line longer than `maxLine` is skipped without being joined
  * or parsed (only its first bytes are kept, to name it). `line` returns false to stop reading.
@@ -435,7 +447,7 @@ function readLines(
         if (!skipping) {
           if (length + piece.length > maxLine) {
             skipping = true;
-            head = Buffer.concat([...parts, piece]).subarray(0, HEAD_BYTES).toString('utf8');
+            head = headOf([...parts, piece]);
             parts = [];
           } else {
             parts.push(piece);
