@@ -36,8 +36,6 @@ export interface KubernetesSourceOptions {
    * facts with the telemetry labels only.
    */
   nodeName?: string;
-  /** 'pods' (the CA: which service accounts run where) or everything routing needs (default). */
-  kinds?: 'all' | 'pods';
   clock?: Clock;
   backoff?: BackoffOptions;
   pageSize?: number;
@@ -119,19 +117,17 @@ export class KubernetesSource extends EventEmitter {
     } else {
       add('Pod', '/api/v1/pods', (raw) => keyed(podFacts(raw, { stripLabels: true })), podsApply);
     }
-    if (options.kinds !== 'pods') {
-      add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
-      add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
-      const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
-      for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
-        add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
-          const meta = metaOf(raw);
-          if (meta === undefined) return undefined;
-          // List items come without apiVersion/kind; policy/ keys on both.
-          const object = { ...(raw as object), apiVersion, kind } as OtherObject;
-          return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
-        }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
-      }
+    add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
+    add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
+    const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
+    for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
+      add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
+        const meta = metaOf(raw);
+        if (meta === undefined) return undefined;
+        // List items come without apiVersion/kind; policy/ keys on both.
+        const object = { ...(raw as object), apiVersion, kind } as OtherObject;
+        return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
+      }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
     }
   }
 
