@@ -48,6 +48,8 @@ export interface FuzzBudget {
   /** Stop after this long even when numRuns is not reached. */
   timeLimitMs?: number;
   seed?: number;
+  /** fast-check's replay path of a failure (with its seed): runs that input first. */
+  path?: string;
 }
 
 export interface FuzzOutcome {
@@ -83,6 +85,7 @@ async function runProperty<Ts>(target: string, property: fc.IRawProperty<Ts>, bu
   const details = await fc.check(property, {
     numRuns: budget.numRuns,
     seed,
+    ...(budget.path === undefined ? {} : { path: budget.path }),
     ...(budget.timeLimitMs === undefined ? {} : { interruptAfterTimeLimit: budget.timeLimitMs }),
     // Shrinking a slow async property can take long; bound it too.
     ...(budget.timeLimitMs === undefined ? {} : { skipAllAfterTimeLimit: budget.timeLimitMs * 2 }),
