@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { once } from 'node:events';
 import type { Logger } from './log.js';
-import type { DiscoverySource, MeshModel } from './discovery/types.js';
+import type { DiscoverySource, MeshModel, OtherObject, Refusal } from './discovery/types.js';
 import { LocalSource } from './discovery/local.js';
 import { NetnsLocator } from './capture/netns-locator.js';
 import { CaptureManager } from './capture/manager.js';
@@ -81,6 +81,9 @@ export class Agent {
   readonly #handover: HandoverMarker | undefined;
   #cni: CniRequests | undefined;
   #ready = false;
+  /** What the last reconcile applied: an update that moved neither is not worth one. */
+  #appliedOthers: readonly OtherObject[] | undefined;
+  #appliedNodeVersion = -1;
   #draining = false;
 
   constructor(options: AgentOptions) {
@@ -151,6 +154,8 @@ export class Agent {
     this.#handover?.claim();
     this.#source.on('update', (model: MeshModel) => {
       this.#model = model;
+      // Pooled HBONE connections to pods that left the model: reset now, not at the next PING.
+      for (const pod of this.#capture.captured.values()) pod.pool?.closeGone((ip, identity) => model.workloadByIp(ip)?.identity === identity);
       this.metrics.discoveryUpdates.inc({ result: 'applied' });
       void this.#reconcile();
     });
@@ -169,12 +174,34 @@ export class Agent {
     this.#logger.info({ node: this.#options.nodeName, workloads: this.#model.workloadsOnNode(this.#options.nodeName).length, captured: this.#capture.captured.size }, 'agent ready');
   }
 
+  /**
+   * Everything the agent refuses right now: objects discovery could not take (too large, not
+   * valid) and policies that do not validate. The admin API serves it; `weft lab apply` prints it.
+   */
+  refusals(): Refusal[] {
+    return [...this.#source.refusals(), ...this.inputs.policy.refusals()];
+  }
+
+  /** When the discovery input the refusals reflect was last read (local source only). */
+  discoveryReadStartedAt(): number | undefined {
+    return this.#source.lastReadStartedAt?.();
+  }
+
   async #reconcile(): Promise<void> {
-    if (this.inputs.policy.update(this.#model.others)) {
-      // Policies apply to new connections at once, and to open ones: those no longer allowed close.
-      this.inputs.connections.recheck((q) => this.inputs.policy.decide(q), this.inputs.logger);
+    const model = this.#model;
+    // The model's `others` is a new array only when a policy (or route) changed.
+    if (model.others !== this.#appliedOthers) {
+      this.#appliedOthers = model.others;
+      if (this.inputs.policy.update(model.others)) {
+        // Policies apply to new connections at once, and to open ones: those no longer allowed close.
+        this.inputs.connections.recheck((q) => this.inputs.policy.decide(q), this.inputs.logger);
+      }
     }
-    await this.#capture.reconcile(this.#model);
+    // Events about other nodes' pods (most of them, in a large cluster) leave capture alone.
+    const nodeVersion = model.nodeVersion(this.#options.nodeName);
+    if (nodeVersion === this.#appliedNodeVersion) return;
+    this.#appliedNodeVersion = nodeVersion;
+    await this.#capture.reconcile(model);
     this.metrics.capturedPods.set(this.#capture.captured.size);
     // Certificates of identities that no captured pod has any more are dropped.
     this.inputs.identity?.setWanted([...this.#capture.captured.values()].map((c) => c.workload.identity));

@@ -37,6 +37,8 @@ export const ErrorCodes = {
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
+  WEFT_ERR_OBJECT_TOO_LARGE: 'a Kubernetes object (a watch event, a list item, a manifest document) is over 1.5 MiB, the limit Kubernetes itself has; it is refused and the version before it stays',
+  WEFT_ERR_MANIFEST_TOO_LARGE: 'a manifest file is over 8 MiB; it is refused from its size, without being read, and its last good content stays',
   WEFT_ERR_CNI_TIMEOUT: 'the CNI plugin waited its bounded time and no agent captured the new pod (no agent on the node, or capture failing): the pod sandbox is not created',
   WEFT_ERR_CNI_NO_AGENT: 'the CNI plugin found no running Weft agent on the node: the pod sandbox is not created (fail closed)',
   WEFT_ERR_CNI_REQUEST: 'a CNI request is malformed (missing CNI_NETNS, CNI_CONTAINERID, K8S_POD_NAMESPACE/K8S_POD_NAME or prevResult, or an unknown CNI_COMMAND)',

@@ -11,7 +11,7 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchLabDown, benchLabStatus, benchLabUp, WORK_DIR } from './lab-env.js';
+import { benchLabDown, benchLabStatus, benchLabUp, WORK_DIR, type BenchLab } from './lab-env.js';
 import { BenchError } from './errors.js';
 import { judgeTargets, type Figure, type Machine, type RunResult } from './results.js';
 import { markdownReport } from './report/markdown.js';
@@ -24,13 +24,14 @@ import { connect } from './scenarios/connect.js';
 import { idle } from './scenarios/idle.js';
 import { scale } from './scenarios/scale.js';
 import { soak } from './scenarios/soak.js';
+import { scaleK8s } from './scenarios/scale-k8s.js';
 import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
 import { startProfiles, type RunningProfiles } from './profile.js';
 
-export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, soak];
+export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function newSystem(name: SystemName): System {
@@ -83,12 +84,16 @@ export function parseSeconds(text: string): number {
 
 let current: System | undefined;
 let cleaning: Promise<void> | undefined;
+let labBuilt = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     const sys = current;
     current = undefined;
     if (sys !== undefined) await sys.stop().catch((err: unknown) => log(`stopping ${sys.name} failed: ${(err as Error).message}`));
+    // A run that built no lab (scale-k8s alone) leaves the bench lab and its directory alone:
+    // they may be another run's.
+    if (!labBuilt) return;
     await benchLabDown().catch((err: unknown) => log(`removing the bench lab failed: ${(err as Error).message}; run: weft lab down --name bench`));
     await rm(WORK_DIR, { recursive: true, force: true });
   })();
@@ -133,11 +138,23 @@ async function main(): Promise<void> {
     failures: {},
   };
   try {
-    // A crashed earlier run may have left its lab behind.
-    await benchLabDown();
-    log('building the bench lab (2 nodes, client and server pods)');
-    const lab = await benchLabUp();
-    const ctx: ScenarioContext = { lab, quick, log };
+    const needsLab = scenarios.some((s) => s.needsLab !== false);
+    let lab: BenchLab | undefined;
+    if (needsLab) {
+      // A crashed earlier run may have left its lab behind.
+      labBuilt = true;
+      await benchLabDown();
+      log('building the bench lab (2 nodes, client and server pods)');
+      lab = await benchLabUp();
+    }
+    const ctx: ScenarioContext = {
+      get lab(): BenchLab {
+        if (lab === undefined) throw new BenchError('this scenario needs the bench lab');
+        return lab;
+      },
+      quick,
+      log,
+    };
     if (values['soak-duration'] !== undefined) ctx.soakDurationMs = parseSeconds(values['soak-duration']) * 1000;
     for (const scenario of scenarios) {
       const perSystem: Partial<Record<SystemName, Record<string, number>>> = {};
@@ -147,14 +164,14 @@ async function main(): Promise<void> {
         log(`${scenario.name} / ${name}`);
         // Another `weft lab down --all` (a test run on the same machine) removes this lab too:
         // stop at once rather than report every later figure as failed.
-        await benchLabStatus().catch((err: unknown) => {
+        if (scenario.needsLab !== false) await benchLabStatus().catch((err: unknown) => {
           throw new BenchError(`the bench lab is gone or broken (removed by another weft lab command?): ${(err as Error).message}`, { cause: err });
         });
         const sys = scenario.usesSystem ? newSystem(name) : undefined;
         try {
           if (sys !== undefined) {
             current = sys;
-            await sys.start(lab);
+            await sys.start(ctx.lab);
           }
           let profiles: RunningProfiles | undefined;
           if (profileDir !== undefined && name === 'weft') profiles = await startProfiles(await benchLabStatus(), profileDir, scenario.name);

@@ -179,8 +179,10 @@ test('fit for production: 2 CA replicas with a PDB, CA not root, agent node-crit
   const agent = podSpec(find('DaemonSet', 'weft-agent'));
   assert.equal(agent.priorityClassName, 'system-node-critical');
   assert.ok(agent.tolerations?.some((t) => t.operator === 'Exists' && t.key === undefined && t.effect === undefined), 'tolerates every taint');
+  // The image runs as uid 1000: what writes to the node or enters namespaces says root itself.
+  for (const c of allContainers(agent)) assert.equal(c.securityContext?.runAsUser, 0, `weft-agent/${c.name} runs as root`);
   for (const o of workloads) {
-    for (const c of podSpec(o).containers) {
+    for (const c of allContainers(podSpec(o))) {
       assert.ok(c.resources?.requests?.['cpu'] && c.resources.requests['memory'], `${o.metadata.name}/${c.name} requests`);
       assert.ok(c.resources?.limits?.['memory'], `${o.metadata.name}/${c.name} memory limit`);
     }

@@ -3,7 +3,7 @@
  * captured pods) and connections. Read by `weft status`, the lab, the demo and tests.
  */
 import http from 'node:http';
-import type { MeshModel } from '../discovery/types.js';
+import type { MeshModel, Refusal } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
 import { listenNodePort } from '../telemetry/server.js';
 
@@ -14,6 +14,9 @@ export interface AdminView {
   readonly model: MeshModel;
   readonly inputs: ProxyInputs;
   readonly captured: ReadonlyMap<string, { workload: { ip: string }; pool: { stats(): object } | undefined }>;
+  /** What the agent refuses right now (discovery input, policies), with codes and reasons. */
+  refusals(): Refusal[];
+  discoveryReadStartedAt?(): number | undefined;
 }
 
 export function configDump(view: AdminView) {
@@ -61,7 +64,7 @@ export function configDump(view: AdminView) {
     services: [...model.services.values()].map((s) => ({
       key: s.key,
       clusterIP: s.clusterIP,
-      ports: [...s.ports].map(([port, endpoints]) => ({ port, endpoints: endpoints.map((e) => `${e.workload.ip}:${e.port}`) })),
+      ports: [...s.ports].map(([port, endpoints]) => ({ port, endpoints: endpoints.map((e) => `${e.ip}:${e.port}`) })),
     })),
     captured: [...view.captured.keys()],
     /** HBONE connection pools per captured pod: connections opened (handshakes) and streams. */
@@ -78,7 +81,9 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     };
     if (url === '/healthz/ready') return send(view.ready ? 200 : 503, { ready: view.ready });
     if (url === '/config_dump') return send(200, configDump(view));
+    // Policies are applied in the same turn as the model update: refusals are as of `generation`.
+    if (url === '/refusals') return send(200, { generation: view.model.generation, readStartedAt: view.discoveryReadStartedAt?.(), refusals: view.refusals() });
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
-    send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /healthz/ready` });
+    send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /refusals, /healthz/ready` });
   });
 }

@@ -92,7 +92,7 @@ export function registerAgentCommand(program: Command): void {
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.
-      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), logger: logger.child({ component: 'discovery' }) }));
+      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), nodeName: opts.node, logger: logger.child({ component: 'discovery' }) }));
       let caClient: HttpCaClient | undefined;
       let trustBundle: TrustBundleFile | undefined;
       if (opts.mtls) {

@@ -8,7 +8,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { ApiException, CoreV1Api, PortForward, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, AuthorizationV1Api, CoreV1Api, PortForward, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { WeftError } from '../errors.js';
 import type { AdminTarget } from '../admin/client.js';
 
@@ -24,6 +24,8 @@ export interface KubeAgentsOptions {
 /** Forwarded agents: one target per running agent pod; `close()` stops every listener. */
 export interface ForwardedAgents {
   targets: AdminTarget[];
+  /** Why the forward to a target failed, if it did (a hung-up local socket says nothing). */
+  errorFor(target: AdminTarget): WeftError | undefined;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,18 @@ export async function forwardAgents(opts: KubeAgentsOptions): Promise<ForwardedA
   } catch (err) {
     throw requestError(`listing pods -n ${opts.namespace} -l ${opts.selector}`, err);
   }
+  // Asked first, so that a refusal is said plainly instead of as a hung-up forward.
+  let mayForward: boolean | undefined;
+  try {
+    mayForward = (await opts.kubeConfig.makeApiClient(AuthorizationV1Api).createSelfSubjectAccessReview({
+      body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: 'create', resource: 'pods', subresource: 'portforward', namespace: opts.namespace } } },
+    })).status?.allowed;
+  } catch {
+    mayForward = undefined; // no self-review on this server: the forward itself will say
+  }
+  if (mayForward === false) {
+    throw new WeftError('WEFT_ERR_KUBE_REQUEST', `the kubeconfig's user may not create pods/portforward in ${opts.namespace} (403 from a SelfSubjectAccessReview): grant it, or use an admin kubeconfig`);
+  }
   const running = pods.filter((p) => p.status?.phase === 'Running' && p.metadata?.deletionTimestamp === undefined);
   if (running.length === 0) {
     throw new WeftError('WEFT_ERR_KUBE_REQUEST', `no running agent pod in ${opts.namespace} with labels ${opts.selector} (${pods.length} pod(s) found): kubectl -n ${opts.namespace} get pods -l ${opts.selector}`);
@@ -48,14 +62,18 @@ export async function forwardAgents(opts: KubeAgentsOptions): Promise<ForwardedA
   const servers: Server[] = [];
   const sockets = new Set<Socket>();
   const targets: AdminTarget[] = [];
+  const errors = new Map<string, WeftError>();
   for (const pod of running) {
     const name = pod.metadata!.name!;
+    const label = `pod ${name} (node ${pod.spec?.nodeName ?? '?'})`;
     const server = createServer((socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => socket.destroy());
       forward.portForward(opts.namespace, name, [opts.adminPort], socket, null, socket).catch((err: unknown) => {
-        socket.destroy(requestError(`port-forward to pod ${opts.namespace}/${name}:${opts.adminPort}`, err));
+        const e = requestError(`port-forward to pod ${opts.namespace}/${name}:${opts.adminPort}`, err);
+        errors.set(label, e);
+        socket.destroy(e);
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -63,10 +81,11 @@ export async function forwardAgents(opts: KubeAgentsOptions): Promise<ForwardedA
       server.listen(0, '127.0.0.1', () => resolve());
     });
     servers.push(server);
-    targets.push({ label: `pod ${name} (node ${pod.spec?.nodeName ?? '?'})`, admin: `127.0.0.1:${(server.address() as AddressInfo).port}` });
+    targets.push({ label, admin: `127.0.0.1:${(server.address() as AddressInfo).port}` });
   }
   return {
     targets,
+    errorFor: (t) => errors.get(t.label),
     async close() {
       for (const s of sockets) s.destroy();
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));

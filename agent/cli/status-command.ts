@@ -59,7 +59,7 @@ export function registerStatusCommand(program: Command): void {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
       if (opts.lab !== undefined && opts.kubeconfig !== undefined) throw new WeftError('WEFT_ERR_CONFIG', 'give --lab or --kubeconfig, not both');
       const section = what as Section;
-      let forwarded: { targets: Target[]; close(): Promise<void> } | undefined;
+      let forwarded: { targets: Target[]; errorFor(t: Target): Error | undefined; close(): Promise<void> } | undefined;
       if (opts.kubeconfig !== undefined) {
         const adminPort = Number(opts.adminPort);
         if (!Number.isInteger(adminPort) || adminPort < 1 || adminPort > 65535) throw new WeftError('WEFT_ERR_CONFIG', `--admin-port ${opts.adminPort} is not a port`);
@@ -71,8 +71,11 @@ export function registerStatusCommand(program: Command): void {
       const results = [];
       try {
         for (const target of targets) {
-          const dump = (await fetchAdmin(target, '/config_dump')) as Record<string, unknown>;
-          const connections = section === 'connections' ? ((await fetchAdmin(target, '/connections')) as Record<string, unknown>) : {};
+          const fetch = (path: string): Promise<unknown> => fetchAdmin(target, path).catch((err: unknown) => {
+            throw forwarded?.errorFor(target) ?? err;
+          });
+          const dump = (await fetch('/config_dump')) as Record<string, unknown>;
+          const connections = section === 'connections' ? ((await fetch('/connections')) as Record<string, unknown>) : {};
           results.push({ target, dump, connections });
         }
       } finally {

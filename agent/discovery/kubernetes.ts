@@ -1,38 +1,57 @@
 /**
- * Discovery from a Kubernetes API server: one informer (list + watch, resourceVersion, re-list
- * on 410 Gone, all from @kubernetes/client-node) per kind — Namespaces, Pods, Services, and
- * Weft's AuthorizationPolicies and PeerAuthentications — feeding the same model the local
- * source builds. While the API server is unreachable the last model stays in force; the
- * informer that failed is restarted with capped exponential backoff until it succeeds.
- * Endpoints are computed from selectors over ready pods (as for the local source), so
- * EndpointSlices are not watched.
+ * Discovery from a Kubernetes API server: one list + watch (reflector.ts) per collection, each
+ * event applied to the model as it arrives (store.ts), never a rebuild.
+ *
+ * What an agent watches (and why):
+ * - Pods of its own node, in full (`fieldSelector=spec.nodeName=<node>`): what it captures, with
+ *   every label (policy selectors match them) and container port;
+ * - Pods of the whole cluster, kept as a few facts each (IP, node, service account, phase,
+ *   readiness, the telemetry labels): the identity an HBONE destination must present and the
+ *   names telemetry reports, for every endpoint this node may dial. Its own node's pods are
+ *   left to the first watch;
+ * - Services and EndpointSlices (discovery.k8s.io/v1): the routing, as kube-proxy reads it,
+ *   selectorless Services included; Namespaces (mesh opt-in); Weft's policies.
+ * Nothing else is listed, and no raw object is kept.
+ *
+ * `start()` resolves once every collection was listed successfully (retrying with backoff
+ * meanwhile); while the API server is unreachable the last model stays in force.
  */
 import { EventEmitter } from 'node:events';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, type Informer, type KubernetesObject, type KubernetesListObject, type ObjectCache } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
-import type { ManifestObject, MeshModel } from './types.js';
-import { buildModel, modelFingerprint } from './model.js';
+import type { BackoffOptions, Clock } from './backoff.js';
+import { metaOf, namespaceFacts, podFacts, serviceFacts, sliceFacts, DEFAULT_NAMESPACE, type PodFacts } from './facts.js';
+import { Reflector, type Converted, type ReflectorHandler } from './reflector.js';
+import { MeshStore } from './store.js';
+import type { ManifestError, MeshModel, OtherObject, Refusal } from './types.js';
+import { ENDPOINT_SLICE_API_VERSION } from './types.js';
 import { POLICY_GROUP, POLICY_VERSION } from '../../policy/schema.js';
 
 export interface KubernetesSourceOptions {
   kubeConfig: KubeConfig;
   logger: Logger;
   trustDomain?: string;
-  /** Delay before restarting a failed informer (attempt 1, 2, ...); default 0.5 s doubling to 30 s. */
-  reconnectDelayMs?: (attempt: number) => number;
-  /** Changes arriving within this window give one model update (default 50 ms). */
-  debounceMs?: number;
+  /**
+   * The agent's node: its pods are watched in full. Without one (the CA), every pod is kept as
+   * facts with the telemetry labels only.
+   */
+  nodeName?: string;
+  /** 'pods' (the CA: which service accounts run where) or everything routing needs (default). */
+  kinds?: 'all' | 'pods';
+  clock?: Clock;
+  backoff?: BackoffOptions;
+  pageSize?: number;
+  maxObjectBytes?: number;
 }
 
-interface Watched {
-  kind: string;
-  apiVersion: string;
-  path: string;
-  informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
-  attempts: number;
-  timer: NodeJS.Timeout | undefined;
-  synced: boolean;
+export interface KubernetesSourceStats {
+  requests: { list: number; watch: number };
+  objects: Record<string, number>;
+  /** Watch events applied, and the time each took (the last EVENT_SAMPLES), in ms. */
+  events: { count: number; maxMs: number; recentMs: number[] };
 }
+
+const EVENT_SAMPLES = 2000;
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -43,111 +62,153 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
 }
 
 export class KubernetesSource extends EventEmitter {
-  readonly #options: KubernetesSourceOptions;
   readonly #log: Logger;
-  readonly #watched: Watched[] = [];
-  #model: MeshModel;
-  #fingerprint = '';
-  #generation = 0;
-  #debounce: NodeJS.Timeout | undefined;
+  readonly #store: MeshStore;
+  readonly #reflectors: Reflector<unknown>[] = [];
+  readonly #refusals = new Map<string, Refusal>();
+  readonly #requests = { list: 0, watch: 0 };
+  readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
+  #synced = false;
   #stopped = false;
+  #pendingUpdate = false;
 
   constructor(options: KubernetesSourceOptions) {
     super();
-    this.#options = options;
     this.#log = options.logger;
-    this.#model = buildModel([], { generation: 0, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
-    const kc = options.kubeConfig;
-    const core = kc.makeApiClient(CoreV1Api);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const list = <T>(fn: () => Promise<T>) => fn as unknown as () => Promise<KubernetesListObject<KubernetesObject>>;
-    const crd = (plural: string) => list(() => custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural }));
-    this.#add('Namespace', 'v1', '/api/v1/namespaces', list(() => core.listNamespace()));
-    this.#add('Pod', 'v1', '/api/v1/pods', list(() => core.listPodForAllNamespaces()));
-    this.#add('Service', 'v1', '/api/v1/services', list(() => core.listServiceForAllNamespaces()));
-    this.#add('AuthorizationPolicy', `${POLICY_GROUP}/${POLICY_VERSION}`, `/apis/${POLICY_GROUP}/${POLICY_VERSION}/authorizationpolicies`, crd('authorizationpolicies'));
-    this.#add('PeerAuthentication', `${POLICY_GROUP}/${POLICY_VERSION}`, `/apis/${POLICY_GROUP}/${POLICY_VERSION}/peerauthentications`, crd('peerauthentications'));
+    this.#store = new MeshStore({ selectorEndpoints: false, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
+    const node = options.nodeName;
+    const store = this.#store;
+    const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string): void => {
+      const handler: ReflectorHandler<T> = {
+        upsert: (_key, value) => apply.upsert(value),
+        remove: (key, value) => apply.remove(value, key),
+        flush: () => this.#flush(),
+        refused: (key, reason) => this.#refused(kind, key, reason),
+      };
+      this.#reflectors.push(
+        new Reflector<T>({
+          kubeConfig: options.kubeConfig,
+          kind,
+          path,
+          convert,
+          handler,
+          logger: options.logger,
+          onRequest: (verb) => this.#requests[verb]++,
+          onEventApplied: (ms) => this.#eventApplied(ms),
+          ...(fieldSelector !== undefined ? { fieldSelector } : {}),
+          ...(options.clock ? { clock: options.clock } : {}),
+          ...(options.backoff ? { backoff: options.backoff } : {}),
+          ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+          ...(options.maxObjectBytes ? { maxObjectBytes: options.maxObjectBytes } : {}),
+        }) as Reflector<unknown>,
+      );
+    };
+    const keyed = <T extends { key: string }>(f: T | undefined): Converted<T> | undefined => (f === undefined ? undefined : { key: f.key, value: f });
+
+    add('Namespace', '/api/v1/namespaces', (raw) => {
+      const f = namespaceFacts(raw);
+      return f === undefined ? undefined : { key: f.name, value: f };
+    }, { upsert: (f) => store.upsertNamespace(f), remove: (f) => store.deleteNamespace(f.name) });
+
+    const podsApply = { upsert: (f: PodFacts) => store.upsertPod(f), remove: (f: PodFacts) => store.deletePod(f.key) };
+    if (node !== undefined) {
+      add('Pod', '/api/v1/pods', (raw) => keyed(podFacts(raw)), podsApply, `spec.nodeName=${node}`);
+      // The rest of the cluster, stripped; this node's pods belong to the watch above.
+      const remote = { upsert: (f: PodFacts) => (f.node === node ? undefined : store.upsertPod(f)), remove: (f: PodFacts) => (f.node === node ? undefined : store.deletePod(f.key)) };
+      add('Pod', '/api/v1/pods', (raw) => keyed(podFacts(raw, { stripLabels: true })), remote);
+    } else {
+      add('Pod', '/api/v1/pods', (raw) => keyed(podFacts(raw, { stripLabels: true })), podsApply);
+    }
+    if (options.kinds !== 'pods') {
+      add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
+      add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
+      const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
+      for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
+        add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
+          const meta = metaOf(raw);
+          if (meta === undefined) return undefined;
+          // List items come without apiVersion/kind; policy/ keys on both.
+          const object = { ...(raw as object), apiVersion, kind } as OtherObject;
+          return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
+        }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
+      }
+    }
   }
 
-  #add(kind: string, apiVersion: string, path: string, listFn: () => Promise<KubernetesListObject<KubernetesObject>>): void {
-    const informer = makeInformer(this.#options.kubeConfig, path, listFn);
-    const w: Watched = { kind, apiVersion, path, informer, attempts: 0, timer: undefined, synced: false };
-    const changed = (): void => this.#changed();
-    informer.on('add', changed);
-    informer.on('update', changed);
-    informer.on('delete', changed);
-    informer.on('connect', () => {
-      if (w.attempts > 0) this.#log.info({ kind, path }, 'Kubernetes watch reconnected');
-      w.attempts = 0;
-    });
-    informer.on('error', (err: unknown) => this.#failed(w, err));
-    this.#watched.push(w);
+  #deleteOther(o: OtherObject): void {
+    const ns = o.metadata.namespace ?? DEFAULT_NAMESPACE;
+    this.#store.deleteObject({ ...o, metadata: { ...o.metadata, namespace: ns } });
   }
 
-  /** Lists every kind once (the first model), then keeps watching. Rejects if the first list fails. */
+  /** Lists every collection (retrying with backoff until each succeeded once), then keeps watching. */
   async start(): Promise<MeshModel> {
-    await Promise.all(this.#watched.map(async (w) => {
-      await w.informer.start();
-      w.synced = true;
-    }));
-    this.#rebuild();
-    return this.#model;
+    for (const r of this.#reflectors) r.start();
+    await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
+    this.#synced = true;
+    this.#store.commit();
+    this.#log.info({ generation: this.#store.generation, workloads: this.#store.workloads.size, services: this.#store.services.size }, 'mesh model synced from Kubernetes');
+    return this.#store.snapshot();
+  }
+
+  /** True once every collection was listed. */
+  get synced(): boolean {
+    return this.#synced;
   }
 
   current(): MeshModel {
-    return this.#model;
+    return this.#store.snapshot();
+  }
+
+  refusals(): Refusal[] {
+    return [...this.#refusals.values()];
+  }
+
+  stats(): KubernetesSourceStats {
+    const objects: Record<string, number> = {};
+    for (const r of this.#reflectors) objects[r.kind] = (objects[r.kind] ?? 0) + r.size;
+    return { requests: { ...this.#requests }, objects, events: { count: this.#events.count, maxMs: this.#events.maxMs, recentMs: [...this.#events.recentMs] } };
+  }
+
+  #eventApplied(ms: number): void {
+    const e = this.#events;
+    e.count++;
+    if (ms > e.maxMs) e.maxMs = ms;
+    e.recentMs.push(ms);
+    if (e.recentMs.length > EVENT_SAMPLES) e.recentMs.splice(0, e.recentMs.length - EVENT_SAMPLES);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#debounce) clearTimeout(this.#debounce);
-    for (const w of this.#watched) {
-      if (w.timer) clearTimeout(w.timer);
-      await w.informer.stop();
+    await Promise.all(this.#reflectors.map((r) => r.stop()));
+  }
+
+  /**
+   * One event (or one list) was applied: commit it. Events of one read of the stream come in
+   * the same tick; one 'update' per tick is enough for the agent's reconcile.
+   */
+  #flush(): void {
+    if (!this.#synced || this.#stopped) return;
+    if (!this.#store.commit()) return;
+    if (this.#pendingUpdate) return;
+    this.#pendingUpdate = true;
+    setImmediate(() => {
+      this.#pendingUpdate = false;
+      if (!this.#stopped) this.emit('update', this.#store.snapshot());
+    });
+  }
+
+  #refused(kind: string, key: string, reason: string | undefined): void {
+    const id = `${kind} ${key}`;
+    if (reason === undefined) {
+      this.#refusals.delete(id);
+      return;
     }
-  }
-
-  #failed(w: Watched, err: unknown): void {
-    if (this.#stopped) return;
-    w.attempts++;
-    const delay = this.#options.reconnectDelayMs?.(w.attempts) ?? Math.min(500 * 2 ** (w.attempts - 1), 30_000);
-    this.#log.warn({ kind: w.kind, path: w.path, attempt: w.attempts, retryInMs: delay, err: { message: (err as Error)?.message ?? String(err) } }, 'Kubernetes watch failed; keeping the last model and retrying');
-    if (w.timer) clearTimeout(w.timer);
-    w.timer = setTimeout(() => {
-      w.timer = undefined;
-      if (this.#stopped) return;
-      w.informer.start().then(
-        () => this.#changed(),
-        (e: unknown) => this.#failed(w, e),
-      );
-    }, delay);
-    w.timer.unref();
-  }
-
-  #changed(): void {
-    if (this.#stopped || !this.#watched.every((w) => w.synced)) return;
-    if (this.#debounce) return;
-    this.#debounce = setTimeout(() => {
-      this.#debounce = undefined;
-      this.#rebuild();
-    }, this.#options.debounceMs ?? 50);
-    this.#debounce.unref();
-  }
-
-  #rebuild(): void {
-    const objects: ManifestObject[] = [];
-    for (const w of this.#watched) {
-      // List items come without apiVersion/kind; the model keys on both.
-      for (const o of w.informer.list()) objects.push({ ...(o as object), apiVersion: w.apiVersion, kind: w.kind } as ManifestObject);
+    const first = !this.#refusals.has(id);
+    this.#refusals.set(id, { object: id, code: 'WEFT_ERR_OBJECT_TOO_LARGE', reason });
+    if (first) {
+      this.#log.warn({ object: id, code: 'WEFT_ERR_OBJECT_TOO_LARGE' }, `${id} refused: ${reason}`);
+      const error: ManifestError = { file: id, reason };
+      this.emit('invalid', [error]);
     }
-    const next = buildModel(objects, { generation: this.#generation + 1, ...(this.#options.trustDomain ? { trustDomain: this.#options.trustDomain } : {}) });
-    const fingerprint = modelFingerprint(next);
-    if (fingerprint === this.#fingerprint) return;
-    this.#fingerprint = fingerprint;
-    this.#generation++;
-    const first = this.#model.generation === 0;
-    this.#model = next;
-    this.#log.info({ generation: next.generation, workloads: next.workloads.size, services: next.services.size }, 'mesh model updated from Kubernetes');
-    if (!first) this.emit('update', next);
   }
 }

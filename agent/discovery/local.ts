@@ -17,14 +17,18 @@ import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
+  fileTooLarge,
   formatManifestError,
   listManifestFiles,
+  objectKey,
   parseManifestText,
   reconcileFiles,
+  retainObjects,
   type FileParseResult,
 } from './manifest.js';
-import { buildModel, modelFingerprint } from './model.js';
-import type { ManifestError, ManifestObject, MeshModel } from './types.js';
+import { MAX_MANIFEST_FILE_BYTES } from './limits.js';
+import { MeshStore, modelKind } from './store.js';
+import type { ManifestError, ManifestObject, MeshModel, Refusal } from './types.js';
 
 export interface LocalSourceOptions {
   dir: string;
@@ -55,6 +59,8 @@ interface FileState {
   parsed: FileParseResult;
   /** The errors last reported for this file, joined; '' when it was accepted. */
   reported: string;
+  /** Those errors, for the admin API's refusals. */
+  errors: ManifestError[];
   conflicted: boolean;
 }
 
@@ -76,9 +82,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
 
   readonly #files = new Map<string, FileState>();
   #accepted = new Map<string, readonly ManifestObject[]>();
-  #model: MeshModel;
-  #fingerprint: string;
-  #generation = 0;
+  readonly #store: MeshStore;
 
   #watcher: FSWatcher | undefined;
   #debounceTimer: NodeJS.Timeout | undefined;
@@ -90,6 +94,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   #dirIno: number | undefined;
   #started = false;
   #stopped = false;
+  #lastReadStartedAt: number | undefined;
 
   constructor(options: LocalSourceOptions) {
     super();
@@ -101,8 +106,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     this.#rescanMs = options.rescanMs ?? 5000;
     this.#useWatch = options.watch ?? true;
     this.#parse = options.parse ?? parseManifestText;
-    this.#model = buildModel([], { trustDomain: this.#trustDomain, generation: 0 });
-    this.#fingerprint = modelFingerprint(this.#model);
+    this.#store = new MeshStore({ selectorEndpoints: true, ...(this.#trustDomain !== undefined ? { trustDomain: this.#trustDomain } : {}) });
   }
 
   /**
@@ -126,10 +130,10 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     this.#rescanTimer = setInterval(() => this.#periodic(), this.#rescanMs);
     this.#rescanTimer.unref();
     this.#log.info(
-      { generation: this.#model.generation, files: this.#accepted.size, workloads: this.#model.workloads.size, services: this.#model.services.size },
+      { generation: this.#store.generation, files: this.#accepted.size, workloads: this.#store.workloads.size, services: this.#store.services.size },
       'manifests loaded',
     );
-    return this.#model;
+    return this.#store.snapshot();
   }
 
   /**
@@ -143,7 +147,15 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   }
 
   current(): MeshModel {
-    return this.#model;
+    return this.#store.snapshot();
+  }
+
+  refusals(): Refusal[] {
+    const out: Refusal[] = [];
+    for (const state of this.#files.values()) {
+      for (const e of state.errors) out.push({ object: e.file, file: e.file, code: e.code ?? 'WEFT_ERR_MANIFEST_INVALID', reason: formatManifestError(e) });
+    }
+    return out;
   }
 
   async stop(): Promise<void> {
@@ -220,6 +232,23 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
   }
 
   async #scan(initial: boolean): Promise<void> {
+    const startedAt = Date.now();
+    try {
+      await this.#scanOnce(initial);
+    } finally {
+      this.#lastReadStartedAt = startedAt;
+    }
+  }
+
+  /**
+   * Wall-clock time at which the last completed scan began: every file written before it has
+   * been looked at (so `weft lab apply` knows when an agent's refusals include what it wrote).
+   */
+  lastReadStartedAt(): number | undefined {
+    return this.#lastReadStartedAt;
+  }
+
+  async #scanOnce(initial: boolean): Promise<void> {
     let names: string[];
     let dirIno: number;
     try {
@@ -245,10 +274,13 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     const present = new Set(names);
     for (const file of gone) present.delete(file);
     let removedAny = false;
+    const removedObjects: ManifestObject[] = [];
     for (const file of [...this.#files.keys()]) {
       if (present.has(file)) continue;
       this.#files.delete(file);
+      const objects = this.#accepted.get(file);
       if (this.#accepted.delete(file)) removedAny = true;
+      if (objects !== undefined) removedObjects.push(...objects);
       this.#log.info({ file }, 'manifest file removed');
     }
     if (candidates.length === 0 && !removedAny && !initial) return;
@@ -262,7 +294,12 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     const { accepted, rejected, conflicted } = reconcileFiles(previous, candidates);
     this.#accepted = accepted;
     let acceptedChanged = removedAny;
-    for (const c of candidates) if (accepted.get(c.file) !== previous.get(c.file)) acceptedChanged = true;
+    const changedFiles: string[] = [];
+    for (const c of candidates) {
+      if (accepted.get(c.file) === previous.get(c.file)) continue;
+      acceptedChanged = true;
+      changedFiles.push(c.file);
+    }
 
     const invalid: ManifestError[] = [];
     for (const c of candidates) {
@@ -271,6 +308,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
       state.conflicted = conflicted.has(c.file);
       const errors = rejected.get(c.file);
       const reported = errors === undefined ? '' : errors.map(formatManifestError).join('\n');
+      state.errors = errors ?? [];
       if (reported === state.reported) continue;
       if (errors === undefined) {
         this.#log.info({ file: c.file }, 'manifest file valid again');
@@ -286,10 +324,10 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
       state.reported = reported;
     }
 
-    const changed = (acceptedChanged || initial) && this.#rebuild();
+    const changed = (acceptedChanged || initial) && this.#apply(removedObjects, changedFiles, previous, initial);
     if (this.#stopped) return;
     if (invalid.length > 0) this.emit('invalid', invalid);
-    if (changed && !initial) this.emit('update', this.#model);
+    if (changed && !initial) this.emit('update', this.#store.snapshot());
   }
 
   /** Reopens the watcher on a directory that was replaced since it was opened. */
@@ -340,7 +378,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
           // stays; its stat signature, so it is tried again only when it changes (a chmod).
           const signature = (await statSignature(path)) ?? 'unreadable';
           const parsed = unreadable(file, err);
-          this.#files.set(file, { signature, text: undefined, parsed, reported: known?.reported ?? '', conflicted: false });
+          this.#files.set(file, { signature, text: undefined, parsed, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
           fresh[i] = parsed;
           continue;
         }
@@ -348,12 +386,21 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
           gone.push(file);
           continue;
         }
+        if ('tooLarge' in read) {
+          // Refused from its size alone: never read, so it cannot stall the event loop.
+          if (known?.signature === read.signature) continue;
+          const parsed: FileParseResult = { file, objects: [], locations: [], errors: [fileTooLarge(file, read.tooLarge)] };
+          this.#files.set(file, { signature: read.signature, text: undefined, parsed, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
+          fresh[i] = parsed;
+          continue;
+        }
         if (known !== undefined && known.text === read.text) {
           known.signature = read.signature;
           continue;
         }
-        const parsed = this.#parse(read.text, file);
-        this.#files.set(file, { signature: read.signature, text: read.text, parsed, reported: known?.reported ?? '', conflicted: false });
+        // Kinds the agent does not read (ConfigMaps, Deployments...) are not kept past the parse.
+        const parsed = retainObjects(this.#parse(read.text, file), isModelObject);
+        this.#files.set(file, { signature: read.signature, text: read.text, parsed, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
         fresh[i] = parsed;
       }
     };
@@ -366,21 +413,24 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     return { candidates, gone };
   }
 
-  /** Builds the model from the last-good files; keeps it (and the generation) when nothing changed. */
-  #rebuild(): boolean {
-    const objects: ManifestObject[] = [];
-    for (const file of [...this.#accepted.keys()].sort()) objects.push(...this.#accepted.get(file)!);
-    const model = buildModel(objects, { trustDomain: this.#trustDomain, generation: this.#generation + 1 });
-    const fingerprint = modelFingerprint(model);
+  /**
+   * Applies what moved to the model: the objects of removed files go, the objects of changed
+   * files are put again (the store ignores those whose facts did not change), and an object no
+   * longer in its file goes. Deletes first, so an object that moved between files in one scan
+   * stays. Keeps the generation when nothing changed.
+   */
+  #apply(removed: readonly ManifestObject[], changedFiles: readonly string[], previous: ReadonlyMap<string, readonly ManifestObject[]>, initial: boolean): boolean {
+    const store = this.#store;
+    for (const o of removed) store.deleteObject(o);
+    for (const file of changedFiles) {
+      const now = new Set((this.#accepted.get(file) ?? []).map(objectKey));
+      for (const o of previous.get(file) ?? []) if (!now.has(objectKey(o))) store.deleteObject(o);
+    }
+    for (const file of changedFiles) for (const o of this.#accepted.get(file) ?? []) store.upsertObject(o);
     // The first model is generation 1 even when the directory is empty.
-    if (fingerprint === this.#fingerprint && this.#generation > 0) return false;
-    this.#generation++;
-    this.#model = model;
-    this.#fingerprint = fingerprint;
-    this.#log.info(
-      { generation: model.generation, workloads: model.workloads.size, services: model.services.size },
-      'mesh model updated',
-    );
+    const changed = store.commit(initial && store.generation === 0 ? 1 : undefined);
+    if (!changed) return false;
+    this.#log.info({ generation: store.generation, workloads: store.workloads.size, services: store.services.size }, 'mesh model updated');
     return true;
   }
 }
@@ -407,7 +457,11 @@ async function statSignature(path: string): Promise<string | undefined> {
   }
 }
 
-type ReadResult = { text: string; signature: string } | undefined;
+type ReadResult = { text: string; signature: string } | { tooLarge: number; signature: string } | undefined;
+
+function isModelObject(o: ManifestObject): boolean {
+  return modelKind(o) !== undefined;
+}
 
 /**
  * A regular file's text and signature from one open: open, fstat, read, close (four requests
@@ -430,6 +484,7 @@ function readRegularFile(path: string): Promise<ReadResult> {
       fsFstat(fd, (statErr, st) => {
         if (statErr !== null) return finish(statErr, undefined);
         if (!st.isFile()) return finish(null, undefined);
+        if (st.size > MAX_MANIFEST_FILE_BYTES) return finish(null, { tooLarge: st.size, signature: signatureOf(st) });
         // One byte more than the size, so a file that grew since the fstat is read to its end.
         let buffer = Buffer.allocUnsafe(st.size + 1);
         let length = 0;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import { WeftError } from '../errors.js';
 import { loadPlainDocuments } from './fast-yaml.js';
+import { describeSize, MAX_MANIFEST_FILE_BYTES, MAX_OBJECT_BYTES } from './limits.js';
 import { checkKubeObject, coreKindChecks, describeErrors, type FieldProblem } from './schema.js';
 import type {
   ManifestError,
@@ -38,6 +39,8 @@ export interface FileParseResult extends ParseResult {
    */
   locations: ObjectLocation[];
   source?: string;
+  /** When objects were dropped after parsing (retainObjects): each object's index among those parsed. */
+  origin?: number[];
 }
 
 /**
@@ -112,7 +115,62 @@ export function isManifestFileName(name: string): boolean {
  * is read by the `yaml` package, which locates every problem, so errors are the same either way.
  */
 export function parseManifestText(text: string, file: string): FileParseResult {
-  return parsePlain(text, file) ?? parseWithPositions(text, file);
+  return oversizeDocuments(text, file) ?? parsePlain(text, file) ?? parseWithPositions(text, file);
+}
+
+/**
+ * A document over MAX_OBJECT_BYTES (Kubernetes' own object limit) refuses the file before any
+ * parsing: a 100k-label pod costs a scan for `---`, not a parse and a validation.
+ */
+function oversizeDocuments(text: string, file: string): FileParseResult | undefined {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: most files need no byte count at all.
+  if (text.length <= MAX_OBJECT_BYTES / 3 || Buffer.byteLength(text) <= MAX_OBJECT_BYTES) return undefined;
+  const errors: ManifestError[] = [];
+  const separator = /^---[ \t]*(?:#.*)?$/gm;
+  let start = 0;
+  let document = 0;
+  let line = 1;
+  const check = (end: number): void => {
+    const size = Buffer.byteLength(text.slice(start, end));
+    if (size > MAX_OBJECT_BYTES) {
+      errors.push({ file, document, line, code: 'WEFT_ERR_OBJECT_TOO_LARGE', reason: `document of ${describeSize(size)} is over the ${describeSize(MAX_OBJECT_BYTES)} an object may have (as in Kubernetes)` });
+    }
+  };
+  for (let m = separator.exec(text); m !== null; m = separator.exec(text)) {
+    if (m.index > 0) {
+      check(m.index);
+      document++;
+    }
+    line += countLines(text, start, m.index + m[0].length);
+    start = m.index + m[0].length;
+  }
+  check(text.length);
+  return errors.length === 0 ? undefined : { file, objects: [], locations: [], errors };
+}
+
+function countLines(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = text.indexOf('\n', from); i >= 0 && i < to; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/**
+ * The same parse result with only the objects `keep` accepts (the kinds a consumer uses), so
+ * that nothing else is held. Locations still point at the right documents.
+ */
+export function retainObjects(result: FileParseResult, keep: (o: ManifestObject) => boolean): FileParseResult {
+  if (result.objects.every(keep)) return result;
+  const objects: ManifestObject[] = [];
+  const locations: ObjectLocation[] = [];
+  const origin: number[] = [];
+  result.objects.forEach((o, i) => {
+    if (!keep(o)) return;
+    objects.push(o);
+    const loc = result.locations[i];
+    if (loc !== undefined) locations.push(loc);
+    origin.push(result.origin?.[i] ?? i);
+  });
+  return { ...result, objects, locations, origin };
 }
 
 /** The fast path: the file's objects when every document validates, else undefined. */
@@ -136,7 +194,8 @@ function parsePlain(text: string, file: string): FileParseResult | undefined {
 /** Where `result.objects[index]` came from (parses the source again after the fast path). */
 export function objectLocation(result: FileParseResult, index: number): ObjectLocation | undefined {
   if (result.source !== undefined && result.locations.length === 0 && result.objects.length > 0) {
-    result.locations = parseWithPositions(result.source, result.file).locations;
+    const all = parseWithPositions(result.source, result.file).locations;
+    result.locations = result.origin === undefined ? all : result.origin.map((i) => all[i]!);
   }
   return result.locations[index];
 }
@@ -265,9 +324,13 @@ function semanticProblem(o: ManifestObject): FieldProblem | undefined {
       }
     }
   } else if (isService(o)) {
+    // As the API server's validation: only ExternalName and headless services may go without.
+    if (o.spec.ports === undefined && o.spec.type !== 'ExternalName' && o.spec.clusterIP !== 'None') {
+      return { path: ['spec', 'ports'], text: 'spec.ports: required' };
+    }
     const seen = new Set<string>();
     const names = new Set<string>();
-    const ports = o.spec.ports;
+    const ports = o.spec.ports ?? [];
     for (let p = 0; p < ports.length; p++) {
       const port = ports[p]!;
       const id = `${port.port}/${port.protocol ?? 'TCP'}`;
@@ -392,7 +455,12 @@ export async function loadManifestDir(dir: string): Promise<ParseResult> {
     const path = join(dir, name);
     let text: string;
     try {
-      if (!(await stat(path)).isFile()) continue;
+      const st = await stat(path);
+      if (!st.isFile()) continue;
+      if (st.size > MAX_MANIFEST_FILE_BYTES) {
+        candidates.push({ file: name, objects: [], locations: [], errors: [fileTooLarge(name, st.size)] });
+        continue;
+      }
       text = await readFile(path, 'utf8');
     } catch (err) {
       // Deleted between readdir and read: it is simply not there any more.
@@ -412,4 +480,9 @@ export async function loadManifestDir(dir: string): Promise<ParseResult> {
     else for (const o of accepted.get(c.file) ?? []) objects.push(o);
   }
   return { objects, errors };
+}
+
+/** The refusal of a file over MAX_MANIFEST_FILE_BYTES, made from its size alone. */
+export function fileTooLarge(file: string, size: number): ManifestError {
+  return { file, code: 'WEFT_ERR_MANIFEST_TOO_LARGE', reason: `file of ${describeSize(size)} is over the ${describeSize(MAX_MANIFEST_FILE_BYTES)} a manifest file may have; not read (split it, one object per file)` };
 }

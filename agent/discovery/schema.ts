@@ -118,8 +118,15 @@ export const ServiceSchema = Type.Object({
         [REASON]: 'must be an IP address or "None"',
       }),
     ),
+    type: Type.Optional(
+      Type.Union(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'].map((t) => Type.Literal(t)), {
+        [REASON]: 'must be ClusterIP, NodePort, LoadBalancer or ExternalName',
+      }),
+    ),
     selector: Type.Optional(Labels),
-    ports: Type.Array(ServicePortSchema),
+    // Absent on ExternalName services and some headless ones.
+    ports: Type.Optional(Type.Array(ServicePortSchema)),
+    externalName: Type.Optional(Type.String()),
   }),
 });
 

@@ -16,6 +16,8 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   resourceVersion?: string;
   uid?: string;
+  /** Set when deletion was requested (graceful deletion): the pod is terminating. */
+  deletionTimestamp?: string;
 }
 
 export interface KubeObject {
@@ -54,6 +56,8 @@ export interface PodObject extends KubeObject {
   status?: {
     podIP?: string;
     phase?: string;
+    /** `Ready` decides whether the pod gets new connections (absent: ready once Running). */
+    conditions?: { type: string; status: string }[];
   };
 }
 
@@ -68,10 +72,30 @@ export interface ServicePort {
 export interface ServiceObject extends KubeObject {
   kind: 'Service';
   spec: {
+    /** ClusterIP (default), NodePort, LoadBalancer, ExternalName: only the ClusterIP is modelled. */
+    type?: string;
     clusterIP?: string;
     selector?: Record<string, string>;
-    ports: ServicePort[];
+    /** Absent on ExternalName services and on some headless ones. */
+    ports?: ServicePort[];
+    externalName?: string;
   };
+}
+
+export const ENDPOINT_SLICE_API_VERSION = 'discovery.k8s.io/v1';
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface EndpointSliceObject extends KubeObject {
+  kind: 'EndpointSlice';
+  addressType?: string;
+  endpoints?: {
+    addresses?: string[];
+    conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+    targetRef?: { kind?: string; namespace?: string; name?: string };
+    nodeName?: string;
+  }[];
+  ports?: { name?: string; port?: number; protocol?: string }[] | null;
 }
 
 /** Any other kind (policies, routes, gateways): kept as-is for the modules that own them. */
@@ -79,7 +103,7 @@ export interface OtherObject extends KubeObject {
   spec?: unknown;
 }
 
-export type ManifestObject = NamespaceObject | ServiceAccountObject | PodObject | ServiceObject | OtherObject;
+export type ManifestObject = NamespaceObject | ServiceAccountObject | PodObject | ServiceObject | EndpointSliceObject | OtherObject;
 
 /** A document that did not parse or validate: reported with its file and the reason. */
 export interface ManifestError {
@@ -90,6 +114,8 @@ export interface ManifestError {
   line?: number;
   /** `Pod default/details: spec.containers: required` (without the file). */
   reason: string;
+  /** The WEFT_ERR_* code; WEFT_ERR_MANIFEST_INVALID when absent. */
+  code?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,9 +141,16 @@ export interface Workload {
 }
 
 export interface Endpoint {
-  workload: Workload;
+  /** The address connections go to. */
+  ip: string;
   /** Resolved target port on the workload. */
   port: number;
+  /**
+   * The pod behind the address, when discovery knows it. Undefined for an address that is not a
+   * known pod (a selectorless Service's hand-made endpoint, the API server behind
+   * `kubernetes.default`): such an endpoint is reached directly, never over HBONE.
+   */
+  workload: Workload | undefined;
 }
 
 export interface Service {
@@ -143,9 +176,23 @@ export interface MeshModel {
   /** Service whose ClusterIP is `ip`. */
   serviceByVip(ip: string): Service | undefined;
   workloadsOnNode(node: string): Workload[];
+  /**
+   * A number that moves whenever a workload on `node` appears, goes, or changes: callers that
+   * only care about one node (capture) skip updates that did not touch it.
+   */
+  nodeVersion(node: string): number;
   /** A scheduled pod that has no IP yet (ip ''), by `<namespace>/<name>`: what the CNI plugin asks about. */
   pendingWorkload?(key: string): Workload | undefined;
   pendingWorkloads?(): Workload[];
+}
+
+/** Input discovery refused, as the admin API shows it (and `weft lab apply` prints it). */
+export interface Refusal {
+  /** `Pod shop/cart`, or the file for a manifest that did not parse. */
+  object: string;
+  file?: string;
+  code: string;
+  reason: string;
 }
 
 /**
@@ -159,4 +206,8 @@ export interface DiscoverySource {
   current(): MeshModel;
   on(event: 'update', listener: (model: MeshModel) => void): this;
   on(event: 'invalid', listener: (errors: ManifestError[]) => void): this;
+  /** What is refused right now (each entry goes away once a good version replaces it). */
+  refusals(): Refusal[];
+  /** Local source: when the last completed read of the directory began (epoch ms). */
+  lastReadStartedAt?(): number | undefined;
 }

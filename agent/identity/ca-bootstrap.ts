@@ -114,6 +114,8 @@ export interface TrustBundlePublisherOptions {
   logger?: Logger;
   /** How often the Secret is re-read and the ConfigMap put right (default 30 s). */
   intervalMs?: number;
+  /** The certificate this CA signs with: a Secret with another one is logged (restart to use it). */
+  signingCertPem?: string;
 }
 
 /**
@@ -128,6 +130,9 @@ export class TrustBundlePublisher {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   #published = '';
+  #warnedKeyChange = false;
+  /** Whether the Secret's signing certificate differs from the one this CA runs with (rotation step 2 pending a restart). */
+  signingKeyChanged = false;
 
   constructor(opts: TrustBundlePublisherOptions) {
     this.#opts = opts;
@@ -160,7 +165,14 @@ export class TrustBundlePublisher {
       throw bootstrapError(`reading Secret ${namespace}/${secretName}`, err);
     }
     if (secret === undefined) throw new WeftError('WEFT_ERR_CA_BOOTSTRAP', `Secret ${namespace}/${secretName} is gone; the published bundle stays as it is (restart the CA to bootstrap again)`);
-    const roots = caKeyMaterialFromSecret(secret.data, `${namespace}/${secretName}`).rootsPem;
+    const material = caKeyMaterialFromSecret(secret.data, `${namespace}/${secretName}`);
+    const roots = material.rootsPem;
+    const running = this.#opts.signingCertPem;
+    this.signingKeyChanged = running !== undefined && material.certPem.trim() !== running.trim();
+    if (this.signingKeyChanged && !this.#warnedKeyChange) {
+      this.#log.warn({ secret: `${namespace}/${secretName}` }, 'the Secret holds another signing key than this CA runs with: restart the CA to sign with it (kubectl rollout restart deploy/weft-ca)');
+    }
+    this.#warnedKeyChange = this.signingKeyChanged;
     if (roots.length === 0) throw new WeftError('WEFT_ERR_CA_LOAD', `Secret ${namespace}/${secretName} holds no root certificate; the published bundle stays as it is`);
     const bundle = roots.join('');
     const data = { [ROOT_BUNDLE_KEY]: bundle };

@@ -132,7 +132,7 @@ export function registerCaCommand(program: Command): void {
         const api = new (await import('./ca-kube-api.js')).KubernetesCaApi(kubeConfig);
         const { material } = await bootstrapCaKeys({ api, namespace, secretName: opts.keysSecret, trustDomain: opts.trustDomain, logger });
         ca = new CertificateAuthority(material, caOptions);
-        const p = new TrustBundlePublisher({ api, namespace, secretName: opts.keysSecret, configMapName: opts.rootConfigmap, logger });
+        const p = new TrustBundlePublisher({ api, namespace, secretName: opts.keysSecret, configMapName: opts.rootConfigmap, logger, signingCertPem: material.certPem });
         await p.start();
         publisher = p;
       } else {

@@ -2,6 +2,7 @@
  * `weft lab ...`: the command-line face of lab.ts. Output for people on stdout (or JSON with
  * --json), progress on stderr with --verbose, errors through the CLI's one error handler.
  */
+import { formatRefusals } from './refusals.js';
 import { issueLabCertificate } from './ca.js';
 import { Command, InvalidArgumentError } from 'commander';
 import { createLogger, silentLogger, type Logger } from '../log.js';
@@ -33,6 +34,12 @@ function printChanges(summary: ChangeSummary): void {
     ...summary.unchanged.map((n) => `${n} unchanged`),
   ];
   if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+  const refused = formatRefusals(summary.refused ?? []);
+  if (refused.length > 0) {
+    // As kubectl reports an object the API server refused: on stderr, and the command fails.
+    process.stderr.write(refused.join('\n') + '\n');
+    process.exitCode = 1;
+  }
 }
 
 /** Registers `weft lab ...`. */

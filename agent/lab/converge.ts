@@ -52,6 +52,17 @@ export interface ChangeSummary {
   configured: string[];
   unchanged: string[];
   deleted: string[];
+  /** When the agents' manifests were last written (epoch ms), for reading their refusals after. */
+  publishedAt?: number;
+  /** What the agents refused after converging (filled by labApply). */
+  refused?: AgentRefusal[];
+}
+
+export interface AgentRefusal {
+  node: string;
+  object: string;
+  code: string;
+  reason: string;
 }
 
 const STOP_GRACE_MS = 3_000;
@@ -198,6 +209,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   // ---- publish
   await publishServices(state, spec);
   await publishManifests(state);
+  // A scan that starts after this has read what was just written.
+  summary.publishedAt = Date.now();
   await writeState(state);
   if (failures.length > 0) {
     throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start:\n${failures.join('\n')}`);

@@ -115,7 +115,26 @@ interface Checkpoint {
 
 const TICK_MS = 250;
 const MAX_BACKOFF_MS = 10_000;
+/** The kubelet renews a projected token once 80 % of its life has passed. */
 const TOKEN_REFRESH_FRACTION = 0.8;
+
+export function tokenRefreshDelayMs(expiresAtMs: number, nowMs: number): number {
+  return Math.max(1_000, (expiresAtMs - nowMs) * TOKEN_REFRESH_FRACTION);
+}
+
+/** TokenRequest for a service account, bound to a pod (what a projected serviceAccountToken volume holds). */
+export async function requestBoundToken(
+  core: CoreV1Api,
+  o: { namespace: string; serviceAccount: string; pod: { name: string; uid: string }; audience: string | undefined; expirationSeconds: number },
+): Promise<{ token: string; expiresAtMs: number }> {
+  const body = new AuthenticationV1TokenRequest();
+  body.spec = { audiences: o.audience ? [o.audience] : [], expirationSeconds: o.expirationSeconds, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: o.pod.name, uid: o.pod.uid } };
+  const res = await core.createNamespacedServiceAccountToken({ name: o.serviceAccount, namespace: o.namespace, body });
+  const token = res.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${o.namespace}/${o.serviceAccount} returned no token`);
+  const expiresAtMs = res.status?.expirationTimestamp ? new Date(res.status.expirationTimestamp).getTime() : Date.now() + o.expirationSeconds * 1000;
+  return { token, expiresAtMs };
+}
 
 function keyOf(pod: V1Pod): string {
   return `${pod.metadata?.namespace ?? 'default'}/${pod.metadata?.name ?? ''}`;
@@ -322,29 +341,22 @@ export class Kubelet {
         const t = src.serviceAccountToken;
         if (t === undefined) continue;
         const file = join(this.#podDir(rp), vol.name, t.path);
-        const refresh = async (): Promise<void> => {
-          const body = new AuthenticationV1TokenRequest();
-          body.spec = {
-            audiences: t.audience ? [t.audience] : [],
-            expirationSeconds: t.expirationSeconds ?? 3600,
-            boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: rp.name, uid: rp.uid },
-          };
-          const res = await this.#core.createNamespacedServiceAccountToken({ name: sa, namespace: rp.namespace, body });
-          const token = res.status?.token;
-          if (!token) throw new Error(`TokenRequest for ${rp.namespace}/${sa} returned no token`);
-          await mkdir(join(this.#podDir(rp), vol.name), { recursive: true });
-          await writeFileAtomic(file, token);
-          const expires = res.status?.expirationTimestamp ? new Date(res.status.expirationTimestamp).getTime() : Date.now() + (t.expirationSeconds ?? 3600) * 1000;
-          const inMs = Math.max(1_000, (expires - Date.now()) * TOKEN_REFRESH_FRACTION);
+        const schedule = (inMs: number): void => {
           const timer = setTimeout(() => {
             rp.tokenTimers = rp.tokenTimers.filter((x) => x !== timer);
             refresh().catch((err: unknown) => {
+              // The old token stays valid a while (20 % of its life): retry until it works.
               this.#log.warn({ pod: `${rp.namespace}/${rp.name}`, err: { message: (err as Error).message } }, 'token refresh failed; retrying in 5 s');
-              const retry = setTimeout(() => void refresh().catch(() => undefined), 5_000);
-              rp.tokenTimers.push(retry);
+              schedule(5_000);
             });
           }, inMs);
           rp.tokenTimers.push(timer);
+        };
+        const refresh = async (): Promise<void> => {
+          const { token, expiresAtMs } = await requestBoundToken(this.#core, { namespace: rp.namespace, serviceAccount: sa, pod: { name: rp.name, uid: rp.uid }, audience: t.audience, expirationSeconds: t.expirationSeconds ?? 3600 });
+          await mkdir(join(this.#podDir(rp), vol.name), { recursive: true });
+          await writeFileAtomic(file, token);
+          if (!rp.terminating && !this.#stopped) schedule(tokenRefreshDelayMs(expiresAtMs, Date.now()));
         };
         await refresh();
       }

@@ -3,6 +3,7 @@
  *   labUp, labDown, labStatus, labApply, labDelete, labExec.
  * Every changing operation holds the lab's lock; nothing changes when the input is invalid.
  */
+import { collectRefusals, refusalNames } from './refusals.js';
 import { spawn } from 'node:child_process';
 import { readdir, rm, stat } from 'node:fs/promises';
 import { constants } from 'node:os';
@@ -290,11 +291,17 @@ export async function labApply(options: LabChangeOptions): Promise<ChangeSummary
     const all = await changeTo(state, [...merged.values()], loaded.fileOf, options);
     // Like kubectl: report the objects of the file, not the whole lab.
     const mine = new Set(loaded.objects.map(nameOf));
+    // What the agents refuse of this file's objects (a policy that does not validate).
+    const names = new Set(loaded.objects.flatMap(refusalNames));
+    const refused = state.agents && all.publishedAt !== undefined
+      ? (await collectRefusals(state, all.publishedAt, options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS)).filter((r) => names.has(r.object))
+      : [];
     return {
       created: all.created.filter((n) => mine.has(n)),
       configured: all.configured.filter((n) => mine.has(n)),
       unchanged: all.unchanged.filter((n) => mine.has(n)),
       deleted: all.deleted,
+      refused,
     };
   });
 }

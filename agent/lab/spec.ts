@@ -114,7 +114,7 @@ export function clusterSpec(
         namespace: ns,
         clusterIP: vip,
         selector: o.spec.selector,
-        ports: o.spec.ports,
+        ports: o.spec.ports ?? [],
       });
     }
   }

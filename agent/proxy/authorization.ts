@@ -44,6 +44,8 @@ export class PolicyState {
   readonly #logger: Logger;
   readonly #lastGood = new Map<string, OtherObject>();
   readonly #refusedContent = new Map<string, string>();
+  /** Why each refused policy is refused, for the admin API (`weft lab apply` prints them). */
+  readonly #refusedReason = new Map<string, string>();
   #store: PolicyStore = compilePolicies([]);
   #generation = 0;
 
@@ -73,6 +75,7 @@ export class PolicyState {
         const content = JSON.stringify(obj);
         if (this.#refusedContent.get(key) !== content) {
           this.#refusedContent.set(key, content);
+          this.#refusedReason.set(key, formatFieldErrors(result.errors));
           this.#logger.error(
             { policy: key, errors: result.errors, keeping: this.#lastGood.has(key) ? 'previous version' : 'nothing (never valid)' },
             `policy ${key} refused: ${formatFieldErrors(result.errors)}`,
@@ -81,6 +84,7 @@ export class PolicyState {
         continue;
       }
       this.#refusedContent.delete(key);
+      this.#refusedReason.delete(key);
       const previous = this.#lastGood.get(key);
       if (!previous || JSON.stringify(previous) !== JSON.stringify(obj)) {
         this.#lastGood.set(key, obj);
@@ -90,15 +94,28 @@ export class PolicyState {
     for (const key of [...this.#lastGood.keys()]) {
       if (!seen.has(key)) {
         this.#lastGood.delete(key);
-        this.#refusedContent.delete(key);
         changed = true;
       }
+    }
+    for (const key of [...this.#refusedContent.keys()]) {
+      if (seen.has(key)) continue;
+      this.#refusedContent.delete(key);
+      this.#refusedReason.delete(key);
     }
     if (!changed) return false;
     this.#store = compilePolicies([...this.#lastGood.values()]);
     this.#generation++;
     for (const w of this.#store.warnings) this.#logger.warn({ policy: w.policy, code: w.code }, w.message);
     return true;
+  }
+
+  /** Policies refused right now: `AuthorizationPolicy/ns/name` and why (WEFT_ERR_POLICY_INVALID). */
+  refusals(): { object: string; code: string; reason: string }[] {
+    return [...this.#refusedReason].map(([key, reason]) => ({
+      object: key,
+      code: 'WEFT_ERR_POLICY_INVALID',
+      reason: `${reason}; ${this.#lastGood.has(key) ? 'the previous version stays in force' : 'nothing in force (never valid)'}`,
+    }));
   }
 
   /** The last good policy objects in force (for the admin API). */

@@ -43,5 +43,5 @@ export class LoadBalancer {
 }
 
 function key(endpoint: Endpoint): string {
-  return `${endpoint.workload.ip}:${endpoint.port}`;
+  return `${endpoint.ip}:${endpoint.port}`;
 }

@@ -6,7 +6,8 @@
  */
 import { connect as h2connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http2';
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type PeerCertificate } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { kTlsSocket } from './server.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { spiffeIdFromSan } from '../identity/spiffe.js';
 import { formatAuthority } from './authority.js';
@@ -91,6 +92,7 @@ export async function openHboneSession(opts: OpenSessionOptions): Promise<Client
     peerMaxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,
   });
   session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+  (session as ClientHttp2Session & { [kTlsSocket]?: TLSSocket })[kTlsSocket] = tlsSocket;
   return session;
 }
 

@@ -13,7 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { formatAuthority } from './authority.js';
 import { isRetryableStreamError, openConnectStream, openHboneSession } from './client.js';
 import { MAX_STREAMS_PER_CONNECTION, type TlsCredentials } from './settings.js';
-import { closeSessionGracefully } from './server.js';
+import { closeSessionGracefully, resetSession } from './server.js';
 import { UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
 
 /**
@@ -85,6 +85,11 @@ function onPooledStreamClose(this: PooledStream): void {
 
 class PooledConnection {
   readonly key: string;
+  /** The destination's address and the identity it must present (for closeGone). */
+  readonly host: string;
+  readonly expectedIdentity: string;
+  /** The TCP socket under the session (reset on closeGone). */
+  socket: Socket | undefined;
   state = CONNECTING;
   /** Streams opened or being opened on this connection. */
   reserved = 0;
@@ -95,9 +100,11 @@ class PooledConnection {
   #pingTimer: NodeJS.Timeout | undefined;
   #pingOutstanding = false;
 
-  constructor(pool: HbonePool, key: string, ready: (conn: PooledConnection) => Promise<ClientHttp2Session>) {
+  constructor(pool: HbonePool, key: string, req: HboneConnectRequest, ready: (conn: PooledConnection) => Promise<ClientHttp2Session>) {
     this.pool = pool;
     this.key = key;
+    this.host = req.destination.host;
+    this.expectedIdentity = req.expectedIdentity;
     this.ready = ready(this);
   }
 
@@ -235,6 +242,25 @@ export class HbonePool {
     for (const c of [...this.#all]) c.drain();
   }
 
+  /**
+   * Resets at once every connection to a destination discovery no longer has (a deleted pod,
+   * or its IP now owned by another identity). Left alone such a connection hangs until a PING
+   * goes unanswered, and a graceful close leaves its socket in FIN_WAIT1, which keeps the dead
+   * pod's namespace alive for minutes. Returns how many were closed.
+   */
+  closeGone(stillThere: (host: string, expectedIdentity: string) => boolean): number {
+    let closed = 0;
+    for (const c of [...this.#all]) {
+      if (c.state === CLOSED || stillThere(c.host, c.expectedIdentity)) continue;
+      closed++;
+      this.log.debug({ key: c.key }, 'destination left the model: HBONE connection reset');
+      c.drain();
+      if (c.session !== undefined) resetSession(c.session);
+      else if (c.socket !== undefined && !c.socket.destroyed) c.socket.destroy();
+    }
+    return closed;
+  }
+
   /** Tears down every connection and its streams now. */
   destroy(): void {
     this.#closed = true;
@@ -267,7 +293,7 @@ export class HbonePool {
   }
 
   #open(key: string, req: HboneConnectRequest): PooledConnection {
-    const conn = new PooledConnection(this, key, (c) => this.#establish(c, req));
+    const conn = new PooledConnection(this, key, req, (c) => this.#establish(c, req));
     let list = this.#byKey.get(key);
     if (list === undefined) this.#byKey.set(key, (list = []));
     list.push(conn);
@@ -300,6 +326,7 @@ export class HbonePool {
     }
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
+    conn.socket = socket;
     if (socket.connecting) {
       const connectTimeoutMs = this.#connectTimeoutMs;
       await new Promise<void>((resolve, reject) => {

@@ -7,7 +7,8 @@
  * the trust bundle, exactly one SPIFFE URI SAN; otherwise the session is destroyed and the
  * reason logged) -> per stream: CONNECT with `:authority` ip:port, else 405 / 400 -> onStream.
  */
-import { createSecureServer, constants as h2, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { setLingerZero, socketFd } from '../../native/index.js';
+import { createSecureServer, constants as h2, type Http2Session, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WeftError } from '../errors.js';
@@ -108,8 +109,9 @@ function armIdle(session: CheckedSession, peer: PeerInfo): void {
 function onSessionIdle(session: CheckedSession): void {
   const peer = session[kPeer];
   if (peer === undefined || peer.streams > 0 || session.destroyed) return;
-  // Nothing is in flight: a GOAWAY would only wait on a peer that may not answer.
-  session.destroy();
+  // GOAWAY; a peer that does not finish the close in time (gone, or nghttp2 stopped after a
+  // protocol error) is reset.
+  closeSessionGracefully(session, Math.min(SESSION_CLOSE_GRACE_MS, peer.idleMs));
 }
 
 /** Shared by every stream: one stream fewer on its session; the last one arms the idle timer. */
@@ -120,14 +122,38 @@ function onCountedStreamClose(this: ServerHttp2Stream): void {
   if (--peer.streams === 0 && !session.destroyed) armIdle(session, peer);
 }
 
-/** A session closed gracefully (GOAWAY) is destroyed when still open after the grace time. */
-export function closeSessionGracefully(session: { close(): void; destroy(): void; destroyed: boolean }, graceMs: number = SESSION_CLOSE_GRACE_MS): void {
+/**
+ * The TLS socket under a session. `session.socket` is a proxy that refuses destroy(), and a
+ * gracefully closed session is `destroyed` while its socket still waits for the peer's FIN.
+ */
+export const kTlsSocket = Symbol('weft.tlsSocket');
+type ClosableSession = Pick<Http2Session, 'close' | 'destroy' | 'destroyed'> & { [kTlsSocket]?: TLSSocket };
+
+/**
+ * A session closed gracefully (GOAWAY) that is still open after the grace time is reset: its
+ * socket gets SO_LINGER 0 before the destroy, so a peer that never acknowledges our FIN (a
+ * deleted pod) leaves no FIN_WAIT1 socket behind, which would keep that pod's namespace alive.
+ */
+export function closeSessionGracefully(session: ClosableSession, graceMs: number = SESSION_CLOSE_GRACE_MS): void {
   if (session.destroyed) return;
   session.close();
-  const timer = setTimeout(() => {
-    if (!session.destroyed) session.destroy();
-  }, graceMs);
+  const timer = setTimeout(resetSession, graceMs, session);
   timer.unref();
+}
+
+/** Destroys a session with a TCP reset (no FIN_WAIT, no TIME_WAIT). */
+export function resetSession(session: ClosableSession): void {
+  const socket = session[kTlsSocket];
+  if (socket !== undefined && !socket.destroyed) {
+    try {
+      // The TLS socket's handle wraps the TCP descriptor.
+      setLingerZero(socketFd(socket));
+    } catch {
+      // No descriptor any more: a plain destroy is all that is left.
+    }
+    socket.destroy();
+  }
+  if (!session.destroyed) session.destroy();
 }
 
 /** Shared by every stream (no closure per stream): a reset by the peer is routine, not a failure. */
@@ -146,6 +172,7 @@ class HboneServerImpl implements HboneServer {
   readonly #server: Http2SecureServer;
   readonly #sessions = new Set<ServerHttp2Session>();
   #applied: TlsCredentials | undefined;
+  #nextTlsSocket: TLSSocket | undefined;
   /** Peers must be of this trust domain: the option, else the server's own identity's. */
   readonly #trustDomain: string;
   #stats: HboneServerStats = { sessionsOpen: 0, sessionsAccepted: 0, sessionsRefused: 0, handshakeFailures: 0, streamsAccepted: 0, streamsRejected: 0 };
@@ -180,7 +207,17 @@ class HboneServerImpl implements HboneServer {
       socket.setNoDelay(true);
       socket.setKeepAlive(true, 30_000);
     });
-    this.#server.on('session', (s: ServerHttp2Session) => this.#onSession(s));
+    // Node makes the session inside its own 'secureConnection' listener and emits 'session'
+    // before returning: the socket seen here is the one of the next session.
+    this.#server.prependListener('secureConnection', (socket: TLSSocket) => {
+      this.#nextTlsSocket = socket;
+    });
+    this.#server.on('session', (s: ServerHttp2Session) => {
+      const socket = this.#nextTlsSocket;
+      this.#nextTlsSocket = undefined;
+      if (socket !== undefined) (s as ServerHttp2Session & { [kTlsSocket]?: TLSSocket })[kTlsSocket] = socket;
+      this.#onSession(s);
+    });
     this.#server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
     this.#server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
       this.#stats.handshakeFailures++;
@@ -222,7 +259,7 @@ class HboneServerImpl implements HboneServer {
   close(opts: { timeoutMs?: number } = {}): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        for (const s of this.#sessions) s.destroy();
+        for (const s of this.#sessions) resetSession(s);
       }, opts.timeoutMs ?? 5000);
       timer.unref();
       this.#server.close(() => {
@@ -275,7 +312,7 @@ class HboneServerImpl implements HboneServer {
     if (reason !== undefined) {
       this.#stats.sessionsRefused++;
       this.#log.warn({ remote, code, reason }, 'HBONE connection refused');
-      session.destroy();
+      resetSession(session);
       return;
     }
     const peerInfo: PeerInfo = { identity, streams: 0, idleTimer: undefined, idleMs: this.#opts.sessionIdleTimeoutMs ?? HBONE_SERVER_IDLE_TIMEOUT_MS, notBefore, notAfter };
@@ -286,8 +323,6 @@ class HboneServerImpl implements HboneServer {
     session.once('close', () => {
       clearTimeout(peerInfo.idleTimer);
       this.#sessions.delete(session);
-      // A closed session's socket is never left half-open (FIN_WAIT, a dead pod's namespace kept alive).
-      if (!session.socket?.destroyed) session.socket?.destroy();
     });
     // The client's GOAWAY: its open streams finish, then the session goes (also if they never do).
     session.on('goaway', () => closeSessionGracefully(session));

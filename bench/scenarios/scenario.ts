@@ -36,6 +36,8 @@ export interface Scenario {
   readonly usesSystem: boolean;
   /** Left out of a run that names no scenario (a long one: soak). */
   readonly onlyWhenNamed?: boolean;
+  /** false: the scenario builds what it measures itself; a run of only such scenarios builds no bench lab. */
+  readonly needsLab?: boolean;
   readonly metrics: readonly MetricDef[];
   measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement>;
   /** Metrics computed across systems (latency added over direct), merged into the values. */

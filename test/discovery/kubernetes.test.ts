@@ -27,6 +27,13 @@ before(async () => {
   api.upsert(KUBE_PATHS.namespaces, ns('shop', true));
   api.upsert(KUBE_PATHS.pods, pod('cart', '10.1.0.5'));
   api.upsert(KUBE_PATHS.services, { metadata: { name: 'cart', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10', selector: { app: 'cart' }, ports: [{ port: 80, targetPort: 8080, protocol: 'TCP' }] } });
+  // Endpoints come from EndpointSlices, as the endpoint-slice controller writes them.
+  api.upsert(KUBE_PATHS.endpointSlices, {
+    metadata: { name: 'cart-abc', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cart' } },
+    addressType: 'IPv4',
+    ports: [{ name: '', port: 8080, protocol: 'TCP' }],
+    endpoints: [{ addresses: ['10.1.0.5'], conditions: { ready: true }, targetRef: { kind: 'Pod', namespace: 'shop', name: 'cart' } }],
+  });
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'fake', server: api.url, skipTLSVerify: true }],
@@ -34,7 +41,7 @@ before(async () => {
     contexts: [{ name: 'fake', cluster: 'fake', user: 'agent' }],
     currentContext: 'fake',
   });
-  source = new KubernetesSource({ kubeConfig: kc, logger: silentLogger, reconnectDelayMs: () => 50, debounceMs: 10 });
+  source = new KubernetesSource({ kubeConfig: kc, logger: silentLogger, backoff: { initialMs: 50, maxMs: 200 } });
 });
 
 after(async () => {
@@ -52,7 +59,7 @@ test('the first list builds the model: workloads, identities, service endpoints'
   assert.equal(cart?.key, 'shop/cart');
   assert.equal(cart?.identity, 'spiffe://cluster.local/ns/shop/sa/cart');
   assert.equal(cart?.inMesh, true);
-  assert.deepEqual(model.serviceByVip('10.96.0.10')?.ports.get(80)?.map((e) => `${e.workload.ip}:${e.port}`), ['10.1.0.5:8080']);
+  assert.deepEqual(model.serviceByVip('10.96.0.10')?.ports.get(80)?.map((e) => `${e.ip}:${e.port}`), ['10.1.0.5:8080']);
   assert.ok(api.requests.some((r) => r.startsWith('GET /api/v1/pods?') && r.includes('watch=true')), 'pods are watched after the list');
 });
 
@@ -76,7 +83,7 @@ test('watch events update the model: a pod added, a namespace label removed, a p
 });
 
 test('410 Gone makes the informer list again, and nothing is lost', async () => {
-  const lists = () => api.requests.filter((r) => r === 'GET /api/v1/pods').length;
+  const lists = () => api.requests.filter((r) => r.startsWith('GET /api/v1/pods?') && !r.includes('watch=true')).length;
   const listsBefore = lists();
   api.compact();
   const update = nextUpdate();

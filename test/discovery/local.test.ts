@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { EventEmitter } from 'node:events';
-import { mkdir, mkdtemp, rename, rm, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, truncate, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -254,5 +254,56 @@ describe('LocalSource', () => {
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
+  });
+  describe('size limits and kinds not read (finding 11)', () => {
+    it('refuses a 50 MB file from its size alone, without reading or parsing it, and says why', async () => {
+      await put('pod.default.a.yaml', podYaml('default', 'a', '198.18.1.2'));
+      const parsed: string[] = [];
+      const { source: s } = await open({ watch: false, rescanMs: 3_600_000, parse: (text, file) => (parsed.push(file), parseManifestText(text, file)) });
+      const invalid = waitFor<ManifestError[]>(s, 'invalid');
+      // Sparse: 50 MB by its size, nothing written.
+      await writeFile(join(dir, 'configmap.yaml'), '');
+      await truncate(join(dir, 'configmap.yaml'), 50 * 1024 * 1024);
+      await s.refresh();
+      const errors = await invalid;
+      assert.equal(errors[0]!.code, 'WEFT_ERR_MANIFEST_TOO_LARGE');
+      assert.match(errors[0]!.reason, /^file of 50 MiB is over the 8 MiB a manifest file may have; not read/);
+      assert.deepEqual(parsed, ['pod.default.a.yaml'], 'the big file was never parsed');
+      assert.deepEqual(s.refusals().map((r) => [r.file, r.code]), [['configmap.yaml', 'WEFT_ERR_MANIFEST_TOO_LARGE']]);
+      assert.ok(s.current().workloads.has('default/a'));
+    });
+
+    it('refuses a document over 1.5 MiB (a pod with 100k labels), keeping the last good version', async () => {
+      await put('pod.default.a.yaml', podYaml('default', 'a', '198.18.1.2'));
+      const { source: s } = await open({ watch: false, rescanMs: 3_600_000 });
+      const invalid = waitFor<ManifestError[]>(s, 'invalid');
+      const labels = Array.from({ length: 100_000 }, (_, i) => `    label-${i}: value-${i}\n`).join('');
+      await put('pod.default.a.yaml', `apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  labels:\n${labels}spec:\n  containers: [{name: app}]\nstatus:\n  podIP: 198.18.1.9\n`);
+      await s.refresh();
+      const errors = await invalid;
+      assert.equal(errors[0]!.code, 'WEFT_ERR_OBJECT_TOO_LARGE');
+      assert.match(errors[0]!.reason, /^document of 2\.\d MiB is over the 1\.5 MiB an object may have/);
+      assert.equal(s.current().workloads.get('default/a')?.ip, '198.18.1.2');
+      assert.equal(s.refusals()[0]?.code, 'WEFT_ERR_OBJECT_TOO_LARGE');
+    });
+
+    it('does not keep kinds the agent does not read, and a change of one is no update', async () => {
+      const configMap = (v: string) => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  key: ${v}\n`;
+      await put('cm.yaml', configMap('1'));
+      const { source: s, model } = await open({ watch: false, rescanMs: 3_600_000 });
+      assert.deepEqual(model.others, []);
+      const updates: MeshModel[] = [];
+      s.on('update', (m: MeshModel) => updates.push(m));
+      await put('cm.yaml', configMap('2'));
+      await s.refresh();
+      assert.equal(updates.length, 0);
+    });
+
+    it('takes endpoints from EndpointSlice manifests for a selectorless service (finding 4)', async () => {
+      await put('svc.yaml', 'apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  clusterIP: 198.19.128.9\n  ports: [{port: 5432}]\n');
+      await put('slice.yaml', 'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: db-1\n  labels: {kubernetes.io/service-name: db}\naddressType: IPv4\nports: [{name: "", port: 5432}]\nendpoints:\n  - addresses: [198.19.0.50]\n');
+      const { model } = await open({ watch: false, rescanMs: 3_600_000 });
+      assert.deepEqual(model.serviceByVip('198.19.128.9')?.ports.get(5432)?.map((e) => `${e.ip}:${e.port}`), ['198.19.0.50:5432']);
+    });
   });
 });

@@ -57,7 +57,7 @@ describe('parseManifestText: valid documents', () => {
     assert.equal(pod.spec.containers[0]!.ports![0]!.name, 'http');
     const svc = objects[3]!;
     assert.ok(isService(svc));
-    assert.equal(svc.spec.ports[0]!.targetPort, 'http');
+    assert.equal(svc.spec.ports?.[0]!.targetPort, 'http');
     assert.deepEqual((objects[4] as { spec?: unknown }).spec, { action: 'DENY' });
   });
 

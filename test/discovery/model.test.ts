@@ -115,7 +115,7 @@ describe('buildModel: services', () => {
   ];
   const model = buildModel(objects);
   const endpoints = (key: string, port: number): [string, number][] =>
-    model.services.get(key)!.ports.get(port)!.map((e) => [e.workload.key, e.port]);
+    model.services.get(key)!.ports.get(port)!.map((e) => [e.workload?.key ?? '', e.port]);
 
   it('resolves a named targetPort per pod and leaves out pods without that name', () => {
     assert.deepEqual(endpoints('bi/reviews', 80), [
@@ -137,7 +137,7 @@ describe('buildModel: services', () => {
     assert.deepEqual(endpoints('bi/reviews-v2', 80), [['bi/reviews-v2', 9081]]);
     // pending and IP-less pods, and the pod of another namespace, never appear
     for (const [, list] of model.services.get('bi/reviews')!.ports) {
-      for (const e of list) assert.ok(['bi/reviews-v1', 'bi/reviews-v2', 'bi/reviews-v3'].includes(e.workload.key));
+      for (const e of list) assert.ok(['bi/reviews-v1', 'bi/reviews-v2', 'bi/reviews-v3'].includes(e.workload?.key ?? ''));
     }
   });
 
@@ -201,7 +201,7 @@ describe('buildModel at size', () => {
       const service = model.services.get(`ns${s % namespaces}/svc${s}`)!;
       const eps = service.ports.get(80)!;
       assert.deepEqual(
-        eps.map((e) => [e.workload.name, e.port]),
+        eps.map((e) => [e.workload?.name, e.port]),
         [0, 1, 2, 3, 4].map((r) => [`svc${s}-${r}`, 8000 + r]),
       );
       assert.equal(model.serviceByVip(service.clusterIP!), service);

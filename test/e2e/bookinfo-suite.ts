@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync, rmSync, mkdtempSync, existsSync } from 'node:fs';
+import { writeFileSync, rmSync, mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labUp, labDown, labApply, labDelete, labStatus, podNetns, nodeNetns } from '../../agent/lab/index.js';
@@ -419,7 +419,9 @@ spec:
   const probesSeen = (): { path: string; from: string }[] => {
     const log = join(`/run/weft/lab/${LAB}/logs`, 'pod-probes-prober.log');
     if (!existsSync(log)) return [];
-    return execFileSync('cat', [log], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { path: string; from: string });
+    const lines = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('{'));
+    // The log also has the app's {signal} lines (and an earlier pod's of the same name).
+    return lines.map((l) => JSON.parse(l) as { path?: string; from?: string }).filter((x): x is { path: string; from: string } => x.path !== undefined);
   };
 
   async function probesKeepPodReady(strict: boolean): Promise<void> {
@@ -482,7 +484,7 @@ spec:
       await waitFor(async () => (await labStatus(LAB)).services.find((v) => v.name === 'slowstop')?.endpoints.length === 0, 'kube-proxy gives the terminating endpoint no new connections');
       await waitFor(() => !kubectl('get', 'pods', '-n', 'outside', '-o', 'name').includes('pod/slowstop'), 'the kubelet deleted the pod once its process exited', 30_000);
       assert.equal(existsSync(`/run/netns/${podNetns(LAB, 'outside', 'slowstop')}`), false, 'its network namespace is gone');
-      assert.match(execFileSync('cat', [join(`/run/weft/lab/${LAB}/logs`, 'pod-outside-slowstop.log')], { encoding: 'utf8' }), /"signal":"SIGTERM"/, 'the app was asked to stop, not killed');
+      assert.match(readFileSync(join(`/run/weft/lab/${LAB}/logs`, 'pod-outside-slowstop.log'), 'utf8'), /"signal":"SIGTERM"/, 'the app was asked to stop, not killed');
     } finally {
       await labDelete({ name: LAB, file }).catch(() => undefined);
     }

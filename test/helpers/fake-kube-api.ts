@@ -1,8 +1,10 @@
 /**
- * A small Kubernetes API server for tests, on loopback: list and watch (?watch=true, chunked
- * JSON lines of {type, object}) for a few collection paths, with resourceVersions, 410 Gone
- * for a resourceVersion older than the last compaction, and the ability to go down and come
- * back. Enough of the real protocol for @kubernetes/client-node's informers.
+ * A small Kubernetes API server for tests, on loopback: list (paged with limit/continue) and
+ * watch (?watch=true, chunked JSON lines of {type, object}) for a few collection paths, with
+ * resourceVersions, 410 Gone for a resourceVersion older than the last compaction, the
+ * `spec.nodeName` field selector (= and !=), failures on demand (`failWith`), and the ability
+ * to go down and come back. Enough of the real protocol for Weft's reflectors and
+ * @kubernetes/client-node's informers; a test helper, not a Kubernetes API server.
  */
 import http from 'node:http';
 import { once } from 'node:events';
@@ -29,6 +31,8 @@ export class FakeKubeApi {
   #port = 0;
   /** Requests seen, for assertions ("GET /api/v1/pods?watch=true..."). */
   readonly requests: string[] = [];
+  /** While set, every list and watch is answered with this status (and Retry-After, if given). */
+  failWith: { status: number; retryAfterSeconds?: number } | undefined;
   /** Tokens the TokenReview endpoint accepts: token -> user (and its audiences). */
   readonly tokens = new Map<string, { username: string; audiences: string[]; extra?: Record<string, string[]> }>();
 
@@ -107,7 +111,9 @@ export class FakeKubeApi {
     else this.#collections.get(path)!.set(key, stored);
     const event: Event = { rv, type, object: stored };
     this.#events.get(path)!.push(event);
-    for (const res of this.#watchers.get(path)!) res.write(JSON.stringify({ type, object: stored }) + '\n');
+    for (const res of this.#watchers.get(path)!) {
+      if (matchesField((res as WatchResponse).fieldSelector, stored)) res.write(JSON.stringify({ type, object: stored }) + '\n');
+    }
   }
 
   #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -128,9 +134,22 @@ export class FakeKubeApi {
       res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 404, message: `no such path ${url.pathname}` }));
       return;
     }
+    if (this.failWith !== undefined) {
+      const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+      if (this.failWith.retryAfterSeconds !== undefined) headers['retry-after'] = String(this.failWith.retryAfterSeconds);
+      res.writeHead(this.failWith.status, headers).end(JSON.stringify({ kind: 'Status', code: this.failWith.status, message: 'failing on purpose' }));
+      return;
+    }
+    const fieldSelector = url.searchParams.get('fieldSelector') ?? undefined;
     if (url.searchParams.get('watch') !== 'true') {
+      // Paging: `continue` is the index of the next item of a snapshot taken by the first page.
+      const all = [...coll.values()].filter((o) => matchesField(fieldSelector, o));
+      const limit = Number(url.searchParams.get('limit') ?? '0');
+      const from = Number(url.searchParams.get('continue') ?? '0');
+      const items = limit > 0 ? all.slice(from, from + limit) : all.slice(from);
+      const next = limit > 0 && from + limit < all.length ? String(from + limit) : undefined;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv) }, items: [...coll.values()] }));
+      res.end(JSON.stringify({ kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv), ...(next ? { continue: next } : {}) }, items }));
       return;
     }
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
@@ -141,17 +160,30 @@ export class FakeKubeApi {
       res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } }) + '\n');
       return;
     }
-    for (const e of this.#events.get(url.pathname)!) if (e.rv > from) res.write(JSON.stringify({ type: e.type, object: e.object }) + '\n');
+    for (const e of this.#events.get(url.pathname)!) if (e.rv > from && matchesField(fieldSelector, e.object)) res.write(JSON.stringify({ type: e.type, object: e.object }) + '\n');
     const set = this.#watchers.get(url.pathname)!;
+    (res as WatchResponse).fieldSelector = fieldSelector;
     set.add(res);
     res.on('close', () => set.delete(res));
   }
+}
+
+type WatchResponse = http.ServerResponse & { fieldSelector?: string };
+
+/** `spec.nodeName=x` / `spec.nodeName!=x` (the only field the agents select on). */
+function matchesField(selector: string | undefined, o: Obj): boolean {
+  if (selector === undefined || selector === '') return true;
+  const m = /^spec\.nodeName(!=|==|=)(.*)$/.exec(selector);
+  if (!m) return true;
+  const node = ((o as { spec?: { nodeName?: string } }).spec?.nodeName) ?? '';
+  return m[1] === '!=' ? node !== m[2] : node === m[2];
 }
 
 export const KUBE_PATHS = {
   namespaces: '/api/v1/namespaces',
   pods: '/api/v1/pods',
   services: '/api/v1/services',
+  endpointSlices: '/apis/discovery.k8s.io/v1/endpointslices',
   authorizationPolicies: '/apis/weft.dev/v1alpha1/authorizationpolicies',
   peerAuthentications: '/apis/weft.dev/v1alpha1/peerauthentications',
 } as const;

@@ -170,9 +170,10 @@ describe('trust bundle publication (weft-ca-root ConfigMap)', () => {
   it('creates the ConfigMap, leaves it alone when right, follows the Secret\'s roots, and puts back what was deleted', async () => {
     const api = new MemoryKubeApi();
     const { material } = await bootstrapCaKeys({ api, namespace: NS, trustDomain: TD });
-    const publisher = new TrustBundlePublisher({ api, namespace: NS });
+    const publisher = new TrustBundlePublisher({ api, namespace: NS, signingCertPem: material.certPem });
     assert.equal(await publisher.reconcile(), 'created');
     assert.equal(api.get('ConfigMap', NS, 'weft-ca-root')?.data['root-cert.pem'], material.certPem);
+    assert.equal(publisher.signingKeyChanged, false);
     assert.equal(await publisher.reconcile(), 'unchanged');
     // Rotation, step 1: the operator adds a second root to the Secret; the bundle holds both.
     const next = CertificateAuthority.generateRoot(TD);
@@ -180,6 +181,11 @@ describe('trust bundle publication (weft-ca-root ConfigMap)', () => {
     api.put('Secret', NS, 'weft-ca-keys', { ...secret.data, [CA_FILES.roots]: material.certPem + next.certPem }, secret.labels);
     assert.equal(await publisher.reconcile(), 'updated');
     assert.equal(api.get('ConfigMap', NS, 'weft-ca-root')?.data['root-cert.pem'], material.certPem + next.certPem);
+    assert.equal(publisher.signingKeyChanged, false, 'step 1 keeps the key');
+    // Step 2: the Secret signs with the new root; the running CA notices it needs a restart.
+    api.put('Secret', NS, 'weft-ca-keys', { ...caKeyMaterialToSecret(next), [CA_FILES.roots]: material.certPem + next.certPem }, secret.labels);
+    assert.equal(await publisher.reconcile(), 'unchanged');
+    assert.equal(publisher.signingKeyChanged, true);
     api.objects.delete(`ConfigMap/${NS}/weft-ca-root`);
     assert.equal(await publisher.reconcile(), 'created');
   });

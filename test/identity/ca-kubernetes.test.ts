@@ -46,7 +46,7 @@ describe('weft ca on Kubernetes (issue 9, findings 2 and 3)', () => {
       const client = new HttpCaClient({ url: `https://127.0.0.1:${port}`, token: 'unused', caCertificates: [root] });
       assert.deepEqual((await client.bundle()).map((p) => p.trim()), [root.trim()]);
     }
-    const created = replicas.filter((r) => /created the Secret/.test(r.output())).length;
+    const created = replicas.filter((r) => /"msg":"no CA Secret: generated a self-signed root/.test(r.output())).length;
     assert.equal(created, 1, replicas.map((r) => r.output()).join('\n---\n'));
   });
 

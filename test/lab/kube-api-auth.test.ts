@@ -114,8 +114,8 @@ test("RBAC from daemonset/rbac.yaml: the agent may list and watch what it reads,
   assert.ok((await agent.listPodForAllNamespaces()).items.length > 0);
   await agent.listServiceForAllNamespaces();
   await agent.listNamespace();
-  // The shipped RBAC is list + watch only (informers never get): a get is refused.
-  assert.equal((await statusOf(agent.readNamespace({ name: 'weft-system' }))).code, 403);
+  const get = await statusOf(agent.readNamespace({ name: 'weft-system' }));
+  assert.equal(get.body.message, `namespaces "weft-system" is forbidden: User "${AGENT}" cannot get resource "namespaces" in API group "" at the cluster scope`, 'list and watch do not grant get');
   const create = await statusOf(agent.createNamespacedPod({ namespace: 'default', body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'a', image: 'b' }] } } }));
   assert.equal(create.code, 403);
   assert.equal(create.body.reason, 'Forbidden');
@@ -129,6 +129,11 @@ test("RBAC from daemonset/rbac.yaml: the agent may list and watch what it reads,
   assert.equal(review.body.message, `tokenreviews.authentication.k8s.io is forbidden: User "${AGENT}" cannot create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope`);
   const ca = api.kcFor(api.server.issueToken('weft-system', 'weft-ca')).makeApiClient(AuthenticationV1Api);
   assert.equal((await ca.createTokenReview({ body: { spec: { token: 'x' } } })).status?.authenticated, undefined, 'the CA may review (an invalid token)');
+  // The CA's Role names its Secret: allowed (so 404 while it does not exist), any other Secret 403.
+  const caCore = api.kcFor(api.server.issueToken('weft-system', 'weft-ca')).makeApiClient(CoreV1Api);
+  assert.equal((await statusOf(caCore.readNamespacedSecret({ namespace: 'weft-system', name: 'weft-ca-keys' }))).code, 404);
+  assert.equal((await statusOf(caCore.readNamespacedSecret({ namespace: 'weft-system', name: 'other' }))).code, 403);
+  assert.equal((await statusOf(caCore.readNamespacedSecret({ namespace: 'default', name: 'weft-ca-keys' }))).code, 403, 'a Role grants only in its namespace');
 });
 
 test('Roles: namespaces, resourceNames and the pods/status subresource', async () => {

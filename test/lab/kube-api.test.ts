@@ -183,6 +183,24 @@ test('watch from a compacted resourceVersion gets an ERROR event with 410 Expire
   assert.deepEqual(w.events.map((e) => `${e.type} ${e.name}`), ['ERROR 410 Expired']);
 });
 
+test('a watch from a version older than the retained history is 410 too; deletecollection with a selector', async () => {
+  const small = await startTestApi({ historyLimit: 3 });
+  try {
+    const c = small.kc.makeApiClient(CoreV1Api);
+    const first = await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'c0', labels: { batch: 'x' } } } });
+    for (let i = 1; i < 5; i++) await c.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: `c${i}`, labels: { batch: i % 2 ? 'y' : 'x' } } } });
+    const events: string[] = [];
+    let ended = false;
+    await new Watch(small.kc).watch('/api/v1/namespaces/default/configmaps', { resourceVersion: first.metadata!.resourceVersion! }, (type: string, o: { code?: number }) => events.push(`${type} ${String(o.code)}`), () => (ended = true));
+    await waitFor(() => ended, 'the watch ends');
+    assert.deepEqual(events, ['ERROR 410']);
+    await c.deleteCollectionNamespacedConfigMap({ namespace: 'default', labelSelector: 'batch=x' });
+    assert.deepEqual((await c.listNamespacedConfigMap({ namespace: 'default' })).items.map((m) => m.metadata?.name), ['c1', 'c3']);
+  } finally {
+    await small.close();
+  }
+});
+
 test('bookmarks when allowed, the initial-events-end bookmark, and a server-side timeout', async () => {
   await core.createNamespace({ body: { metadata: { name: 'w3' } } });
   await core.createNamespacedConfigMap({ namespace: 'w3', body: { metadata: { name: 'a' } } });
@@ -338,6 +356,35 @@ test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and serv
   await objects.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'cip-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cip' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.18.0.5'] }] } as KubernetesObject);
   const slices = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
   assert.deepEqual(slices.items.map((s) => s.metadata?.name), ['cip-1']);
+});
+
+test('objects whose owners are all gone are garbage-collected (EndpointSlices of a deleted Service)', async () => {
+  const svc = await core.createNamespacedService({ namespace: 'shop', body: { metadata: { name: 'owned' }, spec: { ports: [{ port: 80 }] } } });
+  const other = await core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'second-owner' } } });
+  const objects = KubernetesObjectApi.makeApiClient(api.kc);
+  const ref = (kind: string, o: KubernetesObject) => ({ apiVersion: 'v1', kind, name: o.metadata!.name!, uid: o.metadata!.uid! });
+  const slice = (name: string, owners: object[]) => ({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name, namespace: 'shop', ownerReferences: owners }, addressType: 'IPv4', endpoints: [] }) as KubernetesObject;
+  await objects.create(slice('owned-1', [ref('Service', svc)]));
+  await objects.create(slice('owned-2', [ref('Service', svc), ref('ConfigMap', other)]));
+  await core.deleteNamespacedService({ namespace: 'shop', name: 'owned' });
+  const left = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
+  assert.deepEqual(left.items.map((s) => s.metadata?.name).filter((n) => n?.startsWith('owned')), ['owned-2'], 'the slice with a living owner stays');
+});
+
+test('the kubernetes Service has no selector and hand-managed Endpoints and EndpointSlice naming the server', async () => {
+  const fixed = await startTestApi({ advertise: { ip: '198.19.0.254', port: 6443 } });
+  try {
+    const c = fixed.kc.makeApiClient(CoreV1Api);
+    const svc = await c.readNamespacedService({ namespace: 'default', name: 'kubernetes' });
+    assert.equal(svc.spec?.selector, undefined);
+    assert.equal(svc.spec?.clusterIP, '198.19.128.1');
+    const ep = await c.readNamespacedEndpoints({ namespace: 'default', name: 'kubernetes' });
+    assert.deepEqual(ep.subsets?.[0]?.addresses?.map((a) => a.ip), ['198.19.0.254']);
+    const slices = await KubernetesObjectApi.makeApiClient(fixed.kc).list('discovery.k8s.io/v1', 'EndpointSlice', 'default', undefined, undefined, undefined, undefined, 'kubernetes.io/service-name=kubernetes');
+    assert.deepEqual((slices.items[0] as KubernetesObject & { endpoints: { addresses: string[] }[] }).endpoints[0]?.addresses, ['198.19.0.254']);
+  } finally {
+    await fixed.close();
+  }
 });
 
 test('the state file keeps objects across a restart; resourceVersions stay monotonic', async () => {

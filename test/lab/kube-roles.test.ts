@@ -1,15 +1,17 @@
 // The Kubernetes-mode lab's control-plane roles, the parts that are pure or need no root: the
 // EndpointSlice controller's slices, kube-proxy's view of them, the kubelet's $(VAR) expansion
-// and probe thresholds, and the CNI chain as a runtime calls it.
+// and probe thresholds, its pod-bound projected tokens, and the CNI chain as a runtime calls it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node';
+import { CoreV1Api, type V1EndpointSlice, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { desiredSlices } from '../../agent/lab/endpointslice-controller.js';
 import { serviceViewsFromApi } from '../../agent/lab/kube-proxy.js';
-import { expand } from '../../agent/lab/kubelet.js';
+import { expand, requestBoundToken, tokenRefreshDelayMs } from '../../agent/lab/kubelet.js';
+import { TokenReviewAuthenticator } from '../../agent/identity/token-review.js';
+import { startTestApi } from './kube-api-helpers.js';
 import { ProbeTracker } from '../../agent/lab/kubelet-probes.js';
 import { runCniChain } from '../../agent/lab/cni-chain.js';
 
@@ -135,5 +137,27 @@ test('the CNI chain: plugins in order for ADD with the previous result, in rever
     assert.equal(await runCniChain({ confDir: join(dir, 'none'), binDir: bin }, 'ADD', p), undefined, 'no conflist: no chain');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the kubelet\'s projected token: TokenRequest bound to the pod with the volume\'s audience, that the CA\'s TokenReview places on the pod\'s node; renewed at 80 % of its life', async () => {
+  const api = await startTestApi();
+  try {
+    const core = api.kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'weft-system' } } });
+    await core.createNamespacedServiceAccount({ namespace: 'weft-system', body: { metadata: { name: 'weft-agent' } } });
+    const created = await core.createNamespacedPod({ namespace: 'weft-system', body: { metadata: { name: 'weft-agent-node-2' }, spec: { nodeName: 'node-2', serviceAccountName: 'weft-agent', containers: [{ name: 'agent', image: 'x' }] } } });
+    const before = Date.now();
+    const { token, expiresAtMs } = await requestBoundToken(core, { namespace: 'weft-system', serviceAccount: 'weft-agent', pod: { name: 'weft-agent-node-2', uid: created.metadata!.uid! }, audience: 'weft-ca', expirationSeconds: 3600 });
+    assert.ok(Math.abs(expiresAtMs - (before + 3600_000)) < 5_000, 'expires in an hour');
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { aud: string[]; 'kubernetes.io': { pod: { name: string } } };
+    assert.deepEqual(claims.aud, ['weft-ca']);
+    assert.equal(claims['kubernetes.io'].pod.name, 'weft-agent-node-2');
+    const authenticator = new TokenReviewAuthenticator({ kubeConfig: api.kc, agentServiceAccount: 'system:serviceaccount:weft-system:weft-agent' });
+    assert.equal(await authenticator.authenticate(token), 'node-2', 'the CA places the agent on its pod\'s node');
+    assert.equal(tokenRefreshDelayMs(before + 3600_000, before), 2880_000);
+    assert.equal(tokenRefreshDelayMs(before - 1, before), 1_000, 'an expired token is renewed at once (after a second)');
+  } finally {
+    await api.close();
   }
 });

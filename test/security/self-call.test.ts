@@ -98,3 +98,31 @@ test('the agent raised its descriptor limit to the hard limit at start and logge
   assert.ok(line, 'the start log line');
   assert.equal(line.soft, line.hard);
 });
+
+test('a process in pod A that sets the mesh mark skips A\'s capture, and B\'s STRICT still refuses it (docs: what a process inside a pod can do)', async () => {
+  const peer = (mode: string) => `apiVersion: weft.dev/v1alpha1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  namespace: shop\nspec:\n  mtls:\n    mode: ${mode}\n`;
+  const request = (s: net.Socket, payload: string): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.once('end', () => resolve(Buffer.concat(chunks).toString()));
+      s.once('error', reject);
+      s.end(payload);
+    });
+  // PERMISSIVE: the marked connection arrives at B in plaintext, captured by B (15006), no principal.
+  const before = t.logs.length;
+  assert.equal(await request(connectFromA(t.IP_B, 9080, MESH_MARK), 'marked'), `${t.IP_A}|marked`);
+  const line = await waitFor(() => t.logs.slice(before).find((l) => l.msg === 'connection closed' && l.direction === 'inbound' && l.bytes_from_client === 6), 'the inbound record');
+  assert.equal(line.mtls, false);
+  assert.equal(line.src_principal, undefined);
+  // STRICT: refused at B, whatever A's process did to its own capture.
+  const gen = t.agent.inputs.policy.generation;
+  t.writeFile('peer.yaml', peer('STRICT'));
+  try {
+    await waitFor(() => t.agent.inputs.policy.generation > gen, 'STRICT in force');
+    await assert.rejects(request(connectFromA(t.IP_B, 9080, MESH_MARK), 'marked'), (err: NodeJS.ErrnoException) => err.code === 'ECONNRESET');
+    assert.equal(await t.request(t.IP_B, 9080, 'meshed'), `${t.IP_A}|meshed`, 'the captured app still gets through over HBONE');
+  } finally {
+    t.removeFile('peer.yaml');
+  }
+});

@@ -4,12 +4,14 @@
  * the verb from one table of handlers. Failures leave as metav1.Status with Kubernetes' codes.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { API_AUDIENCE, type TokenAuthority, type UserInfo } from './auth.js';
 import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VERSION } from './discovery.js';
 import type { ObjectService, DeleteOptions } from './objects.js';
 import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE } from './protobuf.js';
 import { openApiV3Document, openApiV3Root } from './openapi.js';
+import { portForward, proxyToPod, type PodNetworkResolver } from './pod-network.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMerge } from './patch.js';
 import { forbidden, isAllowed, type RequestAttributes } from './rbac.js';
 import { apiVersionOf, resourceKey, type ResourceRegistry, type ResourceType } from './resources.js';
@@ -45,6 +47,8 @@ export interface HandlerContext {
   subresourceHandlers: Map<string, UpgradeHandler>;
   /** Open watches, to end them when the server goes down. */
   watches: Set<ServerResponse>;
+  /** Which network namespace a pod has (for port-forward and proxy); set by the lab. */
+  podNetwork: () => PodNetworkResolver | undefined;
 }
 
 interface ResourceRequest {
@@ -55,6 +59,8 @@ interface ResourceRequest {
   subresource: string;
   rest: string;
   watchPrefix: boolean;
+  /** pods/NAME:PORT/proxy: the port (a number or a container port's name). */
+  proxyPort: string;
 }
 
 type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
@@ -150,7 +156,32 @@ export class ApiHandler {
     if (m === null) throw new StatusError(401, 'Unauthorized', 'Unauthorized');
     const result = this.#c.tokens.authenticate(m[1]!, [API_AUDIENCE]);
     if ('error' in result) throw new StatusError(401, 'Unauthorized', 'Unauthorized');
-    return result.user;
+    return this.#impersonated(req, result.user);
+  }
+
+  /**
+   * `kubectl --as U [--as-group G]`: the Impersonate-User/-Group headers, allowed by RBAC's
+   * `impersonate` verb on users, groups or serviceaccounts (system:masters may), as Kubernetes'
+   * impersonation filter does. Without it every `--as` request ran as the caller.
+   */
+  #impersonated(req: IncomingMessage, user: UserInfo): UserInfo {
+    const as = req.headers['impersonate-user'];
+    const groupHeader = req.headers['impersonate-group'];
+    const groups = (Array.isArray(groupHeader) ? groupHeader : groupHeader === undefined ? [] : [groupHeader]).flatMap((g) => g.split(',')).map((g) => g.trim()).filter(Boolean);
+    if (typeof as !== 'string' || as === '') {
+      if (groups.length > 0) throw errors.badRequest('requested impersonation of groups without impersonating a user');
+      return user;
+    }
+    const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(as);
+    const check = (resource: string, name: string, namespace: string): void => {
+      const attrs: RequestAttributes = { verb: 'impersonate', path: '', resource: { group: '', resource, subresource: '', name, namespace } };
+      if (!isAllowed(this.#c.store, user, attrs)) throw forbidden(user, attrs);
+    };
+    if (sa) check('serviceaccounts', sa[2]!, sa[1]!);
+    else check('users', as, '');
+    for (const g of groups) check('groups', g, '');
+    const implied = sa ? ['system:serviceaccounts', `system:serviceaccounts:${sa[1]}`] : [];
+    return { username: as, uid: '', groups: [...new Set([...groups, ...implied, 'system:authenticated'])], extra: {} };
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -196,6 +227,25 @@ export class ApiHandler {
     await handler.call(this, req, res, type, parsed, q);
   }
 
+  /** WebSocket upgrades: pods/portforward, authenticated and authorized (verb create, as 1.32 checks). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    try {
+      const user = this.#authenticate(req);
+      const url = new URL(req.url ?? '/', 'https://x');
+      const p = this.#parsePath(url.pathname.replace(/\/+$/, ''));
+      if (p?.type === undefined || resourceKey(p.type) !== '/pods' || p.subresource !== 'portforward') throw errors.pathNotFound();
+      const attrs: RequestAttributes = { verb: 'create', path: url.pathname, resource: { group: '', resource: 'pods', subresource: 'portforward', name: p.name, namespace: p.namespace ?? '' } };
+      if (!isAllowed(this.#c.store, user, attrs)) throw forbidden(user, attrs);
+      const pod = this.#c.store.peek('/pods', p.namespace, p.name);
+      if (pod === undefined) throw errors.notFound('', 'pods', p.name);
+      portForward(this.#c.podNetwork(), pod, url.searchParams, req, socket, head);
+    } catch (err) {
+      const e = err instanceof StatusError ? err : new StatusError(500, 'InternalError', `Internal error occurred: ${(err as Error).message}`);
+      const body = JSON.stringify(e.toStatus());
+      socket.end(`HTTP/1.1 ${e.code} ${e.reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+  }
+
   #nonResource(path: string): JsonValue | undefined {
     if (path === '/version') return SERVER_VERSION;
     if (path === '/api') return apiVersions(this.#c.serverAddress());
@@ -239,7 +289,16 @@ export class ApiHandler {
     const t = (type ?? virtual)!;
     if (t.namespaced && namespace === undefined && rest.length > 1) throw errors.pathNotFound();
     if (!t.namespaced && namespace !== undefined) throw errors.pathNotFound();
-    return { type, virtual, namespace, name: rest[1] ?? '', subresource: rest[2] ?? '', rest: rest.slice(3).join('/'), watchPrefix };
+    let name = rest[1] ?? '';
+    let proxyPort = '';
+    if (rest[2] === 'proxy' && name.includes(':')) {
+      // [scheme:]name[:port], as Kubernetes' proxy paths name their target.
+      const parts = name.split(':');
+      if (parts.length === 3 || (parts.length === 2 && (parts[0] === 'http' || parts[0] === 'https'))) parts.shift();
+      name = parts[0]!;
+      proxyPort = parts[1] ?? '';
+    }
+    return { type, virtual, namespace, name, subresource: rest[2] ?? '', rest: rest.slice(3).join('/'), watchPrefix, proxyPort };
   }
 
   #verb(method: string, p: ResourceRequest, q: URLSearchParams): Verb {
@@ -444,7 +503,15 @@ export class ApiHandler {
       send(res, 201, this.#tokenRequest(p.namespace ?? '', p.name, body));
       return;
     }
+    if (key === '/pods/portforward') throw errors.badRequest('Upgrade request required');
     const handler = this.#c.subresourceHandlers.get(key);
+    if (key === '/pods/proxy' && handler === undefined) {
+      const pod = this.#c.store.peek('/pods', p.namespace, p.name);
+      if (pod === undefined) throw errors.notFound('', 'pods', p.name);
+      const url = new URL(req.url ?? '/', 'https://x');
+      proxyToPod(this.#c.podNetwork(), pod, containerPort(pod, p.proxyPort), p.rest, url.search, req, res);
+      return;
+    }
     if (handler !== undefined) {
       this.#c.objects.get(t, p.namespace, p.name);
       handler(req, res, { namespace: p.namespace ?? '', name: p.name, query: new URL(req.url ?? '/', 'https://x').searchParams, rest: p.rest });
@@ -529,6 +596,18 @@ export class ApiHandler {
         throw errors.pathNotFound();
     }
   }
+}
+
+/** A proxy target port: a number, a container port's name, or 80 when none is given. */
+function containerPort(pod: KubeObject, port: string): number {
+  if (port === '') return 80;
+  if (/^\d+$/.test(port)) return Number(port);
+  const containers = isJsonObject(pod['spec']) ? pod['spec']['containers'] : undefined;
+  for (const c of Array.isArray(containers) ? containers : []) {
+    const ports = isJsonObject(c) ? c['ports'] : undefined;
+    for (const cp of Array.isArray(ports) ? ports : []) if (isJsonObject(cp) && cp['name'] === port && typeof cp['containerPort'] === 'number') return cp['containerPort'];
+  }
+  throw errors.badRequest(`pod ${pod.metadata.name ?? ''} has no container port named "${port}"`);
 }
 
 function userJson(u: UserInfo): JsonObject {

@@ -11,7 +11,8 @@
  *   KubeApiServer.issueToken(ns, sa, opts)           a service-account token, as TokenRequest
  *   KubeApiServer.faults                             injected failures for tests
  *   KubeApiServer.goDown() / comeBack() / stop()
- *   KubeApiServer.setSubresourceHandler(...)        pods/portforward, pods/proxy (lab-supplied)
+ *   KubeApiServer.setPodNetworkResolver(fn)         pod -> netns path, for pods/portforward and pods/proxy
+ *   KubeApiServer.setSubresourceHandler(...)        replaces the built-in pods/proxy (or serves another)
  *   kubeconfigYaml(...)                              a kubeconfig for any server/token
  *
  * Modules: store (objects, resourceVersions, history, state file), resources (the kinds
@@ -34,11 +35,13 @@ import { ApiHandler, type ListFault, type UpgradeHandler } from './handlers.js';
 import { ObjectService, KUBERNETES_SERVICE_IP } from './objects.js';
 import { ResourceRegistry } from './resources.js';
 import { Store } from './store.js';
+import type { PodNetworkResolver } from './pod-network.js';
 import { servingMaterial } from './tls.js';
 
 export { API_AUDIENCE, ADMIN_USER } from './auth.js';
 export { SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './objects.js';
 export type { ListFault, UpgradeHandler } from './handlers.js';
+export type { PodNetworkResolver } from './pod-network.js';
 export type { KubeObject } from './types.js';
 
 export interface ListenAddress {
@@ -53,11 +56,16 @@ export interface KubeApiServerOptions {
   listen: ListenAddress[];
   /** Objects, keys and resourceVersion persist here; in memory only when omitted. */
   stateFile?: string;
+  /**
+   * The address the `kubernetes` Service's Endpoints and EndpointSlice name (default: the first
+   * listen address inside a namespace, else the first one, when its port is fixed).
+   */
+  advertise?: { ip: string; port: number };
   /** Extra DNS names for the serving certificate (kubernetes.default.svc... are always in it). */
   dnsNames?: string[];
   /** Interval of BOOKMARK events on watches that allow them (default 60 s, as Kubernetes). */
   bookmarkIntervalMs?: number;
-  /** Changes kept for watches (default 50,000). */
+  /** Changes kept for watches (default 10,000). */
   historyLimit?: number;
   now?: () => number;
   logger?: Logger;
@@ -127,7 +135,9 @@ export class KubeApiServer {
     const registry = new ResourceRegistry();
     this.#objects = new ObjectService(this.#store, registry, now);
     this.#objects.loadCrds();
-    this.#objects.bootstrap();
+    const listened = this.#listen.find((l) => l.netnsPath !== undefined) ?? this.#listen[0];
+    const usable = listened !== undefined && listened.port !== 0 && listened.host !== '0.0.0.0';
+    this.#objects.bootstrap(options.advertise ?? (usable ? { ip: listened.host, port: listened.port } : undefined));
     let keys = this.#store.extra('tokenKeys');
     if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || typeof keys['signingKeyPem'] !== 'string' || typeof keys['adminToken'] !== 'string') {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -149,6 +159,7 @@ export class KubeApiServer {
       serverAddress: () => `${this.#listen[0]?.host ?? '127.0.0.1'}:${this.#listen[0]?.port ?? 0}`,
       subresourceHandlers: this.#subresources,
       watches: this.#watches,
+      podNetwork: () => this.#podNetwork,
     });
     this.faults = {
       failNextLists: (count, fault) => {
@@ -236,7 +247,7 @@ export class KubeApiServer {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Socket) => this.#upgrade(req, socket));
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handler.handleUpgrade(req, socket, head));
     server.on('clientError', (_err, socket) => socket.destroy());
     let fd: number | undefined;
     let netnsFd: number | undefined;
@@ -257,16 +268,15 @@ export class KubeApiServer {
     return server;
   }
 
-  #upgrade(req: IncomingMessage, socket: Socket): void {
-    const handler = this.#upgradeHandler;
-    if (handler === undefined) {
-      socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    handler(req, socket);
-  }
+  #podNetwork: PodNetworkResolver | undefined;
 
-  #upgradeHandler: ((req: IncomingMessage, socket: Socket) => void) | undefined;
+  /**
+   * Tells the server which network namespace a pod has (its own, or its node's for hostNetwork
+   * pods), for pods/portforward (WebSocket, v4.channel.k8s.io) and pods/proxy.
+   */
+  setPodNetworkResolver(resolver: PodNetworkResolver): void {
+    this.#podNetwork = resolver;
+  }
 
   /** Starts listening again on the same addresses (after goDown), keeping every object. */
   async comeBack(): Promise<void> {

@@ -387,7 +387,33 @@ export class ObjectService {
     }
   }
 
+  /**
+   * The garbage collector's work, in the background style: objects whose every owner is gone
+   * are deleted (pods gracefully). Owners are in the same namespace or cluster-scoped.
+   */
+  #collectGarbage(owner: KubeObject): void {
+    const uid = owner.metadata.uid;
+    if (uid === undefined) return;
+    for (const t of this.#registry.stored()) {
+      if (!t.namespaced && owner.metadata.namespace !== undefined) continue;
+      for (const o of this.#store.items(resourceKey(t), owner.metadata.namespace !== undefined ? owner.metadata.namespace : undefined)) {
+        const refs = o.metadata['ownerReferences'];
+        if (!Array.isArray(refs) || !refs.some((r) => isJsonObject(r) && r['uid'] === uid)) continue;
+        const alive = refs.some((r) => isJsonObject(r) && r['uid'] !== uid && this.#ownerExists(r, o.metadata.namespace));
+        if (!alive && o.metadata.deletionTimestamp === undefined) this.delete(t, o.metadata.namespace, o.metadata.name ?? '', {});
+      }
+    }
+  }
+
+  #ownerExists(ref: JsonObject, namespace: string | undefined): boolean {
+    const t = this.#registry.byKind(String(ref['apiVersion'] ?? ''), String(ref['kind'] ?? ''));
+    if (t === undefined) return false;
+    const o = this.#store.peek(resourceKey(t), t.namespaced ? namespace : undefined, String(ref['name'] ?? ''));
+    return o !== undefined && o.metadata.uid === ref['uid'];
+  }
+
   #afterRemove(t: ResourceType, o: KubeObject): void {
+    this.#collectGarbage(o);
     if (resourceKey(t) === 'apiextensions.k8s.io/customresourcedefinitions') {
       const spec = isJsonObject(o['spec']) ? o['spec'] : {};
       const plural = isJsonObject(spec['names']) ? spec['names']['plural'] : undefined;
@@ -406,17 +432,38 @@ export class ObjectService {
     for (const crd of this.#store.items('apiextensions.k8s.io/customresourcedefinitions')) this.#registry.addCrd(crd);
   }
 
-  /** Objects a fresh cluster has: the four namespaces, their `default` accounts, the `kubernetes` Service. */
-  bootstrap(): void {
+  /**
+   * Objects a fresh cluster has: the four namespaces, their `default` accounts, the `kubernetes`
+   * Service; with `advertise`, that Service's Endpoints and EndpointSlice name this server
+   * (a Service without selector and hand-managed endpoints, as on every cluster).
+   */
+  bootstrap(advertise?: { ip: string; port: number }): void {
     const nsType = this.#registry.lookup('v1', 'namespaces')!;
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       if (this.#store.peek('/namespaces', undefined, ns) === undefined) this.create(nsType, undefined, { metadata: { name: ns } });
     }
+    const port = advertise?.port ?? 6443;
     if (this.#store.peek('/services', 'default', 'kubernetes') === undefined) {
       this.create(this.#registry.lookup('v1', 'services')!, 'default', {
         metadata: { name: 'kubernetes', labels: { component: 'apiserver', provider: 'kubernetes' } },
-        spec: { clusterIP: KUBERNETES_SERVICE_IP, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: 6443 }] },
+        spec: { clusterIP: KUBERNETES_SERVICE_IP, ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: port }] },
       });
+    }
+    if (advertise === undefined) return;
+    const labels = { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'weft-lab-kube-apiserver' };
+    const wanted: [ResourceType, JsonObject][] = [
+      [this.#registry.lookup('v1', 'endpoints')!, { metadata: { name: 'kubernetes', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } }, subsets: [{ addresses: [{ ip: advertise.ip }], ports: [{ name: 'https', port, protocol: 'TCP' }] }] }],
+      [this.#registry.lookup('discovery.k8s.io/v1', 'endpointslices')!, {
+        metadata: { name: 'kubernetes', labels },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [advertise.ip], conditions: { ready: true, serving: true, terminating: false } }],
+        ports: [{ name: 'https', port, protocol: 'TCP' }],
+      }],
+    ];
+    for (const [t, body] of wanted) {
+      const current = this.#store.peek(resourceKey(t), 'default', 'kubernetes');
+      if (current === undefined) this.create(t, 'default', body);
+      else this.update(t, 'default', 'kubernetes', { ...clone(current), ...body, metadata: { ...clone(current.metadata), ...(body['metadata'] as JsonObject) } } as unknown as JsonValue, '');
     }
   }
 }

@@ -80,6 +80,17 @@ function nodeStatus(o: KubeObject): string {
   return pathValue(o, 'spec.unschedulable') === true ? `${state},SchedulingDisabled` : state;
 }
 
+function endpointsList(o: KubeObject): string {
+  const subsets = o['subsets'];
+  const out: string[] = [];
+  for (const ss of Array.isArray(subsets) ? subsets.filter(isJsonObject) : []) {
+    const ips = Array.isArray(ss['addresses']) ? ss['addresses'].filter(isJsonObject).map((a) => String(a['ip'])) : [];
+    const ports = Array.isArray(ss['ports']) ? ss['ports'].filter(isJsonObject).map((p) => String(p['port'])) : [];
+    for (const ip of ips) for (const port of ports.length > 0 ? ports : ['']) out.push(port === '' ? ip : `${ip}:${port}`);
+  }
+  return out.length === 0 ? '<none>' : out.join(',');
+}
+
 function row(
   group: string,
   version: string,
@@ -135,7 +146,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
     fields: ['involvedObject.kind', 'involvedObject.namespace', 'involvedObject.name', 'involvedObject.uid', 'involvedObject.apiVersion', 'involvedObject.resourceVersion', 'involvedObject.fieldPath', 'reason', 'reportingComponent', 'source', 'type'],
   }),
   row('', 'v1', 'Node', 'nodes', false, { shortNames: ['no'], subresources: ['status', 'proxy'], fields: ['spec.unschedulable'], columns: [{ name: 'Status', type: 'string', path: nodeStatus }] }),
-  row('', 'v1', 'Endpoints', 'endpoints', true, { shortNames: ['ep'] }),
+  row('', 'v1', 'Endpoints', 'endpoints', true, { shortNames: ['ep'], columns: [{ name: 'Endpoints', type: 'string', path: endpointsList }] }),
   row('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, { fields: ['addressType'], columns: [{ name: 'AddressType', type: 'string', path: 'addressType' }] }),
   row('apps', 'v1', 'Deployment', 'deployments', true, { shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
   row('apps', 'v1', 'DaemonSet', 'daemonsets', true, { shortNames: ['ds'], categories: ['all'], subresources: ['status'] }),

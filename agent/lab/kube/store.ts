@@ -33,12 +33,12 @@ interface StateFile {
 
 export interface StoreOptions {
   stateFile?: string;
-  /** Changes kept for watches (default 50,000). */
+  /** Changes kept for watches (default 10,000). */
   historyLimit?: number;
 }
 
 /** How long changes gather before the state file is written. */
-const PERSIST_DELAY_MS = 100;
+const PERSIST_DELAY_MS = 200;
 
 function objectKey(namespace: string | undefined, name: string): string {
   return `${namespace ?? ''}/${name}`;
@@ -58,7 +58,7 @@ export class Store {
   #writing: Promise<void> | undefined;
 
   constructor(options: StoreOptions = {}) {
-    this.#historyLimit = options.historyLimit ?? 50_000;
+    this.#historyLimit = options.historyLimit ?? 10_000;
     this.#stateFile = options.stateFile;
     if (this.#stateFile !== undefined && existsSync(this.#stateFile)) this.#load(this.#stateFile);
   }

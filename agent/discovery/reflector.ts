@@ -1,0 +1,450 @@
+/**
+ * One list + watch of one collection of a Kubernetes API server (client-go's Reflector):
+ * - the first list, paged (`limit`/`continue`), then a watch from its resourceVersion with
+ *   bookmarks and a server-side timeout of 5-10 min; a watch that ends is resumed from the last
+ *   resourceVersion seen, so the steady state is watches only, never a re-list;
+ * - 410 Gone (history compacted) is the only thing that makes it list again;
+ * - every failure waits a capped exponential backoff with jitter (backoff.ts) that is reset only
+ *   by a list that succeeded or a watch that delivered something: an API server that accepts
+ *   connections and fails them is not hammered (a watch that ends at once counts as a failure);
+ * - objects are converted on arrival by `convert` (the facts the model uses): the raw objects
+ *   are never kept;
+ * - an object larger than `maxObjectBytes` (the 1.5 MiB Kubernetes itself allows) is refused with
+ *   the reason, before it is parsed when it comes on a watch; the version before it stays.
+ *
+ * Requests go through node:http(s) with the kubeconfig's credentials (KubeConfig
+ * applyToHTTPSOptions: CA, client certificate, bearer token, token files re-read), so the stream
+ * can be cut into events by size before JSON.parse.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
+import { describeSize, MAX_OBJECT_BYTES } from './limits.js';
+
+export interface Converted<T> {
+  key: string;
+  value: T;
+}
+
+export interface ReflectorHandler<T> {
+  upsert(key: string, value: T): void;
+  remove(key: string, value: T): void;
+  /** The end of one list or of one watch event: the changes so far belong together. */
+  flush(): void;
+  /** An object was refused (`reason`) or a refusal of it is over (`undefined`). */
+  refused(key: string, reason: string | undefined): void;
+}
+
+export interface ReflectorOptions<T> {
+  kubeConfig: KubeConfig;
+  /** The kind, for logs and refusals (`Pod`). */
+  kind: string;
+  /** Collection path, e.g. /api/v1/pods. */
+  path: string;
+  fieldSelector?: string;
+  convert: (raw: unknown) => Converted<T> | undefined;
+  handler: ReflectorHandler<T>;
+  logger: Logger;
+  clock?: Clock;
+  backoff?: BackoffOptions;
+  pageSize?: number;
+  maxObjectBytes?: number;
+  /** Counts each request made (`list` or `watch`), for metrics and the bench. */
+  onRequest?: (verb: 'list' | 'watch') => void;
+  /** How long applying one watch event took (parse, convert, model update), in ms. */
+  onEventApplied?: (ms: number) => void;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, status: number, retryAfterMs?: number) {
+    super(message);
+    this.status = status;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
+const WATCH_IDLE_GRACE_MS = 30_000;
+/** Pages of a few hundred KiB: each is one JSON.parse and one batch of model updates. */
+const DEFAULT_PAGE_SIZE = 250;
+
+export class Reflector<T> {
+  readonly #o: ReflectorOptions<T>;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #backoff: Backoff;
+  readonly #maxObjectBytes: number;
+  readonly #cache = new Map<string, T>();
+  readonly #abort = new AbortController();
+  #resourceVersion: string | undefined;
+  #synced = false;
+  #resolveSynced!: () => void;
+  readonly #syncedPromise: Promise<void>;
+  #running: Promise<void> | undefined;
+  #lastError: string | undefined;
+
+  constructor(options: ReflectorOptions<T>) {
+    this.#o = options;
+    this.#log = options.logger;
+    this.#clock = options.clock ?? realClock;
+    this.#backoff = new Backoff(options.backoff);
+    this.#maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
+    this.#syncedPromise = new Promise((resolve) => (this.#resolveSynced = resolve));
+  }
+
+  get kind(): string {
+    return this.#o.kind;
+  }
+
+  /** True once a first list succeeded (and stays true: later failures keep the last state). */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Why the last request failed, while it keeps failing (for readiness and logs). */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Resolves after the first successful list (never, if stopped before one). */
+  whenSynced(): Promise<void> {
+    return this.#syncedPromise;
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#running;
+  }
+
+  get #stopped(): boolean {
+    return this.#abort.signal.aborted;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopped) {
+      let retryAfterMs: number | undefined;
+      try {
+        if (this.#resourceVersion === undefined) {
+          await this.#list();
+          this.#backoff.reset();
+          this.#recovered();
+          if (!this.#synced) {
+            this.#synced = true;
+            this.#resolveSynced();
+          }
+          continue;
+        }
+        const outcome = await this.#watch(this.#resourceVersion);
+        if (outcome === 'gone') {
+          this.#log.info({ kind: this.#o.kind, path: this.#o.path }, 'watch history expired (410); listing again');
+          this.#resourceVersion = undefined;
+          continue;
+        }
+        if (outcome === 'delivered') {
+          this.#backoff.reset();
+          this.#recovered();
+          continue;
+        }
+        // Ended without delivering anything: as good as a failure, or the loop would spin.
+        throw new Error('watch closed before delivering anything');
+      } catch (err) {
+        if (this.#stopped) break;
+        if (err instanceof ApiError && err.status === 410) {
+          this.#resourceVersion = undefined;
+          continue;
+        }
+        if (err instanceof ApiError) retryAfterMs = err.retryAfterMs;
+        const delay = Math.max(this.#backoff.next(), retryAfterMs ?? 0);
+        const message = err instanceof Error ? err.message : String(err);
+        if (this.#lastError !== message || this.#backoff.attempt <= 1) {
+          this.#log.warn({ kind: this.#o.kind, path: this.#o.path, attempt: this.#backoff.attempt, retryInMs: delay, err: { message } }, 'Kubernetes list/watch failed; keeping the last state and retrying');
+        }
+        this.#lastError = message;
+        await this.#clock.sleep(delay, this.#abort.signal);
+      }
+    }
+  }
+
+  #recovered(): void {
+    if (this.#lastError === undefined) return;
+    this.#lastError = undefined;
+    this.#log.info({ kind: this.#o.kind, path: this.#o.path }, 'Kubernetes list/watch working again');
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Lists page by page and applies each page as it arrives (one page's work at a time on the
+   * event loop, never the whole collection); what the list no longer has goes at the end.
+   */
+  async #list(): Promise<void> {
+    const items = new Map<string, T>();
+    const refused = new Set<string>();
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      const query: Record<string, string> = { limit: String(this.#o.pageSize ?? DEFAULT_PAGE_SIZE) };
+      if (continueToken !== undefined) query.continue = continueToken;
+      if (this.#o.fieldSelector !== undefined) query.fieldSelector = this.#o.fieldSelector;
+      this.#o.onRequest?.('list');
+      const res = await this.#request(query);
+      const body = await readBody(res, this.#abort.signal);
+      const page = JSON.parse(body) as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
+      // A page can only hold an object over the limit if the page itself is bigger than it.
+      const checkSizes = body.length > this.#maxObjectBytes;
+      for (const raw of page.items ?? []) {
+        const size = checkSizes ? JSON.stringify(raw).length : 0;
+        const converted = size > this.#maxObjectBytes ? undefined : this.#o.convert(raw);
+        if (size > this.#maxObjectBytes) {
+          const key = keyOf(raw);
+          refused.add(key);
+          this.#o.handler.refused(key, tooLarge(this.#o.kind, size, this.#maxObjectBytes));
+          continue;
+        }
+        if (converted === undefined) continue;
+        items.set(converted.key, converted.value);
+        this.#cache.set(converted.key, converted.value);
+        this.#o.handler.upsert(converted.key, converted.value);
+        this.#o.handler.refused(converted.key, undefined);
+      }
+      this.#o.handler.flush();
+      continueToken = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+    } while (continueToken !== undefined && !this.#stopped);
+    if (this.#stopped) return;
+    // What the list no longer has goes (after a re-list only that moves: the store ignores
+    // upserts that change nothing). One refused in this list keeps the version before it.
+    for (const [key, value] of [...this.#cache]) {
+      if (items.has(key) || refused.has(key)) continue;
+      this.#cache.delete(key);
+      this.#o.handler.remove(key, value);
+      this.#o.handler.refused(key, undefined);
+    }
+    this.#resourceVersion = resourceVersion;
+    this.#o.handler.flush();
+  }
+
+  /** Follows one watch to its end: 'delivered' if any event or bookmark came, 'gone' on 410. */
+  async #watch(resourceVersion: string): Promise<'delivered' | 'empty' | 'gone'> {
+    // client-go's spread: 5 to 10 minutes, so that watches of many agents do not end together.
+    const timeoutSeconds = Math.round(300 * (1 + Math.random()));
+    const query: Record<string, string> = { watch: 'true', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds: String(timeoutSeconds) };
+    if (this.#o.fieldSelector !== undefined) query.fieldSelector = this.#o.fieldSelector;
+    this.#o.onRequest?.('watch');
+    const res = await this.#request(query);
+    let delivered = false;
+    let gone = false;
+    await readLines(res, this.#maxObjectBytes + 1024, timeoutSeconds * 1000 + WATCH_IDLE_GRACE_MS, this.#abort.signal, {
+      line: (text) => {
+        const outcome = this.#event(text);
+        if (outcome === 'gone') gone = true;
+        else delivered = true;
+        return outcome !== 'gone';
+      },
+      tooLong: (head, length) => {
+        delivered = true;
+        this.#o.handler.refused(keyFromHead(head), tooLarge(this.#o.kind, length, this.#maxObjectBytes));
+      },
+    });
+    return gone ? 'gone' : delivered ? 'delivered' : 'empty';
+  }
+
+  #event(text: string): 'ok' | 'gone' {
+    const started = performance.now();
+    const outcome = this.#applyEvent(text);
+    this.#o.onEventApplied?.(performance.now() - started);
+    return outcome;
+  }
+
+  #applyEvent(text: string): 'ok' | 'gone' {
+    let event: { type?: string; object?: { metadata?: { resourceVersion?: string }; code?: number } };
+    try {
+      event = JSON.parse(text) as typeof event;
+    } catch {
+      this.#log.warn({ kind: this.#o.kind, path: this.#o.path }, 'watch sent a line that is not JSON; ignored');
+      return 'ok';
+    }
+    const rv = event.object?.metadata?.resourceVersion;
+    if (event.type === 'ERROR') {
+      if (event.object?.code === 410) return 'gone';
+      this.#log.warn({ kind: this.#o.kind, path: this.#o.path, status: event.object }, 'watch error event');
+      return 'ok';
+    }
+    if (event.type === 'BOOKMARK') {
+      if (rv !== undefined) this.#resourceVersion = rv;
+      return 'ok';
+    }
+    const converted = this.#o.convert(event.object);
+    if (converted !== undefined) {
+      const { key, value } = converted;
+      if (event.type === 'DELETED') {
+        const old = this.#cache.get(key);
+        this.#cache.delete(key);
+        if (old !== undefined) this.#o.handler.remove(key, old);
+      } else if (event.type === 'ADDED' || event.type === 'MODIFIED') {
+        this.#cache.set(key, value);
+        this.#o.handler.upsert(key, value);
+      }
+      this.#o.handler.refused(key, undefined);
+      this.#o.handler.flush();
+    }
+    if (rv !== undefined) this.#resourceVersion = rv;
+    return 'ok';
+  }
+
+  async #request(query: Record<string, string>): Promise<http.IncomingMessage> {
+    const cluster = this.#o.kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/$/, '') + this.#o.path);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    await this.#o.kubeConfig.applyToHTTPSOptions(opts);
+    const lib = url.protocol === 'https:' ? https : http;
+    if (lib === http) delete opts.agent;
+    return await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = lib.request(url, { ...opts, signal: this.#abort.signal }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 200) return resolve(res);
+        readBody(res, this.#abort.signal).then(
+          (body) => reject(new ApiError(`${this.#o.path}: HTTP ${status}${statusMessage(body)}`, status, retryAfter(res.headers['retry-after']))),
+          reject,
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+export function tooLarge(kind: string, size: number, limit: number): string {
+  return `${kind} of ${describeSize(size)} is over the ${describeSize(limit)} an object may have (as in Kubernetes); refused, the version before it stays`;
+}
+
+function statusMessage(body: string): string {
+  try {
+    const status = JSON.parse(body) as { message?: string };
+    return status.message ? `: ${status.message}` : '';
+  } catch {
+    return '';
+  }
+}
+
+function retryAfter(header: string | undefined): number | undefined {
+  if (header === undefined) return undefined;
+  const seconds = Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 60) * 1000 : undefined;
+}
+
+function keyOf(raw: unknown): string {
+  const meta = (raw as { metadata?: { name?: unknown; namespace?: unknown } } | undefined)?.metadata;
+  const name = typeof meta?.name === 'string' ? meta.name : '<unnamed>';
+  return typeof meta?.namespace === 'string' ? `${meta.namespace}/${name}` : name;
+}
+
+/** `ns/name` of an event from the first bytes of its JSON (the rest was never read). */
+function keyFromHead(head: string): string {
+  const meta = head.indexOf('"metadata"');
+  const from = meta < 0 ? head : head.slice(meta);
+  const name = /"name"\s*:\s*"([^"]*)"/.exec(from)?.[1];
+  const namespace = /"namespace"\s*:\s*"([^"]*)"/.exec(from)?.[1];
+  if (name === undefined) return '<unknown>';
+  return namespace === undefined ? name : `${namespace}/${name}`;
+}
+
+function readBody(res: http.IncomingMessage, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+    res.on('aborted', () => reject(new Error('response aborted')));
+    if (signal.aborted) res.destroy();
+  });
+}
+
+const HEAD_BYTES = 4096;
+
+/**
+ * Cuts a watch stream into lines; a line longer than `maxLine` is skipped without being joined
+ * or parsed (only its first bytes are kept, to name it). `line` returns false to stop reading.
+ * Resolves when the stream ends, is stopped, or stays silent for `idleMs`.
+ */
+function readLines(
+  res: http.IncomingMessage,
+  maxLine: number,
+  idleMs: number,
+  signal: AbortSignal,
+  on: { line: (text: string) => boolean; tooLong: (head: string, length: number) => void },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let parts: Buffer[] = [];
+    let length = 0;
+    let skipping = false;
+    let head = '';
+    let finished = false;
+    let idle: NodeJS.Timeout | undefined;
+    const finish = (err?: Error): void => {
+      if (finished) return;
+      finished = true;
+      if (idle !== undefined) clearTimeout(idle);
+      signal.removeEventListener('abort', abort);
+      res.destroy();
+      if (err) reject(err);
+      else resolve();
+    };
+    const abort = (): void => finish();
+    const arm = (): void => {
+      if (idle !== undefined) clearTimeout(idle);
+      idle = setTimeout(() => finish(new Error(`watch silent for ${idleMs} ms`)), idleMs);
+      idle.unref();
+    };
+    signal.addEventListener('abort', abort, { once: true });
+    arm();
+    res.on('data', (chunk: Buffer) => {
+      arm();
+      let start = 0;
+      while (start < chunk.length && !finished) {
+        const nl = chunk.indexOf(10, start);
+        const end = nl < 0 ? chunk.length : nl;
+        const piece = chunk.subarray(start, end);
+        if (!skipping) {
+          if (length + piece.length > maxLine) {
+            skipping = true;
+            head = Buffer.concat([...parts, piece]).subarray(0, HEAD_BYTES).toString('utf8');
+            parts = [];
+          } else {
+            parts.push(piece);
+          }
+        }
+        length += piece.length;
+        if (nl < 0) break;
+        // A whole line.
+        if (skipping) on.tooLong(head, length);
+        else if (length > 0) {
+          const text = parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
+          if (!on.line(text)) return finish();
+        }
+        parts = [];
+        length = 0;
+        skipping = false;
+        head = '';
+        start = nl + 1;
+      }
+    });
+    res.on('end', () => finish());
+    res.on('close', () => finish());
+    res.on('error', (err) => finish(err));
+  });
+}

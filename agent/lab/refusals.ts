@@ -1,0 +1,65 @@
+/**
+ * After `weft lab apply` converged: what the agents refuse. Each agent's admin API lists its
+ * refusals (discovery input it could not take, policies that do not validate); they are read
+ * once the agent has read the manifests this apply wrote, so a refused policy is reported by
+ * the command that applied it, not only in the agent's log.
+ */
+import { fetchAdmin } from '../admin/client.js';
+import type { Refusal } from '../discovery/types.js';
+import type { ManifestObject } from '../discovery/types.js';
+import type { AgentRefusal } from './converge.js';
+import { manifestFileName } from './manifests.js';
+import { refAlive } from './procs.js';
+import type { LabState } from './state.js';
+
+const POLL_MS = 25;
+
+interface RefusalsResponse {
+  readStartedAt?: number;
+  refusals?: Refusal[];
+}
+
+/**
+ * Refusals of every running agent, read once its last completed scan began after
+ * `publishedAt`. Agents that do not answer in time are skipped (their capture was already
+ * waited for; a slow re-scan is no reason to fail an apply that worked).
+ */
+export async function collectRefusals(state: LabState, publishedAt: number, timeoutMs: number): Promise<AgentRefusal[]> {
+  const deadline = Date.now() + timeoutMs;
+  const out: AgentRefusal[] = [];
+  for (const node of state.nodes.filter((n) => refAlive(n.agent))) {
+    for (;;) {
+      let answer: RefusalsResponse | undefined;
+      try {
+        answer = (await fetchAdmin({ label: `agent of ${node.name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/refusals')) as RefusalsResponse;
+      } catch {
+        answer = undefined;
+      }
+      if (answer !== undefined && (answer.readStartedAt ?? 0) >= publishedAt) {
+        for (const r of answer.refusals ?? []) out.push({ node: node.name, object: r.object, code: r.code, reason: r.reason });
+        break;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  }
+  return out;
+}
+
+/** The names a refusal may give an object: its lab manifest file, `Kind/ns/name`, `Kind ns/name`. */
+export function refusalNames(o: ManifestObject): string[] {
+  const ns = o.metadata.namespace ?? 'default';
+  return [manifestFileName(o), `${o.kind}/${ns}/${o.metadata.name}`, `${o.kind} ${ns}/${o.metadata.name}`];
+}
+
+/** One line per refused object (the same refusal from several agents is said once, with the nodes). */
+export function formatRefusals(refused: readonly AgentRefusal[]): string[] {
+  const byText = new Map<string, string[]>();
+  for (const r of refused) {
+    const text = `${r.object} refused by the agents (${r.code}): ${r.reason}`;
+    const nodes = byText.get(text);
+    if (nodes === undefined) byText.set(text, [r.node]);
+    else nodes.push(r.node);
+  }
+  return [...byText].map(([text, nodes]) => `${text} [${nodes.join(', ')}]`);
+}
