@@ -22,6 +22,10 @@ export const POD_AGENT_PORTS: ReadonlySet<number> = new Set([OUTBOUND_PORT, INBO
 export const ADMIN_PORT = 15000;
 export const METRICS_PORT = 15020;
 export const READINESS_PORT = 15021;
+/** Their default listen addresses: the admin API on the node's loopback only, the others for scrapers and probes. */
+export const DEFAULT_ADMIN_ADDRESS = `127.0.0.1:${ADMIN_PORT}`;
+export const DEFAULT_METRICS_ADDRESS = `0.0.0.0:${METRICS_PORT}`;
+export const DEFAULT_READINESS_ADDRESS = `0.0.0.0:${READINESS_PORT}`;
 /** Kubelet probes arrive SNATed to this address on the host; they are never captured. */
 export const PROBE_SNAT_IP = '169.254.7.127';
 export const REPLY_ROUTE_TABLE = 100;

@@ -8,6 +8,7 @@ import { WeftError } from '../errors.js';
 import { isIPv4 } from 'node:net';
 
 import { DEFAULT_DRAIN_SECONDS } from '../config.js';
+import { DEFAULT_ADMIN_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_READINESS_ADDRESS } from '../capture/rules.js';
 export const DEFAULT_RUN_DIR = '/var/run/weft';
 
 /** Registers `weft uninstall`: removes Weft's rules from every pod namespace on this node. */
@@ -65,9 +66,9 @@ export function registerAgentCommand(program: Command): void {
     .option('--manifests <dir>', 'local discovery source: a directory of Kubernetes-style YAML, watched for changes')
     .option('--kubeconfig <file>', 'discovery from the Kubernetes API server of this kubeconfig (list + watch)')
     .option('--in-cluster', 'discovery from the Kubernetes API server, with the pod\'s service account (in a DaemonSet)')
-    .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', '127.0.0.1:15000')
-    .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', '0.0.0.0:15020')
-    .option('--readiness <host:port>', 'readiness probe /healthz/ready', '0.0.0.0:15021')
+    .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', DEFAULT_ADMIN_ADDRESS)
+    .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', DEFAULT_METRICS_ADDRESS)
+    .option('--readiness <host:port>', 'readiness probe /healthz/ready', DEFAULT_READINESS_ADDRESS)
     .option('--ca <url>', 'the CA that signs workload certificates (https://host:15012)')
     .option('--ca-token-file <file>', "this node's bearer token for the CA (re-read on every request, so it can be rotated)")
     .option('--ca-root <file>', "PEM roots the CA's own serving certificate chains to")

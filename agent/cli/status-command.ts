@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -48,7 +49,7 @@ export function registerStatusCommand(program: Command): void {
     .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
-    .option('--admin <host:port>', "the agent's admin API", '127.0.0.1:15000')
+    .option('--admin <host:port>', "the agent's admin API", DEFAULT_ADMIN_ADDRESS)
     .option('--netns <path>', "reach the admin API from inside this network namespace (the agent's node namespace)")
     .option('--lab <name>', 'ask every agent of a running lab (overrides --admin and --netns)')
     .option('--kubeconfig <file>', 'ask every agent pod of a cluster, through the API server (pods/portforward to its admin port, as istioctl ztunnel-config does)')

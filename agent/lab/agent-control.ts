@@ -14,6 +14,7 @@ import { refAlive, stopProcesses, type ProcRef } from './procs.js';
 import { startAgent } from './converge.js';
 import { startLabCa } from './ca.js';
 import { readState, withLabLock, writeState, type LabState, type NodeState } from './state.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 export interface RestartAgentResult {
   node: string;
@@ -52,7 +53,7 @@ async function waitAgentReady(state: LabState, node: NodeState, ref: ProcRef, ti
   for (;;) {
     if (!refAlive(ref)) throw new WeftError('WEFT_ERR_LAB', `the new agent of node ${node.name} exited before it was ready (see ${node.agentLog})`);
     try {
-      const dump = (await fetchAdmin({ label: `agent of ${node.name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/config_dump')) as { pid?: number; ready?: boolean; workloads?: DumpWorkload[] };
+      const dump = (await fetchAdmin({ label: `agent of ${node.name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${node.netns}` }, '/config_dump')) as { pid?: number; ready?: boolean; workloads?: DumpWorkload[] };
       if (dump.pid === ref.pid) {
         const byKey = new Map((dump.workloads ?? []).map((w) => [w.key, w]));
         const lagging = want.filter((k) => {

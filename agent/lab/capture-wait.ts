@@ -9,6 +9,7 @@ import { fetchAdmin } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { refAlive } from './procs.js';
 import type { LabState } from './state.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 interface DumpWorkload {
   key: string;
@@ -43,7 +44,7 @@ export async function waitForCaptureOf(
     for (const [name, node] of pending) {
       const want = pods.filter((p) => p.node === name);
       try {
-        const dump = (await fetchAdmin({ label: `agent of ${name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/config_dump')) as { workloads?: DumpWorkload[] };
+        const dump = (await fetchAdmin({ label: `agent of ${name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${node.netns}` }, '/config_dump')) as { workloads?: DumpWorkload[] };
         const byKey = new Map((dump.workloads ?? []).map((w) => [w.key, w]));
         const lagging = want.filter((p) => {
           const w = byKey.get(`${p.namespace}/${p.name}`);

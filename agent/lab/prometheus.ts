@@ -18,13 +18,13 @@ import { LAB_CA_IP } from './ca.js';
 import { fabricNetns, labPaths, NETNS_DIR, REPO_DIR } from './paths.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { writeFileAtomic, type LabState } from './state.js';
+import { METRICS_PORT } from '../capture/rules.js';
 
 /** Same address as the CA (the fabric bridge's): one control-plane host. */
 export const LAB_PROMETHEUS_IP = LAB_CA_IP;
 export const LAB_PROMETHEUS_PORT = 9090;
 export const LAB_PROMETHEUS_URL = `http://${LAB_PROMETHEUS_IP}:${LAB_PROMETHEUS_PORT}`;
 /** The agents' Prometheus port (agent --metrics default). */
-export const AGENT_METRICS_PORT = 15020;
 export const SCRAPE_JOB = 'weft-agents';
 /** Short, so that tests and the demo see a change within a second or two. */
 export const SCRAPE_INTERVAL = '1s';
@@ -62,7 +62,7 @@ export function renderPrometheusConfig(lab: string): string {
 
 /** file_sd targets: one per node, labelled with the node's name and the lab's. */
 export function renderPrometheusTargets(lab: string, nodes: readonly { name: string; fabricIP: string }[]): string {
-  const groups = nodes.map((n) => ({ targets: [`${n.fabricIP}:${AGENT_METRICS_PORT}`], labels: { node: n.name, lab } }));
+  const groups = nodes.map((n) => ({ targets: [`${n.fabricIP}:${METRICS_PORT}`], labels: { node: n.name, lab } }));
   return JSON.stringify(groups, null, 2) + '\n';
 }
 

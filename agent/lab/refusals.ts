@@ -11,11 +11,13 @@ import type { AgentRefusal } from './converge.js';
 import { manifestFileName } from './manifests.js';
 import { refAlive } from './procs.js';
 import type { LabState } from './state.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
 
 const POLL_MS = 25;
 
-interface RefusalsResponse {
+export interface RefusalsResponse {
   readStartedAt?: number;
+  resourceVersions?: Record<string, string>;
   refusals?: Refusal[];
 }
 
@@ -25,17 +27,29 @@ interface RefusalsResponse {
  * waited for; a slow re-scan is no reason to fail an apply that worked).
  */
 export async function collectRefusals(state: LabState, publishedAt: number, timeoutMs: number): Promise<AgentRefusal[]> {
+  return collectRefusalsWhen(state.nodes.filter((n) => refAlive(n.agent)), (answer) => (answer.readStartedAt ?? 0) >= publishedAt, timeoutMs);
+}
+
+/**
+ * Kubernetes mode: refusals once each agent's watches have seen, per kind, at least the given
+ * resourceVersion (the lab's API server numbers them).
+ */
+export function collectRefusalsAfter(nodes: readonly { name: string; netns: string }[], seen: Record<string, number>, timeoutMs: number): Promise<AgentRefusal[]> {
+  return collectRefusalsWhen(nodes, (answer) => Object.entries(seen).every(([kind, rv]) => Number(answer.resourceVersions?.[kind] ?? 0) >= rv), timeoutMs);
+}
+
+async function collectRefusalsWhen(nodes: readonly { name: string; netns: string }[], caughtUp: (answer: RefusalsResponse) => boolean, timeoutMs: number): Promise<AgentRefusal[]> {
   const deadline = Date.now() + timeoutMs;
   const out: AgentRefusal[] = [];
-  for (const node of state.nodes.filter((n) => refAlive(n.agent))) {
+  for (const node of nodes) {
     for (;;) {
       let answer: RefusalsResponse | undefined;
       try {
-        answer = (await fetchAdmin({ label: `agent of ${node.name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/refusals')) as RefusalsResponse;
+        answer = (await fetchAdmin({ label: `agent of ${node.name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${node.netns}` }, '/refusals')) as RefusalsResponse;
       } catch {
         answer = undefined;
       }
-      if (answer !== undefined && (answer.readStartedAt ?? 0) >= publishedAt) {
+      if (answer !== undefined && caughtUp(answer)) {
         for (const r of answer.refusals ?? []) out.push({ node: node.name, object: r.object, code: r.code, reason: r.reason });
         break;
       }

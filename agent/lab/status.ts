@@ -9,6 +9,7 @@ import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import type { LabState } from './state.js';
+import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
 
 export interface NodeStatus {
   name: string;
@@ -116,7 +117,7 @@ export function statusOf(state: LabState): LabStatus {
       agentPid: n.agent?.pid,
       agentRunning: refAlive(n.agent),
       agentLog: n.agentLog,
-      agentAddresses: { admin: '127.0.0.1:15000', metrics: `${n.fabricIP}:15020`, readiness: `${n.fabricIP}:15021` },
+      agentAddresses: { admin: DEFAULT_ADMIN_ADDRESS, metrics: `${n.fabricIP}:${METRICS_PORT}`, readiness: `${n.fabricIP}:${READINESS_PORT}` },
     })),
     pods,
     services,

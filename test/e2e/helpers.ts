@@ -1,4 +1,5 @@
 /** Helpers for end-to-end tests on a real lab (bookinfo): traffic from pods, agent state, captures. */
+import { DEFAULT_ADMIN_ADDRESS } from '../../agent/capture/rules.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { podLogFile } from '../../agent/lab/paths.js';
@@ -35,7 +36,7 @@ export function podNode(lab: string, pod: string, namespace: string, script: str
 export type AgentTotals = PairTotals;
 
 export async function agentAdmin(lab: string, node: string, path: string): Promise<Record<string, unknown>> {
-  return (await fetchAdmin({ label: `agent ${node}`, admin: '127.0.0.1:15000', netns: `/run/netns/${nodeNetns(lab, node)}` }, path)) as Record<string, unknown>;
+  return (await fetchAdmin({ label: `agent ${node}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${nodeNetns(lab, node)}` }, path)) as Record<string, unknown>;
 }
 
 export async function totals(lab: string, node: string): Promise<AgentTotals[]> {

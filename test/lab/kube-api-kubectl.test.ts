@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand, CommandError } from '../../agent/util/exec.js';
 import { waitFor } from '../helpers/wait.js';
@@ -100,10 +100,24 @@ test('kubectl apply -f creates, and applied again with a change, updates only wh
   assert.equal(await kubectl(['get', 'configmap', 'settings', '-n', 'shop', '-o', 'jsonpath={.data.value}']), '2');
 });
 
+test('kubectl apply -k daemonset/ (the install), then a Weft policy created and updated with kubectl apply', async () => {
+  const install = await kubectl(['apply', '-k', new URL('../../../daemonset/', import.meta.url).pathname]);
+  assert.match(install, /customresourcedefinition.apiextensions.k8s.io\/authorizationpolicies.weft.dev created/);
+  assert.match(install, /daemonset.apps\/weft-agent created/);
+  const file = join(api.dir, 'policy.yaml');
+  const policy = (action: string) => `apiVersion: weft.dev/v1alpha1\nkind: AuthorizationPolicy\nmetadata:\n  name: allow-cart\n  namespace: shop\nspec:\n  action: ${action}\n`;
+  await writeFile(file, policy('ALLOW'));
+  assert.equal(await kubectl(['apply', '-f', file]), 'authorizationpolicy.weft.dev/allow-cart created\n');
+  await writeFile(file, policy('DENY'));
+  assert.equal(await kubectl(['apply', '-f', file]), 'authorizationpolicy.weft.dev/allow-cart configured\n');
+  assert.match(await kubectl(['get', 'authorizationpolicies', '-n', 'shop']), /\nallow-cart\s+DENY\s+\d+s\n/);
+});
+
 test('kubectl get (table), get -A, -o json, discovery of short names', async () => {
   const pods = await kubectl(['get', 'pods', '-n', 'shop']);
   assert.match(pods, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/);
   assert.match(pods, /\ncart\s+0\/1\s+Pending\s+0\s+\d+s\n/);
+  assert.match(await kubectl(['get', 'pods', '-n', 'shop', '-o', 'wide']), /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\n.*\s+<none>\s+node-1\n/s);
   const all = await kubectl(['get', 'svc', '-A']);
   assert.match(all, /^NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+PORT\(S\)\s+AGE\n/);
   assert.match(all, /\ndefault\s+kubernetes\s+ClusterIP\s+198\.19\.128\.1\s+443\/TCP/);
@@ -141,6 +155,26 @@ test('kubectl get -w prints the list, then each change', async () => {
     assert.match(out, /^NAME\s+DATA\s+AGE\n/);
   } finally {
     child.kill();
+  }
+});
+
+test('kubectl logs reads the file the lab names, with --tail; a multi-container choice is asked for', async () => {
+  const logFile = join(api.dir, 'cart.log');
+  await writeFile(logFile, 'starting\nlistening on 8080\n');
+  api.server.setPodLogResolver((pod, container) => (pod.metadata.name === 'cart' && container === 'cart' ? logFile : undefined));
+  assert.equal(await kubectl(['logs', 'cart', '-n', 'shop']), 'starting\nlistening on 8080\n');
+  assert.equal(await kubectl(['logs', 'cart', '-n', 'shop', '--tail=1']), 'listening on 8080\n');
+  assert.match(await kubectlFails(['logs', 'cart', '-n', 'shop', '-c', 'nope']), /container nope is not valid for pod cart/);
+  const follow = spawn(KUBECTL, kubectlArgs(['logs', '-f', 'cart', '-n', 'shop']), { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  follow.stdout.setEncoding('utf8');
+  follow.stdout.on('data', (c: string) => (out += c));
+  try {
+    await waitFor(() => out.includes('listening on 8080'), 'the log so far');
+    await appendFile(logFile, 'request 1\n');
+    await waitFor(() => out.endsWith('request 1\n'), 'appended output while following');
+  } finally {
+    follow.kill();
   }
 });
 

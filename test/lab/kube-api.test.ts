@@ -5,12 +5,14 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import {
   AppsV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, Watch, makeInformer, setHeaderOptions,
   type KubernetesObject, type V1ConfigMap, type V1Pod,
 } from '@kubernetes/client-node';
+import { startKubeApiServer } from '../../agent/lab/kube/index.js';
 import { waitFor } from '../helpers/wait.js';
 import { rawRequest, startTestApi, statusOf, type TestApi } from './kube-api-helpers.js';
 
@@ -48,6 +50,23 @@ test('create sets uid, creationTimestamp, resourceVersion; generateName; Already
   const noNs = await statusOf(core.createNamespacedPod({ namespace: 'nowhere', body: pod('x') }));
   assert.equal(noNs.code, 404);
   assert.equal(noNs.body.message, 'namespaces "nowhere" not found');
+});
+
+test("objects over Kubernetes' size limits are refused with its messages", async () => {
+  const big = (n: number) => 'x'.repeat(n);
+  const cm = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'big' }, data: { a: big(1024 * 1024) } } }));
+  assert.equal(cm.code, 422);
+  assert.equal(cm.body.message, 'ConfigMap "big" is invalid: []: Too long: must have at most 1048576 bytes');
+  const ann = await statusOf(core.createNamespacedConfigMap({ namespace: 'shop', body: { metadata: { name: 'ann', annotations: { a: big(300_000) } } } }));
+  assert.equal(ann.body.message, 'ConfigMap "ann" is invalid: metadata.annotations: Too long: must have at most 262144 bytes');
+  const labels: Record<string, string> = {};
+  for (let i = 0; i < 40_000; i++) labels[`label-${i}`] = 'value-value-value-value-value';
+  const pod = await statusOf(core.createNamespacedPod({ namespace: 'shop', body: { metadata: { name: 'many-labels', labels }, spec: { containers: [{ name: 'c', image: 'i' }] } } }));
+  assert.equal(pod.code, 500);
+  assert.equal(pod.body.message, 'etcdserver: request is too large');
+  const huge = await rawRequest(api, 'POST', '/api/v1/namespaces/shop/configmaps', { metadata: { name: 'huge' }, data: { a: big(3.5 * 1024 * 1024) } });
+  assert.equal(huge.status, 413);
+  assert.equal((await statusOf(core.readNamespacedConfigMap({ namespace: 'shop', name: 'big' }))).code, 404, 'nothing stored');
 });
 
 test('update with a stale resourceVersion is a 409 Conflict; with the current one it applies', async () => {
@@ -344,7 +363,7 @@ test('deleting a namespace deletes what is in it, then the namespace; no new con
   assert.equal((await statusOf(core.readNamespace({ name: 'doomed' }))).code, 404, 'gone once empty');
 });
 
-test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
+test('apps/v1, batch/v1, coordination, policy/v1, scheduling, discovery.k8s.io kinds are stored and served', async () => {
   const apps = api.kc.makeApiClient(AppsV1Api);
   const d = await apps.createNamespacedDeployment({ namespace: 'shop', body: { metadata: { name: 'd' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } } });
   assert.equal(d.metadata?.generation, 1);
@@ -354,6 +373,8 @@ test('apps/v1, policy/v1, scheduling, discovery.k8s.io kinds are stored and serv
   await objects.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'pdb', namespace: 'shop' }, spec: { minAvailable: 1 } } as KubernetesObject);
   await objects.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'high' }, value: 1000 } as KubernetesObject);
   await objects.create({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'cip-1', namespace: 'shop', labels: { 'kubernetes.io/service-name': 'cip' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.18.0.5'] }] } as KubernetesObject);
+  await objects.create({ apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'bootstrap', namespace: 'shop' }, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'i' }] } } } } as KubernetesObject);
+  await objects.create({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'leader', namespace: 'shop' }, spec: { holderIdentity: 'ca-0' } } as KubernetesObject);
   const slices = await objects.list('discovery.k8s.io/v1', 'EndpointSlice', 'shop');
   assert.deepEqual(slices.items.map((s) => s.metadata?.name), ['cip-1']);
 });
@@ -385,6 +406,14 @@ test('the kubernetes Service has no selector and hand-managed Endpoints and Endp
   } finally {
     await fixed.close();
   }
+});
+
+test('an unreadable state file or a taken address fails the start with WEFT_ERR_KUBE_API, naming which', async () => {
+  const broken = join(api.dir, 'broken.json');
+  await writeFile(broken, '{"version": 1, "resourceVer');
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port: 0 }], stateFile: broken }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(broken));
+  const port = Number(new URL(api.server.urls[0]!).port);
+  await assert.rejects(startKubeApiServer({ listen: [{ host: '127.0.0.1', port }] }), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_KUBE_API' && e.message.includes(`127.0.0.1:${port}`));
 });
 
 test('the state file keeps objects across a restart; resourceVersions stay monotonic', async () => {

@@ -43,11 +43,16 @@ export function registerKubeApiServerCommand(lab: Command): void {
     .option('--kubeconfig-server <url>', 'server URL for that kubeconfig (default: the first --listen)')
     .option('--pod-netns <template>', 'network namespace of a pod for port-forward and proxy, e.g. /run/netns/weft-lab-pod-{namespace}-{name}')
     .option('--host-netns <template>', 'network namespace of a hostNetwork pod, e.g. /run/netns/weft-lab-node-{node}')
+    .option('--pod-log <template>', 'log file of a container for kubectl logs, e.g. /run/weft/lab/x/logs/pod-{namespace}-{name}-{container}.log')
     .option('--dns-name <name>', 'extra DNS name in the serving certificate (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .action(async (opts: { state: string; listen: ListenAddress[]; listenNetns: ListenAddress[]; kubeconfig?: string; kubeconfigServer?: string; dnsName: string[]; podNetns?: string; hostNetns?: string; advertise?: ListenAddress }) => {
+    .action(async (opts: { state: string; listen: ListenAddress[]; listenNetns: ListenAddress[]; kubeconfig?: string; kubeconfigServer?: string; dnsName: string[]; podNetns?: string; hostNetns?: string; advertise?: ListenAddress; podLog?: string }) => {
       // The server adds its own `component` binding.
       const logger = createLogger();
       const server = await startKubeApiServer({ stateFile: opts.state, listen: [...opts.listen, ...opts.listenNetns], dnsNames: opts.dnsName, logger, ...(opts.advertise ? { advertise: { ip: opts.advertise.host, port: opts.advertise.port } } : {}) });
+      const logTemplate = opts.podLog;
+      if (logTemplate !== undefined) {
+        server.setPodLogResolver((pod, container) => logTemplate.replaceAll('{namespace}', pod.metadata.namespace ?? '').replaceAll('{name}', pod.metadata.name ?? '').replaceAll('{container}', container));
+      }
       if (opts.podNetns !== undefined || opts.hostNetns !== undefined) server.setPodNetworkResolver(templateResolver(opts.podNetns, opts.hostNetns));
       if (opts.kubeconfig !== undefined) await server.writeKubeconfig(opts.kubeconfig, opts.kubeconfigServer ? { server: opts.kubeconfigServer } : {});
       const stop = (): void => {

@@ -11,6 +11,7 @@ import { apiGroupDocument, apiGroupList, apiResourceList, apiVersions, SERVER_VE
 import type { ObjectService, DeleteOptions } from './objects.js';
 import { decodeProtobufObject, PROTOBUF_CONTENT_TYPE } from './protobuf.js';
 import { openApiV3Document, openApiV3Root } from './openapi.js';
+import { servePodLog, type PodLogResolver } from './pod-log.js';
 import { portForward, proxyToPod, type PodNetworkResolver } from './pod-network.js';
 import { jsonPatch, mergePatch, PATCH_TYPES, strategicMerge } from './patch.js';
 import { forbidden, isAllowed, type RequestAttributes } from './rbac.js';
@@ -49,6 +50,8 @@ export interface HandlerContext {
   watches: Set<ServerResponse>;
   /** Which network namespace a pod has (for port-forward and proxy); set by the lab. */
   podNetwork: () => PodNetworkResolver | undefined;
+  /** Which file holds a container's log (for pods/log); set by the lab. */
+  podLogs: () => PodLogResolver | undefined;
 }
 
 interface ResourceRequest {
@@ -81,7 +84,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   for await (const chunk of req) {
     const b = chunk as Buffer;
     size += b.length;
-    if (size > MAX_REQUEST_BYTES) throw new StatusError(413, 'RequestEntityTooLarge', `the request is too large (over ${MAX_REQUEST_BYTES} bytes)`);
+    if (size > MAX_REQUEST_BYTES) throw new StatusError(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${MAX_REQUEST_BYTES}`);
     chunks.push(b);
   }
   return Buffer.concat(chunks);
@@ -504,6 +507,10 @@ export class ApiHandler {
       return;
     }
     if (key === '/pods/portforward') throw errors.badRequest('Upgrade request required');
+    if (key === '/pods/log' && verb === 'get') {
+      await servePodLog(this.#c.podLogs(), this.#c.objects.get(t, p.namespace, p.name), new URL(req.url ?? '/', 'https://x').searchParams, req, res);
+      return;
+    }
     const handler = this.#c.subresourceHandlers.get(key);
     if (key === '/pods/proxy' && handler === undefined) {
       const pod = this.#c.store.peek('/pods', p.namespace, p.name);

@@ -12,6 +12,7 @@
  *   KubeApiServer.faults                             injected failures for tests
  *   KubeApiServer.goDown() / comeBack() / stop()
  *   KubeApiServer.setPodNetworkResolver(fn)         pod -> netns path, for pods/portforward and pods/proxy
+ *   KubeApiServer.setPodLogResolver(fn)             (pod, container) -> log file, for pods/log
  *   KubeApiServer.setSubresourceHandler(...)        replaces the built-in pods/proxy (or serves another)
  *   kubeconfigYaml(...)                              a kubeconfig for any server/token
  *
@@ -21,7 +22,7 @@
  */
 import { randomBytes, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -36,12 +37,14 @@ import { ObjectService, KUBERNETES_SERVICE_IP } from './objects.js';
 import { ResourceRegistry } from './resources.js';
 import { Store } from './store.js';
 import type { PodNetworkResolver } from './pod-network.js';
+import type { PodLogResolver } from './pod-log.js';
 import { servingMaterial } from './tls.js';
 
 export { API_AUDIENCE, ADMIN_USER } from './auth.js';
 export { SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './objects.js';
 export type { ListFault, UpgradeHandler } from './handlers.js';
 export type { PodNetworkResolver } from './pod-network.js';
+export type { PodLogResolver } from './pod-log.js';
 export type { KubeObject } from './types.js';
 
 export interface ListenAddress {
@@ -160,6 +163,7 @@ export class KubeApiServer {
       subresourceHandlers: this.#subresources,
       watches: this.#watches,
       podNetwork: () => this.#podNetwork,
+      podLogs: () => this.#podLogs,
     });
     this.faults = {
       failNextLists: (count, fault) => {
@@ -200,7 +204,9 @@ export class KubeApiServer {
 
   async writeKubeconfig(path: string, opts: KubeconfigOptions = {}): Promise<void> {
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, this.kubeconfig(opts), { mode: 0o600 });
+    // Atomic: the lab waits for this file to appear and reads it at once.
+    await writeFile(`${path}.tmp`, this.kubeconfig(opts), { mode: 0o600 });
+    await rename(`${path}.tmp`, path);
   }
 
   /** A token as TokenRequest issues it (for the lab, which plays the kubelet). */
@@ -264,7 +270,7 @@ export class KubeApiServer {
     } finally {
       if (netnsFd !== undefined) closeNetns(netnsFd);
     }
-    if (l.port === 0 && l.netnsPath === undefined) l.port = (server.address() as AddressInfo).port;
+    if (l.port === 0) l.port = (server.address() as AddressInfo).port;
     return server;
   }
 
@@ -276,6 +282,13 @@ export class KubeApiServer {
    */
   setPodNetworkResolver(resolver: PodNetworkResolver): void {
     this.#podNetwork = resolver;
+  }
+
+  #podLogs: PodLogResolver | undefined;
+
+  /** Tells the server which file holds a container's output, for pods/log (`kubectl logs`). */
+  setPodLogResolver(resolver: PodLogResolver): void {
+    this.#podLogs = resolver;
   }
 
   /** Starts listening again on the same addresses (after goDown), keeping every object. */

@@ -22,6 +22,32 @@ const DEFAULT_GRACE_SECONDS = 30;
 
 const NAME_CHARS = 'bcdfghjklmnpqrstvwxz2456789';
 
+/** Kubernetes' size limits: ConfigMap/Secret data, all annotations, and etcd's request limit. */
+const MAX_DATA_BYTES = 1024 * 1024;
+const MAX_ANNOTATION_BYTES = 256 * 1024;
+const MAX_STORED_BYTES = 1.5 * 1024 * 1024;
+
+/** Refuses objects over Kubernetes' limits, with Kubernetes' messages. */
+function checkSize(t: ResourceType, obj: KubeObject): void {
+  const name = obj.metadata.name ?? '';
+  const annotations = obj.metadata.annotations ?? {};
+  let annotationBytes = 0;
+  for (const [k, v] of Object.entries(annotations)) annotationBytes += Buffer.byteLength(k) + Buffer.byteLength(String(v));
+  if (annotationBytes > MAX_ANNOTATION_BYTES) {
+    throw errors.invalid(t.group, t.kind, name, [{ field: 'metadata.annotations', message: `Too long: must have at most ${MAX_ANNOTATION_BYTES} bytes` }]);
+  }
+  if (t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret')) {
+    let bytes = 0;
+    for (const field of t.kind === 'Secret' ? ['data'] : ['data', 'binaryData']) {
+      const data = obj[field];
+      if (!isJsonObject(data)) continue;
+      for (const [k, v] of Object.entries(data)) bytes += k.length + (t.kind === 'Secret' || field === 'binaryData' ? Math.floor((String(v).length * 3) / 4) : Buffer.byteLength(String(v)));
+    }
+    if (bytes > MAX_DATA_BYTES) throw errors.invalid(t.group, t.kind, name, [{ field: '[]', message: `Too long: must have at most ${MAX_DATA_BYTES} bytes` }]);
+  }
+  if (Buffer.byteLength(JSON.stringify(obj)) > MAX_STORED_BYTES) throw new StatusError(500, 'InternalError', 'etcdserver: request is too large');
+}
+
 export interface DeleteOptions {
   gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
@@ -110,6 +136,7 @@ export class ObjectService {
     delete meta.resourceVersion;
     if (t.subresources.includes('status') && t.kind !== 'Node') delete obj['status'];
     this.#prepareCreate(t, obj);
+    checkSize(t, obj);
     const stored = this.#store.put(resourceKey(t), obj);
     this.#afterWrite(t, stored);
     return this.#served(t, stored);
@@ -294,6 +321,7 @@ export class ObjectService {
       if (gone) this.#afterRemove(t, gone);
       return this.#served(t, gone ?? result);
     }
+    checkSize(t, result);
     const stored = this.#store.put(resourceKey(t), result);
     this.#afterWrite(t, stored);
     return this.#served(t, stored);

@@ -30,6 +30,8 @@ export interface Column {
   type: 'string' | 'integer' | 'date' | 'number' | 'boolean';
   /** Dotted path (jsonPath without the leading dot), or a function for computed cells. */
   path: string | ((o: KubeObject) => string | number);
+  /** Shown only with `kubectl get -o wide` (Table priority 1). */
+  wide?: boolean;
 }
 
 export const VERBS_ALL = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
@@ -91,6 +93,11 @@ function endpointsList(o: KubeObject): string {
   return out.length === 0 ? '<none>' : out.join(',');
 }
 
+function serviceSelector(o: KubeObject): string {
+  const sel = pathValue(o, 'spec.selector');
+  return isJsonObject(sel) && Object.keys(sel).length > 0 ? Object.entries(sel).map(([k, v]) => `${k}=${String(v)}`).join(',') : '<none>';
+}
+
 function row(
   group: string,
   version: string,
@@ -126,6 +133,8 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Ready', type: 'string', path: podReady },
       { name: 'Status', type: 'string', path: podStatus },
       { name: 'Restarts', type: 'integer', path: podRestarts },
+      { name: 'IP', type: 'string', path: 'status.podIP', wide: true },
+      { name: 'Node', type: 'string', path: 'spec.nodeName', wide: true },
     ],
   }),
   row('', 'v1', 'Service', 'services', true, {
@@ -136,6 +145,7 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
       { name: 'Type', type: 'string', path: 'spec.type' },
       { name: 'Cluster-IP', type: 'string', path: 'spec.clusterIP' },
       { name: 'Port(s)', type: 'string', path: servicePorts },
+      { name: 'Selector', type: 'string', path: serviceSelector, wide: true },
     ],
   }),
   row('', 'v1', 'ServiceAccount', 'serviceaccounts', true, { shortNames: ['sa'], subresources: ['token'] }),
@@ -150,6 +160,14 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
   row('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, { fields: ['addressType'], columns: [{ name: 'AddressType', type: 'string', path: 'addressType' }] }),
   row('apps', 'v1', 'Deployment', 'deployments', true, { shortNames: ['deploy'], categories: ['all'], subresources: ['status', 'scale'] }),
   row('apps', 'v1', 'DaemonSet', 'daemonsets', true, { shortNames: ['ds'], categories: ['all'], subresources: ['status'] }),
+  row('apps', 'v1', 'ReplicaSet', 'replicasets', true, { shortNames: ['rs'], categories: ['all'], subresources: ['status', 'scale'] }),
+  row('apps', 'v1', 'StatefulSet', 'statefulsets', true, { shortNames: ['sts'], categories: ['all'], subresources: ['status', 'scale'] }),
+  row('batch', 'v1', 'Job', 'jobs', true, { categories: ['all'], subresources: ['status'] }),
+  row('batch', 'v1', 'CronJob', 'cronjobs', true, { shortNames: ['cj'], categories: ['all'], subresources: ['status'] }),
+  row('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
+  row('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', true, { shortNames: ['netpol'] }),
+  row('', 'v1', 'ResourceQuota', 'resourcequotas', true, { shortNames: ['quota'], subresources: ['status'] }),
+  row('', 'v1', 'LimitRange', 'limitranges', true, { shortNames: ['limits'] }),
   row('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, { shortNames: ['pdb'], subresources: ['status'] }),
   row('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false),
   row('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false),

@@ -27,15 +27,20 @@ function cell(o: KubeObject, path: ResourceType['columns'][number]['path']): Jso
 }
 
 export function tableRow(t: ResourceType, o: KubeObject, now: number): JsonObject {
-  const cells: JsonValue[] = [o.metadata.name ?? '', ...t.columns.map((c) => cell(o, c.path)), shortAge(o.metadata.creationTimestamp, now)];
+  const narrow = t.columns.filter((c) => c.wide !== true);
+  const wide = t.columns.filter((c) => c.wide === true);
+  const cells: JsonValue[] = [o.metadata.name ?? '', ...narrow.map((c) => cell(o, c.path)), shortAge(o.metadata.creationTimestamp, now), ...wide.map((c) => cell(o, c.path))];
   return { cells, object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: JSON.parse(JSON.stringify(o.metadata)) as JsonObject } };
 }
 
 export function table(t: ResourceType, items: KubeObject[], listMeta: JsonObject, now: number): JsonObject {
+  const def = (c: ResourceType['columns'][number]) => ({ name: c.name, type: c.type === 'date' ? 'string' : c.type, format: '', description: c.name, priority: c.wide === true ? 1 : 0 });
+  // Age comes before the wide columns, as in Kubernetes' own printers.
   const columnDefinitions = [
     { name: 'Name', type: 'string', format: 'name', description: 'Name must be unique within a namespace.', priority: 0 },
-    ...t.columns.map((c) => ({ name: c.name, type: c.type === 'date' ? 'string' : c.type, format: '', description: c.name, priority: 0 })),
+    ...t.columns.filter((c) => c.wide !== true).map(def),
     { name: 'Age', type: 'string', format: '', description: 'CreationTimestamp of the object.', priority: 0 },
+    ...t.columns.filter((c) => c.wide === true).map(def),
   ];
   return { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: listMeta, columnDefinitions, rows: items.map((o) => tableRow(t, o, now)) };
 }
