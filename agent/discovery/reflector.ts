@@ -18,6 +18,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
@@ -51,10 +52,19 @@ export interface ReflectorOptions<T> {
   backoff?: BackoffOptions;
   pageSize?: number;
   maxObjectBytes?: number;
+  /**
+   * TLS state shared by the reflectors of one source: one SecureContext (the CA and the client
+   * certificate parsed once), not one per reflector, all built in the first turn of start().
+   */
+  tls?: SharedTls;
   /** Counts each request made (`list` or `watch`), for metrics and the bench. */
   onRequest?: (verb: 'list' | 'watch') => void;
   /** How long applying one watch event took (parse, convert, model update), in ms. */
   onEventApplied?: (ms: number) => void;
+}
+
+export interface SharedTls {
+  secureContext?: tls.SecureContext;
 }
 
 export class ApiError extends Error {
@@ -374,7 +384,10 @@ export class Reflector<T> {
     const lib = url.protocol === 'https:' ? https : http;
     if (lib === http) delete opts.agent;
     else {
-      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
+      const shared = this.#o.tls ?? {};
+      shared.secureContext ??= tls.createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key });
+      this.#o.tls = shared;
+      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, secureContext: shared.secureContext, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
       opts.agent = this.#agent;
     }
     return await new Promise<http.IncomingMessage>((resolve, reject) => {
