@@ -191,6 +191,24 @@ describe('what an agent watches, and how often it asks (findings 4, 9)', () => {
   });
 });
 
+describe('list pages of bounded bytes (issue 9 point 5)', () => {
+  it('asks fewer items per page when the items are big, and still lists every one', async () => {
+    const api = await startApi();
+    // 400 pods of about 2 KiB each: a first page of 250 is ~500 KiB, over the ~128 KiB a page
+    // should have, so the pages after it ask for fewer items.
+    for (let i = 0; i < 400; i++) {
+      const p = pod(`p-${i}`, `10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`, 'n2');
+      api.upsert(KUBE_PATHS.pods, { ...p, metadata: { ...p.metadata, annotations: { pad: 'x'.repeat(2000) } } });
+    }
+    const source = newSource(api);
+    const model = await source.start();
+    const limits = podLists(api).filter((r) => !r.includes('fieldSelector')).map((r) => Number(/[?&]limit=(\d+)/.exec(r)?.[1]));
+    assert.equal(limits[0], 250, 'the first page asks the most');
+    assert.ok(limits.length > 2 && limits.slice(1).every((l) => l < 100), `later pages ask fewer: ${limits.join(', ')}`);
+    assert.equal([...model.workloads.keys()].filter((k) => k.startsWith('shop/p-')).length, 400);
+  });
+});
+
 describe('objects over the size limit (finding 11)', () => {
   it('refuses a pod over 1.5 MiB arriving on a watch, says why, keeps the version before it, and takes a good one again', async () => {
     const api = await startApi();
