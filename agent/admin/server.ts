@@ -17,6 +17,8 @@ export interface AdminView {
   /** What the agent refuses right now (discovery input, policies), with codes and reasons. */
   refusals(): Refusal[];
   discoveryReadStartedAt?(): number | undefined;
+  /** The effective configuration (agent/config.ts's defaults with the flags applied). */
+  config?(): object;
 }
 
 export function configDump(view: AdminView) {
@@ -30,6 +32,7 @@ export function configDump(view: AdminView) {
     pid: view.pid,
     ready: view.ready,
     generation: model.generation,
+    config: view.config?.(),
     workloads: [...model.workloads.values()].map((w) => ({
       key: w.key,
       name: w.name,

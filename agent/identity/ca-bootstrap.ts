@@ -18,7 +18,7 @@ import { WeftError, isWeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { CA_FILES, CertificateAuthority, type CaKeyMaterial } from './ca.js';
 import { caKeyMaterialFromSecret, caKeyMaterialToSecret, caKeysLayout } from './ca-keys.js';
-import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
+import { DEFAULT_TRUST_DOMAIN } from '../config.js';
 
 export const DEFAULT_CA_KEYS_SECRET = 'weft-ca-keys';
 export const DEFAULT_CA_ROOT_CONFIGMAP = 'weft-ca-root';

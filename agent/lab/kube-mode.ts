@@ -42,7 +42,7 @@ import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
-import { METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
+import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
   logger: Logger;

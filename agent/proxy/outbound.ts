@@ -8,13 +8,12 @@
  */
 import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd, type SocketAddress } from '../../native/index.js';
-import { MESH_MARK } from '../capture/rules.js';
+import { HBONE_PORT, MESH_MARK } from '../config.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
 import type { Endpoint, Service, Workload } from '../discovery/types.js';
 import type { Duplex } from 'node:stream';
-import { HBONE_PORT } from '../capture/rules.js';
 import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
 
 export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
