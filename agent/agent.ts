@@ -205,6 +205,10 @@ export class Agent {
     return this.#source.lastReadStartedAt?.();
   }
 
+  discoveryResourceVersions(): Record<string, string> | undefined {
+    return this.#source.resourceVersions?.();
+  }
+
   async #reconcile(): Promise<void> {
     const model = this.#model;
     // The model's `others` is a new array only when a policy (or route) changed.

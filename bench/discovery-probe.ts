@@ -8,6 +8,7 @@
  *   <- { cmd: 'await', key, version }       -> { type: 'seen', key, at }  (when the model shows it)
  *   <- { cmd: 'mark' }                      -> { type: 'marked' }         (event-loop histogram reset)
  *   <- { cmd: 'report' }                    -> { type: 'report', eldMaxMs, eldP99Ms, stats, refusals, ... }
+ *   (memory is measured after a forced GC, at sync only: a GC in a report would be in the delays)
  *   <- { cmd: 'refresh' }                   -> { type: 'refreshed' }      (local: scan now)
  *
  * The event-loop delay is perf_hooks' monitorEventLoopDelay at 1 ms resolution: the longest
@@ -83,7 +84,6 @@ async function main(): Promise<void> {
           stats: source instanceof KubernetesSource ? source.stats() : undefined,
           refusals: source.refusals(),
           generation: source.current().generation,
-          ...memory(),
         });
         return;
       case 'stop':

@@ -95,6 +95,26 @@ export interface SoakResult {
 }
 export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult | SoakResult;
 
+/**
+ * The load generator's own CPU over its run (process.cpuUsage), so that a saturated generator is
+ * seen: at 100 % of a core it no longer offers the load it was asked for, and every system's
+ * figure is then the generator's.
+ */
+export interface GeneratorCpu {
+  userSeconds: number;
+  systemSeconds: number;
+  wallSeconds: number;
+  /** (user + system) / wall: 100 is one core busy. */
+  percentOfCore: number;
+}
+
+export function generatorCpu(start: NodeJS.CpuUsage, startMs: number, end: NodeJS.CpuUsage = process.cpuUsage(), endMs = performance.now()): GeneratorCpu {
+  const user = (end.user - start.user) / 1e6;
+  const system = (end.system - start.system) / 1e6;
+  const wall = (endMs - startMs) / 1e3;
+  return { userSeconds: user, systemSeconds: system, wallSeconds: wall, percentOfCore: wall > 0 ? Math.round(((user + system) / wall) * 1000) / 10 : 0 };
+}
+
 const CONNECT_TIMEOUT_MS = 10_000;
 const DRAIN_MS = 5_000;
 /** Give up a run after this many socket errors: the path is broken, the figure would be noise. */
@@ -571,9 +591,11 @@ if (isMain) {
     process.stderr.write('usage: loadgen.js <json spec>\n');
     process.exit(2);
   }
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
   runLoad(JSON.parse(arg) as LoadSpec).then(
     (result) => {
-      process.stdout.write(JSON.stringify(result) + '\n');
+      process.stdout.write(JSON.stringify({ ...result, generatorCpu: generatorCpu(cpu0, t0) }) + '\n');
       process.exit(0);
     },
     (err: unknown) => {

@@ -44,6 +44,18 @@ const REQUEST_BYTES = 1024;
 const REQUEST = Buffer.alloc(REQUEST_BYTES, 'q');
 const RESPONSE = Buffer.alloc(REQUEST_BYTES, 'r');
 const RR_CONNECTIONS = 16;
+/**
+ * The V8 flags of the three processes (the app and both proxies). Every socket read and TLS record is a fresh ArrayBuffer (external
+ * memory); V8 counts external bytes allocated since the last Mark-Compact against the
+ * old-generation limit, which it sizes from the live heap. These processes hold ~8.5 MB, so the
+ * limit left ~29 MB of slack, less than the ~32 MB of ArrayBuffers at which V8 reacts to external
+ * memory pressure: every pressure scavenge was followed by a full Mark-Compact (every 25-70 ms in
+ * bulk). The agents hold 40+ MB and get only the scavenges. A 64 MB initial old space gives these
+ * processes the same slack, so the floors measure the relay, not a GC pattern the agents do not have (the app process stormed
+ * the same way, as the load generator).
+ * WEFT_TUNNEL_NODE_FLAGS replaces it (`WEFT_TUNNEL_NODE_FLAGS= ` shows the storm).
+ */
+const PROXY_NODE_FLAGS = (process.env['WEFT_TUNNEL_NODE_FLAGS'] ?? '--initial-old-space-size=64').split(' ').filter((f) => f !== '');
 
 type Mode = 'h2' | 'tls' | 'tcp' | 'haproxy-mtls';
 type AgentMode = Exclude<Mode, 'haproxy-mtls'>;
@@ -310,9 +322,17 @@ async function requestResponse(entry: Proxies['entry'], rate: number, seconds: n
   for (const c of conns) c.destroy();
 }
 
+/** The app process runs with the proxies' flags too (it reads as much as they do): re-run under them once. */
+function rerunWithFlags(): boolean {
+  if (PROXY_NODE_FLAGS.every((f) => process.execArgv.includes(f))) return false;
+  const child = spawn(process.execPath, [...process.execArgv, ...PROXY_NODE_FLAGS, ...process.argv.slice(1)], { stdio: 'inherit' });
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));
+  return true;
+}
+
 if (process.argv.includes('--agent')) {
   process.once('message', (m: Msg) => void agent(m));
-} else {
+} else if (!rerunWithFlags()) {
   main().catch((err: unknown) => {
     process.stderr.write(`tunnel-throughput: ${(err as Error).stack}\n`);
     process.exit(1);

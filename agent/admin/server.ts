@@ -17,6 +17,7 @@ export interface AdminView {
   /** What the agent refuses right now (discovery input, policies), with codes and reasons. */
   refusals(): Refusal[];
   discoveryReadStartedAt?(): number | undefined;
+  discoveryResourceVersions?(): Record<string, string> | undefined;
   /** The effective configuration (agent/config.ts's defaults with the flags applied). */
   config?(): object;
 }
@@ -85,7 +86,7 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     if (url === '/healthz/ready') return send(view.ready ? 200 : 503, { ready: view.ready });
     if (url === '/config_dump') return send(200, configDump(view));
     // Policies are applied in the same turn as the model update: refusals are as of `generation`.
-    if (url === '/refusals') return send(200, { generation: view.model.generation, readStartedAt: view.discoveryReadStartedAt?.(), refusals: view.refusals() });
+    if (url === '/refusals') return send(200, { generation: view.model.generation, readStartedAt: view.discoveryReadStartedAt?.(), resourceVersions: view.discoveryResourceVersions?.(), refusals: view.refusals() });
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
     send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /refusals, /healthz/ready` });
   });

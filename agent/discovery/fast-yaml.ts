@@ -70,6 +70,9 @@ const SPANS_LINES: readonly RegExp[] = [
   /(?:^|[\s:,[{-])'(?:[^'\n]|'')*$/m,
   /(?:^|[\s:,-])[[{](?![^\n]*[\]}][ \t]*(?:#[^\n]*)?$)/m,
   /[[{][^\n]*[[{]/,
+  // Not a span, a js-yaml bug: a compact nested sequence with an empty entry ("- -") takes the
+  // next entry of its parent ("- -\n- b" is [[null, "b"]] to js-yaml, [[null], "b"] to yaml).
+  /-[ \t]+-[ \t]*(?:#[^\n]*)?$/m,
 ];
 
 /**

@@ -36,8 +36,6 @@ export interface KubernetesSourceOptions {
    * facts with the telemetry labels only.
    */
   nodeName?: string;
-  /** 'pods' (the CA: which service accounts run where) or everything routing needs (default). */
-  kinds?: 'all' | 'pods';
   clock?: Clock;
   backoff?: BackoffOptions;
   pageSize?: number;
@@ -119,19 +117,17 @@ export class KubernetesSource extends EventEmitter {
     } else {
       add('Pod', '/api/v1/pods', (raw) => keyed(podFacts(raw, { stripLabels: true })), podsApply);
     }
-    if (options.kinds !== 'pods') {
-      add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
-      add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
-      const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
-      for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
-        add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
-          const meta = metaOf(raw);
-          if (meta === undefined) return undefined;
-          // List items come without apiVersion/kind; policy/ keys on both.
-          const object = { ...(raw as object), apiVersion, kind } as OtherObject;
-          return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
-        }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
-      }
+    add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
+    add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
+    const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
+    for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
+      add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
+        const meta = metaOf(raw);
+        if (meta === undefined) return undefined;
+        // List items come without apiVersion/kind; policy/ keys on both.
+        const object = { ...(raw as object), apiVersion, kind } as OtherObject;
+        return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
+      }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
     }
   }
 
@@ -163,6 +159,21 @@ export class KubernetesSource extends EventEmitter {
     return [...this.#refusals.values()];
   }
 
+  /**
+   * The newest resourceVersion each kind's watches have seen. Opaque in Kubernetes; the lab's
+   * API server numbers them, so `weft lab apply` compares them to know an agent saw its write.
+   */
+  resourceVersions(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const r of this.#reflectors) {
+      const rv = r.resourceVersion;
+      if (rv === undefined) continue;
+      const have = out[r.kind];
+      if (have === undefined || Number(rv) > Number(have)) out[r.kind] = rv;
+    }
+    return out;
+  }
+
   stats(): KubernetesSourceStats {
     const objects: Record<string, number> = {};
     for (const r of this.#reflectors) objects[r.kind] = (objects[r.kind] ?? 0) + r.size;
@@ -187,8 +198,10 @@ export class KubernetesSource extends EventEmitter {
    * the same tick; one 'update' per tick is enough for the agent's reconcile.
    */
   #flush(): void {
-    if (!this.#synced || this.#stopped) return;
-    if (!this.#store.commit()) return;
+    if (this.#stopped) return;
+    // Committed page by page also before the first sync: the services a page touched are
+    // recomputed then, not all at once at the end. Nobody hears of it before start() resolves.
+    if (!this.#store.commit() || !this.#synced) return;
     if (this.#pendingUpdate) return;
     this.#pendingUpdate = true;
     setImmediate(() => {

@@ -85,6 +85,7 @@ export class Reflector<T> {
   readonly #syncedPromise: Promise<void>;
   #running: Promise<void> | undefined;
   #lastError: string | undefined;
+  #agent: https.Agent | undefined;
 
   constructor(options: ReflectorOptions<T>) {
     this.#o = options;
@@ -113,6 +114,11 @@ export class Reflector<T> {
     return this.#cache.size;
   }
 
+  /** The last resourceVersion seen (list, event or bookmark). */
+  get resourceVersion(): string | undefined {
+    return this.#resourceVersion;
+  }
+
   start(): void {
     this.#running ??= this.#run();
   }
@@ -125,6 +131,7 @@ export class Reflector<T> {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#running;
+    this.#agent?.destroy();
   }
 
   get #stopped(): boolean {
@@ -309,9 +316,15 @@ export class Reflector<T> {
     const url = new URL(cluster.server.replace(/\/$/, '') + this.#o.path);
     for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
     const opts: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
+    // Credentials per request (a projected token file is re-read), one keep-alive connection
+    // pool per reflector: a list of many pages is not a TLS handshake per page.
     await this.#o.kubeConfig.applyToHTTPSOptions(opts);
     const lib = url.protocol === 'https:' ? https : http;
     if (lib === http) delete opts.agent;
+    else {
+      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
+      opts.agent = this.#agent;
+    }
     return await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = lib.request(url, { ...opts, signal: this.#abort.signal }, (res) => {
         const status = res.statusCode ?? 0;
@@ -375,6 +388,18 @@ function readBody(res: http.IncomingMessage, signal: AbortSignal): Promise<strin
 
 const HEAD_BYTES = 4096;
 
+/** The first HEAD_BYTES of a line held in pieces, without joining the rest (a refused line is megabytes). */
+function headOf(pieces: readonly Buffer[]): string {
+  const taken: Buffer[] = [];
+  let n = 0;
+  for (const p of pieces) {
+    if (n >= HEAD_BYTES) break;
+    taken.push(p.subarray(0, HEAD_BYTES - n));
+    n += Math.min(p.length, HEAD_BYTES - n);
+  }
+  return Buffer.concat(taken).toString('utf8');
+}
+
 /**
  * Cuts a watch stream into lines; a line longer than `maxLine` is skipped without being joined
  * or parsed (only its first bytes are kept, to name it). `line` returns false to stop reading.
@@ -421,7 +446,7 @@ function readLines(
         if (!skipping) {
           if (length + piece.length > maxLine) {
             skipping = true;
-            head = Buffer.concat([...parts, piece]).subarray(0, HEAD_BYTES).toString('utf8');
+            head = headOf([...parts, piece]);
             parts = [];
           } else {
             parts.push(piece);

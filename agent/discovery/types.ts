@@ -210,4 +210,6 @@ export interface DiscoverySource {
   refusals(): Refusal[];
   /** Local source: when the last completed read of the directory began (epoch ms). */
   lastReadStartedAt?(): number | undefined;
+  /** Kubernetes source: the newest resourceVersion seen per kind. */
+  resourceVersions?(): Record<string, string>;
 }

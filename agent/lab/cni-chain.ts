@@ -10,11 +10,11 @@
  * reverse with the ADD result; a failing ADD fails the pod's sandbox (the kubelet retries), as
  * on a node.
  */
-import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WeftError } from '../errors.js';
 import { POD_GATEWAY } from './addressing.js';
+import { execCniPlugin } from './cni.js';
 
 export interface CniConfig {
   confDir: string;
@@ -95,40 +95,22 @@ export async function runCniChain(config: CniConfig, command: 'ADD' | 'DEL', pod
   return prev;
 }
 
-function execPlugin(binary: string, command: 'ADD' | 'DEL', pod: CniPod, cniPath: string, stdin: string): Promise<string> {
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: pod.containerId,
-    CNI_NETNS: pod.netnsPath,
-    CNI_IFNAME: pod.ifName ?? 'eth0',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`,
-    CNI_PATH: cniPath,
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, [], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: CNI_TIMEOUT_MS });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new WeftError('WEFT_ERR_LAB', `CNI plugin ${binary} (${command}) for pod ${pod.namespace}/${pod.name}: ${e.message}`, { cause: e })));
-    child.on('close', (code, signal) => {
-      const stdout = Buffer.concat(out).toString('utf8');
-      if (code === 0) {
-        resolve(stdout);
-        return;
-      }
-      // The spec's error result ({code, msg, details}) is on stdout; stderr is the plugin's log.
-      let said = Buffer.concat(err).toString('utf8').trim();
-      try {
-        const e = JSON.parse(stdout) as { msg?: string; details?: string };
-        said = [e.msg, e.details].filter(Boolean).join(': ') || said;
-      } catch {
-        said = said || stdout.trim();
-      }
-      reject(new WeftError('WEFT_ERR_LAB', `CNI plugin ${binary} (${command}) for pod ${pod.namespace}/${pod.name} failed (${signal ?? `exit ${code}`}): ${said.slice(0, 500)}`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin);
+async function execPlugin(binary: string, command: 'ADD' | 'DEL', pod: CniPod, cniPath: string, stdin: string): Promise<string> {
+  const r = await execCniPlugin(binary, {
+    command,
+    containerId: pod.containerId,
+    netnsPath: pod.netnsPath,
+    podNamespace: pod.namespace,
+    podName: pod.name,
+    podUid: pod.uid,
+    cniPath,
+    stdin,
+    timeoutMs: CNI_TIMEOUT_MS,
+    ...(pod.ifName !== undefined ? { ifName: pod.ifName } : {}),
   });
+  if (r.exitCode === 0 && r.signal === null) return r.stdout;
+  // The spec's error result ({code, msg, details}) is on stdout; stderr is the plugin's log.
+  const fromStdout = [r.output?.['msg'], r.output?.['details']].filter((x): x is string => typeof x === 'string' && x !== '').join(': ');
+  const said = fromStdout || r.stderr.trim() || r.stdout.trim();
+  throw new WeftError('WEFT_ERR_LAB', `CNI plugin ${binary} (${command}) for pod ${pod.namespace}/${pod.name} failed (${r.signal ?? `exit ${r.exitCode}`}): ${said.slice(0, 500)}`);
 }

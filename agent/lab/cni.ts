@@ -59,31 +59,47 @@ function runDirOf(call: CniPodCall): string {
   return nodeRunDir(call.lab, call.node);
 }
 
-/** Runs the plugin with one CNI_COMMAND; resolves with what it printed, whatever its exit code. */
-export function cniInvoke(command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION', call: CniPodCall): Promise<CniCallResult> {
-  const plugin = call.pluginPath ?? CNI_PLUGIN;
-  const cniVersion = call.cniVersion ?? '1.0.0';
-  const config: Record<string, unknown> = { cniVersion, name: 'k8s-pod-network', type: 'weft-cni', runDir: command === 'VERSION' ? undefined : runDirOf(call) };
-  if (call.prevResult !== undefined) config.prevResult = call.prevResult;
+/** One plugin execution as a container runtime makes it (CNI spec: environment and stdin). */
+export interface CniExec {
+  command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
+  containerId: string;
+  netnsPath: string;
+  ifName?: string;
+  podNamespace: string;
+  podName: string;
+  podUid?: string;
+  /** CNI_PATH: where the plugins are. */
+  cniPath: string;
+  /** The network configuration (with prevResult) the plugin reads on stdin. */
+  stdin: string;
+  extraEnv?: Record<string, string>;
+  /** Kill the plugin after this long (default: no limit; weft-cni bounds its own wait). */
+  timeoutMs?: number;
+  /** Run `binary` through /bin/sh, as exec of a #!/bin/sh script does (no execute bit needed). */
+  viaShell?: boolean;
+}
+
+/** Runs a CNI plugin; resolves with what it printed, whatever its exit code. The one place the lab spawns plugins. */
+export function execCniPlugin(binary: string, exec: CniExec): Promise<CniCallResult & { signal: NodeJS.Signals | null }> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: call.containerId,
-    CNI_NETNS: call.netnsPath,
-    CNI_IFNAME: call.ifName ?? 'eth0',
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${call.podNamespace};K8S_POD_NAME=${call.podName};K8S_POD_INFRA_CONTAINER_ID=${call.containerId}`,
-    CNI_PATH: dirname(plugin),
+    CNI_COMMAND: exec.command,
+    CNI_CONTAINERID: exec.containerId,
+    CNI_NETNS: exec.netnsPath,
+    CNI_IFNAME: exec.ifName ?? 'eth0',
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${exec.podNamespace};K8S_POD_NAME=${exec.podName};K8S_POD_INFRA_CONTAINER_ID=${exec.containerId}${exec.podUid !== undefined ? `;K8S_POD_UID=${exec.podUid}` : ''}`,
+    CNI_PATH: exec.cniPath,
+    ...exec.extraEnv,
   };
-  if (call.timeoutSeconds !== undefined) env.WEFT_CNI_TIMEOUT_SECONDS = String(call.timeoutSeconds);
   return new Promise((resolve, reject) => {
-    // Through sh, as the runtime's exec of an executable with a #!/bin/sh line would.
-    const child = spawn('/bin/sh', [plugin], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [file, args] = exec.viaShell === true ? ['/bin/sh', [binary]] : [binary, []];
+    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'], ...(exec.timeoutMs !== undefined ? { timeout: exec.timeoutMs } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new WeftError('WEFT_ERR_LAB', `cannot run the CNI plugin ${plugin}: ${e.message}`, { cause: e })));
-    child.on('close', (code) => {
+    child.on('error', (e) => reject(new WeftError('WEFT_ERR_LAB', `cannot run the CNI plugin ${binary} (${exec.command}) for pod ${exec.podNamespace}/${exec.podName}: ${e.message}`, { cause: e })));
+    child.on('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8');
       let output: Record<string, unknown> | undefined;
       try {
@@ -91,9 +107,30 @@ export function cniInvoke(command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION', call: Cn
       } catch {
         output = undefined;
       }
-      resolve({ exitCode: code ?? 1, stdout, stderr: Buffer.concat(err).toString('utf8'), output });
+      resolve({ exitCode: code ?? 1, signal, stdout, stderr: Buffer.concat(err).toString('utf8'), output });
     });
-    child.stdin.end(JSON.stringify(config));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(exec.stdin);
+  });
+}
+
+/** Runs Weft's plugin with one CNI_COMMAND; resolves with what it printed, whatever its exit code. */
+export function cniInvoke(command: 'ADD' | 'DEL' | 'CHECK' | 'VERSION', call: CniPodCall): Promise<CniCallResult> {
+  const plugin = call.pluginPath ?? CNI_PLUGIN;
+  const cniVersion = call.cniVersion ?? '1.0.0';
+  const config: Record<string, unknown> = { cniVersion, name: 'k8s-pod-network', type: 'weft-cni', runDir: command === 'VERSION' ? undefined : runDirOf(call) };
+  if (call.prevResult !== undefined) config.prevResult = call.prevResult;
+  return execCniPlugin(plugin, {
+    command,
+    containerId: call.containerId,
+    netnsPath: call.netnsPath,
+    podNamespace: call.podNamespace,
+    podName: call.podName,
+    cniPath: dirname(plugin),
+    stdin: JSON.stringify(config),
+    viaShell: true,
+    ...(call.ifName !== undefined ? { ifName: call.ifName } : {}),
+    ...(call.timeoutSeconds !== undefined ? { extraEnv: { WEFT_CNI_TIMEOUT_SECONDS: String(call.timeoutSeconds) } } : {}),
   });
 }
 

@@ -68,6 +68,8 @@ export interface AgentRefusal {
 const STOP_GRACE_MS = 3_000;
 /** Lab agents drain for this long on SIGTERM (a cluster's default is the agent's, 25 s): tests stay short. */
 export const LAB_DRAIN_SECONDS = 5;
+/** Node flags every lab agent runs with (see docs/architecture.md, "Agent runtime flags"). */
+export const AGENT_NODE_FLAGS: readonly string[] = [];
 
 export async function converge(state: LabState, spec: ClusterSpec, options: ConvergeOptions): Promise<ChangeSummary> {
   const log = options.logger;
@@ -405,6 +407,16 @@ async function startPod(state: LabState, pod: PodState, want: DesiredPod, option
 }
 
 /**
+ * Node/V8 flags for the lab's agents: WEFT_AGENT_NODE_FLAGS (space-separated) replaces the
+ * default, so that a flag can be measured (`--trace-gc`, `--single-threaded`) without a rebuild.
+ */
+export function agentNodeFlags(): string[] {
+  const given = process.env['WEFT_AGENT_NODE_FLAGS'];
+  if (given !== undefined) return given.split(' ').filter((f) => f !== '');
+  return [...AGENT_NODE_FLAGS];
+}
+
+/**
  * Agents are started and recorded, not waited for: whether an agent keeps running is its own
  * business (`weft lab status` shows it, its log says why).
  */
@@ -419,7 +431,7 @@ export async function startAgent(state: LabState, node: NodeState): Promise<Node
       what: `agent of node ${node.name}`,
       netns: node.netns,
       argv: [
-        process.execPath, WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node),
+        process.execPath, ...agentNodeFlags(), WEFT_MAIN, 'agent', '--node', node.name, '--manifests', labPaths(state.name).manifestsDir, ...agentCaArgs(state.name, node),
         '--pod-netns-prefix', `${labPrefix(state.name)}pod-`,
         // The node's address as its pods see it (Calico-like routing: the uplink's): kubelet probes come from it.
         '--node-ip', node.fabricIP,

@@ -16,15 +16,13 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { WeftError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ManifestObject } from '../discovery/types.js';
-import { CertificateAuthority } from '../identity/ca.js';
-import { PlacementAuthorizer } from '../identity/ca-auth.js';
 import { allocateNodeIndex, fabricIp, podCidr } from './addressing.js';
 import { LAB_CA_PORT, LAB_CA_URL, LAB_CA_IP, labCaPaths } from './ca.js';
 import { waitForCaptureOf } from './capture-wait.js';
@@ -41,6 +39,7 @@ import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
+import { collectRefusalsAfter, refusalNames } from './refusals.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
 import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
@@ -129,7 +128,22 @@ function header(o: ManifestObject): KubernetesObject & { metadata: { name: strin
   return { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, ...(o.metadata.namespace !== undefined ? { namespace: o.metadata.namespace } : {}) } };
 }
 
-/** Creates or replaces each object (namespaces and accounts first); what happened to each. */
+/** kubectl's record of what it applied: labels and annotations it set and later drops are removed. */
+export const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/** Labels or annotations after an apply: the object's own, minus what the last apply set and this one drops, plus this one's. */
+function merged(existing: Record<string, string> | undefined, previous: Record<string, string> | undefined, next: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = { ...existing };
+  for (const k of Object.keys(previous ?? {})) if (!(k in (next ?? {}))) delete out[k];
+  return Object.assign(out, next);
+}
+
+/**
+ * Creates or replaces each object (namespaces and accounts first), as `kubectl apply` would for
+ * these kinds: the object's body is the manifest's, its labels and annotations are merged with
+ * the three-way rule of kubectl's last-applied-configuration (which is written too, so kubectl
+ * and the lab can take turns); fields the API server set (ClusterIPs, its labels) stay.
+ */
 export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObject[]): Promise<ChangeSummary> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   const summary: ChangeSummary = { created: [], configured: [], unchanged: [], deleted: [] };
@@ -137,6 +151,9 @@ export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObj
   const failures: string[] = [];
   for (const o of sorted) {
     const name = nameOf(o);
+    const { status: _status, ...applied } = o as ManifestObject & { status?: unknown };
+    const record = JSON.stringify(applied);
+    const annotations = { ...applied.metadata.annotations, [LAST_APPLIED]: record };
     try {
       let existing: KubernetesObject | undefined;
       try {
@@ -145,18 +162,26 @@ export async function applyObjects(kc: KubeConfig, objects: readonly ManifestObj
         if (apiCode(err) !== 404) throw err;
       }
       if (existing === undefined) {
-        await api.create(o as KubernetesObject);
+        await api.create({ ...applied, metadata: { ...applied.metadata, annotations } } as KubernetesObject);
         summary.created.push(name);
         continue;
       }
-      const { metadata, status: _status, ...body } = o as ManifestObject & { status?: unknown };
-      const have = existing as unknown as Record<string, unknown> & { metadata: Record<string, unknown> };
-      const sameMeta = stableJson(metadata.labels ?? {}) === stableJson(have.metadata['labels'] ?? {}) && stableJson(metadata.annotations ?? {}) === stableJson(have.metadata['annotations'] ?? {});
-      if (sameMeta && subsetOf(body, have)) {
+      const have = existing as unknown as Record<string, unknown> & { metadata: { labels?: Record<string, string>; annotations?: Record<string, string> } & Record<string, unknown> };
+      let previous: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } } = {};
+      try {
+        previous = JSON.parse(have.metadata.annotations?.[LAST_APPLIED] ?? '{}') as typeof previous;
+      } catch {
+        // Not written by an apply: nothing is dropped.
+      }
+      const labels = merged(have.metadata.labels, previous.metadata?.labels, applied.metadata.labels);
+      const mergedAnnotations = merged(have.metadata.annotations, previous.metadata?.annotations, annotations);
+      const { metadata: _metadata, ...body } = applied;
+      const same = stableJson(labels) === stableJson(have.metadata.labels ?? {}) && stableJson(mergedAnnotations) === stableJson(have.metadata.annotations ?? {}) && subsetOf(body, have);
+      if (same) {
         summary.unchanged.push(name);
         continue;
       }
-      await api.replace({ ...body, metadata: { ...have.metadata, labels: metadata.labels ?? {}, annotations: metadata.annotations ?? {} } } as KubernetesObject);
+      await api.replace({ ...body, metadata: { ...have.metadata, labels, annotations: mergedAnnotations } } as KubernetesObject);
       summary.configured.push(name);
     } catch (err) {
       failures.push(`${name}: ${apiMessage(err)}`);
@@ -309,7 +334,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
       if (!res.status?.token) throw new WeftError('WEFT_ERR_LAB', `TokenRequest for ${AGENT_NAMESPACE}/${account} returned no token`);
       await writeKubeconfig(file, { server: LAB_API_FABRIC_URL, caPem, user: `system:serviceaccount:${AGENT_NAMESPACE}:${account}`, token: res.status.token });
     }
-    state.ca = await startKubeLabCa(state);
+    state.ca = await startKubeLabCa(state, admin);
     for (const n of nodes) await core.createNamespacedPod({ namespace: AGENT_NAMESPACE, body: agentPod(state, n) });
     await writeState(state);
     await waitForPods(state, admin, nodes.map((n) => `${AGENT_NAMESPACE}/${agentPodName(n.name)}`), options.readyTimeoutMs);
@@ -396,7 +421,8 @@ async function cniArgs(state: LabState, node: NodeState, withAgents: boolean): P
 /** What the DaemonSet's pod template would make for node `n`, with the lab's paths. */
 function agentPod(state: LabState, n: NodeState): V1Pod {
   const paths = kubePaths(state.name);
-  const tokenFile = join(paths.podsDir, `${AGENT_NAMESPACE}_${agentPodName(n.name)}`, 'ca-token', 'token');
+  const podDir = join(paths.podsDir, `${AGENT_NAMESPACE}_${agentPodName(n.name)}`);
+  const tokenFile = join(podDir, 'ca-token', 'token');
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -412,7 +438,7 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
           image: 'weft-lab/agent',
           command: [
             process.execPath, WEFT_MAIN, 'agent', '--node=$(NODE_NAME)', `--kubeconfig=${paths.agentKubeconfig}`,
-            `--ca=${LAB_CA_URL}`, `--ca-token-file=${tokenFile}`, `--ca-root=${labCaPaths(state.name).root}`, `--pod-netns-prefix=${labPrefix(state.name)}pod-`,
+            `--ca=${LAB_CA_URL}`, `--ca-token-file=${tokenFile}`, `--ca-root=${join(podDir, 'ca-root', 'root-cert.pem')}`, `--pod-netns-prefix=${labPrefix(state.name)}pod-`,
             '--node-ip=$(HOST_IP)', `--run-dir=${nodeRunDir(state.name, n.name)}`, `--drain-timeout=${LAB_DRAIN_SECONDS}`,
           ],
           env: [
@@ -424,26 +450,48 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
           readinessProbe: { httpGet: { path: '/healthz/ready', port: READINESS_PORT }, periodSeconds: 1 },
         },
       ],
-      volumes: [{ name: 'ca-token', projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'weft-ca', expirationSeconds: 3600 } }] } }],
+      volumes: [
+        { name: 'ca-token', projected: { sources: [{ serviceAccountToken: { path: 'token', audience: 'weft-ca', expirationSeconds: 3600 } }] } },
+        // The trust bundle the CA publishes (ca-bootstrap.ts), as the DaemonSet mounts it.
+        { name: 'ca-root', configMap: { name: 'weft-ca-root' } },
+      ],
     },
   };
 }
 
-async function startKubeLabCa(state: LabState): Promise<ProcRef> {
+/**
+ * The CA as its Deployment runs it: no key directory, so it bootstraps as on a cluster (creates
+ * the weft-ca-keys Secret with a new root when absent, publishes the weft-ca-root ConfigMap the
+ * agents' pods mount). The lab then copies the Secret into its CA directory, for `weft lab cert`.
+ */
+async function startKubeLabCa(state: LabState, kc: KubeConfig): Promise<ProcRef> {
   const ca = labCaPaths(state.name);
-  // Refuses everything: this instance only writes the root; `weft ca` signs.
-  if (!existsSync(ca.root)) await CertificateAuthority.loadOrCreate(ca.dir, { authorizer: new PlacementAuthorizer(() => false) });
-  return startInNetns(
+  const ref = await startInNetns(
     {
       what: 'the lab CA',
       netns: state.fabricNetns,
-      argv: [process.execPath, WEFT_MAIN, 'ca', '--listen', `${LAB_CA_IP}:${LAB_CA_PORT}`, '--dir', ca.dir, '--kubeconfig', kubePaths(state.name).caKubeconfig],
+      argv: [process.execPath, WEFT_MAIN, 'ca', '--listen', `${LAB_CA_IP}:${LAB_CA_PORT}`, '--kubeconfig', kubePaths(state.name).caKubeconfig, '--namespace', AGENT_NAMESPACE],
       env: baseEnv(),
       cwd: REPO_DIR,
       log: ca.log,
     },
     { readyTimeoutMs: START_TIMEOUT_MS, waitExec: true, tcpPorts: [LAB_CA_PORT] },
   );
+  const core = kc.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    const secret = await core.readNamespacedSecret({ name: 'weft-ca-keys', namespace: AGENT_NAMESPACE }).catch(() => undefined);
+    const bundle = await core.readNamespacedConfigMap({ name: 'weft-ca-root', namespace: AGENT_NAMESPACE }).catch(() => undefined);
+    if (secret?.data !== undefined && bundle !== undefined) {
+      await mkdir(ca.dir, { recursive: true });
+      for (const [key, value] of Object.entries(secret.data)) {
+        if (/^[\w.-]+\.pem$/.test(key)) await writeFile(join(ca.dir, key), Buffer.from(value, 'base64'), { mode: 0o600 });
+      }
+      return ref;
+    }
+    if (Date.now() > deadline) throw new WeftError('WEFT_ERR_LAB', `the CA did not create the weft-ca-keys Secret and the weft-ca-root ConfigMap within ${START_TIMEOUT_MS} ms; see ${ca.log}`);
+    await delay(100);
+  }
 }
 
 /**
@@ -570,7 +618,32 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
   const summary = await applyObjects(kc, loaded.objects);
   const pods = loaded.objects.filter((o) => o.kind === 'Pod' && o.apiVersion === 'v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
   await waitForPods(state, kc, pods, readyTimeoutMs);
+  summary.refused = await agentRefusals(state, kc, loaded.objects, readyTimeoutMs);
   return summary;
+}
+
+/**
+ * What the agents refuse of the applied objects the agents read (policies: the API server
+ * double does not validate them against the CRD's schema), once every agent's watches have
+ * seen the resourceVersion each object has now.
+ */
+async function agentRefusals(state: LabState, kc: KubeConfig, objects: readonly ManifestObject[], timeoutMs: number): Promise<ChangeSummary['refused']> {
+  if (!state.agents) return [];
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const seen: Record<string, number> = {};
+  for (const o of objects.filter((x) => x.kind === 'AuthorizationPolicy' || x.kind === 'PeerAuthentication')) {
+    try {
+      const current = await api.read(header(o));
+      const rv = Number(current.metadata?.resourceVersion ?? 0);
+      if (rv > (seen[o.kind] ?? 0)) seen[o.kind] = rv;
+    } catch {
+      // Not there (refused by the API server, which applyObjects reported): nothing to wait for.
+    }
+  }
+  if (Object.keys(seen).length === 0) return [];
+  const names = new Set(objects.flatMap(refusalNames));
+  const refused = await collectRefusalsAfter(state.nodes, seen, timeoutMs);
+  return refused.filter((r) => names.has(r.object));
 }
 
 export async function kubeLabDelete(state: LabState, loaded: LoadedManifests, timeoutMs: number): Promise<{ deleted: string[]; notFound: string[] }> {

@@ -25,6 +25,7 @@ import {
   DiscoveryV1Api,
   type KubeConfig,
   type V1Container,
+  type V1ConfigMap,
   type V1EndpointSlice,
   type V1Pod,
   type V1PodCondition,
@@ -147,6 +148,7 @@ export class Kubelet {
   readonly #pods: LabInformer<V1Pod>;
   readonly #services: LabInformer<V1Service>;
   readonly #slices: LabInformer<V1EndpointSlice>;
+  readonly #configMaps: LabInformer<V1ConfigMap>;
   readonly #running = new Map<string, RuntimePod>();
   readonly #reconcile: () => void;
   readonly #proxy: () => void;
@@ -175,11 +177,12 @@ export class Kubelet {
     const proxyChanged = (): void => this.#proxy();
     this.#services = new LabInformer<V1Service>({ kubeConfig: kc, logger: this.#log, path: '/api/v1/services', list: () => this.#core.listServiceForAllNamespaces(), onChange: proxyChanged });
     this.#slices = new LabInformer<V1EndpointSlice>({ kubeConfig: kc, logger: this.#log, path: '/apis/discovery.k8s.io/v1/endpointslices', list: () => discovery.listEndpointSliceForAllNamespaces(), onChange: proxyChanged });
+    this.#configMaps = new LabInformer<V1ConfigMap>({ kubeConfig: kc, logger: this.#log, path: '/api/v1/configmaps', list: () => this.#core.listConfigMapForAllNamespaces(), onChange: () => this.#refreshConfigMaps() });
   }
 
   async start(): Promise<void> {
     await this.#restoreCheckpoint();
-    await Promise.all([this.#services.start(), this.#slices.start()]);
+    await Promise.all([this.#services.start(), this.#slices.start(), this.#configMaps.start()]);
     await this.#pods.start();
     await this.#markNodeReady();
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
@@ -192,7 +195,7 @@ export class Kubelet {
     this.#stopped = true;
     if (this.#tick) clearInterval(this.#tick);
     for (const p of this.#running.values()) this.#clearTimers(p);
-    await Promise.all([this.#pods.stop(), this.#services.stop(), this.#slices.stop()]);
+    await Promise.all([this.#pods.stop(), this.#services.stop(), this.#slices.stop(), this.#configMaps.stop()]);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -289,6 +292,8 @@ export class Kubelet {
   async #startPod(rp: RuntimePod, pod: V1Pod): Promise<void> {
     const what = `${rp.namespace}/${rp.name}`;
     try {
+      // ConfigMap volumes first: a missing ConfigMap keeps the pod in ContainerCreating, cheaply.
+      await this.#writeConfigMapVolumes(rp, pod);
       if (!rp.hostNetwork) await this.#buildSandbox(rp);
       await this.#writeTokens(rp, pod);
       await this.#checkpoint();
@@ -331,6 +336,41 @@ export class Kubelet {
 
   #podDir(rp: { namespace: string; name: string }): string {
     return join(this.#o.podsDir, `${rp.namespace}_${rp.name}`);
+  }
+
+  /**
+   * configMap volumes: each key (or the volume's items) as a file in <pod dir>/<volume>/, written
+   * before the containers start and rewritten in place when the ConfigMap changes (as the
+   * kubelet's sync does; the trust bundle the agents read comes this way). A ConfigMap that does
+   * not exist fails the start unless the volume is optional; the kubelet retries.
+   */
+  async #writeConfigMapVolumes(rp: RuntimePod, pod: V1Pod): Promise<void> {
+    for (const vol of pod.spec?.volumes ?? []) {
+      const ref = vol.configMap;
+      if (ref?.name === undefined) continue;
+      const cm = this.#configMaps.list().find((c) => c.metadata?.namespace === rp.namespace && c.metadata.name === ref.name);
+      if (cm === undefined) {
+        if (ref.optional === true) continue;
+        throw new Error(`configmap "${ref.name}" not found (volume ${vol.name})`);
+      }
+      const dir = join(this.#podDir(rp), vol.name);
+      await mkdir(dir, { recursive: true });
+      const data = cm.data ?? {};
+      const files = ref.items !== undefined ? ref.items.map((i) => [i.path, data[i.key]] as const) : Object.entries(data);
+      for (const [path, content] of files) {
+        if (content === undefined || path.includes('..')) continue;
+        const file = join(dir, path);
+        if ((await readFile(file, 'utf8').catch(() => undefined)) !== content) await writeFileAtomic(file, content);
+      }
+    }
+  }
+
+  #refreshConfigMaps(): void {
+    for (const rp of this.#running.values()) {
+      const pod = this.#pods.list().find((p) => p.metadata?.uid === rp.uid);
+      if (pod === undefined || rp.terminating || !(pod.spec?.volumes ?? []).some((v) => v.configMap !== undefined)) continue;
+      void this.#writeConfigMapVolumes(rp, pod).catch((err: unknown) => this.#log.warn({ pod: `${rp.namespace}/${rp.name}`, err: { message: (err as Error).message } }, 'configmap volume update failed'));
+    }
   }
 
   /** Projected serviceAccountToken volumes: TokenRequest bound to the pod, refreshed at 80% of its life. */

@@ -1,6 +1,6 @@
 /**
  * The lab's wiring, Calico-style (see the shared contract):
- *   fabric netns: bridge br0; one port per node
+ *   fabric netns: bridge br0; one port per node; a route to each node's pod CIDR via the node
  *   node netns:   eth0 (fabric IP, uplink to br0); ip_forward; a /32 route per local pod; a route
  *                 to each other node's pod CIDR via its fabric IP; the service range on eth0
  *   pod netns:    eth0 198.18.i.n/32; 169.254.1.1 on-link and default via it; the node end of
@@ -71,6 +71,9 @@ export async function wireNodes(fabric: string, fresh: readonly NodeState[], all
       'attach the nodes to the fabric bridge',
     );
   }
+  // The fabric is the control-plane host (CA, API server, Prometheus): it routes each node's pod
+  // CIDR to that node, so pods reach it (the `kubernetes` Service) and its answers come back.
+  await ipBatch(fabric, all.map((n) => `route replace ${n.podCIDR} via ${n.fabricIP} dev ${BRIDGE}`), 'route the pod CIDRs in the fabric');
   const freshNames = new Set(fresh.map((n) => n.name));
   await Promise.all(
     all.map(async (node) => {

@@ -15,8 +15,9 @@ import { DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 const POLL_MS = 25;
 
-interface RefusalsResponse {
+export interface RefusalsResponse {
   readStartedAt?: number;
+  resourceVersions?: Record<string, string>;
   refusals?: Refusal[];
 }
 
@@ -26,9 +27,21 @@ interface RefusalsResponse {
  * waited for; a slow re-scan is no reason to fail an apply that worked).
  */
 export async function collectRefusals(state: LabState, publishedAt: number, timeoutMs: number): Promise<AgentRefusal[]> {
+  return collectRefusalsWhen(state.nodes.filter((n) => refAlive(n.agent)), (answer) => (answer.readStartedAt ?? 0) >= publishedAt, timeoutMs);
+}
+
+/**
+ * Kubernetes mode: refusals once each agent's watches have seen, per kind, at least the given
+ * resourceVersion (the lab's API server numbers them).
+ */
+export function collectRefusalsAfter(nodes: readonly { name: string; netns: string }[], seen: Record<string, number>, timeoutMs: number): Promise<AgentRefusal[]> {
+  return collectRefusalsWhen(nodes, (answer) => Object.entries(seen).every(([kind, rv]) => Number(answer.resourceVersions?.[kind] ?? 0) >= rv), timeoutMs);
+}
+
+async function collectRefusalsWhen(nodes: readonly { name: string; netns: string }[], caughtUp: (answer: RefusalsResponse) => boolean, timeoutMs: number): Promise<AgentRefusal[]> {
   const deadline = Date.now() + timeoutMs;
   const out: AgentRefusal[] = [];
-  for (const node of state.nodes.filter((n) => refAlive(n.agent))) {
+  for (const node of nodes) {
     for (;;) {
       let answer: RefusalsResponse | undefined;
       try {
@@ -36,7 +49,7 @@ export async function collectRefusals(state: LabState, publishedAt: number, time
       } catch {
         answer = undefined;
       }
-      if (answer !== undefined && (answer.readStartedAt ?? 0) >= publishedAt) {
+      if (answer !== undefined && caughtUp(answer)) {
         for (const r of answer.refusals ?? []) out.push({ node: node.name, object: r.object, code: r.code, reason: r.reason });
         break;
       }

@@ -1,7 +1,7 @@
 /** connect: new TCP connections per second, each carrying one small request (64 B / 64 B). */
 import { CpuMeter } from '../proc-stats.js';
 import type { ConnectResult } from '../loadgen.js';
-import { requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
+import { GENERATOR_BUSY_PERCENT, generatorPercent, requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
 import type { System } from '../systems/system.js';
 
 const CONCURRENCY = 16;
@@ -13,6 +13,7 @@ export const connect: Scenario = {
   metrics: [
     { metric: 'connections per second', unit: 'conn/s', better: 'higher' },
     { metric: 'proxy CPU per 1000 connections', unit: 'CPU ms', better: 'lower' },
+    { metric: 'load generator CPU', unit: '% of a core', better: 'lower' },
   ],
   async measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement> {
     const sys = requireSystem(system);
@@ -26,7 +27,9 @@ export const connect: Scenario = {
     const cpuSeconds = cpu.stop();
     const values: Record<string, number> = { 'connections per second': r.connectionsPerSecond };
     if (sys.proxyPids().length > 0 && r.completed > 0) values['proxy CPU per 1000 connections'] = Math.round((cpuSeconds * 1e7) / r.completed) / 10;
-    ctx.log(`  ${r.connectionsPerSecond} conn/s (errors ${r.errors})`);
+    const gen = generatorPercent(r);
+    if (gen !== undefined) values['load generator CPU'] = gen;
+    ctx.log(`  ${r.connectionsPerSecond} conn/s (errors ${r.errors}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ', busy' : ''})`);
     return { values, details: { ...r, cpuSeconds } };
   },
 };

@@ -6,7 +6,7 @@
 import { addedOver, PERCENTILES, type LatencySummary } from '../histogram.js';
 import { CpuMeter } from '../proc-stats.js';
 import type { LatencyResult } from '../loadgen.js';
-import { requireSystem, runLoadInClient, type Measurement, type MetricDef, type Scenario, type ScenarioContext } from './scenario.js';
+import { GENERATOR_BUSY_PERCENT, generatorPercent, requireSystem, runLoadInClient, type Measurement, type MetricDef, type Scenario, type ScenarioContext } from './scenario.js';
 import type { System, SystemName } from '../systems/system.js';
 
 export const RATES = [1000, 5000] as const;
@@ -18,6 +18,7 @@ for (const rate of RATES) {
   for (const [key] of PERCENTILES) metrics.push({ metric: `${LABEL[key]} @ ${rate} rps`, unit: 'ms', better: 'lower' });
   for (const [key] of PERCENTILES) metrics.push({ metric: `added ${LABEL[key]} @ ${rate} rps`, unit: 'ms', better: 'lower' });
   metrics.push({ metric: `proxy CPU per 1000 req @ ${rate} rps`, unit: 'CPU ms', better: 'lower' });
+  metrics.push({ metric: `load generator CPU @ ${rate} rps`, unit: '% of a core', better: 'lower' });
 }
 
 /** The summaries of the last run, for the chart (rate -> system -> summary). */
@@ -44,11 +45,13 @@ export const latency: Scenario = {
       const cpuSeconds = cpu.stop();
       for (const [key] of PERCENTILES) values[`${LABEL[key]} @ ${rate} rps`] = r.latency[key];
       if (sys.proxyPids().length > 0 && r.answered > 0) values[`proxy CPU per 1000 req @ ${rate} rps`] = Math.round((cpuSeconds * 1e7) / r.answered) / 10;
+      const gen = generatorPercent(r);
+      if (gen !== undefined) values[`load generator CPU @ ${rate} rps`] = gen;
       const bySystem = latencySummaries.get(rate) ?? {};
       bySystem[sys.name] = r.latency;
       latencySummaries.set(rate, bySystem);
       details[String(rate)] = { ...r, cpuSeconds };
-      ctx.log(`  ${rate} rps: p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} p99.9 ${r.latency.p999} ms; unanswered ${r.unanswered}`);
+      ctx.log(`  ${rate} rps: p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} p99.9 ${r.latency.p999} ms; unanswered ${r.unanswered}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ' (busy: the figure may be the generator\'s)' : ''}`);
     }
     return { values, details };
   },

@@ -1,6 +1,6 @@
 /** saturation: the highest request rate sustained with 16 and 64 connections (closed loop, one request in flight each). */
 import type { ClosedResult } from '../loadgen.js';
-import { requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
+import { GENERATOR_BUSY_PERCENT, generatorPercent, requireSystem, runLoadInClient, type Measurement, type Scenario, type ScenarioContext } from './scenario.js';
 import type { System } from '../systems/system.js';
 
 const CONNECTIONS = [16, 64] as const;
@@ -9,7 +9,10 @@ export const saturation: Scenario = {
   name: 'saturation',
   systems: ['direct', 'weft', 'haproxy-mtls'],
   usesSystem: true,
-  metrics: CONNECTIONS.map((c) => ({ metric: `max rps, ${c} connections`, unit: 'req/s', better: 'higher' as const })),
+  metrics: CONNECTIONS.flatMap((c) => [
+    { metric: `max rps, ${c} connections`, unit: 'req/s', better: 'higher' as const },
+    { metric: `load generator CPU, ${c} connections`, unit: '% of a core', better: 'lower' as const },
+  ]),
   async measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement> {
     const sys = requireSystem(system);
     const durationMs = ctx.quick ? 2_000 : 10_000;
@@ -23,7 +26,9 @@ export const saturation: Scenario = {
       );
       values[`max rps, ${connections} connections`] = r.rps;
       details[String(connections)] = r;
-      ctx.log(`  ${connections} connections: ${r.rps} req/s (p99 ${r.latency.p99} ms, errors ${r.errors})`);
+      const gen = generatorPercent(r);
+      if (gen !== undefined) values[`load generator CPU, ${connections} connections`] = gen;
+      ctx.log(`  ${connections} connections: ${r.rps} req/s (p99 ${r.latency.p99} ms, errors ${r.errors}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ', busy' : ''})`);
     }
     return { values, details };
   },

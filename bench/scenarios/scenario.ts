@@ -1,7 +1,7 @@
 /** What every scenario provides, and the helpers they share (load runs in the client pod). */
 import { execInClient, type BenchLab } from '../lab-env.js';
 import { BenchError } from '../errors.js';
-import type { LoadResult, LoadSpec } from '../loadgen.js';
+import type { GeneratorCpu, LoadResult, LoadSpec } from '../loadgen.js';
 import type { System, SystemName } from '../systems/system.js';
 
 export interface ScenarioContext {
@@ -59,6 +59,14 @@ export async function runLoadInClient<R extends LoadResult>(spec: LoadSpec, time
   if ('error' in parsed && parsed.error !== undefined) throw new BenchError(`load generator (${spec.mode}): ${parsed.error}`);
   return parsed as R;
 }
+
+/** The load generator's CPU in % of one core (the harness's own load, issue 15), when it reported it. */
+export function generatorPercent(result: LoadResult): number | undefined {
+  return (result as LoadResult & { generatorCpu?: GeneratorCpu }).generatorCpu?.percentOfCore;
+}
+
+/** Logged beside a figure: above this the generator, not the path, may be what limits the run. */
+export const GENERATOR_BUSY_PERCENT = 85;
 
 export function requireSystem(system: System | undefined): System {
   if (system === undefined) throw new BenchError('this scenario needs a started system');

@@ -3,9 +3,8 @@
  * warm-up; `--soak-duration`): 16 persistent connections at 900 requests/s and 100 new
  * connections/s with one request each, 1000 requests/s in all, 1 KiB each way. Every 10 s the
  * harness samples each agent's RSS (/proc/<pid>/status) and open descriptors (/proc/<pid>/fd).
- * Growth is judged after the warm-up: the mean of the last 3 samples against the mean of the
- * first 3 after warm-up (one sample is a GC away from another), per agent, the larger of the two
- * agents reported. Target (issue 10): below 1 MiB and 10 descriptors over the window.
+ * Growth is judged after the warm-up: the lowest sample of the window's last third against the
+ * lowest of its first third (see soakGrowth), per agent, the larger of the two agents reported. Target (issue 10): below 1 MiB and 10 descriptors over the window.
  */
 import { readdirSync } from 'node:fs';
 import { rssKiB } from '../proc-stats.js';
@@ -30,19 +29,21 @@ function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
-
 /**
- * Growth per process over the window: mean of the last 3 samples minus mean of the first 3 at or
- * after `warmupMs`. Pure (exported for its test).
+ * Growth per process over the window: the lowest sample of its last third minus the lowest of
+ * its first third (samples at or after `warmupMs`). The floors, not means: at 1000 requests/s an
+ * agent's RSS saws by ~100 MB between major GCs, so a mean of a few samples says where in the
+ * saw they fell; the floor after a collection is what the agent keeps. Pure (exported for its test).
  */
 export function soakGrowth(samples: readonly SoakSample[], warmupMs: number, pick: (s: SoakSample) => number[]): number[] | undefined {
   const window = samples.filter((s) => s.at >= warmupMs);
   if (window.length < 6) return undefined;
-  const first = window.slice(0, 3);
-  const last = window.slice(-3);
-  const n = first[0]!.rssKiB.length;
-  return Array.from({ length: n }, (_, i) => mean(last.map((s) => pick(s)[i]!)) - mean(first.map((s) => pick(s)[i]!)));
+  const third = Math.floor(window.length / 3);
+  const first = window.slice(0, third);
+  const last = window.slice(-third);
+  const n = pick(first[0]!).length;
+  const floor = (part: readonly SoakSample[], i: number): number => Math.min(...part.map((s) => pick(s)[i]!));
+  return Array.from({ length: n }, (_, i) => floor(last, i) - floor(first, i));
 }
 
 export const soak: Scenario = {

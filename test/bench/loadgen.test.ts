@@ -91,11 +91,13 @@ describe('load generator', () => {
     }
   });
 
-  it('soak growth: last 3 samples against the first 3 after warm-up, per process', () => {
-    const samples: SoakSample[] = [0, 10, 20, 30, 40, 50, 60, 70].map((t, i) => ({ at: t * 1000, rssKiB: [1000 + i * 100, 500], fds: [10, 10 + (i >= 6 ? 3 : 0)] }));
-    // warm-up 20 s: window samples are i = 2..7; first 3 = 2,3,4; last 3 = 5,6,7
-    assert.deepEqual(soakGrowth(samples, 20_000, (s) => s.rssKiB), [300, 0]);
-    assert.deepEqual(soakGrowth(samples, 20_000, (s) => s.fds), [0, 2]);
-    assert.equal(soakGrowth(samples.slice(0, 5), 20_000, (s) => s.fds), undefined);
+  it('soak growth: the floor of the last third of the window against the floor of its first third, per process', () => {
+    // A saw (GC) on process 0 with a floor rising by 50; process 1 flat but for one high sample.
+    const rss0 = [900, 1000, 1400, 1010, 1500, 1050, 1600, 1060, 1700];
+    const samples: SoakSample[] = rss0.map((r, i) => ({ at: i * 10_000, rssKiB: [r, i === 8 ? 900 : 500], fds: [10, 10 + (i >= 7 ? 3 : 0)] }));
+    // warm-up 10 s: window is i = 1..8 (8 samples), thirds of 2: first i = 1,2, last i = 7,8
+    assert.deepEqual(soakGrowth(samples, 10_000, (s) => s.rssKiB), [60, 0]);
+    assert.deepEqual(soakGrowth(samples, 10_000, (s) => s.fds), [0, 3]);
+    assert.equal(soakGrowth(samples.slice(0, 6), 10_000, (s) => s.fds), undefined);
   });
 });

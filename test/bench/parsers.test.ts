@@ -6,6 +6,7 @@ import { parseIperf } from '../../bench/scenarios/bulk.js';
 import { modelUpdatedAt, parsePolicyDecisionNs } from '../../bench/scenarios/scale.js';
 import { scaleManifests } from '../../bench/scale-manifests.js';
 import { listeningPorts } from '../../bench/netns-process.js';
+import { generatorCpu } from '../../bench/loadgen.js';
 
 test('the request parser finds each request however the stream is cut', () => {
   const stream = Buffer.concat([buildRequest(1024, 1024), buildRequest(8, 64), buildRequest(100, 7)]);
@@ -38,7 +39,9 @@ test('HAProxy configs: one thread, TLS 1.3 only, mutual TLS both ways, one liste
 
 test('iperf3 JSON: bytes and bits per second received; an iperf3 error is an error', () => {
   const ok = JSON.stringify({ end: { sum_received: { bytes: 5e9, bits_per_second: 4e9, seconds: 10 } } });
-  assert.deepEqual(parseIperf(ok), { bytes: 5e9, bitsPerSecond: 4e9 });
+  assert.deepEqual(parseIperf(ok), { bytes: 5e9, bitsPerSecond: 4e9, senderCpuPercent: undefined });
+  const withCpu = JSON.stringify({ end: { sum_received: { bytes: 5e9, bits_per_second: 4e9, seconds: 10 }, cpu_utilization_percent: { host_total: 97.5 } } });
+  assert.equal(parseIperf(withCpu).senderCpuPercent, 97.5);
   assert.throws(() => parseIperf(JSON.stringify({ error: 'unable to connect' })), /unable to connect/);
 });
 
@@ -75,4 +78,10 @@ test('listening ports come from /proc/net/tcp LISTEN rows only', () => {
     '   1: 020212C6:1B58 020112C6:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1',
   ].join('\n');
   assert.deepEqual([...listeningPorts(text)], [15000]);
+});
+
+test("the load generator's own CPU: user + system over wall time, in % of one core", () => {
+  const cpu = generatorCpu({ user: 1_000_000, system: 500_000 }, 1_000, { user: 2_500_000, system: 1_000_000 }, 3_000);
+  assert.deepEqual(cpu, { userSeconds: 1.5, systemSeconds: 0.5, wallSeconds: 2, percentOfCore: 100 });
+  assert.equal(generatorCpu({ user: 0, system: 0 }, 5, { user: 10, system: 0 }, 5).percentOfCore, 0);
 });

@@ -13,15 +13,24 @@ import { silentLogger } from '../../agent/log.js';
 import { FakeKubeApi, KUBE_PATHS } from '../helpers/fake-kube-api.js';
 import { waitFor } from '../helpers/wait.js';
 
-/** Simulated time: every sleep returns at once and moves the clock by what was asked. */
+/**
+ * Simulated time: every sleep returns at once and moves the clock by what was asked, up to
+ * `limit`: a sleep that would end later never returns (until stop aborts it), so what happened
+ * within the window is exact, however fast the loop runs.
+ */
 class FakeClock implements Clock {
   t = 0;
   readonly sleeps: number[] = [];
+  constructor(readonly limit = Infinity) {}
   now(): number {
     return this.t;
   }
-  sleep(ms: number): Promise<void> {
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
     this.sleeps.push(ms);
+    if (this.t + ms > this.limit) {
+      this.t = this.limit;
+      return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+    }
     this.t += ms;
     return new Promise((resolve) => setImmediate(resolve));
   }
@@ -71,7 +80,7 @@ describe('backoff while the API server fails (finding 8)', () => {
   it('retries each collection with exponential backoff and jitter, capped at 30 s: about ten tries in two minutes, not ten a second', async () => {
     const api = await startApi();
     api.failWith = { status: 503 };
-    const clock = new FakeClock();
+    const clock = new FakeClock(120_000);
     const source = newSource(api, { clock, backoff: {} });
     void source.start();
     await waitFor(() => clock.now() >= 120_000, 'two simulated minutes of failures', 10_000);
@@ -85,7 +94,7 @@ describe('backoff while the API server fails (finding 8)', () => {
   it('one collection over five simulated minutes: each try waits longer, up to the cap, spread by jitter', async () => {
     const api = await startApi();
     api.failWith = { status: 500 };
-    const clock = new FakeClock();
+    const clock = new FakeClock(300_000);
     const reflector = new Reflector<unknown>({
       kubeConfig: kubeConfig(api),
       kind: 'Service',

@@ -342,6 +342,16 @@ function kubernetesOnly(): void {
     assert.deepEqual([api.endpoints[0]?.addresses[0], api.ports[0]?.port], ['198.19.0.254', 6443]);
   });
 
+  test('pods reach the API server through the kubernetes Service (its selectorless EndpointSlice), from inside the mesh and outside it', async () => {
+    // /version answers without credentials: any HTTP answer from the API server proves the path.
+    const script = "require('https').get({ host: 'kubernetes.default.svc.cluster.local', path: '/version', rejectUnauthorized: false, timeout: 5000 }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => { console.log(JSON.stringify({ status: r.statusCode, kind: JSON.parse(b).kind ?? 'version' })); }); }).on('error', (e) => { console.error(e.message); process.exit(2); })";
+    for (const [pod, ns] of [['productpage-v1', 'default'], ['client', 'outside']] as const) {
+      const r = await podNode(LAB, pod, ns, script);
+      assert.equal(r.code, 0, `${ns}/${pod}: ${r.stderr}`);
+      assert.match(r.stdout, /"status":(200|401|403)/, `${ns}/${pod} got an answer of the API server: ${r.stdout}`);
+    }
+  });
+
   test('kubectl get -w sees a pod added and removed with kubectl, and the removed pod leaves nothing behind', async () => {
     const { spawn } = await import('node:child_process');
     const watch = spawn('kubectl', ['--kubeconfig', kubePaths(LAB).adminKubeconfig, 'get', 'pods', '-n', 'outside', '--watch', '--output-watch-events', '-o', 'custom-columns=EVENT:.type,NAME:.object.metadata.name,PHASE:.object.status.phase', '--no-headers'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -23,6 +23,9 @@ describe('fuzz regressions', () => {
     'a: [x,\ny]\n',
     'a:\n  b: {x: 1,\n  y: 2}\n',
     'a: [b, [c]\nd: 1\n',
+    // a compact nested sequence with an empty entry: js-yaml gives it the parent's next entry
+    '- null\n- -\n- null\n- -\n',
+    'a:\n  - -  # c\n  - b\n',
   ];
   for (const text of differing) {
     it(`fast-yaml leaves ${JSON.stringify(text)} to yaml`, () => {

@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz [-- --time S] [--runs N] [--target NAME]... [--seed N]`: runs every fuzz target
+ * `npm run fuzz [-- --time S] [--runs N] [--target NAME]... [--seed N [--path P]]`: runs every fuzz target
  * (test/fuzz/targets.ts) for a bounded time (default 20 s each) or count, one after the other,
  * and prints how many generated inputs each survived. Exits 1 when any target failed, after
  * printing fast-check's report (the shrunk input, its seed and path to replay it).
@@ -16,6 +16,7 @@ async function main(): Promise<number> {
       runs: { type: 'string' },
       target: { type: 'string', multiple: true, default: [] },
       seed: { type: 'string' },
+      path: { type: 'string' },
       json: { type: 'string' },
     },
   });
@@ -33,6 +34,7 @@ async function main(): Promise<number> {
         numRuns: runs,
         ...(seconds === undefined ? {} : { timeLimitMs: seconds * 1000 }),
         ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
+        ...(values.path === undefined ? {} : { path: values.path }),
       });
       outcomes.push(outcome);
       process.stdout.write(`${outcome.failed ? 'FAIL' : 'ok  '} ${target.name.padEnd(20)} ${String(outcome.runs).padStart(9)} inputs survived in ${(outcome.ms / 1000).toFixed(1)} s (seed ${outcome.seed})\n`);

@@ -12,6 +12,8 @@ import { serviceViewsFromApi } from '../../agent/lab/kube-proxy.js';
 import { expand, requestBoundToken, tokenRefreshDelayMs } from '../../agent/lab/kubelet.js';
 import { TokenReviewAuthenticator } from '../../agent/identity/token-review.js';
 import { startTestApi } from './kube-api-helpers.js';
+import { applyObjects } from '../../agent/lab/kube-mode.js';
+import type { ManifestObject } from '../../agent/discovery/types.js';
 import { ProbeTracker } from '../../agent/lab/kubelet-probes.js';
 import { runCniChain } from '../../agent/lab/cni-chain.js';
 
@@ -157,6 +159,26 @@ test('the kubelet\'s projected token: TokenRequest bound to the pod with the vol
     assert.equal(await authenticator.authenticate(token), 'node-2', 'the CA places the agent on its pod\'s node');
     assert.equal(tokenRefreshDelayMs(before + 3600_000, before), 2880_000);
     assert.equal(tokenRefreshDelayMs(before - 1, before), 1_000, 'an expired token is renewed at once (after a second)');
+  } finally {
+    await api.close();
+  }
+});
+
+test('weft lab apply in Kubernetes mode: create, unchanged, configured; labels dropped from the manifest go, labels set by others and the API server stay', async () => {
+  const api = await startTestApi();
+  try {
+    const core = api.kc.makeApiClient(CoreV1Api);
+    const ns = (labels: Record<string, string>): ManifestObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'shop', labels } });
+    const svc: ManifestObject = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { selector: { app: 'web' }, ports: [{ port: 80 }] } } as ManifestObject;
+    assert.deepEqual(await applyObjects(api.kc, [svc, ns({ 'weft.dev/mesh': 'enabled' })]), { created: ['namespace/shop', 'service/shop/web'], configured: [], unchanged: [], deleted: [] }, 'the namespace first');
+    assert.deepEqual((await applyObjects(api.kc, [ns({ 'weft.dev/mesh': 'enabled' }), svc])).unchanged, ['namespace/shop', 'service/shop/web'], 'server defaults (ClusterIP, its labels) are no change');
+    const current = await core.readNamespace({ name: 'shop' });
+    current.metadata!.labels = { ...current.metadata!.labels, team: 'a' };
+    await core.replaceNamespace({ name: 'shop', body: current });
+    assert.deepEqual((await applyObjects(api.kc, [ns({})])).configured, ['namespace/shop']);
+    const labels = (await core.readNamespace({ name: 'shop' })).metadata?.labels ?? {};
+    assert.equal(labels['weft.dev/mesh'], undefined, 'dropped from the manifest: removed');
+    assert.equal(labels['team'], 'a', 'set by someone else: kept');
   } finally {
     await api.close();
   }
