@@ -232,10 +232,10 @@ export interface ConnectionInfo {
 
 /** One decision's connection and what has been derived from it so far. Make one with beginMatch(). */
 export class MatchContext {
-  readonly conn: ConnectionInfo;
-  /** Parsed addresses; allocated on the first IP match only. */
-  srcAddr: Uint32Array | undefined = undefined;
-  dstAddr: Uint32Array | undefined = undefined;
+  conn: ConnectionInfo;
+  /** Parsed addresses (their arrays are kept when the context is reused). */
+  readonly srcAddr = new Uint32Array(4);
+  readonly dstAddr = new Uint32Array(4);
   srcFamily: Family | -1 = -1; // -1: not parsed yet
   dstFamily: Family | -1 = -1;
   principal: string | undefined = undefined; // undefined: not derived yet
@@ -246,9 +246,30 @@ export class MatchContext {
   }
 }
 
+const NO_CONNECTION: ConnectionInfo = { sourceIp: '', destinationIp: '', destinationPort: 0 };
+/**
+ * Contexts no decision holds, for reuse (the hot path allocates nothing). A context is in here
+ * only between endMatch() and the next beginMatch(): while a decision runs it owns its context
+ * alone, so decisions started inside others never share one.
+ */
+const idle: MatchContext[] = [];
+
 /** Starts a decision for `c`: pass the context to matchesPolicy for each policy of that decision. */
 export function beginMatch(c: ConnectionInfo): MatchContext {
-  return new MatchContext(c);
+  const x = idle.pop();
+  if (x === undefined) return new MatchContext(c);
+  x.conn = c;
+  x.srcFamily = -1;
+  x.dstFamily = -1;
+  x.principal = undefined;
+  x.namespace = undefined;
+  return x;
+}
+
+/** Ends the decision of `x` (optional: a context not ended is garbage collected). Do not use `x` after. */
+export function endMatch(x: MatchContext): void {
+  x.conn = NO_CONNECTION;
+  if (idle.length < 16) idle.push(x);
 }
 
 function peerPrincipal(x: MatchContext): string {
@@ -301,16 +322,16 @@ function anyString(list: readonly StringMatcher[], s: string): boolean {
 }
 
 function anySourceIp(x: MatchContext, list: readonly Cidr[]): boolean {
-  if (x.srcFamily === -1) x.srcFamily = parseIp(x.conn.sourceIp, (x.srcAddr = new Uint32Array(4)));
+  if (x.srcFamily === -1) x.srcFamily = parseIp(x.conn.sourceIp, x.srcAddr);
   if (x.srcFamily === FAMILY_NONE) return false;
-  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.srcFamily, x.srcAddr!)) return true;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.srcFamily, x.srcAddr)) return true;
   return false;
 }
 
 function anyDestinationIp(x: MatchContext, list: readonly Cidr[]): boolean {
-  if (x.dstFamily === -1) x.dstFamily = parseIp(x.conn.destinationIp, (x.dstAddr = new Uint32Array(4)));
+  if (x.dstFamily === -1) x.dstFamily = parseIp(x.conn.destinationIp, x.dstAddr);
   if (x.dstFamily === FAMILY_NONE) return false;
-  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.dstFamily, x.dstAddr!)) return true;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.dstFamily, x.dstAddr)) return true;
   return false;
 }
 

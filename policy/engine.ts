@@ -14,10 +14,12 @@ import {
   ACTION_DENY,
   beginMatch,
   compileAuthorizationPolicy,
+  endMatch,
   l7Warning,
   matchesPolicy,
   type CompiledAuthorizationPolicy,
   type ConnectionInfo,
+  type MatchContext,
 } from './authz.js';
 import type { PolicyFieldError } from './errors.js';
 import {
@@ -267,6 +269,15 @@ export function evaluate(w: WorkloadPolicy, conn: ConnectionInfo): PolicyDecisio
   const audit = w.audit;
   if (deny.length === 0 && allow.length === 0 && audit.length === 0) return ALLOW_NO_POLICY;
   const x = beginMatch(conn);
+  const d = decide(w, x);
+  endMatch(x);
+  return d;
+}
+
+function decide(w: WorkloadPolicy, x: MatchContext): PolicyDecision {
+  const deny = w.deny;
+  const allow = w.allow;
+  const audit = w.audit;
   let audits: string[] | null = null;
   for (let i = 0; i < audit.length; i++) {
     if (matchesPolicy(x, audit[i]!)) (audits ??= []).push(audit[i]!.key);

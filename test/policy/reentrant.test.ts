@@ -51,4 +51,9 @@ test('a whole decision made from within another (as from a callback) leaves the 
   assert.equal(matchesPolicy(outer, byNamespace), true);
   assert.equal(matchesPolicy(outer, byIp), true);
   assert.equal(evaluate(wp, fromA).allowed, true);
+  // Contexts are reused once a decision ended, never while one is under way.
+  const another = beginMatch(fromB);
+  assert.notEqual(another, outer);
+  assert.equal(matchesPolicy(outer, byPrincipal), true);
+  assert.equal(matchesPolicy(another, byPrincipal), false);
 });
