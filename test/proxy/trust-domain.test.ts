@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { waitFor } from '../helpers/wait.js';
 import { setupTwoPods, type TwoPods } from '../helpers/two-pods.js';
 import { configDump } from '../../agent/admin/server.js';
+import { parseTrustDomain } from '../../agent/identity/spiffe.js';
+import { isWeftError } from '../../agent/errors.js';
 
 const TD = 'mesh.example';
 let t: TwoPods;
@@ -44,4 +46,9 @@ test('policy namespaces match peers of the trust domain (a peer of another one w
   t.writeFile('p.yaml', allowNamespace('elsewhere'));
   await waitFor(() => t.agent.inputs.policy.generation > gen, 'policy applied');
   await assert.rejects(t.request(t.VIP, 80, 'no'));
+});
+
+test('--trust-domain takes a SPIFFE trust domain and refuses anything else with WEFT_ERR_CONFIG', () => {
+  assert.equal(parseTrustDomain('mesh.example'), 'mesh.example');
+  for (const bad of ['', 'Mesh.Example', 'a/b', 'spiffe://x', 'x y']) assert.throws(() => parseTrustDomain(bad), (e) => isWeftError(e, 'WEFT_ERR_CONFIG'), JSON.stringify(bad));
 });
