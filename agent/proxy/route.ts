@@ -141,22 +141,23 @@ function routeToEndpoint(
   const selfCall =
     notRedirectedRefusal(original, listener.localAddress, listener.localPort) ??
     (meshed || upstreamIp === source.workload.ip ? agentPortRefusal(upstreamIp, upstreamPort) : undefined);
-  const common = { original, service, endpoint, workload, upstreamIp, upstreamPort, protocol: 'tcp' as const };
-  if (selfCall) return { ...common, kind: 'refuse', reason: 'self-call', error: selfCall };
+  // One object per decision (the per-connection path): each kind spelled out, no spread.
+  if (selfCall) return { kind: 'refuse', reason: 'self-call', error: selfCall, original, service, endpoint, workload, upstreamIp, upstreamPort, protocol: 'tcp' };
   if (service && !endpoint) {
-    return { ...common, kind: 'refuse', reason: 'no-ready-endpoint', error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) };
+    const error = new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`);
+    return { kind: 'refuse', reason: 'no-ready-endpoint', error, original, service, endpoint, workload, upstreamIp, upstreamPort, protocol: 'tcp' };
   }
   if (meshed && source.pool !== undefined) {
     return {
-      ...common,
       kind: 'hbone',
       reason: endpoint ? 'meshed-endpoint' : 'meshed-pod',
       tunnelHost: workload.ip,
       tunnelPort: HBONE_PORT,
       authority: `${workload.ip}:${upstreamPort}`,
       expectedIdentity: workload.identity,
+      original, service, endpoint, workload, upstreamIp, upstreamPort, protocol: 'tcp',
     };
   }
   const reason: RouteReason = meshed ? 'no-mtls' : endpoint ? (workload ? 'endpoint-not-meshed' : 'endpoint-not-a-pod') : workload ? 'pod-not-meshed' : 'passthrough';
-  return { ...common, kind: 'direct', reason };
+  return { kind: 'direct', reason, original, service, endpoint, workload, upstreamIp, upstreamPort, protocol: 'tcp' };
 }
