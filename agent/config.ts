@@ -52,6 +52,15 @@ export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 /** Workload certificate lifetime the CA issues. */
 export const DEFAULT_WORKLOAD_LIFETIME_MS = 24 * 3600_000;
+/** The CA's self-made root lives this long; its serving certificate this long (renewed at half-life). */
+export const CA_ROOT_LIFETIME_MS = 10 * 365 * 24 * 3600_000;
+export const CA_SERVING_LIFETIME_MS = 7 * 24 * 3600_000;
+/** Certificates start this far in the past so that a peer whose clock lags accepts them. */
+export const CERT_BACKDATE_MS = 60_000;
+/** In Kubernetes mode the CA re-reads its key Secret this often and puts the root ConfigMap right. */
+export const CA_REPUBLISH_MS = 30_000;
+/** An agent's request to the CA (sign, bundle) without an answer this long fails. */
+export const CA_REQUEST_TIMEOUT_MS = 10_000;
 /** Fraction of a certificate's lifetime after which the agent renews it, and the random spread around it. */
 export const RENEW_AT_FRACTION = 0.5;
 export const RENEW_JITTER_FRACTION = 0.1;
@@ -164,7 +173,7 @@ export function effectiveConfig(input: EffectiveConfigInput) {
       sessionCloseGraceMs: SESSION_CLOSE_GRACE_MS,
     },
     timeouts: { upstreamConnectMs: UPSTREAM_CONNECT_TIMEOUT_MS, connectResponseMs: CONNECT_RESPONSE_TIMEOUT_MS, certWaitMs: CERT_WAIT_MS, cniSeconds: CNI_TIMEOUT_SECONDS },
-    identity: { renewAt: RENEW_AT_FRACTION, renewJitter: RENEW_JITTER_FRACTION, maxIdentities: MAX_IDENTITIES, retryInitialMs: IDENTITY_RETRY_INITIAL_MS, retryMaxMs: IDENTITY_RETRY_MAX_MS, trustBundlePollMs: TRUST_BUNDLE_POLL_MS },
+    identity: { workloadLifetimeMs: DEFAULT_WORKLOAD_LIFETIME_MS, caRequestTimeoutMs: CA_REQUEST_TIMEOUT_MS, renewAt: RENEW_AT_FRACTION, renewJitter: RENEW_JITTER_FRACTION, maxIdentities: MAX_IDENTITIES, retryInitialMs: IDENTITY_RETRY_INITIAL_MS, retryMaxMs: IDENTITY_RETRY_MAX_MS, trustBundlePollMs: TRUST_BUNDLE_POLL_MS },
     limits: { maxPairTotals: MAX_PAIR_TOTALS, maxObjectBytes: MAX_OBJECT_BYTES, maxManifestFileBytes: MAX_MANIFEST_FILE_BYTES },
     discovery: { backoffInitialMs: DISCOVERY_BACKOFF_INITIAL_MS, backoffMaxMs: DISCOVERY_BACKOFF_MAX_MS, watchIdleGraceMs: WATCH_IDLE_GRACE_MS, manifestDebounceMs: MANIFEST_DEBOUNCE_MS, manifestMaxWaitMs: MANIFEST_MAX_WAIT_MS, manifestRescanMs: MANIFEST_RESCAN_MS },
   };
