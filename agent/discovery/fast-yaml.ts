@@ -70,9 +70,20 @@ const SPANS_LINES: readonly RegExp[] = [
   /(?:^|[\s:,[{-])'(?:[^'\n]|'')*$/m,
   /(?:^|[\s:,-])[[{](?![^\n]*[\]}][ \t]*(?:#[^\n]*)?$)/m,
   /[[{][^\n]*[[{]/,
-  // Not a span, a js-yaml bug: a compact nested sequence with an empty entry ("- -") takes the
-  // next entry of its parent ("- -\n- b" is [[null, "b"]] to js-yaml, [[null], "b"] to yaml).
+  // Not a span, a js-yaml bug: a nested sequence ending in an empty entry ("- -", or an indented
+  // "-" alone) takes the next entry of its parent ("- -\n- b" is [[null, "b"]] to js-yaml,
+  // [[null], "b"] to yaml).
   /-[ \t]+-[ \t]*(?:#[^\n]*)?$/m,
+  /^[ ]+-[ \t]*(?:#[^\n]*)?$/m,
+  // Tabs: js-yaml takes a tab as indentation where yaml (and the spec) refuse it ('\t""').
+  // Manifests rarely hold one; any tab sends the file to yaml.
+  /\t/,
+  // A document marker run into text ('---[]'): js-yaml starts a document, yaml reads a scalar;
+  // and content after a document end ('... 0'), which yaml refuses.
+  /^(?:---|\.\.\.)[^ \r\n]/m,
+  /^\.\.\.[ \t]+[^#\s]/m,
+  // A comment not separated by a space from a closing bracket or quote ('[]#'): js-yaml takes it.
+  /[\]}"']#/,
 ];
 
 /**

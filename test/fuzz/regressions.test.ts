@@ -26,6 +26,15 @@ describe('fuzz regressions', () => {
     // a compact nested sequence with an empty entry: js-yaml gives it the parent's next entry
     '- null\n- -\n- null\n- -\n',
     'a:\n  - -  # c\n  - b\n',
+    '- - a\n  -\n- b\n',
+    '- a:\n  -\n- b\n',
+    // a tab as indentation: js-yaml reads it, yaml refuses it
+    '\t""\n',
+    // a document marker run into text
+    '---[]\n',
+    '... 0\n',
+    // a comment run into a closing bracket
+    '[]#\n',
   ];
   for (const text of differing) {
     it(`fast-yaml leaves ${JSON.stringify(text)} to yaml`, () => {
