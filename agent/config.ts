@@ -59,6 +59,9 @@ export const CA_SERVING_LIFETIME_MS = 7 * 24 * 3600_000;
 export const CERT_BACKDATE_MS = 60_000;
 /** In Kubernetes mode the CA re-reads its key Secret this often and puts the root ConfigMap right. */
 export const CA_REPUBLISH_MS = 30_000;
+/** The CA caches TokenReview answers this long, for at most this many tokens. */
+export const TOKEN_REVIEW_CACHE_MS = 60_000;
+export const TOKEN_REVIEW_CACHE_MAX = 10_000;
 /** An agent's request to the CA (sign, bundle) without an answer this long fails. */
 export const CA_REQUEST_TIMEOUT_MS = 10_000;
 /** Fraction of a certificate's lifetime after which the agent renews it, and the random spread around it. */
@@ -71,6 +74,8 @@ export const IDENTITY_RETRY_INITIAL_MS = 250;
 export const IDENTITY_RETRY_MAX_MS = 5_000;
 /** An outbound meshed connection of a pod without its certificate waits this long, then is refused. */
 export const CERT_WAIT_MS = 5_000;
+/** A captured pod still without a certificate is logged again this often (its 15008 listens once it has one). */
+export const CERT_PENDING_LOG_INTERVAL_MS = 60_000;
 /** The published trust bundle file is re-read this often besides its directory watch. */
 export const TRUST_BUNDLE_POLL_MS = 10_000;
 
@@ -173,7 +178,7 @@ export function effectiveConfig(input: EffectiveConfigInput) {
       sessionCloseGraceMs: SESSION_CLOSE_GRACE_MS,
     },
     timeouts: { upstreamConnectMs: UPSTREAM_CONNECT_TIMEOUT_MS, connectResponseMs: CONNECT_RESPONSE_TIMEOUT_MS, certWaitMs: CERT_WAIT_MS, cniSeconds: CNI_TIMEOUT_SECONDS },
-    identity: { workloadLifetimeMs: DEFAULT_WORKLOAD_LIFETIME_MS, caRequestTimeoutMs: CA_REQUEST_TIMEOUT_MS, renewAt: RENEW_AT_FRACTION, renewJitter: RENEW_JITTER_FRACTION, maxIdentities: MAX_IDENTITIES, retryInitialMs: IDENTITY_RETRY_INITIAL_MS, retryMaxMs: IDENTITY_RETRY_MAX_MS, trustBundlePollMs: TRUST_BUNDLE_POLL_MS },
+    identity: { certPendingLogIntervalMs: CERT_PENDING_LOG_INTERVAL_MS, workloadLifetimeMs: DEFAULT_WORKLOAD_LIFETIME_MS, caRequestTimeoutMs: CA_REQUEST_TIMEOUT_MS, renewAt: RENEW_AT_FRACTION, renewJitter: RENEW_JITTER_FRACTION, maxIdentities: MAX_IDENTITIES, retryInitialMs: IDENTITY_RETRY_INITIAL_MS, retryMaxMs: IDENTITY_RETRY_MAX_MS, trustBundlePollMs: TRUST_BUNDLE_POLL_MS },
     limits: { maxPairTotals: MAX_PAIR_TOTALS, maxObjectBytes: MAX_OBJECT_BYTES, maxManifestFileBytes: MAX_MANIFEST_FILE_BYTES },
     discovery: { backoffInitialMs: DISCOVERY_BACKOFF_INITIAL_MS, backoffMaxMs: DISCOVERY_BACKOFF_MAX_MS, watchIdleGraceMs: WATCH_IDLE_GRACE_MS, manifestDebounceMs: MANIFEST_DEBOUNCE_MS, manifestMaxWaitMs: MANIFEST_MAX_WAIT_MS, manifestRescanMs: MANIFEST_RESCAN_MS },
   };
