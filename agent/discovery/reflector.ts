@@ -21,7 +21,8 @@ import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
-import { describeSize, MAX_OBJECT_BYTES } from './limits.js';
+import { describeSize } from './limits.js';
+import { MAX_OBJECT_BYTES, WATCH_IDLE_GRACE_MS } from '../config.js';
 
 export interface Converted<T> {
   key: string;
@@ -67,8 +68,6 @@ export class ApiError extends Error {
   }
 }
 
-/** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
-const WATCH_IDLE_GRACE_MS = 30_000;
 /** Pages of a few hundred KiB: each is one JSON.parse and one batch of model updates. */
 const DEFAULT_PAGE_SIZE = 250;
 
