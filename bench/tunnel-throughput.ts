@@ -27,15 +27,16 @@ import { InProcessCaClient } from '../agent/identity/ca-client.js';
 import { requestCertificate } from '../agent/identity/manager.js';
 import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
-import { relay } from '../agent/proxy/relay.js';
+import { adoptAccepted, relay, REUSED_READS } from '../agent/proxy/relay.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
+import { DEFAULT_TRUST_DOMAIN } from '../agent/config.js';
 import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
 import { cpuSeconds } from './proc-stats.js';
 import { listeningPorts } from './netns-process.js';
 import { newLatencyHistogram, summarize } from './histogram.js';
 
-const TD = 'cluster.local';
+const TD = DEFAULT_TRUST_DOMAIN;
 const CLIENT_ID = `spiffe://${TD}/ns/bench/sa/client`;
 const SERVER_ID = `spiffe://${TD}/ns/bench/sa/server`;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
@@ -79,9 +80,17 @@ async function listenLoopback(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
+/**
+ * The proxies' plain TCP sockets read into reused buffers as the agent's do (relay.ts
+ * REUSED_READS for the sockets they make, adoptAccepted for the accepted ones);
+ * WEFT_TUNNEL_ONREAD=0 reads the default way (a new ArrayBuffer per read).
+ */
+const REUSED = process.env['WEFT_TUNNEL_ONREAD'] !== '0';
+const adopt = (s: net.Socket): net.Socket => (REUSED ? adoptAccepted(s) : s);
+
 async function agent(msg: Msg): Promise<void> {
   const upstreamTo = (port: number): net.Socket => {
-    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true, ...(REUSED ? { onread: REUSED_READS } : {}) });
     s.setNoDelay(true);
     return s;
   };
@@ -100,14 +109,15 @@ async function agent(msg: Msg): Promise<void> {
       });
       port = (await server.listen(0, '127.0.0.1')).port;
     } else if (msg.mode === 'tcp') {
-      port = await listenLoopback(net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined)));
+      port = await listenLoopback(net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: REUSED }, (s) => relay(adopt(s), upstreamTo(msg.port), () => undefined)));
     } else {
       const server = tls.createServer({ ...tlsOptions(msg.creds), requestCert: true, rejectUnauthorized: true, allowHalfOpen: true, noDelay: true }, (s) => relay(s, upstreamTo(msg.port), () => undefined));
       port = await listenLoopback(server);
     }
   } else {
     const pool = new HbonePool({ credentials: async () => msg.creds });
-    const server = net.createServer({ allowHalfOpen: true }, (down) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED }, (accepted) => {
+      const down = adopt(accepted);
       down.setNoDelay(true);
       if (msg.mode === 'tcp') {
         relay(down, upstreamTo(msg.port), () => undefined);

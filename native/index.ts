@@ -27,6 +27,8 @@ const c = {
   bind: libc.func('int bind(int fd, const void *addr, uint32_t len)'),
   listen: libc.func('int listen(int fd, int backlog)'),
   close: libc.func('int close(int fd)'),
+  // fcntl is variadic; F_DUPFD_CLOEXEC takes one int, passed like a fixed int on x86_64/aarch64.
+  fcntlInt: libc.func('int fcntl(int fd, int cmd, int arg)'),
   getrlimit: libc.func('int getrlimit(int resource, _Out_ uint8_t *rlim)'),
   setrlimit: libc.func('int setrlimit(int resource, const uint8_t *rlim)'),
 };
@@ -239,6 +241,13 @@ export function raiseOpenFileLimit(): OpenFileLimit {
 export function openFileLimit(): { soft: number; hard: number } {
   const l = readNofile();
   return { soft: Number(l.soft), hard: Number(l.hard) };
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/** A second descriptor (close-on-exec) for the same open socket: it stays open when `fd` is closed. */
+export function dupFd(fd: number): number {
+  return check(c.fcntlInt(fd, F_DUPFD_CLOEXEC, 0), 'fcntl', 'F_DUPFD_CLOEXEC');
 }
 
 export function closeFd(fd: number): void {

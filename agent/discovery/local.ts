@@ -27,7 +27,7 @@ import {
   retainObjects,
   type FileParseResult,
 } from './manifest.js';
-import { MAX_MANIFEST_FILE_BYTES } from './limits.js';
+import { MANIFEST_DEBOUNCE_MS, MANIFEST_MAX_WAIT_MS, MANIFEST_RESCAN_MS, MAX_MANIFEST_FILE_BYTES } from '../config.js';
 import { MeshStore, modelKind } from './store.js';
 import type { ManifestError, ManifestObject, MeshModel, Refusal } from './types.js';
 
@@ -104,9 +104,9 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     this.#dir = options.dir;
     this.#log = options.logger.child({ component: 'discovery-local', dir: options.dir });
     this.#trustDomain = options.trustDomain;
-    this.#debounceMs = options.debounceMs ?? 100;
-    this.#maxWaitMs = options.maxWaitMs ?? 1000;
-    this.#rescanMs = options.rescanMs ?? 5000;
+    this.#debounceMs = options.debounceMs ?? MANIFEST_DEBOUNCE_MS;
+    this.#maxWaitMs = options.maxWaitMs ?? MANIFEST_MAX_WAIT_MS;
+    this.#rescanMs = options.rescanMs ?? MANIFEST_RESCAN_MS;
     this.#useWatch = options.watch ?? true;
     this.#parse = options.parse ?? parseManifestText;
     this.#store = new MeshStore({ selectorEndpoints: true, ...(this.#trustDomain !== undefined ? { trustDomain: this.#trustDomain } : {}) });

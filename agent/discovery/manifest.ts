@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { LineCounter, parseAllDocuments, isNode, type Document } from 'yaml';
 import { WeftError } from '../errors.js';
 import { loadPlainDocuments } from './fast-yaml.js';
-import { describeSize, MAX_MANIFEST_FILE_BYTES, MAX_OBJECT_BYTES } from './limits.js';
+import { describeSize } from './limits.js';
+import { MAX_MANIFEST_FILE_BYTES, MAX_OBJECT_BYTES } from '../config.js';
 import { checkKubeObject, coreKindChecks, describeErrors, type FieldProblem } from './schema.js';
 import type {
   ManifestError,

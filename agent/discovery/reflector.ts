@@ -22,7 +22,8 @@ import tls from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
-import { describeSize, MAX_OBJECT_BYTES } from './limits.js';
+import { describeSize } from './limits.js';
+import { MAX_OBJECT_BYTES, WATCH_IDLE_GRACE_MS } from '../config.js';
 
 export interface Converted<T> {
   key: string;
@@ -77,8 +78,6 @@ export class ApiError extends Error {
   }
 }
 
-/** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
-const WATCH_IDLE_GRACE_MS = 30_000;
 /** Items asked per list page at most; PAGE_TARGET_BYTES bounds a page of big objects further. */
 const DEFAULT_PAGE_SIZE = 250;
 /**

@@ -68,8 +68,12 @@ export interface AgentRefusal {
 const STOP_GRACE_MS = 3_000;
 /** Lab agents drain for this long on SIGTERM (a cluster's default is the agent's, 25 s): tests stay short. */
 export const LAB_DRAIN_SECONDS = 5;
-/** Node flags every lab agent runs with (see docs/architecture.md, "Agent runtime flags"). */
-export const AGENT_NODE_FLAGS: readonly string[] = [];
+/**
+ * Node flags every lab agent runs with, as daemonset/agent.yaml's command does: --single-threaded
+ * (no V8 worker threads) cut the agents' CPU per GB in every measured pair (bench/README.md,
+ * third round; docs/architecture.md "Agent runtime flags").
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--single-threaded'];
 
 export async function converge(state: LabState, spec: ClusterSpec, options: ConvergeOptions): Promise<ChangeSummary> {
   const log = options.logger;

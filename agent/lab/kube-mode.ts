@@ -32,7 +32,7 @@ import { kubePaths, LAB_API_FABRIC_URL, LAB_API_IP, LAB_API_LOOPBACK, LAB_API_PO
 import type { LoadedManifests } from './load.js';
 import { addNetns, createFabric, wireNodes } from './network.js';
 import { CNI_PLUGIN } from './cni.js';
-import { LAB_DRAIN_SECONDS } from './converge.js';
+import { agentNodeFlags, LAB_DRAIN_SECONDS } from './converge.js';
 import { labPaths, labPrefix, nodeRunDir, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { ensureLabPrometheus, labPrometheusStatus } from './prometheus.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
@@ -41,7 +41,7 @@ import { writeFileAtomic, writeState, type LabState, type NodeState } from './st
 import type { ChangeSummary } from './converge.js';
 import { collectRefusalsAfter, refusalNames } from './refusals.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
-import { METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
+import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
   logger: Logger;
@@ -437,7 +437,7 @@ function agentPod(state: LabState, n: NodeState): V1Pod {
           name: 'agent',
           image: 'weft-lab/agent',
           command: [
-            process.execPath, WEFT_MAIN, 'agent', '--node=$(NODE_NAME)', `--kubeconfig=${paths.agentKubeconfig}`,
+            process.execPath, ...agentNodeFlags(), WEFT_MAIN, 'agent', '--node=$(NODE_NAME)', `--kubeconfig=${paths.agentKubeconfig}`,
             `--ca=${LAB_CA_URL}`, `--ca-token-file=${tokenFile}`, `--ca-root=${join(podDir, 'ca-root', 'root-cert.pem')}`, `--pod-netns-prefix=${labPrefix(state.name)}pod-`,
             '--node-ip=$(HOST_IP)', `--run-dir=${nodeRunDir(state.name, n.name)}`, `--drain-timeout=${LAB_DRAIN_SECONDS}`,
           ],

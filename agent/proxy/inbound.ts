@@ -6,12 +6,12 @@
  */
 import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
-import { MESH_MARK } from '../capture/rules.js';
+import { MESH_MARK } from '../config.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
 import type { ConnectionRecord } from './connection.js';
 import type { Duplex } from 'node:stream';
-import { abort } from './relay.js';
+import { abort, relaySocket } from './relay.js';
 import { agentPortRefusal } from './self-call.js';
 
 export function handleInboundPlaintext(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
@@ -102,7 +102,7 @@ export function connectToApp(
     abort(downstream);
     return undefined;
   }
-  const upstream = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+  const upstream = relaySocket(fd, downstream);
   upstream.setNoDelay(true);
   armConnectTimeout(upstream);
   upstream.connect(target.port, target.address);

@@ -14,7 +14,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { constants as h2constants, type Http2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { setLingerZero, socketFd } from '../../native/index.js';
+import { dupFd, setLingerZero, socketFd } from '../../native/index.js';
 
 export interface RelayResult {
   /** Bytes that came from the downstream (client side) and went upstream. */
@@ -76,7 +76,9 @@ export function resetSocket(s: net.Socket): void {
 const WRITE_AHEAD_BYTES = 256 * 1024;
 
 const kRelay = Symbol('weft.relay');
-type Side = Duplex & { [kRelay]?: Relay };
+const kEarly = Symbol('weft.earlyReads');
+const kSmallReads = Symbol('weft.smallReads');
+type Side = Duplex & { [kRelay]?: Relay; [kEarly]?: Buffer[] | undefined; [kSmallReads]?: number };
 
 // Relay.flags bits, per side as destination (D = downstream, U = upstream).
 /** The side is corked until the next setImmediate (see onSideData). */
@@ -88,6 +90,12 @@ const PAUSED_FOR_U = 8;
 /** Whether data from the side is coalesced (it is an HTTP/2 stream). */
 const COALESCE_FROM_D = 16;
 const COALESCE_FROM_U = 32;
+/**
+ * Whether the side, as destination, keeps the chunks it is given past write() (an HTTP/2 stream
+ * holds them until nghttp2 has framed them): bytes read into a reused buffer are copied for it.
+ */
+const HOLDS_D = 64;
+const HOLDS_U = 128;
 
 class Relay {
   readonly downstream: Side;
@@ -101,8 +109,8 @@ class Relay {
     this.downstream = downstream;
     this.upstream = upstream;
     this.done = done;
-    if (isHttp2Stream(downstream)) this.flags |= COALESCE_FROM_D;
-    if (isHttp2Stream(upstream)) this.flags |= COALESCE_FROM_U;
+    if (isHttp2Stream(downstream)) this.flags |= COALESCE_FROM_D | HOLDS_D;
+    if (isHttp2Stream(upstream)) this.flags |= COALESCE_FROM_U | HOLDS_U;
   }
 
   fail(side: Duplex, err: Error): void {
@@ -143,6 +151,14 @@ function start(side: Side, r: Relay): void {
   side.on('close', onSideClose);
   side.on('end', onSideEnd);
   side.on('data', onSideData);
+  // A socket reading into a reused buffer (REUSED_READS) delivers no 'data': what it read before
+  // the relay started was kept aside, and goes first.
+  const early = side[kEarly];
+  if (early !== undefined) {
+    side[kEarly] = undefined;
+    for (const chunk of early) onSideData.call(side, chunk);
+    if ((r.flags & (side === r.downstream ? PAUSED_FOR_U : PAUSED_FOR_D)) === 0) side.resume();
+  }
 }
 
 function peerOf(r: Relay, side: Side): Side {
@@ -183,6 +199,122 @@ function onSideData(this: Side, chunk: Buffer): void {
     }
     this.pause();
   }
+}
+
+/**
+ * Reads into a reused buffer (net.Socket's `onread`) for the sockets Weft makes itself (the app
+ * side of inbound, the plain TCP path): no ArrayBuffer per read. A buffer is reused only while no
+ * write still holds it: a destination that keeps chunks (an HTTP/2 stream) or already has bytes
+ * queued gets a copy of exactly the bytes read (small ones come from Node's buffer pool), and
+ * a socket write that did not complete at once (the kernel took part of it; libuv writes the rest
+ * from the same memory later) makes the socket read into a fresh buffer from then on (swap).
+ * Node calls `callback` with the socket as `this` and `buffer` right after it, without one: the
+ * callback leaves the next buffer in `handoff`, so no closure or buffer is kept per socket
+ * beyond the buffer itself (small until reads fill it, then READ_BUFFER_BYTES).
+ */
+export const REUSED_READS: net.OnReadOpts = {
+  // Node accepts undefined from the generator (the socket keeps its buffer); the typings do not.
+  buffer: nextReadBuffer as () => Uint8Array,
+  callback: onReusedRead as (bytesWritten: number, buf: Uint8Array) => boolean,
+};
+
+/**
+ * Not used by the agent yet (its accepted sockets' peer is chosen after the accept; see
+ * docs/architecture.md); bench/tunnel-throughput.ts uses it for the plain TCP relay.
+ * An accepted socket (from a listener with pauseOnConnect, not read yet) as one that reads into
+ * a reused buffer: net.Server takes no `onread`, so the descriptor is duplicated into a socket
+ * made with it and the accepted one is closed (no FIN: the duplicate keeps the connection; the
+ * accepted handle never read, so it was never in epoll). If the descriptor cannot be
+ * duplicated (EMFILE), the accepted socket is used as it is, reading the default way.
+ */
+export function adoptAccepted(conn: net.Socket): net.Socket {
+  let fd: number;
+  try {
+    fd = dupFd(socketFd(conn));
+  } catch {
+    conn.resume();
+    return conn;
+  }
+  conn.destroy();
+  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread: REUSED_READS };
+  return new net.Socket(options);
+}
+
+/**
+ * A half-open-capable socket on `fd` (made by createTcpSocket) that will be relayed to `peer`:
+ * it reads into a reused buffer when the peer is a TCP socket, and the default way (a new
+ * ArrayBuffer per read) when the peer is an HTTP/2 stream, which holds every chunk until it is
+ * framed: there a reused buffer saves nothing and measured lower throughput (bench/README.md).
+ */
+export function relaySocket(fd: number, peer: Duplex): net.Socket {
+  const options: net.SocketConstructorOpts & { onread?: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true };
+  // net.Socket's constructor takes `onread` as connect() does (Node >= 12.2); the typings list it for connect only.
+  if (!isHttp2Stream(peer)) options.onread = REUSED_READS;
+  return new net.Socket(options);
+}
+
+/** A new socket's first buffer, and the size reads shrink back to. */
+const SMALL_READ_BYTES = 2 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
+const SHRINK_AFTER_SMALL_READS = 256;
+/** The buffer the next read of the socket just served goes into: undefined keeps its buffer; null: not called from a read. */
+let handoff: Buffer | undefined | null = null;
+
+function nextReadBuffer(): Buffer | undefined {
+  const next = handoff;
+  handoff = null;
+  return next === null ? Buffer.allocUnsafe(SMALL_READ_BYTES) : next;
+}
+
+function onReusedRead(this: Side, nread: number, buf: Buffer): boolean {
+  const r = this[kRelay];
+  const chunk = buf.subarray(0, nread);
+  // Grow when a read filled the buffer; shrink back after SHRINK_AFTER_SMALL_READS small reads in
+  // a row (an idle connection keeps 2 KiB; a request/response flow that sometimes reads two
+  // answers at once must not swing between sizes: that allocated a 64 KiB buffer every few reads).
+  let next: Buffer | undefined;
+  if (nread === buf.length && buf.length < READ_BUFFER_BYTES) {
+    next = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+    this[kSmallReads] = 0;
+  } else if (buf.length > SMALL_READ_BYTES) {
+    const small = nread <= SMALL_READ_BYTES / 2 ? (this[kSmallReads] ?? 0) + 1 : 0;
+    this[kSmallReads] = small;
+    if (small >= SHRINK_AFTER_SMALL_READS) {
+      next = Buffer.allocUnsafe(SMALL_READ_BYTES);
+      this[kSmallReads] = 0;
+    }
+  }
+  if (r === undefined) {
+    const early = (this[kEarly] ??= []);
+    early.push(Buffer.from(chunk));
+    handoff = next;
+    // Bounded like a socket nobody reads (its high-water mark): the relay resumes it.
+    let bytes = 0;
+    for (const c of early) bytes += c.length;
+    return bytes < WRITE_AHEAD_BYTES;
+  }
+  const toUp = this === r.downstream;
+  const dst = toUp ? r.upstream : r.downstream;
+  if (dst.destroyed || dst.writableEnded) {
+    handoff = next;
+    return false;
+  }
+  if ((r.flags & (toUp ? HOLDS_U : HOLDS_D)) !== 0 || dst.writableLength > 0 || dst.writableCorked > 0) {
+    // The write will hold the bytes: a small read is copied (from Node's pool), a large one is
+    // handed over as it is and the socket reads on into a fresh buffer (no copy of 64 KiB).
+    if (nread <= SMALL_READ_BYTES) {
+      handoff = next;
+      onSideData.call(this, Buffer.from(chunk));
+    } else {
+      handoff = next ?? Buffer.allocUnsafeSlow(buf.length);
+      onSideData.call(this, chunk);
+    }
+    return true;
+  }
+  onSideData.call(this, chunk);
+  // Still queued: libuv writes the rest from this memory later.
+  handoff = dst.writableLength > 0 && next === undefined ? Buffer.allocUnsafeSlow(buf.length) : next;
+  return true;
 }
 
 function uncorkSide(side: Side): void {
