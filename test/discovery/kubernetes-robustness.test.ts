@@ -85,9 +85,13 @@ describe('backoff while the API server fails (finding 8)', () => {
     void source.start();
     await waitFor(() => clock.now() >= 120_000, 'two simulated minutes of failures', 10_000);
     await source.stop();
-    // Seven reflectors share the clock; count the tries of one collection.
+    // Seven reflectors share the clock and each one's sleep moves it for all, so simulated time
+    // runs at least as fast as one collection's own schedule: its tries are at most what its own
+    // backoff allows (~12 in 120 s), however the seven interleave. How many fewer depends on the
+    // interleaving (it flaked under load with a lower bound); the exact count of one collection
+    // alone is the next test's.
     const tries = api.requests.filter((r) => r.startsWith('GET /api/v1/services?')).length;
-    assert.ok(tries >= 3 && tries <= 14, `services listed ${tries} times in 120 simulated seconds`);
+    assert.ok(tries >= 1 && tries <= 14, `services listed ${tries} times in 120 simulated seconds`);
     assert.ok(Math.max(...clock.sleeps) <= 30_000, 'no delay above the 30 s cap');
   });
 
