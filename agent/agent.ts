@@ -25,6 +25,7 @@ import { startMetricsServer, startReadinessServer } from './telemetry/server.js'
 import { raiseOpenFileLimit } from '../native/index.js';
 import { HandoverMarker } from './capture/handover.js';
 import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
+import { DEFAULT_TRUST_DOMAIN, effectiveConfig } from './config.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -56,6 +57,11 @@ export interface AgentOptions {
    * (cni-requests.ts) and which agent is the newest on the node (readiness during a handover).
    */
   runDir?: string;
+  /**
+   * SPIFFE trust domain of this mesh (default `cluster.local`): workload identities, the peers
+   * the HBONE server accepts and policy namespaces. A given `source` must have the same one.
+   */
+  trustDomain?: string;
 }
 
 /** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
@@ -72,7 +78,7 @@ const refusingTunnel: InboundTunnel = {
 export class Agent {
   readonly #options: AgentOptions;
   readonly #logger: Logger;
-  #model: MeshModel = buildModel([]);
+  #model: MeshModel;
   readonly #source: DiscoverySource;
   readonly #capture: CaptureManager;
   readonly inputs: ProxyInputs;
@@ -89,16 +95,19 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    this.#model = buildModel([], { trustDomain });
     const accessLog = options.logger.child({ component: 'access' });
     this.metrics = options.metrics ?? new AgentMetrics();
     this.inputs = {
       nodeName: options.nodeName,
+      trustDomain,
       logger: options.logger.child({ component: 'proxy' }),
       accessLog,
       model: () => this.#model,
       loadBalancer: new LoadBalancer(),
       connections: new ConnectionTracker(accessLog, this.metrics),
-      policy: new PolicyState(options.logger.child({ component: 'policy' })),
+      policy: new PolicyState(options.logger.child({ component: 'policy' }), trustDomain),
       metrics: this.metrics,
       identity: options.caClient ? new IdentityManager({ ...options.identityOptions, caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
     };
@@ -107,7 +116,7 @@ export class Agent {
       pools: () => [...this.#capture.captured].map(([pod, c]) => ({ pod, connectionsOpen: c.pool?.stats().connectionsOpen ?? 0 })),
     });
     if (!options.source && !options.manifestsDir) throw new WeftError('WEFT_ERR_CONFIG', 'the agent needs a discovery source: a manifest directory or a Kubernetes API server');
-    this.#source = options.source ?? new LocalSource({ dir: options.manifestsDir!, logger: options.logger.child({ component: 'discovery' }) });
+    this.#source = options.source ?? new LocalSource({ dir: options.manifestsDir!, trustDomain, logger: options.logger.child({ component: 'discovery' }) });
     this.#capture = new CaptureManager(
       this.inputs,
       new NetnsLocator(options.podNetnsPrefix !== undefined ? { namePrefix: options.podNetnsPrefix } : {}),
@@ -161,6 +170,9 @@ export class Agent {
     });
     this.#source.on('invalid', () => this.metrics.discoveryUpdates.inc({ result: 'invalid' }));
     this.#model = await this.#source.start();
+    if (this.#model.trustDomain !== this.inputs.trustDomain) {
+      throw new WeftError('WEFT_ERR_CONFIG', `the discovery source's trust domain ${this.#model.trustDomain} is not the agent's ${this.inputs.trustDomain}`);
+    }
     await this.#reconcile();
     if (this.#options.runDir !== undefined) {
       this.#cni = new CniRequests({ dir: cniRequestDir(this.#options.runDir), capture: this.#capture, model: () => this.#model, nodeName: this.#options.nodeName, logger: this.#logger.child({ component: 'cni' }) });
@@ -180,6 +192,12 @@ export class Agent {
    */
   refusals(): Refusal[] {
     return [...this.#source.refusals(), ...this.inputs.policy.refusals()];
+  }
+
+  /** The effective configuration (flags over agent/config.ts's defaults), for the admin API. */
+  config() {
+    const o = this.#options;
+    return effectiveConfig({ trustDomain: this.inputs.trustDomain, adminAddress: o.adminAddress, metricsAddress: o.metricsAddress, readinessAddress: o.readinessAddress, nodeIp: o.nodeIp, runDir: o.runDir, podNetnsPrefix: o.podNetnsPrefix, mtls: this.inputs.identity !== undefined });
   }
 
   /** When the discovery input the refusals reflect was last read (local source only). */

@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { DEFAULT_TRUST_DOMAIN } from '../agent/config.js';
 
 const run = promisify(execFile);
 
@@ -20,7 +21,7 @@ export interface BenchCerts {
 
 const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
 
-export async function makeCerts(dir: string, trustDomain = 'cluster.local'): Promise<BenchCerts> {
+export async function makeCerts(dir: string, trustDomain = DEFAULT_TRUST_DOMAIN): Promise<BenchCerts> {
   const caKey = join(dir, 'ca.key');
   const caFile = join(dir, 'ca.pem');
   await run('openssl', [

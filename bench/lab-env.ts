@@ -12,6 +12,7 @@ import { fetchAdmin } from '../agent/admin/client.js';
 import { run } from '../agent/lab/run.js';
 import { MESH_ENABLED, MESH_LABEL } from '../agent/discovery/types.js';
 import { BenchError } from './errors.js';
+import { DEFAULT_ADMIN_ADDRESS, POD_AGENT_PORTS } from '../agent/config.js';
 
 /**
  * The lab's name: `bench`, or WEFT_BENCH_LAB (so that two runs, or a run beside other labs of
@@ -71,7 +72,7 @@ export async function benchLabUp(): Promise<BenchLab> {
   // in-pod ports are reserved: a client socket left on 15008 by a direct run made the next
   // capture's bind fail with EADDRINUSE.
   for (const netns of [lab.client.netns, lab.server.netns, lab.clientNode.netns, lab.serverNode.netns]) {
-    await run('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 60999', 'net.ipv4.ip_local_reserved_ports=15001,15006,15008'], {
+    await run('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=10000 60999', `net.ipv4.ip_local_reserved_ports=${[...POD_AGENT_PORTS].join(',')}`], {
       step: `tune ${netns}`,
     });
   }
@@ -107,7 +108,7 @@ interface DumpWorkload {
 }
 
 async function capturedOn(node: NodeInfo, pod: string): Promise<boolean> {
-  const dump = (await fetchAdmin({ label: `agent of ${node.name}`, admin: '127.0.0.1:15000', netns: `/run/netns/${node.netns}` }, '/config_dump')) as {
+  const dump = (await fetchAdmin({ label: `agent of ${node.name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `/run/netns/${node.netns}` }, '/config_dump')) as {
     workloads?: DumpWorkload[];
   };
   return (dump.workloads ?? []).some((w) => w.namespace === NAMESPACE && w.name === pod && w.captured);

@@ -30,12 +30,13 @@ import { createHboneServer } from '../agent/tunnel/server.js';
 import { adoptAccepted, relay, REUSED_READS } from '../agent/proxy/relay.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
+import { DEFAULT_TRUST_DOMAIN } from '../agent/config.js';
 import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
 import { cpuSeconds } from './proc-stats.js';
 import { listeningPorts } from './netns-process.js';
 import { newLatencyHistogram, summarize } from './histogram.js';
 
-const TD = 'cluster.local';
+const TD = DEFAULT_TRUST_DOMAIN;
 const CLIENT_ID = `spiffe://${TD}/ns/bench/sa/client`;
 const SERVER_ID = `spiffe://${TD}/ns/bench/sa/server`;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');

@@ -201,8 +201,10 @@ export function l7Warning(p: CompiledAuthorizationPolicy): string {
 
 // ---------------------------------------------------------------------------------------------
 // Matching. The connection's derived values (parsed addresses, principal without `spiffe://`,
-// namespace) are computed at most once per decision and only if a match needs them; they live in
-// module state because evaluation is synchronous and this keeps the hot path allocation-free.
+// namespace) are computed at most once per decision and only if a match needs them. They live in
+// the decision's own MatchContext, never in module state: a decision started while another is
+// under way (a caller deciding from within another decision's callback, two decisions built side
+// by side) cannot see or overwrite the other's values.
 
 /** What the engine knows about a connection arriving at a workload. */
 export interface ConnectionInfo {
@@ -228,44 +230,69 @@ export interface ConnectionInfo {
   readonly destinationPort: number;
 }
 
-let conn: ConnectionInfo = { sourceIp: '', destinationIp: '', destinationPort: 0 };
-const srcAddr = new Uint32Array(4);
-const dstAddr = new Uint32Array(4);
-let srcFamily: Family | -1 = -1; // -1: not parsed yet
-let dstFamily: Family | -1 = -1;
-let principal: string | undefined; // undefined: not derived yet
-let namespace: string | undefined;
+/** One decision's connection and what has been derived from it so far. Make one with beginMatch(). */
+export class MatchContext {
+  conn: ConnectionInfo;
+  /** Parsed addresses (their arrays are kept when the context is reused). */
+  readonly srcAddr = new Uint32Array(4);
+  readonly dstAddr = new Uint32Array(4);
+  srcFamily: Family | -1 = -1; // -1: not parsed yet
+  dstFamily: Family | -1 = -1;
+  principal: string | undefined = undefined; // undefined: not derived yet
+  namespace: string | undefined = undefined;
 
-/** Starts a decision for `c`; must be called before matchesPolicy. */
-export function beginMatch(c: ConnectionInfo): void {
-  conn = c;
-  srcFamily = -1;
-  dstFamily = -1;
-  principal = undefined;
-  namespace = undefined;
-}
-
-function peerPrincipal(): string {
-  if (principal === undefined) {
-    const p = conn.sourcePrincipal;
-    principal = p === undefined ? '' : p.startsWith('spiffe://') ? p.slice(9) : p;
+  constructor(conn: ConnectionInfo) {
+    this.conn = conn;
   }
-  return principal;
 }
 
-function peerNamespace(): string {
-  if (namespace === undefined) {
-    const p = peerPrincipal();
-    if (p === '' || !inTrustDomain(p, conn.trustDomain)) namespace = '';
-    else if (conn.sourceNamespace !== undefined) namespace = conn.sourceNamespace;
+const NO_CONNECTION: ConnectionInfo = { sourceIp: '', destinationIp: '', destinationPort: 0 };
+/**
+ * Contexts no decision holds, for reuse (the hot path allocates nothing). A context is in here
+ * only between endMatch() and the next beginMatch(): while a decision runs it owns its context
+ * alone, so decisions started inside others never share one.
+ */
+const idle: MatchContext[] = [];
+
+/** Starts a decision for `c`: pass the context to matchesPolicy for each policy of that decision. */
+export function beginMatch(c: ConnectionInfo): MatchContext {
+  const x = idle.pop();
+  if (x === undefined) return new MatchContext(c);
+  x.conn = c;
+  x.srcFamily = -1;
+  x.dstFamily = -1;
+  x.principal = undefined;
+  x.namespace = undefined;
+  return x;
+}
+
+/** Ends the decision of `x` (optional: a context not ended is garbage collected). Do not use `x` after. */
+export function endMatch(x: MatchContext): void {
+  x.conn = NO_CONNECTION;
+  if (idle.length < 16) idle.push(x);
+}
+
+function peerPrincipal(x: MatchContext): string {
+  if (x.principal === undefined) {
+    const p = x.conn.sourcePrincipal;
+    x.principal = p === undefined ? '' : p.startsWith('spiffe://') ? p.slice(9) : p;
+  }
+  return x.principal;
+}
+
+function peerNamespace(x: MatchContext): string {
+  if (x.namespace === undefined) {
+    const p = peerPrincipal(x);
+    if (p === '' || !inTrustDomain(p, x.conn.trustDomain)) x.namespace = '';
+    else if (x.conn.sourceNamespace !== undefined) x.namespace = x.conn.sourceNamespace;
     else {
       // <trust-domain>/ns/<namespace>/sa/<service-account>
       const at = p.indexOf('/ns/');
       const end = at === -1 ? -1 : p.indexOf('/', at + 4);
-      namespace = at === -1 ? '' : end === -1 ? p.slice(at + 4) : p.slice(at + 4, end);
+      x.namespace = at === -1 ? '' : end === -1 ? p.slice(at + 4) : p.slice(at + 4, end);
     }
   }
-  return namespace;
+  return x.namespace;
 }
 
 /** Whether principal `p` (without `spiffe://`) is `<trustDomain>/...`; true when none is given. */
@@ -294,17 +321,17 @@ function anyString(list: readonly StringMatcher[], s: string): boolean {
   return false;
 }
 
-function anySourceIp(list: readonly Cidr[]): boolean {
-  if (srcFamily === -1) srcFamily = parseIp(conn.sourceIp, srcAddr);
-  if (srcFamily === FAMILY_NONE) return false;
-  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, srcFamily, srcAddr)) return true;
+function anySourceIp(x: MatchContext, list: readonly Cidr[]): boolean {
+  if (x.srcFamily === -1) x.srcFamily = parseIp(x.conn.sourceIp, x.srcAddr);
+  if (x.srcFamily === FAMILY_NONE) return false;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.srcFamily, x.srcAddr)) return true;
   return false;
 }
 
-function anyDestinationIp(list: readonly Cidr[]): boolean {
-  if (dstFamily === -1) dstFamily = parseIp(conn.destinationIp, dstAddr);
-  if (dstFamily === FAMILY_NONE) return false;
-  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, dstFamily, dstAddr)) return true;
+function anyDestinationIp(x: MatchContext, list: readonly Cidr[]): boolean {
+  if (x.dstFamily === -1) x.dstFamily = parseIp(x.conn.destinationIp, x.dstAddr);
+  if (x.dstFamily === FAMILY_NONE) return false;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.dstFamily, x.dstAddr)) return true;
   return false;
 }
 
@@ -313,23 +340,24 @@ function anyPort(list: readonly number[], port: number): boolean {
   return false;
 }
 
-function matchOne(m: Match): boolean {
+function matchOne(x: MatchContext, m: Match): boolean {
   // Cheapest checks first: ports are integers, identities strings, addresses need parsing.
-  if (m.ports !== null && !anyPort(m.ports, conn.destinationPort)) return false;
-  if (m.notPorts !== null && anyPort(m.notPorts, conn.destinationPort)) return false;
-  if (m.principals !== null && !anyString(m.principals, peerPrincipal())) return false;
-  if (m.notPrincipals !== null && anyString(m.notPrincipals, peerPrincipal())) return false;
-  if (m.namespaces !== null && !anyString(m.namespaces, peerNamespace())) return false;
-  if (m.notNamespaces !== null && anyString(m.notNamespaces, peerNamespace())) return false;
-  if (m.sourceIps !== null && !anySourceIp(m.sourceIps)) return false;
-  if (m.notSourceIps !== null && anySourceIp(m.notSourceIps)) return false;
-  if (m.destinationIps !== null && !anyDestinationIp(m.destinationIps)) return false;
-  if (m.notDestinationIps !== null && anyDestinationIp(m.notDestinationIps)) return false;
+  const port = x.conn.destinationPort;
+  if (m.ports !== null && !anyPort(m.ports, port)) return false;
+  if (m.notPorts !== null && anyPort(m.notPorts, port)) return false;
+  if (m.principals !== null && !anyString(m.principals, peerPrincipal(x))) return false;
+  if (m.notPrincipals !== null && anyString(m.notPrincipals, peerPrincipal(x))) return false;
+  if (m.namespaces !== null && !anyString(m.namespaces, peerNamespace(x))) return false;
+  if (m.notNamespaces !== null && anyString(m.notNamespaces, peerNamespace(x))) return false;
+  if (m.sourceIps !== null && !anySourceIp(x, m.sourceIps)) return false;
+  if (m.notSourceIps !== null && anySourceIp(x, m.notSourceIps)) return false;
+  if (m.destinationIps !== null && !anyDestinationIp(x, m.destinationIps)) return false;
+  if (m.notDestinationIps !== null && anyDestinationIp(x, m.notDestinationIps)) return false;
   return true;
 }
 
-/** Does the connection given to beginMatch match the policy? */
-export function matchesPolicy(p: CompiledAuthorizationPolicy): boolean {
+/** Does the connection of `x` (from beginMatch) match the policy? */
+export function matchesPolicy(x: MatchContext, p: CompiledAuthorizationPolicy): boolean {
   const rules = p.rules;
   for (let r = 0; r < rules.length; r++) {
     const clauses = rules[r]!;
@@ -338,7 +366,7 @@ export function matchesPolicy(p: CompiledAuthorizationPolicy): boolean {
       const alternatives = clauses[c]!;
       let any = false;
       for (let a = 0; a < alternatives.length; a++) {
-        if (matchOne(alternatives[a]!)) {
+        if (matchOne(x, alternatives[a]!)) {
           any = true;
           break;
         }

@@ -14,10 +14,12 @@ import {
   ACTION_DENY,
   beginMatch,
   compileAuthorizationPolicy,
+  endMatch,
   l7Warning,
   matchesPolicy,
   type CompiledAuthorizationPolicy,
   type ConnectionInfo,
+  type MatchContext,
 } from './authz.js';
 import type { PolicyFieldError } from './errors.js';
 import {
@@ -266,17 +268,26 @@ export function evaluate(w: WorkloadPolicy, conn: ConnectionInfo): PolicyDecisio
   const allow = w.allow;
   const audit = w.audit;
   if (deny.length === 0 && allow.length === 0 && audit.length === 0) return ALLOW_NO_POLICY;
-  beginMatch(conn);
+  const x = beginMatch(conn);
+  const d = decide(w, x);
+  endMatch(x);
+  return d;
+}
+
+function decide(w: WorkloadPolicy, x: MatchContext): PolicyDecision {
+  const deny = w.deny;
+  const allow = w.allow;
+  const audit = w.audit;
   let audits: string[] | null = null;
   for (let i = 0; i < audit.length; i++) {
-    if (matchesPolicy(audit[i]!)) (audits ??= []).push(audit[i]!.key);
+    if (matchesPolicy(x, audit[i]!)) (audits ??= []).push(audit[i]!.key);
   }
   for (let i = 0; i < deny.length; i++) {
-    if (matchesPolicy(deny[i]!)) return withAudit(w.denyDecisions[i]!, audits);
+    if (matchesPolicy(x, deny[i]!)) return withAudit(w.denyDecisions[i]!, audits);
   }
   if (allow.length === 0) return withAudit(ALLOW_NO_POLICY, audits);
   for (let i = 0; i < allow.length; i++) {
-    if (matchesPolicy(allow[i]!)) return withAudit(w.allowDecisions[i]!, audits);
+    if (matchesPolicy(x, allow[i]!)) return withAudit(w.allowDecisions[i]!, audits);
   }
   return withAudit(DENY_NO_MATCH, audits);
 }

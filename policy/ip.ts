@@ -63,9 +63,6 @@ function hexValue(c: number): number {
   return -1;
 }
 
-// Scratch for the 16-bit groups of an IPv6 address; parsing is synchronous, so one is enough.
-const groups = new Uint16Array(8);
-
 /**
  * Parses s[start,end) as an IPv4 or IPv6 address into `out` (out[0] for IPv4, out[0..3] for
  * IPv6). Returns the family, or FAMILY_NONE when the text is not an address.
@@ -91,6 +88,8 @@ export function parseIpInto(s: string, start: number, end: number, out: Uint32Ar
       break;
     }
   }
+  // The 16-bit groups, per call: no module state, so parsing is reentrant (IPv6 only pays it).
+  const groups = new Uint16Array(8);
   let n = 0; // groups written
   let gap = -1; // index in `groups` where "::" stands
   let i = start;
@@ -160,8 +159,6 @@ export function parseIpInto(s: string, start: number, end: number, out: Uint32Ar
   return FAMILY_V6;
 }
 
-const scratch = new Uint32Array(4);
-
 /** Parses an address string; returns the family (FAMILY_NONE if invalid) and fills `out`. */
 export function parseIp(s: string, out: Uint32Array): Family {
   return parseIpInto(s, 0, s.length, out);
@@ -177,6 +174,7 @@ export function parseCidr(text: string): Cidr | undefined {
   const slash = text.indexOf('/');
   const addrEnd = slash === -1 ? text.length : slash;
   if (text.indexOf('%') !== -1) return undefined; // zones make no sense in a policy
+  const scratch = new Uint32Array(4); // compile time only: a fresh one costs nothing that matters
   let family = parseIpInto(text, 0, addrEnd, scratch);
   if (family === FAMILY_NONE) return undefined;
   const mapped = family === FAMILY_V4 && text.indexOf(':') !== -1;

@@ -18,6 +18,8 @@ export interface AdminView {
   refusals(): Refusal[];
   discoveryReadStartedAt?(): number | undefined;
   discoveryResourceVersions?(): Record<string, string> | undefined;
+  /** The effective configuration (agent/config.ts's defaults with the flags applied). */
+  config?(): object;
 }
 
 export function configDump(view: AdminView) {
@@ -31,6 +33,7 @@ export function configDump(view: AdminView) {
     pid: view.pid,
     ready: view.ready,
     generation: model.generation,
+    config: view.config?.(),
     workloads: [...model.workloads.values()].map((w) => ({
       key: w.key,
       name: w.name,

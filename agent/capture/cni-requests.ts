@@ -15,6 +15,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
+import { CNI_TIMEOUT_SECONDS } from '../config.js';
 import type { MeshModel } from '../discovery/types.js';
 import type { CaptureManager } from './manager.js';
 import { isWeftError, WeftError, type ErrorCode } from '../errors.js';
@@ -157,7 +158,7 @@ export class CniRequests {
     const address = prev.ips?.find((i) => typeof i.address === 'string' && !i.address.includes(':'))?.address;
     const ip = address?.split('/')[0] ?? '';
     // Leave the plugin time to print our answer before its own deadline.
-    const timeoutMs = Math.max(500, (r.timeoutMs ?? 10_000) - 1_000);
+    const timeoutMs = Math.max(500, (r.timeoutMs ?? CNI_TIMEOUT_SECONDS * 1000) - 1_000);
     await this.#capture.captureNetns(key, { netnsPath: r.netns, ip }, timeoutMs);
     return JSON.stringify({ ...prev, cniVersion });
   }

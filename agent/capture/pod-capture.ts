@@ -12,14 +12,14 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createTcpSocket, openNetns, closeNetns, closeFd, inNetns } from '../../native/index.js';
-import { installCaptureRules, removeCaptureRules, OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT, type CaptureRuleOptions } from './rules.js';
+import { installCaptureRules, removeCaptureRules, type CaptureRuleOptions } from './rules.js';
 import { handleOutbound } from '../proxy/outbound.js';
 import { handleInboundPlaintext } from '../proxy/inbound.js';
 import type { CapturedPod, ProxyInputs } from '../proxy/inputs.js';
 import type { Workload } from '../discovery/types.js';
 import type { NetnsCandidate } from './netns-locator.js';
 import { HbonePool } from '../tunnel/pool.js';
-import { MESH_MARK } from './rules.js';
+import { CERT_PENDING_LOG_INTERVAL_MS, HBONE_PORT, INBOUND_PLAINTEXT_PORT, MESH_MARK, OUTBOUND_PORT } from '../config.js';
 import { isWeftError } from '../errors.js';
 import { CERT_WAIT_MS } from '../config.js';
 
@@ -117,7 +117,7 @@ export class PodCapture implements CapturedPod {
     const identity = this.#inputs.identity;
     while (identity && !this.#released) {
       try {
-        await identity.whenAvailable(this.workload.identity, 60_000);
+        await identity.whenAvailable(this.workload.identity, CERT_PENDING_LOG_INTERVAL_MS);
         break;
       } catch (err) {
         if (!isWeftError(err, 'WEFT_ERR_IDENTITY_UNAVAILABLE')) throw err;

@@ -7,29 +7,7 @@
  */
 import { runCommand } from '../util/exec.js';
 import { WeftError } from '../errors.js';
-
-/** SO_MARK on every socket the agent opens inside a pod: the rules let these through. */
-export const MESH_MARK = 0x539;
-/** Connection mark for connections the agent opened to the app with a spoofed source. */
-export const REPLY_CONNMARK = 0x111;
-export const MARK_MASK = 0xfff;
-export const OUTBOUND_PORT = 15001;
-export const INBOUND_PLAINTEXT_PORT = 15006;
-export const HBONE_PORT = 15008;
-/** The ports the agent listens on inside every captured pod: never a destination it proxies to. */
-export const POD_AGENT_PORTS: ReadonlySet<number> = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, HBONE_PORT]);
-/** The agent's node-level ports (admin, metrics, readiness), in the node's namespace. */
-export const ADMIN_PORT = 15000;
-export const METRICS_PORT = 15020;
-export const READINESS_PORT = 15021;
-/** Their default listen addresses: the admin API on the node's loopback only, the others for scrapers and probes. */
-export const DEFAULT_ADMIN_ADDRESS = `127.0.0.1:${ADMIN_PORT}`;
-export const DEFAULT_METRICS_ADDRESS = `0.0.0.0:${METRICS_PORT}`;
-export const DEFAULT_READINESS_ADDRESS = `0.0.0.0:${READINESS_PORT}`;
-/** Kubelet probes arrive SNATed to this address on the host; they are never captured. */
-export const PROBE_SNAT_IP = '169.254.7.127';
-export const REPLY_ROUTE_TABLE = 100;
-export const REPLY_RULE_PREF = 32764;
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, MARK_MASK, MESH_MARK, OUTBOUND_PORT, PROBE_SNAT_IP, REPLY_CONNMARK, REPLY_ROUTE_TABLE, REPLY_RULE_PREF } from '../config.js';
 
 const PRERT = 'WEFT_PRERT';
 const OUTPUT = 'WEFT_OUTPUT';

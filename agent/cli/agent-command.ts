@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import { Agent } from '../agent.js';
 import { HttpCaClient } from '../identity/ca-client.js';
 import { TrustBundleFile } from '../identity/trust-bundle.js';
+import { parseTrustDomain } from '../identity/spiffe.js';
 import { WeftError } from '../errors.js';
 import { isIPv4 } from 'node:net';
 
-import { DEFAULT_DRAIN_SECONDS } from '../config.js';
-import { DEFAULT_ADMIN_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_READINESS_ADDRESS } from '../capture/rules.js';
+import { CA_PORT, DEFAULT_DRAIN_SECONDS, DEFAULT_ADMIN_ADDRESS, DEFAULT_METRICS_ADDRESS, DEFAULT_READINESS_ADDRESS, DEFAULT_TRUST_DOMAIN, HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_PORT } from '../config.js';
 export const DEFAULT_RUN_DIR = '/var/run/weft';
 
 /** Registers `weft uninstall`: removes Weft's rules from every pod namespace on this node. */
@@ -69,7 +69,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--admin <host:port>', 'admin API (config dump, connections, readiness)', DEFAULT_ADMIN_ADDRESS)
     .option('--metrics <host:port>', 'Prometheus /metrics (Istio TCP metrics + weft_*)', DEFAULT_METRICS_ADDRESS)
     .option('--readiness <host:port>', 'readiness probe /healthz/ready', DEFAULT_READINESS_ADDRESS)
-    .option('--ca <url>', 'the CA that signs workload certificates (https://host:15012)')
+    .option('--ca <url>', `the CA that signs workload certificates (https://host:${CA_PORT})`)
     .option('--ca-token-file <file>', "this node's bearer token for the CA (re-read on every request, so it can be rotated)")
     .option('--ca-root <file>', "PEM roots the CA's own serving certificate chains to")
     .option('--pod-netns-prefix <prefix>', 'find pods only in /var/run/netns entries named with this prefix, without scanning processes (runtimes that name pod namespaces; the lab uses weft-<lab>-pod-)')
@@ -80,20 +80,21 @@ export function registerAgentCommand(program: Command): void {
       if (!Number.isFinite(n) || n < 0) throw new WeftError('WEFT_ERR_CONFIG', `--drain-timeout must be a number of seconds >= 0, got ${v}`);
       return n;
     }, DEFAULT_DRAIN_SECONDS)
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh (the CA\'s --trust-domain): workload identities, accepted peers, policy namespaces', parseTrustDomain, DEFAULT_TRUST_DOMAIN)
     .option('--no-mtls', 'run without a CA: meshed traffic is captured but NOT encrypted or authenticated (capture debugging only)')
     .addHelpText(
       'after',
-      '\nPorts inside each captured pod: 15001 outbound capture, 15006 inbound plaintext, 15008 HBONE.\n' +
+      `\nPorts inside each captured pod: ${OUTBOUND_PORT} outbound capture, ${INBOUND_PLAINTEXT_PORT} inbound plaintext, ${HBONE_PORT} HBONE.\n` +
         'SIGTERM drains (see --drain-timeout) and exits; SIGINT exits at once. Either way the rules stay in the pods, whose\n' +
         'connections are refused until an agent serves them again (fail closed); `weft uninstall` removes them.',
     )
-    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean; podNetnsPrefix?: string; nodeIp?: string; runDir: string; drainTimeout: number }) => {
+    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean; podNetnsPrefix?: string; nodeIp?: string; runDir: string; drainTimeout: number; trustDomain: string }) => {
       if (opts.nodeIp !== undefined && !isIPv4(opts.nodeIp)) throw new WeftError('WEFT_ERR_CONFIG', `--node-ip must be an IPv4 address, got ${opts.nodeIp}`);
       const logger = createLogger({ component: 'agent', node: opts.node });
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.
-      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), nodeName: opts.node, logger: logger.child({ component: 'discovery' }) }));
+      const source = opts.manifests ? undefined : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), nodeName: opts.node, trustDomain: opts.trustDomain, logger: logger.child({ component: 'discovery' }) }));
       let caClient: HttpCaClient | undefined;
       let trustBundle: TrustBundleFile | undefined;
       if (opts.mtls) {
@@ -116,6 +117,7 @@ export function registerAgentCommand(program: Command): void {
         ...(opts.podNetnsPrefix !== undefined ? { podNetnsPrefix: opts.podNetnsPrefix } : {}),
         ...(opts.nodeIp !== undefined ? { nodeIp: opts.nodeIp } : {}),
         runDir: opts.runDir,
+        trustDomain: opts.trustDomain,
         logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
       let stopping = false;
       const stop = (signal: string): void => {

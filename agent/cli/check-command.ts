@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { WeftError } from '../errors.js';
-import { DEFAULT_CLUSTER_DOMAIN } from '../identity/ca-server.js';
+import { CA_PORT, DEFAULT_CLUSTER_DOMAIN } from '../config.js';
 import { checkApi, checkCa, checkCrds, checkIptables, checkRbac, type CheckResult } from './preflight.js';
 
 interface CheckOptions {
@@ -35,7 +35,7 @@ export async function runChecks(opts: CheckOptions): Promise<CheckResult[]> {
     results.push(...(await checkCa(kc, {
       namespace: opts.namespace,
       clusterDomain: opts.clusterDomain,
-      url: opts.ca ?? `https://weft-ca.${opts.namespace}.svc:15012`,
+      url: opts.ca ?? `https://weft-ca.${opts.namespace}.svc:${CA_PORT}`,
       ...(opts.caServerName ? { serverName: opts.caServerName } : {}),
     })));
   }
@@ -56,7 +56,7 @@ export function registerCheckCommand(program: Command): void {
     .option('--kubeconfig <file>', 'the cluster (default: $KUBECONFIG or ~/.kube/config)')
     .option('--in-cluster', 'use the pod\'s service account (in the agent or CA pod)')
     .option('--namespace <ns>', 'Weft\'s namespace', 'weft-system')
-    .option('--ca <url>', 'where to reach the CA (default https://weft-ca.<ns>.svc:15012; from outside: a port-forward\'s https://127.0.0.1:15012)')
+    .option('--ca <url>', `where to reach the CA (default https://weft-ca.<ns>.svc:${CA_PORT}; from outside: a port-forward's https://127.0.0.1:${CA_PORT})`)
     .option('--ca-server-name <name>', 'TLS name to verify the CA as (default: the URL\'s host, or weft-ca.<ns>.svc for an address)')
     .option('--cluster-domain <domain>', 'the cluster\'s DNS domain', DEFAULT_CLUSTER_DOMAIN)
     .option('--no-iptables', 'skip the iptables check (not on a node)')

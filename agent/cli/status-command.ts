@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
-import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
+import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -55,7 +55,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--kubeconfig <file>', 'ask every agent pod of a cluster, through the API server (pods/portforward to its admin port, as istioctl ztunnel-config does)')
     .option('--namespace <ns>', 'with --kubeconfig: the agents\' namespace', 'weft-system')
     .option('--selector <labels>', 'with --kubeconfig: the agent pods\' labels', 'app=weft-agent')
-    .option('--admin-port <port>', 'with --kubeconfig: the admin port inside the agent pod', '15000')
+    .option('--admin-port <port>', 'with --kubeconfig: the admin port inside the agent pod', String(ADMIN_PORT))
     .action(async (what: string, opts: { json?: boolean; admin: string; netns?: string; lab?: string; kubeconfig?: string; namespace: string; selector: string; adminPort: string }) => {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
       if (opts.lab !== undefined && opts.kubeconfig !== undefined) throw new WeftError('WEFT_ERR_CONFIG', 'give --lab or --kubeconfig, not both');

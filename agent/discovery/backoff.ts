@@ -3,6 +3,8 @@
  * jitter 1.0), and the clock it waits on, injectable so tests count retries over simulated time.
  */
 
+import { DISCOVERY_BACKOFF_INITIAL_MS, DISCOVERY_BACKOFF_MAX_MS } from '../config.js';
+
 export interface Clock {
   now(): number;
   /** Resolves after `ms` (or at once when `signal` aborts). */
@@ -33,8 +35,6 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
-export const DEFAULT_INITIAL_BACKOFF_MS = 800;
-export const DEFAULT_MAX_BACKOFF_MS = 30_000;
 
 export class Backoff {
   readonly #initial: number;
@@ -44,8 +44,8 @@ export class Backoff {
   #attempt = 0;
 
   constructor(options: BackoffOptions = {}) {
-    this.#initial = options.initialMs ?? DEFAULT_INITIAL_BACKOFF_MS;
-    this.#max = options.maxMs ?? DEFAULT_MAX_BACKOFF_MS;
+    this.#initial = options.initialMs ?? DISCOVERY_BACKOFF_INITIAL_MS;
+    this.#max = options.maxMs ?? DISCOVERY_BACKOFF_MAX_MS;
     this.#jitter = options.jitter ?? 1;
     this.#random = options.random ?? Math.random;
   }

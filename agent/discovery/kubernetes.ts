@@ -21,7 +21,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { BackoffOptions, Clock } from './backoff.js';
 import { metaOf, namespaceFacts, podFacts, serviceFacts, sliceFacts, DEFAULT_NAMESPACE, type PodFacts } from './facts.js';
-import { Reflector, type Converted, type ReflectorHandler } from './reflector.js';
+import { Reflector, type Converted, type ReflectorHandler, type SharedTls } from './reflector.js';
 import { MeshStore } from './store.js';
 import type { ManifestError, MeshModel, OtherObject, Refusal } from './types.js';
 import { ENDPOINT_SLICE_API_VERSION } from './types.js';
@@ -76,6 +76,7 @@ export class KubernetesSource extends EventEmitter {
     this.#store = new MeshStore({ selectorEndpoints: false, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
     const node = options.nodeName;
     const store = this.#store;
+    const sharedTls: SharedTls = {};
     const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string): void => {
       const handler: ReflectorHandler<T> = {
         upsert: (_key, value) => apply.upsert(value),
@@ -91,6 +92,7 @@ export class KubernetesSource extends EventEmitter {
           convert,
           handler,
           logger: options.logger,
+          tls: sharedTls,
           onRequest: (verb) => this.#requests[verb]++,
           onEventApplied: (ms) => this.#eventApplied(ms),
           ...(fieldSelector !== undefined ? { fieldSelector } : {}),

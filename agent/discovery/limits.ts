@@ -5,14 +5,7 @@
  * WEFT_ERR_MANIFEST_TOO_LARGE in docs/errors.md).
  */
 
-/** One object (one YAML document, one watch event): Kubernetes' own limit. */
-export const MAX_OBJECT_BYTES = 1.5 * 1024 * 1024;
-
-/**
- * One manifest file, which may hold several objects: about as much as `kubectl apply -f` of one
- * file sends in a few requests. A bigger file is refused from its size alone, without a read.
- */
-export const MAX_MANIFEST_FILE_BYTES = 8 * 1024 * 1024;
+// The limits themselves are in agent/config.ts (MAX_OBJECT_BYTES, MAX_MANIFEST_FILE_BYTES).
 
 /** `1.5 MiB`, `50.0 MiB`, `2.3 KiB` */
 export function describeSize(bytes: number): string {

@@ -21,12 +21,13 @@ import {
   formatManifestError,
   listManifestFiles,
   objectKey,
+  oversizeDocumentsIn,
   parseManifestText,
   reconcileFiles,
   retainObjects,
   type FileParseResult,
 } from './manifest.js';
-import { MAX_MANIFEST_FILE_BYTES } from './limits.js';
+import { MANIFEST_DEBOUNCE_MS, MANIFEST_MAX_WAIT_MS, MANIFEST_RESCAN_MS, MAX_MANIFEST_FILE_BYTES } from '../config.js';
 import { MeshStore, modelKind } from './store.js';
 import type { ManifestError, ManifestObject, MeshModel, Refusal } from './types.js';
 
@@ -82,6 +83,8 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
 
   readonly #files = new Map<string, FileState>();
   #accepted = new Map<string, readonly ManifestObject[]>();
+  /** Object key -> the file of #accepted that defines it (reconcileFiles keeps it current). */
+  readonly #owners = new Map<string, string>();
   readonly #store: MeshStore;
 
   #watcher: FSWatcher | undefined;
@@ -101,9 +104,9 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     this.#dir = options.dir;
     this.#log = options.logger.child({ component: 'discovery-local', dir: options.dir });
     this.#trustDomain = options.trustDomain;
-    this.#debounceMs = options.debounceMs ?? 100;
-    this.#maxWaitMs = options.maxWaitMs ?? 1000;
-    this.#rescanMs = options.rescanMs ?? 5000;
+    this.#debounceMs = options.debounceMs ?? MANIFEST_DEBOUNCE_MS;
+    this.#maxWaitMs = options.maxWaitMs ?? MANIFEST_MAX_WAIT_MS;
+    this.#rescanMs = options.rescanMs ?? MANIFEST_RESCAN_MS;
     this.#useWatch = options.watch ?? true;
     this.#parse = options.parse ?? parseManifestText;
     this.#store = new MeshStore({ selectorEndpoints: true, ...(this.#trustDomain !== undefined ? { trustDomain: this.#trustDomain } : {}) });
@@ -280,7 +283,13 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
       this.#files.delete(file);
       const objects = this.#accepted.get(file);
       if (this.#accepted.delete(file)) removedAny = true;
-      if (objects !== undefined) removedObjects.push(...objects);
+      if (objects !== undefined) {
+        removedObjects.push(...objects);
+        for (const o of objects) {
+          const key = objectKey(o);
+          if (this.#owners.get(key) === file) this.#owners.delete(key);
+        }
+      }
       this.#log.info({ file }, 'manifest file removed');
     }
     if (candidates.length === 0 && !removedAny && !initial) return;
@@ -291,7 +300,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     candidates.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
 
     const previous = this.#accepted;
-    const { accepted, rejected, conflicted } = reconcileFiles(previous, candidates);
+    const { accepted, rejected, conflicted } = reconcileFiles(previous, candidates, this.#owners);
     this.#accepted = accepted;
     let acceptedChanged = removedAny;
     const changedFiles: string[] = [];
@@ -394,13 +403,21 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
           fresh[i] = parsed;
           continue;
         }
-        if (known !== undefined && known.text === read.text) {
+        // A document over the object limit refuses the file from its bytes: not decoded, not parsed.
+        const oversize = oversizeDocumentsIn(read.bytes, file);
+        if (oversize !== undefined) {
+          this.#files.set(file, { signature: read.signature, text: undefined, parsed: oversize, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
+          fresh[i] = oversize;
+          continue;
+        }
+        const text = read.bytes.toString('utf8');
+        if (known !== undefined && known.text === text) {
           known.signature = read.signature;
           continue;
         }
         // Kinds the agent does not read (ConfigMaps, Deployments...) are not kept past the parse.
-        const parsed = retainObjects(this.#parse(read.text, file), isModelObject);
-        this.#files.set(file, { signature: read.signature, text: read.text, parsed, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
+        const parsed = retainObjects(this.#parse(text, file), isModelObject);
+        this.#files.set(file, { signature: read.signature, text, parsed, reported: known?.reported ?? '', errors: known?.errors ?? [], conflicted: false });
         fresh[i] = parsed;
       }
     };
@@ -457,14 +474,14 @@ async function statSignature(path: string): Promise<string | undefined> {
   }
 }
 
-type ReadResult = { text: string; signature: string } | { tooLarge: number; signature: string } | undefined;
+type ReadResult = { bytes: Buffer; signature: string } | { tooLarge: number; signature: string } | undefined;
 
 function isModelObject(o: ManifestObject): boolean {
   return modelKind(o) !== undefined;
 }
 
 /**
- * A regular file's text and signature from one open: open, fstat, read, close (four requests
+ * A regular file's bytes and signature from one open: open, fstat, read, close (four requests
  * on libuv's pool, where stat + readFile takes six). O_NONBLOCK so a FIFO named *.yaml cannot
  * hang the open; anything but a regular file is undefined. The callback API, one promise per
  * file: fs.promises' FileHandle costs a promise and a tracked handle per step, which measured
@@ -490,7 +507,7 @@ function readRegularFile(path: string): Promise<ReadResult> {
         let length = 0;
         const onRead = (readErr: Error | null, bytesRead: number): void => {
           if (readErr !== null) return finish(readErr, undefined);
-          if (bytesRead === 0) return finish(null, { text: buffer.toString('utf8', 0, length), signature: signatureOf(st) });
+          if (bytesRead === 0) return finish(null, { bytes: buffer.subarray(0, length), signature: signatureOf(st) });
           length += bytesRead;
           if (length === buffer.length) {
             const bigger = Buffer.allocUnsafe(buffer.length * 2);

@@ -7,7 +7,7 @@ import { objectKey } from './manifest.js';
 import { canonicalJson, MeshStore } from './store.js';
 import type { ManifestObject, MeshModel } from './types.js';
 
-export { DEFAULT_SERVICE_ACCOUNT, DEFAULT_TRUST_DOMAIN, UNKNOWN_VERSION, serviceHostname, spiffeId } from './store.js';
+export { DEFAULT_SERVICE_ACCOUNT, UNKNOWN_VERSION, serviceHostname, spiffeId } from './store.js';
 
 export interface BuildModelOptions {
   trustDomain?: string;

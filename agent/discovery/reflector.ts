@@ -18,10 +18,12 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
-import { describeSize, MAX_OBJECT_BYTES } from './limits.js';
+import { describeSize } from './limits.js';
+import { MAX_OBJECT_BYTES, WATCH_IDLE_GRACE_MS } from '../config.js';
 
 export interface Converted<T> {
   key: string;
@@ -51,10 +53,19 @@ export interface ReflectorOptions<T> {
   backoff?: BackoffOptions;
   pageSize?: number;
   maxObjectBytes?: number;
+  /**
+   * TLS state shared by the reflectors of one source: one SecureContext (the CA and the client
+   * certificate parsed once), not one per reflector, all built in the first turn of start().
+   */
+  tls?: SharedTls;
   /** Counts each request made (`list` or `watch`), for metrics and the bench. */
   onRequest?: (verb: 'list' | 'watch') => void;
   /** How long applying one watch event took (parse, convert, model update), in ms. */
   onEventApplied?: (ms: number) => void;
+}
+
+export interface SharedTls {
+  secureContext?: tls.SecureContext;
 }
 
 export class ApiError extends Error {
@@ -67,10 +78,20 @@ export class ApiError extends Error {
   }
 }
 
-/** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
-const WATCH_IDLE_GRACE_MS = 30_000;
-/** Pages of a few hundred KiB: each is one JSON.parse and one batch of model updates. */
+/** Items asked per list page at most; PAGE_TARGET_BYTES bounds a page of big objects further. */
 const DEFAULT_PAGE_SIZE = 250;
+/**
+ * Bytes a list page should have: one JSON.parse of 128 KiB is about a millisecond (a page of
+ * 250 pods with status was 350 KiB and 3-4 ms of parse alone, on the bench's machine).
+ */
+const PAGE_TARGET_BYTES = 128 * 1024;
+/** Applying a page's items stops for a turn of the event loop after this much work. */
+const SLICE_BUDGET_MS = 2;
+
+/** One turn of the event loop: timers, I/O and the data path's callbacks run before the rest. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 export class Reflector<T> {
   readonly #o: ReflectorOptions<T>;
@@ -193,33 +214,63 @@ export class Reflector<T> {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * Lists page by page and applies each page as it arrives (one page's work at a time on the
-   * event loop, never the whole collection); what the list no longer has goes at the end.
+   * Lists page by page and applies each page as it arrives; what the list no longer has goes at
+   * the end. Nothing of it holds the event loop for long (the data path shares it):
+   * - a page is one JSON.parse, so its bytes are bounded: the next page asks for as many items
+   *   as fit in PAGE_TARGET_BYTES at the size the last page's items had (Kubernetes pages by
+   *   count only);
+   * - the next page is requested before this one is applied, so the round trip overlaps the work;
+   * - the items of a page are applied in slices of at most SLICE_BUDGET_MS, each slice committed
+   *   (flush), with a turn of the event loop between slices.
    */
   async #list(): Promise<void> {
     const items = new Map<string, T>();
     const refused = new Set<string>();
-    let continueToken: string | undefined;
+    const maxItems = this.#o.pageSize ?? DEFAULT_PAGE_SIZE;
+    let limit = maxItems;
     let resourceVersion = '';
-    do {
-      const query: Record<string, string> = { limit: String(this.#o.pageSize ?? DEFAULT_PAGE_SIZE) };
+    const fetchPage = async (continueToken: string | undefined): Promise<string> => {
+      const query: Record<string, string> = { limit: String(limit) };
       if (continueToken !== undefined) query.continue = continueToken;
       if (this.#o.fieldSelector !== undefined) query.fieldSelector = this.#o.fieldSelector;
       this.#o.onRequest?.('list');
       const res = await this.#request(query);
-      const body = await readBody(res, this.#abort.signal);
+      return await readBody(res, this.#abort.signal);
+    };
+    let pending: Promise<string> | undefined = fetchPage(undefined);
+    while (pending !== undefined) {
+      const body = await pending;
+      pending = undefined;
       const page = JSON.parse(body) as { metadata?: { resourceVersion?: string; continue?: string }; items?: unknown[] };
+      const rawItems = page.items ?? [];
+      const continueToken = page.metadata?.continue || undefined;
+      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+      if (rawItems.length > 0) limit = Math.max(1, Math.min(maxItems, Math.floor((PAGE_TARGET_BYTES * rawItems.length) / body.length)));
+      if (continueToken !== undefined && !this.#stopped) {
+        pending = fetchPage(continueToken);
+        // Its failure is seen when it is awaited; until then it must not count as unhandled.
+        pending.catch(() => undefined);
+      }
       // A page can only hold an object over the limit if the page itself is bigger than it.
       const checkSizes = body.length > this.#maxObjectBytes;
-      for (const raw of page.items ?? []) {
+      let sliceStart = performance.now();
+      for (let i = 0; i < rawItems.length; i++) {
+        if (i > 0 && performance.now() - sliceStart >= SLICE_BUDGET_MS) {
+          this.#o.handler.flush();
+          await yieldToEventLoop();
+          if (this.#stopped) break;
+          sliceStart = performance.now();
+        }
+        const raw = rawItems[i];
+        rawItems[i] = undefined;
         const size = checkSizes ? JSON.stringify(raw).length : 0;
-        const converted = size > this.#maxObjectBytes ? undefined : this.#o.convert(raw);
         if (size > this.#maxObjectBytes) {
           const key = keyOf(raw);
           refused.add(key);
           this.#o.handler.refused(key, tooLarge(this.#o.kind, size, this.#maxObjectBytes));
           continue;
         }
+        const converted = this.#o.convert(raw);
         if (converted === undefined) continue;
         items.set(converted.key, converted.value);
         this.#cache.set(converted.key, converted.value);
@@ -227,17 +278,26 @@ export class Reflector<T> {
         this.#o.handler.refused(converted.key, undefined);
       }
       this.#o.handler.flush();
-      continueToken = page.metadata?.continue || undefined;
-      resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
-    } while (continueToken !== undefined && !this.#stopped);
+      if (this.#stopped) {
+        // The request in flight ends with the abort; nothing waits for it.
+        return;
+      }
+      if (pending !== undefined) await yieldToEventLoop();
+    }
     if (this.#stopped) return;
     // What the list no longer has goes (after a re-list only that moves: the store ignores
     // upserts that change nothing). One refused in this list keeps the version before it.
+    let sliceStart = performance.now();
     for (const [key, value] of [...this.#cache]) {
       if (items.has(key) || refused.has(key)) continue;
       this.#cache.delete(key);
       this.#o.handler.remove(key, value);
       this.#o.handler.refused(key, undefined);
+      if (performance.now() - sliceStart >= SLICE_BUDGET_MS) {
+        this.#o.handler.flush();
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
     }
     this.#resourceVersion = resourceVersion;
     this.#o.handler.flush();
@@ -323,7 +383,10 @@ export class Reflector<T> {
     const lib = url.protocol === 'https:' ? https : http;
     if (lib === http) delete opts.agent;
     else {
-      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, ca: opts.ca, cert: opts.cert, key: opts.key, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
+      const shared = this.#o.tls ?? {};
+      shared.secureContext ??= tls.createSecureContext({ ca: opts.ca, cert: opts.cert, key: opts.key });
+      this.#o.tls = shared;
+      this.#agent ??= new https.Agent({ keepAlive: true, maxSockets: 2, secureContext: shared.secureContext, ...(opts.rejectUnauthorized !== undefined ? { rejectUnauthorized: opts.rejectUnauthorized } : {}), ...(opts.servername ? { servername: opts.servername } : {}) });
       opts.agent = this.#agent;
     }
     return await new Promise<http.IncomingMessage>((resolve, reject) => {

@@ -13,6 +13,7 @@
  * The models handed out (`snapshot()`) are live views: their maps are the store's own and show
  * later changes; only `generation` is fixed to the commit they were taken at.
  */
+import { DEFAULT_CLUSTER_DOMAIN, DEFAULT_TRUST_DOMAIN } from '../config.js';
 import { objectKey } from './manifest.js';
 import {
   DEFAULT_NAMESPACE,
@@ -38,7 +39,6 @@ import {
   type Workload,
 } from './types.js';
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 export const DEFAULT_SERVICE_ACCOUNT = 'default';
 export const UNKNOWN_VERSION = 'unknown';
 
@@ -76,7 +76,7 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
 }
 
 export function serviceHostname(name: string, namespace: string): string {
-  return `${name}.${namespace}.svc.cluster.local`;
+  return `${name}.${namespace}.svc.${DEFAULT_CLUSTER_DOMAIN}`;
 }
 
 export class MeshStore {

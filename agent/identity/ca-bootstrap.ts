@@ -18,7 +18,7 @@ import { WeftError, isWeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { CA_FILES, CertificateAuthority, type CaKeyMaterial } from './ca.js';
 import { caKeyMaterialFromSecret, caKeyMaterialToSecret, caKeysLayout } from './ca-keys.js';
-import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
+import { CA_REPUBLISH_MS as DEFAULT_REPUBLISH_MS, DEFAULT_TRUST_DOMAIN } from '../config.js';
 
 export const DEFAULT_CA_KEYS_SECRET = 'weft-ca-keys';
 export const DEFAULT_CA_ROOT_CONFIGMAP = 'weft-ca-root';
@@ -26,7 +26,6 @@ export const DEFAULT_CA_ROOT_CONFIGMAP = 'weft-ca-root';
 export const ROOT_BUNDLE_KEY = CA_FILES.roots;
 /** Marks what the CA created itself, so operators can tell it from what they provided. */
 export const MANAGED_BY_LABEL = { 'app.kubernetes.io/managed-by': 'weft-ca' } as const;
-const DEFAULT_REPUBLISH_MS = 30_000;
 
 /** A Secret or ConfigMap as far as the CA cares: decoded data and the version it was read at. */
 export interface KubeDataObject {

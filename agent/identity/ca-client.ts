@@ -1,4 +1,5 @@
 /** The two ways an agent reaches a CA: over HTTPS (ca-server.ts) or in the same process. */
+import { CA_REQUEST_TIMEOUT_MS } from '../config.js';
 import { request } from 'node:https';
 import { WeftError, type ErrorCode } from '../errors.js';
 import type { CertificateAuthority } from './ca.js';
@@ -80,7 +81,7 @@ export class HttpCaClient implements CaClient {
         headers['content-type'] = 'application/json';
         headers['content-length'] = String(Buffer.byteLength(payload));
       }
-      const req = request(url, { method, headers, ca: typeof this.#opts.caCertificates === 'function' ? this.#opts.caCertificates() : this.#opts.caCertificates, minVersion: 'TLSv1.2', timeout: this.#opts.timeoutMs ?? 10_000 }, (res) => {
+      const req = request(url, { method, headers, ca: typeof this.#opts.caCertificates === 'function' ? this.#opts.caCertificates() : this.#opts.caCertificates, minVersion: 'TLSv1.2', timeout: this.#opts.timeoutMs ?? CA_REQUEST_TIMEOUT_MS }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (err) => reject(new WeftError('WEFT_ERR_CA_UNAVAILABLE', `reading the CA's answer failed`, { cause: err })));
@@ -101,7 +102,7 @@ export class HttpCaClient implements CaClient {
           reject(new WeftError(CODE_BY_STATUS[status] ?? 'WEFT_ERR_CA_UNAVAILABLE', `CA refused (${status}): ${typeof message === 'string' ? message : 'no reason given'}`));
         });
       });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#opts.timeoutMs ?? 10_000} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#opts.timeoutMs ?? CA_REQUEST_TIMEOUT_MS} ms`)));
       req.on('error', (err) => reject(new WeftError('WEFT_ERR_CA_UNAVAILABLE', `cannot reach the CA at ${this.#url.origin}: ${err.message}`, { cause: err })));
       req.end(payload);
     });

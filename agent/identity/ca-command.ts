@@ -6,11 +6,12 @@ import { parseHostPort } from '../util/host-port.js';
 import { createLogger } from '../log.js';
 import { CertificateAuthority } from './ca.js';
 import { PlacementAuthorizer, TokenFileAuthenticator } from './ca-auth.js';
-import { CaServer, DEFAULT_CA_NAMESPACE, DEFAULT_CLUSTER_DOMAIN } from './ca-server.js';
+import { CaServer, DEFAULT_CA_NAMESPACE } from './ca-server.js';
 import { DEFAULT_CA_KEYS_SECRET, DEFAULT_CA_ROOT_CONFIGMAP } from './ca-bootstrap.js';
 import { readFileSync } from 'node:fs';
 import type { IdentityAuthorizer } from './ca-types.js';
-import { DEFAULT_TRUST_DOMAIN } from './spiffe.js';
+import { DEFAULT_CA_ADDRESS, DEFAULT_CLUSTER_DOMAIN, DEFAULT_TRUST_DOMAIN } from '../config.js';
+import { parseTrustDomain } from './spiffe.js';
 import type { DiscoverySource } from '../discovery/types.js';
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3600_000, d: 86_400_000 };
@@ -73,7 +74,7 @@ export function registerCaCommand(program: Command): void {
         '(POST /v1/sign, GET /v1/bundle). Agents authenticate with a bearer token; an identity is ' +
         'issued only if a pod with its namespace and service account is scheduled on the agent\'s node.',
     )
-    .option('--listen <host:port>', 'address to serve on', '127.0.0.1:15012')
+    .option('--listen <host:port>', 'address to serve on', DEFAULT_CA_ADDRESS)
     .option('--dir <dir>', 'CA directory: ca-key.pem, ca-cert.pem, [cert-chain.pem], root-cert.pem (an intermediate from your PKI), or empty to generate a root. Required in local mode; in Kubernetes mode it replaces the Secret bootstrap and the bundle publication (you manage both)')
     .option('--lifetime <duration>', 'workload certificate lifetime', '24h')
     .option('--tokens <file>', 'JSON file {token: nodeName} authenticating agents (re-read when it changes)')
@@ -81,7 +82,7 @@ export function registerCaCommand(program: Command): void {
     .option('--kubeconfig <file>', 'Kubernetes mode: agents authenticate with projected service-account tokens (TokenReview), pods come from this API server')
     .option('--in-cluster', 'Kubernetes mode with the CA pod\'s own service account')
     .option('--agent-service-account <user>', 'Kubernetes mode: the only account agents may use', 'system:serviceaccount:weft-system:weft-agent')
-    .option('--trust-domain <domain>', 'SPIFFE trust domain', DEFAULT_TRUST_DOMAIN)
+    .option('--trust-domain <domain>', 'SPIFFE trust domain', parseTrustDomain, DEFAULT_TRUST_DOMAIN)
     .option('--keys-secret <name>', 'Kubernetes mode: Secret in the CA\'s namespace with the signing key (Weft/Istio cacerts layout or cert-manager tls.crt/tls.key/ca.crt); created with a new self-signed root when absent', DEFAULT_CA_KEYS_SECRET)
     .option('--root-configmap <name>', 'Kubernetes mode: ConfigMap the trust bundle (root-cert.pem) is published to, for the agents', DEFAULT_CA_ROOT_CONFIGMAP)
     .option('--namespace <ns>', 'namespace of the CA\'s Service, Secret and ConfigMap (default: the pod\'s own, else weft-system)')

@@ -7,6 +7,7 @@
  * Errors are JSON {error: WEFT_ERR_*, message}. The serving certificate is issued by the CA
  * itself (so agents trust it through the same roots) and re-issued at half-life.
  */
+import { CA_SERVING_LIFETIME_MS as DEFAULT_SERVING_LIFETIME_MS, DEFAULT_CLUSTER_DOMAIN } from '../config.js';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
@@ -16,10 +17,8 @@ import { caResultFor, type CertificateAuthority } from './ca.js';
 import type { NodeAuthenticator } from './ca-types.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
-const DEFAULT_SERVING_LIFETIME_MS = 7 * 24 * 3600_000;
 export const CA_SERVICE_NAME = 'weft-ca';
 export const DEFAULT_CA_NAMESPACE = 'weft-system';
-export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 /**
  * The names a client in the cluster may use for the CA's Service: `weft-ca`, `weft-ca.<ns>`,

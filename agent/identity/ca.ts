@@ -11,13 +11,10 @@ import { WeftError, isWeftError, type ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CaRequestResult, IdentityAuthorizer, SignedCertificate } from './ca-types.js';
 import { splitPemCertificates } from './der.js';
-import { DEFAULT_TRUST_DOMAIN, tryParseSpiffeId } from './spiffe.js';
+import { tryParseSpiffeId } from './spiffe.js';
+import { CA_ROOT_LIFETIME_MS as ROOT_LIFETIME_MS, CERT_BACKDATE_MS as BACKDATE_MS, DEFAULT_TRUST_DOMAIN, DEFAULT_WORKLOAD_LIFETIME_MS } from '../config.js';
 import { buildCertificate, issuerFromCertificate, verifyCsr, type Issuer } from './x509.js';
 
-export const DEFAULT_WORKLOAD_LIFETIME_MS = 24 * 3600_000;
-const ROOT_LIFETIME_MS = 10 * 365 * 24 * 3600_000;
-/** Certificates start a minute in the past so that a peer whose clock lags accepts them. */
-const BACKDATE_MS = 60_000;
 
 /** Files of a CA directory (the layout Istio's plugged-in CA uses, so operators know it). */
 export const CA_FILES = {

@@ -8,7 +8,7 @@ import { createPrivateKey, generateKeyPair, X509Certificate, type KeyObject } fr
 import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { promisify } from 'node:util';
-import { IDENTITY_RETRY_INITIAL_MS, IDENTITY_RETRY_MAX_MS } from '../config.js';
+import { IDENTITY_RETRY_INITIAL_MS, IDENTITY_RETRY_MAX_MS, MAX_IDENTITIES, RENEW_AT_FRACTION, RENEW_JITTER_FRACTION } from '../config.js';
 import { WeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CaClient } from './ca-types.js';
@@ -189,12 +189,12 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.#timers = opts.timers ?? systemTimers;
     this.#log = (opts.logger ?? silentLogger).child({ component: 'identity' });
     this.#random = opts.random ?? Math.random;
-    this.#renewAt = opts.renewAt ?? 0.5;
-    this.#jitter = opts.jitter ?? 0.1;
+    this.#renewAt = opts.renewAt ?? RENEW_AT_FRACTION;
+    this.#jitter = opts.jitter ?? RENEW_JITTER_FRACTION;
     // Capped at seconds: after a CA outage every agent is back within the cap, not a minute later.
     this.#retryInitialMs = opts.retryInitialMs ?? IDENTITY_RETRY_INITIAL_MS;
     this.#retryMaxMs = opts.retryMaxMs ?? IDENTITY_RETRY_MAX_MS;
-    this.#maxIdentities = opts.maxIdentities ?? 10_000;
+    this.#maxIdentities = opts.maxIdentities ?? MAX_IDENTITIES;
     this.#published = opts.trustBundle;
     this.#published?.on('changed', this.#onBundle);
   }

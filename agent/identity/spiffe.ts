@@ -9,11 +9,15 @@ export interface SpiffeId {
   uri: string;
 }
 
-export const DEFAULT_TRUST_DOMAIN = 'cluster.local';
-
 // Trust domain: DNS-like (SPIFFE allows lowercase letters, digits, '.', '-', '_').
 // Namespace and service account: Kubernetes DNS-1123 labels/subdomains.
 const SPIFFE_RE = /^spiffe:\/\/([a-z0-9._-]{1,255})\/ns\/([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)\/sa\/([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?)$/;
+
+/** A `--trust-domain` value, checked as SPIFFE IDs are (WEFT_ERR_CONFIG when it is not one). */
+export function parseTrustDomain(value: string): string {
+  if (!/^[a-z0-9._-]{1,255}$/.test(value)) throw new WeftError('WEFT_ERR_CONFIG', `--trust-domain must be lowercase letters, digits, '.', '-' or '_' (a SPIFFE trust domain), got ${JSON.stringify(value)}`);
+  return value;
+}
 
 export function formatSpiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;

@@ -4,6 +4,7 @@
  * it belongs to the agents' service account, and which node the agent's pod runs on (the
  * `authentication.kubernetes.io/node-name` extra of bound tokens; else the pod is looked up).
  */
+import { TOKEN_REVIEW_CACHE_MAX, TOKEN_REVIEW_CACHE_MS } from '../config.js';
 import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { LRUCache } from 'lru-cache';
 import { WeftError } from '../errors.js';
@@ -32,7 +33,7 @@ export class TokenReviewAuthenticator implements NodeAuthenticator {
     this.#options = options;
     this.#auth = options.kubeConfig.makeApiClient(AuthenticationV1Api);
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
-    this.#cache = new LRUCache({ max: 10_000, ttl: options.cacheMs ?? 60_000 });
+    this.#cache = new LRUCache({ max: TOKEN_REVIEW_CACHE_MAX, ttl: options.cacheMs ?? TOKEN_REVIEW_CACHE_MS });
   }
 
   async authenticate(token: string): Promise<string | undefined> {

@@ -6,6 +6,7 @@
  * report changes. A file that is missing, empty or not PEM keeps the last good bundle in force:
  * a broken ConfigMap never leaves an agent trusting nothing, or anything.
  */
+import { TRUST_BUNDLE_POLL_MS } from '../config.js';
 import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
@@ -80,7 +81,7 @@ export class TrustBundleFile extends EventEmitter<{ changed: [roots: string[]] }
     } catch (err) {
       this.#log.warn({ err }, 'cannot watch the trust bundle directory; polling only');
     }
-    this.#poll = setInterval(() => this.check(), this.#opts.pollMs ?? 10_000);
+    this.#poll = setInterval(() => this.check(), this.#opts.pollMs ?? TRUST_BUNDLE_POLL_MS);
     this.#poll.unref();
     return this;
   }

@@ -14,7 +14,7 @@ import { refAlive, stopProcesses, type ProcRef } from './procs.js';
 import { startAgent } from './converge.js';
 import { startLabCa } from './ca.js';
 import { readState, withLabLock, writeState, type LabState, type NodeState } from './state.js';
-import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 export interface RestartAgentResult {
   node: string;

@@ -4,6 +4,7 @@
  * bearer token per node that only that node's agent gets. Same checks as in a cluster: a node
  * gets certificates only for service accounts of pods scheduled on it.
  */
+import { CA_PORT } from '../config.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -19,7 +20,7 @@ import type { LabState, NodeState } from './state.js';
 
 /** The CA's address on the fabric bridge (the nodes' uplinks share its /24). */
 export const LAB_CA_IP = '198.19.0.254';
-export const LAB_CA_PORT = 15012;
+export const LAB_CA_PORT = CA_PORT;
 export const LAB_CA_URL = `https://${LAB_CA_IP}:${LAB_CA_PORT}`;
 
 export function labCaPaths(lab: string) {

@@ -9,7 +9,7 @@ import { fetchAdmin } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { refAlive } from './procs.js';
 import type { LabState } from './state.js';
-import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 interface DumpWorkload {
   key: string;

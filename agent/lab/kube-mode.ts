@@ -41,7 +41,7 @@ import { writeFileAtomic, writeState, type LabState, type NodeState } from './st
 import type { ChangeSummary } from './converge.js';
 import { collectRefusalsAfter, refusalNames } from './refusals.js';
 import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
-import { METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
+import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
   logger: Logger;

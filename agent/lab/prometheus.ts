@@ -18,7 +18,7 @@ import { LAB_CA_IP } from './ca.js';
 import { fabricNetns, labPaths, NETNS_DIR, REPO_DIR } from './paths.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { writeFileAtomic, type LabState } from './state.js';
-import { METRICS_PORT } from '../capture/rules.js';
+import { METRICS_PORT } from '../config.js';
 
 /** Same address as the CA (the fabric bridge's): one control-plane host. */
 export const LAB_PROMETHEUS_IP = LAB_CA_IP;

@@ -11,7 +11,7 @@ import type { AgentRefusal } from './converge.js';
 import { manifestFileName } from './manifests.js';
 import { refAlive } from './procs.js';
 import type { LabState } from './state.js';
-import { DEFAULT_ADMIN_ADDRESS } from '../capture/rules.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 const POLL_MS = 25;
 

@@ -5,6 +5,7 @@
  *   evenly; hairpin connections masqueraded as kube-proxy does);
  * - the hosts file each pod reads service names from.
  */
+import { DEFAULT_CLUSTER_DOMAIN } from '../config.js';
 import { createHash } from 'node:crypto';
 import type { ServicePort } from '../discovery/types.js';
 
@@ -161,7 +162,6 @@ function parseSaved(saved: string): Map<string, { chains: Set<string>; rules: Se
 // ---------------------------------------------------------------------------------------------
 // Names
 
-export const CLUSTER_DOMAIN = 'cluster.local';
 
 /**
  * /etc/hosts of one pod: services of its own namespace by `name`, `name.ns` and the full name;
@@ -181,7 +181,7 @@ export function hostsFile(
   const sorted = [...services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   for (const svc of sorted) {
     if (svc.clusterIP === undefined) continue;
-    const full = `${svc.name}.${svc.namespace}.svc.${CLUSTER_DOMAIN}`;
+    const full = `${svc.name}.${svc.namespace}.svc.${DEFAULT_CLUSTER_DOMAIN}`;
     const names = svc.namespace === pod.namespace ? [svc.name, `${svc.name}.${svc.namespace}`, full] : [`${svc.name}.${svc.namespace}`, full];
     lines.push(`${svc.clusterIP}\t${names.join(' ')}`);
   }

@@ -9,7 +9,7 @@ import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import type { LabState } from './state.js';
-import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../capture/rules.js';
+import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface NodeStatus {
   name: string;

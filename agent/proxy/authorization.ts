@@ -4,6 +4,7 @@
  * its fields, and its previous good version stays in force (or, if it never had one, it takes
  * no part). Decisions for one connection are made once, at the inbound edge.
  */
+import { DEFAULT_TRUST_DOMAIN } from '../config.js';
 import type { Logger } from '../log.js';
 import type { OtherObject, Workload } from '../discovery/types.js';
 import { compilePolicies, evaluate, mtlsModeForPort, type PolicyStore, type PolicyDecision, type MtlsMode } from '../../policy/engine.js';
@@ -31,13 +32,6 @@ export interface InboundVerdict {
   action: 'ALLOW' | 'DENY';
 }
 
-/** `cluster.local` of `spiffe://cluster.local/ns/x/sa/y`; undefined for anything else. */
-function trustDomainOf(identity: string): string | undefined {
-  if (!identity.startsWith('spiffe://')) return undefined;
-  const end = identity.indexOf('/', 9);
-  return end === -1 ? undefined : identity.slice(9, end);
-}
-
 const STRICT_REFUSAL: Omit<InboundVerdict, 'policy'> = { allowed: false, reason: 'mtls-required', action: 'DENY' };
 
 export class PolicyState {
@@ -49,8 +43,12 @@ export class PolicyState {
   #store: PolicyStore = compilePolicies([]);
   #generation = 0;
 
-  constructor(logger: Logger) {
+  /** The mesh's trust domain: a principal of another one has no namespace here (F6). */
+  readonly #trustDomain: string;
+
+  constructor(logger: Logger, trustDomain: string = DEFAULT_TRUST_DOMAIN) {
     this.#logger = logger;
+    this.#trustDomain = trustDomain;
   }
 
   get store(): PolicyStore {
@@ -130,7 +128,7 @@ export class PolicyState {
     const decision: PolicyDecision = evaluate(wp, {
       sourceIp: q.sourceIp,
       sourcePrincipal: q.sourcePrincipal,
-      trustDomain: trustDomainOf(q.workload.identity),
+      trustDomain: this.#trustDomain,
       destinationIp: q.destinationIp,
       destinationPort: q.destinationPort,
     });

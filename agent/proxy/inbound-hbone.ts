@@ -114,6 +114,7 @@ export function hboneInboundTunnel(inputs: ProxyInputs): InboundTunnel {
         credentials: () => identity.current(pod.workload.identity),
         onStream: (stream, info) => handleInboundHbone(inputs, pod, stream, info),
         logger: inputs.logger,
+        trustDomain: inputs.trustDomain,
       });
       await server.listen({ fd: listenFd });
       return { close: () => server.close() };

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
-import { MESH_MARK } from '../capture/rules.js';
+import { MESH_MARK } from '../config.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
 import type { ConnectionRecord } from './connection.js';

@@ -13,6 +13,8 @@ import type { HbonePool } from '../tunnel/pool.js';
 
 export interface ProxyInputs {
   readonly nodeName: string;
+  /** The mesh's SPIFFE trust domain (`--trust-domain`): peers of another one are refused. */
+  readonly trustDomain: string;
   readonly logger: Logger;
   /** One JSON line per connection at close. */
   readonly accessLog: Logger;

@@ -1,22 +1,20 @@
 /**
  * Outbound (15001): a connection an app in a captured pod opened, redirected to the agent.
- * Steps: original destination -> service VIP resolved to one endpoint (power of two choices) ->
- * to a meshed destination: a CONNECT stream over the pod's HBONE pool (mutual TLS to
- * <pod ip>:15008, the server must present the identity discovery holds); otherwise a plain
- * socket -> relay. Every socket is made inside the source pod's namespace with the mesh mark,
- * so the rules let it through and the wire carries pod IPs.
+ * Decides first, acts second: the original destination -> the route decision (route.ts: hbone,
+ * direct or refuse, from the model alone) -> executed here: a CONNECT stream over the pod's HBONE
+ * pool (mutual TLS to the tunnel address, the server must present the expected identity), or a
+ * plain socket -> relay. Every socket is made inside the source pod's namespace with the mesh
+ * mark, so the rules let it through and the wire carries pod IPs.
  */
 import net from 'node:net';
-import { createTcpSocket, originalDestination, socketFd, type SocketAddress } from '../../native/index.js';
-import { MESH_MARK } from '../capture/rules.js';
+import { createTcpSocket, originalDestination, socketFd } from '../../native/index.js';
+import { MESH_MARK } from '../config.js';
 import { WeftError } from '../errors.js';
 import type { CapturedPod, ProxyInputs } from './inputs.js';
 import { armConnectTimeout } from './connect-timeout.js';
 import { relaySocket } from './relay.js';
-import type { Endpoint, Service, Workload } from '../discovery/types.js';
 import type { Duplex } from 'node:stream';
-import { HBONE_PORT } from '../capture/rules.js';
-import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
+import { decideRoute, retryRoute, type RouteDecision } from './route.js';
 
 export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream: net.Socket): void {
   let original: { address: string; port: number };
@@ -28,10 +26,7 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
     downstream.resetAndDestroy();
     return;
   }
-  const model = inputs.model();
-  const service = model.serviceByVip(original.address);
-  const endpoint = service ? inputs.loadBalancer.pick(service.ports.get(original.port) ?? []) : undefined;
-  dial(inputs, pod, downstream as WaitingSocket, original, service, endpoint, true);
+  dial(inputs, pod, downstream as WaitingSocket, decideRoute(inputs.model(), pod, original, downstream, inputs.loadBalancer), true);
 }
 
 /**
@@ -40,15 +35,10 @@ export function handleOutbound(inputs: ProxyInputs, pod: CapturedPod, downstream
  * timed out, TLS, or the peer answered the CONNECT with an error) is tried once more on another
  * ready endpoint of the service; the client's bytes wait in its socket meanwhile.
  */
-function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, original: SocketAddress, service: Service | undefined, endpoint: Endpoint | undefined, mayRetry: boolean): void {
-  const upstreamIp = endpoint ? endpoint.ip : original.address;
-  const upstreamPort = endpoint ? endpoint.port : original.port;
-  const destinationWorkload: Workload | undefined = endpoint ? endpoint.workload : service ? undefined : inputs.model().workloadByIp(original.address);
-  const viaHbone = pod.pool !== undefined && destinationWorkload?.inMesh === true;
-  // Not redirected (loopback, the pod's own IP), or a meshed pod's agent port: a loop (F1).
-  const selfCall =
-    notRedirectedRefusal(original, downstream.localAddress, downstream.localPort) ??
-    (destinationWorkload?.inMesh === true || upstreamIp === pod.workload.ip ? agentPortRefusal(upstreamIp, upstreamPort) : undefined);
+function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, route: RouteDecision, mayRetry: boolean): void {
+  const { original, service, endpoint, upstreamIp, upstreamPort } = route;
+  const destinationWorkload = route.workload;
+  const viaHbone = route.kind === 'hbone';
   const record = inputs.connections.open({
     direction: 'outbound',
     sourceIp: downstream.remoteAddress ?? pod.workload.ip,
@@ -60,15 +50,10 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
     destinationService: service?.key,
     mutualTls: viaHbone,
   });
-  if (selfCall) {
-    inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, code: selfCall.code }, `outbound refused: ${selfCall.message}`);
-    record.finish({ error: selfCall });
-    downstream.resetAndDestroy();
-    return;
-  }
-  if (service && !endpoint) {
-    // A VIP without a ready endpoint: kube-proxy would reject; so do we.
-    record.finish({ error: new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no ready endpoint for port ${original.port}`) });
+  if (route.kind === 'refuse') {
+    // A self call is logged at once (a loop attempt); a VIP without a ready endpoint is only recorded, as kube-proxy's reject.
+    if (route.reason === 'self-call') inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, code: route.error.code }, `outbound refused: ${route.error.message}`);
+    record.finish({ error: route.error });
     downstream.resetAndDestroy();
     return;
   }
@@ -79,11 +64,11 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
   const failed = (err: Error): void => {
     downstream.off('error', onEarlyClose);
     downstream.off('close', onEarlyClose);
-    const other = mayRetry && service && endpoint && downstream[kGone] !== true && failedBeforeAnyByte(err) ? otherEndpoint(inputs, service, original.port, endpoint) : undefined;
+    const other = mayRetry && downstream[kGone] !== true && failedBeforeAnyByte(err) ? retryRoute(route, pod, downstream, inputs.loadBalancer) : undefined;
     if (other) {
-      inputs.logger.info({ pod: pod.workload.key, service: service!.key, failed: `${upstreamIp}:${upstreamPort}`, retry: `${other.ip}:${other.port}`, reason: err.message }, 'outbound: connect failed before any byte; trying another endpoint');
+      inputs.logger.info({ pod: pod.workload.key, service: service!.key, failed: `${upstreamIp}:${upstreamPort}`, retry: `${other.upstreamIp}:${other.upstreamPort}`, reason: err.message }, 'outbound: connect failed before any byte; trying another endpoint');
       record.finish({ error: err });
-      dial(inputs, pod, downstream, original, service, other, false);
+      dial(inputs, pod, downstream, other, false);
       return;
     }
     if (viaHbone) inputs.logger.warn({ err: { code: (err as WeftError).code, message: err.message }, pod: pod.workload.key, destination: destinationWorkload!.key }, 'outbound: HBONE tunnel failed; connection reset');
@@ -100,12 +85,12 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
     }
     record.startRelay(downstream, upstream);
   };
-  if (viaHbone) {
+  if (route.kind === 'hbone') {
     pod.pool!.connect({
       sourceIdentity: pod.workload.identity,
-      destination: { host: destinationWorkload!.ip, port: HBONE_PORT },
-      expectedIdentity: destinationWorkload!.identity,
-      authority: `${destinationWorkload!.ip}:${upstreamPort}`,
+      destination: { host: route.tunnelHost, port: route.tunnelPort },
+      expectedIdentity: route.expectedIdentity,
+      authority: route.authority,
       headers: { baggage: pod.baggage },
     }).then(connected, failed);
     return;
@@ -148,12 +133,6 @@ function failedBeforeAnyByte(err: Error): boolean {
   if (CONNECT_ERRNOS.has(code)) return true;
   if (code === 'WEFT_ERR_HBONE_REFUSED') return / 503$/.test(err.message);
   return code === 'WEFT_ERR_HBONE_CONNECT' || code === 'WEFT_ERR_CONNECT_TIMEOUT' || code === 'WEFT_ERR_TLS_HANDSHAKE' || code === 'WEFT_ERR_TLS_PEER_UNTRUSTED' || code === 'WEFT_ERR_TLS_PEER_IDENTITY' || code === 'WEFT_ERR_HBONE_SESSION';
-}
-
-/** Another ready endpoint of the service for `port` than `failed`, if there is one. */
-function otherEndpoint(inputs: ProxyInputs, service: Service, port: number, failed: Endpoint): Endpoint | undefined {
-  const candidates = (service.ports.get(port) ?? []).filter((e) => e.ip !== failed.ip || e.port !== failed.port);
-  return inputs.loadBalancer.pick(candidates);
 }
 
 /** Marks a client that left while its tunnel was being set up (shared: no closure per connection). */

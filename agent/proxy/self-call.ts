@@ -5,7 +5,7 @@
  * make the agent connect to its own port again, and again. ztunnel refuses the same way
  * (its `SelfCall` error). Pure functions: the callers record and refuse.
  */
-import { POD_AGENT_PORTS } from '../capture/rules.js';
+import { POD_AGENT_PORTS } from '../config.js';
 import { WeftError } from '../errors.js';
 
 /** Why a destination port is refused, or undefined. */

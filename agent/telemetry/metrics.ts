@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Workload } from '../discovery/types.js';
+import { serviceHostname } from '../discovery/store.js';
 
 export const TCP_LABELS = [
   'reporter',
@@ -77,7 +78,7 @@ export function tcpLabels(input: TcpLabelInput): TcpLabels {
     const [ns, name] = input.destinationService.split('/') as [string, string];
     serviceName = name;
     serviceNamespace = ns;
-    serviceHost = `${name}.${ns}.svc.cluster.local`;
+    serviceHost = serviceHostname(name, ns);
   } else if (dst) {
     serviceNamespace = dst.namespace;
   }

@@ -11,8 +11,8 @@ import { kTlsSocket } from './server.js';
 import { WeftError, isWeftError } from '../errors.js';
 import { spiffeIdFromSan } from '../identity/spiffe.js';
 import { formatAuthority } from './authority.js';
-import { CONNECT_RESPONSE_TIMEOUT_MS } from '../config.js';
-import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, MAX_STREAMS_PER_CONNECTION, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+import { ALPN_H2, H2_SETTINGS, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+import { CONNECT_RESPONSE_TIMEOUT_MS, CONNECTION_WINDOW_BYTES, MAX_SESSION_MEMORY_MB, MAX_STREAMS_PER_CONNECTION, TLS_HANDSHAKE_TIMEOUT_MS } from '../config.js';
 
 export interface OpenSessionOptions {
   /** A TCP socket to the destination's 15008, connected or connecting. */
@@ -64,8 +64,8 @@ export async function openHboneSession(opts: OpenSessionOptions): Promise<Client
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      tlsSocket.destroy(new WeftError('WEFT_ERR_TLS_HANDSHAKE', `no TLS handshake with ${target} within ${opts.handshakeTimeoutMs ?? 10_000} ms`));
-    }, opts.handshakeTimeoutMs ?? 10_000);
+      tlsSocket.destroy(new WeftError('WEFT_ERR_TLS_HANDSHAKE', `no TLS handshake with ${target} within ${opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS} ms`));
+    }, opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS);
     timer.unref();
     const onError = (err: Error): void => {
       clearTimeout(timer);

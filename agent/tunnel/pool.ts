@@ -12,9 +12,9 @@ import { WeftError, isWeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { formatAuthority } from './authority.js';
 import { isRetryableStreamError, openConnectStream, openHboneSession } from './client.js';
-import { MAX_STREAMS_PER_CONNECTION, type TlsCredentials } from './settings.js';
+import type { TlsCredentials } from './settings.js';
 import { closeSessionGracefully, resetSession } from './server.js';
-import { UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
+import { HBONE_KEEPALIVE_MS, MAX_STREAMS_PER_CONNECTION, POOL_IDLE_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
 
 /**
  * Makes the TCP socket for a connection (connected or connecting). The agent's opens it inside
@@ -190,9 +190,9 @@ export class HbonePool {
     this.#credentials = opts.credentials;
     this.#createSocket = opts.createSocket ?? ((host, port) => netConnect({ host, port }));
     this.log = (opts.logger ?? silentLogger).child({ component: 'hbone-pool' });
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
-    this.#keepaliveMs = opts.keepaliveIntervalMs ?? 30_000;
-    this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 10_000;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS;
+    this.#keepaliveMs = opts.keepaliveIntervalMs ?? HBONE_KEEPALIVE_MS;
+    this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     this.#maxStreams = opts.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
   }
@@ -325,7 +325,7 @@ export class HbonePool {
       throw new WeftError('WEFT_ERR_HBONE_CONNECT', `cannot create a socket to ${formatAuthority(host, port)}: ${(err as Error).message}`, { cause: err });
     }
     socket.setNoDelay(true);
-    socket.setKeepAlive(true, 30_000);
+    socket.setKeepAlive(true, HBONE_KEEPALIVE_MS);
     conn.socket = socket;
     if (socket.connecting) {
       const connectTimeoutMs = this.#connectTimeoutMs;

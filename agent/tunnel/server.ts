@@ -15,8 +15,8 @@ import { WeftError } from '../errors.js';
 import { spiffeIdFromSan, tryParseSpiffeId } from '../identity/spiffe.js';
 import { silentLogger, type Logger } from '../log.js';
 import { parseAuthority } from './authority.js';
-import { HBONE_SERVER_IDLE_TIMEOUT_MS, SESSION_CLOSE_GRACE_MS } from '../config.js';
-import { ALPN_H2, CONNECTION_WINDOW_BYTES, H2_SETTINGS, MAX_SESSION_MEMORY_MB, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+import { CONNECTION_WINDOW_BYTES, HBONE_KEEPALIVE_MS, HBONE_SERVER_IDLE_TIMEOUT_MS, MAX_SESSION_MEMORY_MB, SESSION_CLOSE_GRACE_MS, TLS_HANDSHAKE_TIMEOUT_MS } from '../config.js';
+import { ALPN_H2, H2_SETTINGS, TLS_VERSIONS, type TlsCredentials } from './settings.js';
 
 /** What the stream handler learns about a CONNECT. */
 export interface HboneStreamInfo {
@@ -196,7 +196,7 @@ class HboneServerImpl implements HboneServer {
       // Verified in #onSession instead, so a refusal can be logged with its reason (Node
       // would otherwise drop the socket silently).
       rejectUnauthorized: false,
-      handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeout: opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
       settings: H2_SETTINGS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       unknownProtocolTimeout: 1000,
@@ -205,7 +205,7 @@ class HboneServerImpl implements HboneServer {
     this.#server.prependListener('connection', (socket: Socket) => {
       this.#maybeRotate();
       socket.setNoDelay(true);
-      socket.setKeepAlive(true, 30_000);
+      socket.setKeepAlive(true, HBONE_KEEPALIVE_MS);
     });
     // Node makes the session inside its own 'secureConnection' listener and emits 'session'
     // before returning: the socket seen here is the one of the next session.
@@ -260,13 +260,13 @@ class HboneServerImpl implements HboneServer {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         for (const s of this.#sessions) resetSession(s);
-      }, opts.timeoutMs ?? 5000);
+      }, opts.timeoutMs ?? SESSION_CLOSE_GRACE_MS);
       timer.unref();
       this.#server.close(() => {
         clearTimeout(timer);
         resolve();
       });
-      for (const s of this.#sessions) closeSessionGracefully(s, opts.timeoutMs ?? 5000);
+      for (const s of this.#sessions) closeSessionGracefully(s, opts.timeoutMs ?? SESSION_CLOSE_GRACE_MS);
     });
   }
 

@@ -1,19 +1,9 @@
-/** HBONE constants shared by client and server (values as ztunnel uses them). */
+/** HBONE settings shared by client and server, built from the numbers in agent/config.ts. */
 import type { Settings } from 'node:http2';
 import type { SecureContext } from 'node:tls';
+import { MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW_BYTES } from '../config.js';
 
 export const ALPN_H2 = 'h2';
-
-export const MAX_STREAMS_PER_CONNECTION = 100;
-export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
-export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
-export const MAX_FRAME_BYTES = 1024 * 1024;
-export const MAX_HEADER_LIST_BYTES = 16 * 1024;
-/**
- * nghttp2's memory cap per session, in MB. The default (10) is below what 100 streams with
- * 4 MiB windows may legitimately hold in flight.
- */
-export const MAX_SESSION_MEMORY_MB = 64;
 
 export const H2_SETTINGS: Settings = {
   maxConcurrentStreams: MAX_STREAMS_PER_CONNECTION,

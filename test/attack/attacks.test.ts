@@ -26,7 +26,7 @@ import { requestCertificate, type WorkloadCertificate } from '../../agent/identi
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import { ALPN_H2, TLS_VERSIONS } from '../../agent/tunnel/settings.js';
 import { createTcpSocket } from '../../native/index.js';
-import { MESH_MARK } from '../../agent/capture/rules.js';
+import { MESH_MARK } from '../../agent/config.js';
 import { CANCEL, FLAG, FRAME, connectHead, frame, literal, ping, rawH2, rstStream, settings } from './h2-frames.js';
 
 /** Descriptors this process may hold above the baseline after an attack (pooled sessions, timers' fds). */

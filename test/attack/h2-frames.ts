@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { ALPN_H2, TLS_VERSIONS } from '../../agent/tunnel/settings.js';
 import type { WorkloadCertificate } from '../../agent/identity/manager.js';
 import { createTcpSocket } from '../../native/index.js';
-import { MESH_MARK } from '../../agent/capture/rules.js';
+import { MESH_MARK } from '../../agent/config.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 export const FRAME = { DATA: 0x0, HEADERS: 0x1, RST_STREAM: 0x3, SETTINGS: 0x4, PING: 0x6, GOAWAY: 0x7, WINDOW_UPDATE: 0x8, CONTINUATION: 0x9 } as const;

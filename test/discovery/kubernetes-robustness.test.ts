@@ -85,9 +85,13 @@ describe('backoff while the API server fails (finding 8)', () => {
     void source.start();
     await waitFor(() => clock.now() >= 120_000, 'two simulated minutes of failures', 10_000);
     await source.stop();
-    // Seven reflectors share the clock; count the tries of one collection.
+    // Seven reflectors share the clock and each one's sleep moves it for all, so simulated time
+    // runs at least as fast as one collection's own schedule: its tries are at most what its own
+    // backoff allows (~12 in 120 s), however the seven interleave. How many fewer depends on the
+    // interleaving (it flaked under load with a lower bound); the exact count of one collection
+    // alone is the next test's.
     const tries = api.requests.filter((r) => r.startsWith('GET /api/v1/services?')).length;
-    assert.ok(tries >= 3 && tries <= 14, `services listed ${tries} times in 120 simulated seconds`);
+    assert.ok(tries >= 1 && tries <= 14, `services listed ${tries} times in 120 simulated seconds`);
     assert.ok(Math.max(...clock.sleeps) <= 30_000, 'no delay above the 30 s cap');
   });
 
@@ -188,6 +192,24 @@ describe('what an agent watches, and how often it asks (findings 4, 9)', () => {
     assert.deepEqual([ep.ip, ep.port, ep.workload], ['198.19.0.1', 6443, undefined], 'kubernetes.default reaches the API server directly');
     assert.equal(api.requests.filter((r) => !r.includes('watch=true')).length, listsAfterSync, 'events came by watch, with no list');
     assert.ok(api.requests.filter((r) => r.includes('watch=true')).every((r) => r.includes('allowWatchBookmarks=true') && r.includes('timeoutSeconds=')), 'watches ask for bookmarks and a server-side timeout');
+  });
+});
+
+describe('list pages of bounded bytes (issue 9 point 5)', () => {
+  it('asks fewer items per page when the items are big, and still lists every one', async () => {
+    const api = await startApi();
+    // 400 pods of about 2 KiB each: a first page of 250 is ~500 KiB, over the ~128 KiB a page
+    // should have, so the pages after it ask for fewer items.
+    for (let i = 0; i < 400; i++) {
+      const p = pod(`p-${i}`, `10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`, 'n2');
+      api.upsert(KUBE_PATHS.pods, { ...p, metadata: { ...p.metadata, annotations: { pad: 'x'.repeat(2000) } } });
+    }
+    const source = newSource(api);
+    const model = await source.start();
+    const limits = podLists(api).filter((r) => !r.includes('fieldSelector')).map((r) => Number(/[?&]limit=(\d+)/.exec(r)?.[1]));
+    assert.equal(limits[0], 250, 'the first page asks the most');
+    assert.ok(limits.length > 2 && limits.slice(1).every((l) => l < 100), `later pages ask fewer: ${limits.join(', ')}`);
+    assert.equal([...model.workloads.keys()].filter((k) => k.startsWith('shop/p-')).length, 400);
   });
 });
 

@@ -10,6 +10,8 @@ import {
   isPod,
   isService,
   loadManifestDir,
+  ownerIndex,
+  oversizeDocumentsIn,
   parseManifestText,
   reconcileFiles,
 } from '../../agent/discovery/manifest.js';
@@ -263,5 +265,45 @@ describe('reconcileFiles', () => {
     const { accepted, rejected } = reconcileFiles(new Map([['a.yaml', good.objects]]), [bad]);
     assert.equal(accepted.get('a.yaml'), good.objects);
     assert.equal(rejected.get('a.yaml')![0]!.reason, 'Pod default/details: spec.containers: required');
+  });
+});
+
+describe('reconcileFiles with a kept owner index', () => {
+  const pod = (ip: string): string => POD.replace('198.18.1.2', ip);
+  it('decides as a fresh index does over rounds, and keeps the index equal to one built anew', () => {
+    let accepted = new Map<string, readonly import('../../agent/discovery/types.js').ManifestObject[]>();
+    const owners = new Map<string, string>();
+    const rounds = [
+      [parseManifestText(pod('198.18.1.2'), 'b.yaml')],
+      // a.yaml takes the pod b.yaml has: refused while b.yaml holds it.
+      [parseManifestText(pod('198.18.1.3'), 'a.yaml')],
+      // b.yaml lets it go: a.yaml (retried) gets it.
+      [parseManifestText('apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n', 'b.yaml'), parseManifestText(pod('198.18.1.3'), 'a.yaml')],
+    ];
+    const refusedPerRound: string[][] = [];
+    for (const candidates of rounds) {
+      const fresh = reconcileFiles(accepted, candidates);
+      const kept = reconcileFiles(accepted, candidates, owners);
+      assert.deepEqual([...kept.rejected.keys()], [...fresh.rejected.keys()]);
+      assert.deepEqual(kept.accepted, fresh.accepted);
+      accepted = kept.accepted;
+      assert.deepEqual(owners, ownerIndex(accepted));
+      refusedPerRound.push([...kept.rejected.keys()]);
+    }
+    assert.deepEqual(refusedPerRound, [[], ['a.yaml'], []]);
+  });
+});
+
+describe('oversizeDocumentsIn', () => {
+  it('names each document over 1.5 MiB with its number and the line of its separator, from the bytes', () => {
+    const big = `kind: ConfigMap\ndata:\n  a: ${'x'.repeat(1.6 * 1024 * 1024)}\n`;
+    const text = `kind: Namespace\n---\n${big}--- # two\nkind: Namespace\n---\n${big}`;
+    const result = oversizeDocumentsIn(Buffer.from(text), 'f.yaml');
+    assert.deepEqual(result?.errors.map((e) => [e.document, e.line, e.code]), [[1, 2, 'WEFT_ERR_OBJECT_TOO_LARGE'], [3, 8, 'WEFT_ERR_OBJECT_TOO_LARGE']]);
+    // The text path gives the same errors.
+    assert.deepEqual(parseManifestText(text, 'f.yaml').errors, result?.errors);
+    assert.equal(oversizeDocumentsIn(Buffer.from('kind: Namespace\n'), 'f.yaml'), undefined);
+    // `---` inside a line is no separator.
+    assert.equal(oversizeDocumentsIn(Buffer.from(`a: b---c\n${big}`), 'f.yaml')?.errors.length, 1);
   });
 });

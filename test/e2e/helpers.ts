@@ -1,5 +1,5 @@
 /** Helpers for end-to-end tests on a real lab (bookinfo): traffic from pods, agent state, captures. */
-import { DEFAULT_ADMIN_ADDRESS } from '../../agent/capture/rules.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../../agent/config.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { podLogFile } from '../../agent/lab/paths.js';

@@ -89,7 +89,9 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
   const { logger, lines } = captureLogger('info');
   let agentRef: Agent | undefined;
   const ca = mtls
-    ? new CertificateAuthority(CertificateAuthority.generateRoot(), {
+    ? new CertificateAuthority(CertificateAuthority.generateRoot(agentOptions.trustDomain), {
+        // The CA signs only identities of the agent's trust domain (the default when none is given).
+        ...(agentOptions.trustDomain !== undefined ? { trustDomain: agentOptions.trustDomain } : {}),
         authorizer: new PlacementAuthorizer((node, ns, sa) => agentRef?.model.workloadsOnNode(node).some((w) => w.namespace === ns && w.serviceAccount === sa) ?? false),
         logger,
         ...(caLifetimeMs ? { lifetimeMs: caLifetimeMs } : {}),

@@ -24,7 +24,7 @@ spec:
 
 for (const mode of ['local', 'kubernetes'] as const) {
   describe(`lab apply reports the agents' refusals (${mode} mode)`, () => {
-    const LAB = mode === 'local' ? 'disc1' : 'disc3';
+    const LAB = mode === 'local' ? 'disc2l' : 'disc2k';
     const files = manifestDir({
       'ns.yaml': 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n  labels:\n    weft.dev/mesh: enabled\n',
       'pod.yaml': podYaml({ name: 'idle', node: 'node-a', script: 'idle.mjs' }),

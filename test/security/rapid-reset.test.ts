@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { constants as h2 } from 'node:http2';
 import { createTcpSocket } from '../../native/index.js';
-import { MESH_MARK } from '../../agent/capture/rules.js';
+import { MESH_MARK } from '../../agent/config.js';
 import { openHboneSession } from '../../agent/tunnel/client.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import { requestCertificate } from '../../agent/identity/manager.js';

@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { createTcpSocket } from '../../native/index.js';
-import { MESH_MARK } from '../../agent/capture/rules.js';
+import { MESH_MARK } from '../../agent/config.js';
 import { HbonePool } from '../../agent/tunnel/pool.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import { requestCertificate } from '../../agent/identity/manager.js';

@@ -5,12 +5,13 @@
  * `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, and `kubernetes.io` with namespace, serviceaccount,
  * pod and node), so a consumer that decodes them sees what a real cluster issues.
  */
+import { DEFAULT_CLUSTER_DOMAIN } from '../../config.js';
 import { createPublicKey, randomUUID, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import type { Store } from './store.js';
 import { isJsonObject, type JsonObject, type KubeObject } from './types.js';
 
-export const API_AUDIENCE = 'https://kubernetes.default.svc.cluster.local';
-export const TOKEN_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+export const API_AUDIENCE = `https://kubernetes.default.svc.${DEFAULT_CLUSTER_DOMAIN}`;
+export const TOKEN_ISSUER = `https://kubernetes.default.svc.${DEFAULT_CLUSTER_DOMAIN}`;
 export const ADMIN_USER = 'weft-lab-admin';
 
 export interface UserInfo {

@@ -20,6 +20,7 @@
  * table), objects (per-kind semantics), handlers (HTTP), watch, selectors, patch, rbac, auth
  * (tokens), discovery, table (kubectl's Table output), tls (serving certificate).
  */
+import { DEFAULT_CLUSTER_DOMAIN } from '../../config.js';
 import { randomBytes, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
@@ -97,7 +98,7 @@ export interface IssueTokenOptions {
   pod?: string;
 }
 
-const BASE_DNS = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'];
+const BASE_DNS = ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', `kubernetes.default.svc.${DEFAULT_CLUSTER_DOMAIN}`];
 
 /** A kubeconfig (YAML) for `server` with a bearer token, trusting `caPem`. */
 export function kubeconfigYaml(server: string, caPem: string, token: string, user = 'weft-lab-admin', namespace?: string): string {
