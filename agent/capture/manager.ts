@@ -9,12 +9,11 @@
  * existing rules (installing is idempotent) and removes those of pods that left the mesh while
  * no agent ran.
  */
-import { statSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import type { MeshModel, Workload } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
 import { PodCapture, type InboundTunnel } from './pod-capture.js';
-import type { NetnsCandidate, NetnsLocator, NetnsScan } from './netns-locator.js';
+import { inodeOf, type NetnsCandidate, type NetnsLocator, type NetnsScan } from './netns-locator.js';
 import { hasCaptureRules, removeCaptureRules, type CaptureRuleOptions } from './rules.js';
 import { isWeftError, WeftError } from '../errors.js';
 
@@ -255,11 +254,3 @@ export class CaptureManager {
   }
 }
 
-function inodeOf(path: string): string | undefined {
-  try {
-    const st = statSync(path);
-    return `${st.dev}:${st.ino}`;
-  } catch {
-    return undefined;
-  }
-}

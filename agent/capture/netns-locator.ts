@@ -153,7 +153,8 @@ export class NetnsScan {
   }
 }
 
-function inodeOf(path: string): string | undefined {
+/** `dev:ino` of a namespace file: the identity of a network namespace, whatever path names it. */
+export function inodeOf(path: string): string | undefined {
   try {
     const st = statSync(path);
     return `${st.dev}:${st.ino}`;

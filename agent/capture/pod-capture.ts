@@ -9,9 +9,9 @@
  * Listeners carry SO_REUSEPORT so a new agent listens beside the old one during a handover.
  */
 import net from 'node:net';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { createTcpSocket, openNetns, closeNetns, closeFd, inNetns } from '../../native/index.js';
+import { listenOnFd } from '../util/listen.js';
 import { installCaptureRules, removeCaptureRules, type CaptureRuleOptions } from './rules.js';
 import { handleOutbound } from '../proxy/outbound.js';
 import { handleInboundPlaintext } from '../proxy/inbound.js';
@@ -142,14 +142,8 @@ export class PodCapture implements CapturedPod {
     // noDelay: the agent writes what it read at once; Nagle would hold a small response back
     // until the previous segment is acknowledged (a delayed ACK is up to 40 ms).
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
-    server.on('error', () => undefined); // listen errors surface through `once` below
-    server.listen({ fd });
-    try {
-      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
-    } catch (err) {
-      closeFd(fd);
-      throw err;
-    }
+    server.on('error', () => undefined); // listen errors surface through listenOnFd
+    await listenOnFd(server, fd);
     this.#listeners.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve())) });
   }
 

@@ -13,7 +13,8 @@ import { once } from 'node:events';
 import { isIPv4 } from 'node:net';
 import type { Registry } from 'prom-client';
 import { parseHostPort } from '../util/host-port.js';
-import { createTcpSocket, closeFd } from '../../native/index.js';
+import { createTcpSocket } from '../../native/index.js';
+import { listenOnFd } from '../util/listen.js';
 
 export async function startMetricsServer(registry: Registry, address: string): Promise<http.Server> {
   return listenNodePort(address, (req, res) => {
@@ -49,14 +50,7 @@ export async function listenNodePort(address: string, handler: http.RequestListe
   const { host, port } = parseHostPort(address);
   const server = http.createServer(handler);
   if (isIPv4(host)) {
-    const fd = createTcpSocket({ reuseAddress: true, reusePort: true, bind: { address: host, port }, listenBacklog: 511 });
-    server.listen({ fd });
-    try {
-      await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
-    } catch (err) {
-      closeFd(fd);
-      throw err;
-    }
+    await listenOnFd(server, createTcpSocket({ reuseAddress: true, reusePort: true, bind: { address: host, port }, listenBacklog: 511 }));
     return server;
   }
   server.listen(port, host);
