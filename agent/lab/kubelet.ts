@@ -98,20 +98,11 @@ interface RuntimePod {
   failure: string | undefined;
 }
 
+/** What survives a kubelet restart: a pod's sandbox as RuntimePod holds it, and its processes. */
 interface Checkpoint {
-  pods: {
-    uid: string;
-    namespace: string;
-    name: string;
-    hostNetwork: boolean;
-    ip: string;
-    netns: string;
-    host: number | undefined;
-    hostVeth: string | undefined;
-    startTime: string;
-    cniResult: Record<string, unknown> | undefined;
+  pods: (Pick<RuntimePod, 'uid' | 'namespace' | 'name' | 'hostNetwork' | 'ip' | 'netns' | 'host' | 'hostVeth' | 'startTime' | 'cniResult'> & {
     containers: { name: string; pid: number; startTime: string; restartCount: number; startedAt: string | undefined }[];
-  }[];
+  })[];
 }
 
 const TICK_MS = 250;
