@@ -36,6 +36,7 @@ import {
   type MeshModel,
   type OtherObject,
   type Service,
+  type Waypoint,
   type Workload,
 } from './types.js';
 
@@ -563,6 +564,8 @@ export class MeshStore {
       ports,
       labels: f.labels,
       hostname: serviceHostname(f.name, f.namespace),
+      // Waypoint binding: built by issue 11's discovery part; until then every service is L4.
+      waypoint: undefined,
     };
     this.services.set(key, service);
     // Two services claiming one VIP (a manifest mistake): the first by key keeps it.
@@ -646,6 +649,8 @@ export class MeshStore {
   }
 }
 
+const NO_WAYPOINTS: ReadonlyMap<string, Waypoint> = new Map();
+
 /** What the connection path and everything else reads: the store's maps, at one generation. */
 class ModelView implements MeshModel {
   readonly #store: MeshStore;
@@ -667,6 +672,9 @@ class ModelView implements MeshModel {
   }
   get services(): ReadonlyMap<string, Service> {
     return this.#store.services;
+  }
+  get waypoints(): ReadonlyMap<string, Waypoint> {
+    return NO_WAYPOINTS;
   }
   get others(): readonly OtherObject[] {
     return this.#store.others;

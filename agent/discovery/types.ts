@@ -162,6 +162,33 @@ export interface Service {
   ports: Map<number, Endpoint[]>;
   labels: Record<string, string>;
   hostname: string;
+  /**
+   * `<namespace>/<name>` of the waypoint (a Gateway of class `weft-waypoint`) that serves this
+   * service's traffic: from the label `weft.dev/use-waypoint` on the Service, else on its
+   * namespace (`none` on the Service opts out). Undefined: L4 only.
+   */
+  waypoint: string | undefined;
+}
+
+/** The Gateway class whose Gateways are waypoints. */
+export const WAYPOINT_GATEWAY_CLASS = 'weft-waypoint';
+/** The label every waypoint pod carries (as Gateway API implementations label what they deploy). */
+export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+
+/**
+ * A waypoint: a Gateway of class `weft-waypoint` and the ready pods that run it (pods in its
+ * namespace labelled `gateway.networking.k8s.io/gateway-name: <name>`). Source agents send the
+ * traffic of bound services over HBONE to one of `endpoints` (port 15008), expecting `identity`.
+ */
+export interface Waypoint {
+  /** `<namespace>/<name>` of the Gateway. */
+  key: string;
+  name: string;
+  namespace: string;
+  /** SPIFFE ID the waypoint's pods present (their service account's). */
+  identity: string;
+  /** Ready waypoint pods. Empty: the waypoint is down, its services' connections are refused. */
+  endpoints: Endpoint[];
 }
 
 export interface MeshModel {
@@ -170,6 +197,8 @@ export interface MeshModel {
   readonly namespaces: ReadonlyMap<string, { name: string; labels: Record<string, string> }>;
   readonly workloads: ReadonlyMap<string, Workload>;
   readonly services: ReadonlyMap<string, Service>;
+  /** Waypoints by `<namespace>/<name>` of their Gateway. */
+  readonly waypoints: ReadonlyMap<string, Waypoint>;
   /** Every object of a kind the core model does not interpret (policies, routes, gateways). */
   readonly others: readonly OtherObject[];
   workloadByIp(ip: string): Workload | undefined;

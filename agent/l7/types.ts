@@ -1,0 +1,163 @@
+/**
+ * The contract between the L7 configuration and the L7 engine (issue 11; issues 12 and 13 build
+ * on it). Route objects of every API (Gateway API HTTPRoute and GRPCRoute; later Istio's
+ * VirtualService + DestinationRule, Kubernetes Ingress, Istio Gateway) are validated and compiled
+ * by agent/l7/ into one RouteTable. The engine (agent/waypoint/, later the ingress gateway) asks
+ * the table for a RequestPlan per request (decide, pure), then executes it (act: pick an
+ * endpoint, open or reuse an upstream, apply the plan). Nothing here does I/O or reads a clock.
+ *
+ * Names follow the Gateway API where it has them; what Gateway API lacks (retries, faults,
+ * connection pools, outlier detection: issue 12) is added as optional fields, never as a second
+ * route model.
+ */
+
+/** Header names are lower case everywhere in this model (HTTP/2 and node:http both give them so). */
+export type HeaderName = string;
+
+export interface StringMatch {
+  readonly type: 'Exact' | 'RegularExpression';
+  /** Header name (lower case) or query-parameter name (case-sensitive, as the spec says). */
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface PathMatch {
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  readonly value: string;
+}
+
+/** One HTTPRouteMatch: every present field must match (AND). */
+export interface RouteMatch {
+  readonly path: PathMatch | undefined;
+  readonly headers: readonly StringMatch[];
+  readonly queryParams: readonly StringMatch[];
+  /** Upper case; undefined: any method. */
+  readonly method: string | undefined;
+}
+
+export interface HeaderModifier {
+  readonly set: readonly (readonly [HeaderName, string])[];
+  readonly add: readonly (readonly [HeaderName, string])[];
+  readonly remove: readonly HeaderName[];
+}
+
+export type PathModifier =
+  | { readonly type: 'ReplaceFullPath'; readonly value: string }
+  | { readonly type: 'ReplacePrefixMatch'; readonly value: string };
+
+/** A Service (and port) that requests go to. */
+export interface BackendTarget {
+  /** `<namespace>/<name>` of the Service. */
+  readonly service: string;
+  readonly port: number;
+  /** Issue 12 (DestinationRule subsets): only the service's endpoints whose pods carry these labels. */
+  readonly subset?: { readonly name: string; readonly labels: Readonly<Record<string, string>> } | undefined;
+}
+
+export type RouteFilter =
+  | { readonly type: 'RequestHeaderModifier'; readonly modifier: HeaderModifier }
+  | { readonly type: 'ResponseHeaderModifier'; readonly modifier: HeaderModifier }
+  | {
+      readonly type: 'RequestRedirect';
+      readonly scheme: 'http' | 'https' | undefined;
+      readonly hostname: string | undefined;
+      readonly port: number | undefined;
+      readonly path: PathModifier | undefined;
+      readonly statusCode: 301 | 302 | 303 | 307 | 308;
+    }
+  | { readonly type: 'URLRewrite'; readonly hostname: string | undefined; readonly path: PathModifier | undefined }
+  /** Fire and forget; `percent` 0-100 (Gateway API `percent`/`fraction`, Istio `mirrorPercentage`). */
+  | { readonly type: 'RequestMirror'; readonly backend: BackendTarget; readonly percent: number };
+
+export interface WeightedBackend {
+  readonly target: BackendTarget;
+  /** Relative weight; 0 never receives traffic. */
+  readonly weight: number;
+  /** Per-backendRef filters (applied after the rule's). */
+  readonly filters: readonly RouteFilter[];
+  /**
+   * Set when the backendRef could not be resolved (unknown Service, wrong kind, not permitted):
+   * requests that pick it get a 500 (Gateway API) with response flag NR.
+   */
+  readonly invalid?: string | undefined;
+}
+
+export interface RouteTimeouts {
+  /** Whole request, from the first byte received to the last byte of the response. */
+  readonly requestMs: number | undefined;
+  /** One attempt to the backend. */
+  readonly backendRequestMs: number | undefined;
+}
+
+export interface RouteRule {
+  /** `HTTPRoute shop/cart rule 2` (0-based): for logs, metrics and status. */
+  readonly name: string;
+  /** At least one (a rule without matches gets PathPrefix `/`). */
+  readonly matches: readonly RouteMatch[];
+  readonly filters: readonly RouteFilter[];
+  /** Empty: requests matching the rule get a 500 (Gateway API). */
+  readonly backends: readonly WeightedBackend[];
+  readonly timeouts: RouteTimeouts;
+  // Issue 12 adds optional retry, fault, rateLimit here.
+}
+
+/** A request as routing sees it (the engine fills it from node:http / node:http2). */
+export interface RequestView {
+  /** Upper case. */
+  readonly method: string;
+  /** The path without the query (`/a/b`), as received (not decoded). */
+  readonly path: string;
+  /** The raw query after `?`, '' when none. */
+  readonly query: string;
+  /** `:authority` / `host`. */
+  readonly authority: string;
+  /** Lower-case names; repeated headers as arrays (node's IncomingHttpHeaders). */
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+}
+
+/** What to do with one request: computed by the table, executed by the engine. */
+export type RequestPlan =
+  | {
+      readonly kind: 'forward';
+      /** The rule that matched; undefined: no route applies, the request goes to the addressed service unchanged. */
+      readonly rule: RouteRule | undefined;
+      readonly backend: BackendTarget;
+      /** The request head to send (filters applied; hop-by-hop headers are the engine's business). */
+      readonly method: string;
+      /** Path and query as sent upstream (`/x?y=1`). */
+      readonly pathAndQuery: string;
+      readonly authority: string;
+      /** Header changes to apply to the request (merged from the rule's and the backend's filters). */
+      readonly requestHeaders: HeaderModifier | undefined;
+      readonly responseHeaders: HeaderModifier | undefined;
+      readonly mirrors: readonly { readonly backend: BackendTarget; readonly percent: number }[];
+      readonly timeouts: RouteTimeouts;
+    }
+  | { readonly kind: 'redirect'; readonly rule: RouteRule; readonly statusCode: number; readonly location: string }
+  /** An answer without any upstream: 500 for a rule without valid backends (flag NR), 404 when nothing matched a routed service. */
+  | { readonly kind: 'reply'; readonly rule: RouteRule | undefined; readonly statusCode: number; readonly responseFlag: string; readonly reason: string };
+
+export interface RouteTable {
+  /**
+   * The plan for a request addressed to `service` (`<namespace>/<name>`) on `port`. `random` is a
+   * number in [0, 1) from the engine (weights, mirror percentages), so that the table stays pure.
+   */
+  plan(service: string, port: number, request: RequestView, random: number): RequestPlan;
+}
+
+/** A route's condition, as Gateway API defines them (`weft status routes`, the route's status in Kubernetes mode). */
+export interface RouteCondition {
+  readonly type: 'Accepted' | 'ResolvedRefs';
+  readonly status: 'True' | 'False';
+  /** Accepted, NoMatchingParent, NotAllowedByListeners, UnsupportedValue, ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted, ... */
+  readonly reason: string;
+  readonly message: string;
+  readonly observedGeneration?: number | undefined;
+}
+
+export interface RouteStatus {
+  /** `HTTPRoute shop/cart` */
+  readonly route: string;
+  /** One entry per parentRef (`Service shop/cart` or `Service shop/cart:8080`). */
+  readonly parents: readonly { readonly parent: string; readonly conditions: readonly RouteCondition[] }[];
+}
