@@ -10,6 +10,8 @@ export const ErrorCodes = {
   WEFT_ERR_NETNS_AMBIGUOUS: 'several network namespaces hold the pod IP (a deleted pod is still going away); capture waits',
   WEFT_ERR_CAPTURE_RULES: 'installing or removing the in-pod iptables rules failed',
   WEFT_ERR_NO_ENDPOINT: 'a service has no ready endpoint for the requested port',
+  WEFT_ERR_WAYPOINT_UNAVAILABLE: 'a service bound to a waypoint was dialled, but the waypoint does not exist or has no ready pod; the connection is refused, never sent around the waypoint',
+  WEFT_ERR_WAYPOINT_INVALID: 'a Gateway of class weft-waypoint is refused: a field does not validate (no HBONE listener on 15008, ...) or its pods run as more than one service account',
   WEFT_ERR_LAB: 'a lab operation failed (the message says which step)',
   WEFT_ERR_LAB_NOT_FOUND: 'the named lab, pod or namespace does not exist',
   WEFT_ERR_CONFIG: 'a command-line option or configuration value is invalid',
