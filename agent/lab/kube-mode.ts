@@ -671,7 +671,7 @@ export async function kubeLabPod(state: LabState, namespace: string, name: strin
   const podState = { name, namespace, node, ip, netns: '', hostVeth: '', specHash: '', procs: [], log: '' };
   return {
     netns: pod.spec?.hostNetwork === true ? nodeNetns(state.name, node) : podNetns(state.name, namespace, name),
-    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, tcpPorts: [] }),
+    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, fieldEnv: {}, tcpPorts: [] }),
   };
 }
 
