@@ -54,9 +54,6 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
   const authority = String(headers[':authority'] ?? headers.host ?? tunnel.authority);
   const record = new RequestRecord(inputs, tunnel, { method, authority, path, protocol: 'HTTP/2', grpc: isGrpc(headers['content-type']) });
   stream.on('error', () => undefined);
-  stream.on('data', (c: Buffer) => {
-    record.requestBytes += c.length;
-  });
   stream.on('close', () => {
     // Reset, and not by the waypoint itself (timeout, upstream reset): the client went away.
     if (stream.rstCode !== h2.NGHTTP2_NO_ERROR && !/UT|UC|UF/.test(record.flags)) record.flag('DC');
@@ -159,6 +156,10 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
       }
     });
     for (const m of plan.mirrors) mirror(inputs, tunnel, stream, headers, plan, m);
+    // Counted from here on: a 'data' listener makes the stream flow, and the body is the upstream's.
+    stream.on('data', (c: Buffer) => {
+      record.requestBytes += c.length;
+    });
     stream.pipe(u);
   }, fail);
 }
