@@ -147,15 +147,24 @@ function act(e: TableEntry, request: RequestView, port: number, random: number):
   if (rule.totalWeight === 0) return { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason: 'every backendRef of the rule has weight 0' };
   // Weighted choice; what is left of the draw inside the chosen bucket is again uniform and
   // independent of the choice: it decides the mirrors.
-  let point = Math.min(Math.max(random, 0), 0.9999999999999999) * rule.totalWeight;
-  let chosen: CompiledBackend = rule.backends[rule.backends.length - 1]!;
+  // A draw outside [0, 1) (NaN included) counts as 0 rather than picking a weight-0 backend.
+  let point = (random >= 0 && random < 1 ? random : 0) * rule.totalWeight;
+  let chosen: CompiledBackend | undefined;
+  let last: CompiledBackend | undefined;
   for (let i = 0; i < rule.backends.length; i++) {
     const b = rule.backends[i]!;
+    if (b.weight === 0) continue;
+    last = b;
     if (point < b.weight) {
       chosen = b;
       break;
     }
     point -= b.weight;
+  }
+  // Float rounding can leave the point just past the last bucket: it belongs to that one.
+  if (chosen === undefined) {
+    chosen = last!;
+    point = 0;
   }
   if (chosen.invalid !== undefined) return { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason: chosen.invalid };
   const rest = chosen.weight > 0 ? Math.min(point / chosen.weight, 0.9999999999999999) : 0;
