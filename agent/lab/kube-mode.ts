@@ -582,6 +582,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
         namespace,
         node: p.spec?.nodeName ?? '',
         ip: p.status?.podIP ?? '',
+        labels,
         inMesh: nsLabels.get(namespace)?.['weft.dev/mesh'] === 'enabled' && labels['weft.dev/mesh'] !== 'disabled',
         netns: podNetns(state.name, namespace, name),
         pid: pidOf(p),

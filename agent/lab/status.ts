@@ -36,6 +36,8 @@ export interface PodStatus {
   namespace: string;
   node: string;
   ip: string;
+  /** The pod's labels (a Deployment's pods are found by them: their names carry a hash). */
+  labels: Record<string, string>;
   inMesh: boolean;
   netns: string;
   /** Pid of the first container's process. */
@@ -100,6 +102,7 @@ export function statusOf(state: LabState): LabStatus {
       namespace: p.namespace,
       node: p.node,
       ip: p.ip,
+      labels: want?.labels ?? {},
       inMesh: podInMesh(want?.labels ?? {}, nsLabels.get(p.namespace)),
       netns: p.netns,
       pid: p.procs[0]?.pid,
