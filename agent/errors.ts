@@ -45,6 +45,8 @@ export const ErrorCodes = {
   WEFT_ERR_SELF_CALL: 'a connection was addressed to one of the agent\'s own in-pod ports (15001, 15006, 15008) or reached the outbound listener without the redirect; refused so the agent never proxies to itself',
   WEFT_ERR_CONNECT_TIMEOUT: 'an upstream TCP connect or an HBONE CONNECT response took longer than its deadline (agent/config.ts)',
   WEFT_ERR_PORTS_EXHAUSTED: 'no local port is left for an address (net.ipv4.ip_local_port_range used up): a bind to port 0 or a connect failed with EADDRINUSE/EADDRNOTAVAIL',
+  WEFT_ERR_DASHBOARD: 'the dashboard could not get its data: Prometheus unreachable or refusing a query, or the listen address taken (the message names which)',
+  WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

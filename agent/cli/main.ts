@@ -5,6 +5,7 @@ import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 
 const program = new Command();
 program
@@ -24,6 +25,7 @@ registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
 registerCheckCommand(program);
+registerDashboardCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;
