@@ -229,9 +229,9 @@ class Builder {
     return this.#ensure({ id: serviceId(svc.namespace, svc.name), kind: 'service', label: svc.name, parent: this.#namespace(svc.namespace), namespace: svc.namespace });
   }
 
-  edge(m: Record<string, string>): EdgeAcc {
+  /** `svc`: the destination service of the edge as any of its series knows it. */
+  edge(m: Record<string, string>, svc: { namespace: string; name: string } | undefined): EdgeAcc {
     const protocol = protocolOf(m);
-    const svc = destinationService(m);
     const source = this.endpoint(side(m, 'source'), undefined, false);
     const target = this.endpoint(side(m, 'destination'), svc, true);
     const id = edgeId(protocol, source, target);
@@ -257,11 +257,17 @@ class Builder {
  */
 const REPORTER_RANK: Record<string, number> = { destination: 0, waypoint: 1, source: 2 };
 
+/**
+ * One key per drawn edge (protocol, source node, destination node), whichever agent reported
+ * it: the destination agent of an HBONE connection does not know the service it was addressed
+ * to, so the service is not part of the key (it is taken from whichever series has it).
+ */
 function edgeKey(m: Record<string, string>): string {
   const s = side(m, 'source');
   const d = side(m, 'destination');
   const svc = destinationService(m);
-  return [protocolOf(m), s.namespace, s.workload, d.namespace, d.workload, svc?.namespace, svc?.name].join('|');
+  const dst = d.workload !== undefined && d.namespace !== undefined ? [d.namespace, d.workload, d.version] : ['svc', svc?.namespace, svc?.name];
+  return [protocolOf(m), s.namespace, s.workload, s.version, ...dst].join('|');
 }
 
 /** The best reporter of each edge, over every sample of every query. */
@@ -307,11 +313,16 @@ export function buildGraph(input: GraphInput): Graph {
     ...input.requestP99Ms,
   ].filter((s) => inNamespaces(s.metric, input.namespaces));
   const reporters = chooseReporters(all);
+  const services = new Map<string, { namespace: string; name: string }>();
+  for (const s of all) {
+    const svc = destinationService(s.metric);
+    if (svc !== undefined && !services.has(edgeKey(s.metric))) services.set(edgeKey(s.metric), svc);
+  }
   const each = (samples: readonly Sample[], fn: (acc: EdgeAcc, s: Sample) => void): void => {
     for (const s of samples) {
       if (!finite(s.value) || !inNamespaces(s.metric, input.namespaces)) continue;
       if (reporters.get(edgeKey(s.metric)) !== (s.metric['reporter'] ?? UNKNOWN)) continue;
-      const acc = b.edge(s.metric);
+      const acc = b.edge(s.metric, services.get(edgeKey(s.metric)));
       const policy = s.metric['connection_security_policy'];
       if (policy !== undefined) acc.mtls.add(policy);
       fn(acc, s);

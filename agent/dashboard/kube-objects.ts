@@ -2,7 +2,7 @@
  * The Gateway API objects the dashboard shows (Gateways: waypoints and ingress gateways;
  * HTTPRoutes and GRPCRoutes: the routes of a service), listed from a cluster's API server.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { ManifestObject } from '../discovery/types.js';
 
 const GROUP = 'gateway.networking.k8s.io';
@@ -25,9 +25,25 @@ export async function listGatewayApiObjects(kubeconfig: string): Promise<Manifes
   return out;
 }
 
-/** A Kubernetes-mode lab's admin kubeconfig, when it has one. */
+/**
+ * A Kubernetes-mode lab's kubeconfig, when it has one: the API server's fabric address from
+ * inside the lab's fabric namespace (where the lab runs its dashboard), its loopback one from
+ * this machine's.
+ */
 export async function kubeLabKubeconfig(lab: string): Promise<string | undefined> {
   const { kubePaths } = await import('../lab/kube-paths.js');
-  const file = kubePaths(lab).adminKubeconfig;
+  const { fabricNetns, NETNS_DIR } = await import('../lab/paths.js');
+  const inFabric = sameFile('/proc/thread-self/ns/net', `${NETNS_DIR}/${fabricNetns(lab)}`);
+  const file = inFabric ? kubePaths(lab).controlPlaneKubeconfig : kubePaths(lab).adminKubeconfig;
   return existsSync(file) ? file : undefined;
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.ino === y.ino && x.dev === y.dev;
+  } catch {
+    return false;
+  }
 }

@@ -7,6 +7,7 @@ import { serviceViewsFor } from './converge.js';
 import { labPaths } from './paths.js';
 import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
+import { labDashboardStatus, type LabDashboardStatus } from '../dashboard/lab.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import type { LabState } from './state.js';
 import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../config.js';
@@ -65,6 +66,8 @@ export interface LabStatus {
   services: ServiceStatus[];
   /** The lab's Prometheus (prometheus.ts): its URL answers inside `netns` only. */
   prometheus: PrometheusStatus | undefined;
+  /** The lab's dashboard (agent/dashboard/lab.ts): its URL answers on this machine's loopback. */
+  dashboard?: LabDashboardStatus | undefined;
   /** Kubernetes mode: the admin kubeconfig (`kubectl --kubeconfig <it> get pods -A`). */
   kubeconfig?: string;
 }
@@ -122,6 +125,7 @@ export function statusOf(state: LabState): LabStatus {
     pods,
     services,
     prometheus: labPrometheusStatus(state),
+    dashboard: labDashboardStatus(state),
   };
 }
 
@@ -132,6 +136,10 @@ export function formatStatus(s: LabStatus): string {
   if (s.prometheus !== undefined) {
     const p = s.prometheus;
     out.push(table(['PROMETHEUS', 'NETNS', 'PID', 'STATUS', 'LOG'], [[p.url, p.netns, String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.log]]), '');
+  }
+  if (s.dashboard !== undefined) {
+    const d = s.dashboard;
+    out.push(table(['DASHBOARD', 'PID', 'STATUS', 'LOG'], [[d.url, String(d.pid ?? '-'), d.running ? 'running' : 'stopped', d.log]]), '');
   }
   out.push(
     table(

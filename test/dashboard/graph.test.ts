@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appId, buildGraph, namespaceId, parseWindow, serviceId, workloadId, type GraphInput, type Sample } from '../../agent/dashboard/graph.js';
+import { EDGE_LABELS, appId, buildGraph, namespaceId, parseWindow, serviceId, workloadId, type GraphInput, type Sample } from '../../agent/dashboard/graph.js';
 import { edgeDetails, gatewayKeys, nodeDetails } from '../../agent/dashboard/details.js';
 import { graphQueries } from '../../agent/dashboard/queries.js';
 import type { AgentDump } from '../../agent/dashboard/sources.js';
@@ -77,6 +77,16 @@ test('both agents report a connection: one edge, with the destination agent\'s n
   assert.equal(e.service, 'default/details');
   // The service is a node joined to the workload its traffic reached, not a hop of the edge.
   assert.deepEqual(g.members, [{ service: serviceId('default', 'details'), workload: e.target }]);
+});
+
+test('the destination agent of an HBONE connection does not know the service: still one edge, counted once, with the service from the source agent', () => {
+  // As the lab's agents report it: destination_service_name "unknown" on the destination side.
+  const dst = series('destination', PP, DETAILS, { destination_service_name: 'unknown', destination_service_namespace: 'default' });
+  const g = buildGraph(input({ tcpOpenedTotal: [s(series('source', PP, DETAILS), 20), s(dst, 20)] }));
+  assert.equal(g.edges.length, 1);
+  assert.equal(g.edges[0]!.connectionsTotal, 20);
+  assert.equal(g.edges[0]!.reporter, 'destination');
+  assert.equal(g.edges[0]!.service, 'default/details');
 });
 
 test('workloads are grouped: namespace contains app contains one workload node per version', () => {
@@ -186,7 +196,8 @@ test('windows: 30s .. 24h in PromQL syntax; the queries use the window in second
   assert.equal(parseWindow('2d'), undefined);
   assert.equal(parseWindow('1m; drop'), undefined);
   const q = graphQueries(300);
-  assert.match(q.tcpOpened, /increase\(istio_tcp_connections_opened_total\[300s\]\)/);
+  assert.equal(q.tcpOpened, `sum by (${EDGE_LABELS.join(', ')}) (((istio_tcp_connections_opened_total + 0) unless (istio_tcp_connections_opened_total offset 300s)) or increase(istio_tcp_connections_opened_total[300s]))`);
+  assert.match(q.tcpSentBytesRate, / \/ 300$/);
   assert.match(q.tcpDenied, /response_flags="DENY"/);
   assert.match(q.requestP99Ms, /^histogram_quantile\(0\.99, sum by \(.*, le\) \(rate\(istio_request_duration_milliseconds_bucket\[300s\]\)\)\)$/);
 });
