@@ -34,8 +34,8 @@ export function isMatchPattern(v: string): boolean {
   return star === 0 || star === v.length - 1;
 }
 
-/** Per-schema message used by validate.ts instead of TypeBox's generic one. */
-function msg<T extends TSchema>(schema: T, errorMessage: string): T {
+/** Per-schema message used by validate.ts instead of TypeBox's generic one (agent/l7/schema.ts uses it too). */
+export function msg<T extends TSchema>(schema: T, errorMessage: string): T {
   return Object.assign(schema, { errorMessage });
 }
 

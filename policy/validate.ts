@@ -94,7 +94,8 @@ export function validatePolicyObject(obj: unknown, options: ValidateOptions = {}
   return { ok: true, value: obj as PolicyObject };
 }
 
-function schemaErrors(schema: TSchema, obj: unknown): PolicyFieldError[] {
+/** Every schema problem of `obj`, one per field (agent/l7/validate.ts uses it for routes). */
+export function schemaErrors(schema: TSchema, obj: unknown): PolicyFieldError[] {
   const out: PolicyFieldError[] = [];
   const seen = new Set<string>();
   for (const e of Value.Errors(schema, obj)) {
@@ -127,7 +128,8 @@ function messageFor(e: ValueError): string {
   return `${e.message} (got ${describe(e.value)})`;
 }
 
-function describe(v: unknown): string {
+/** A value as error messages quote it: short, never the whole object. */
+export function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
