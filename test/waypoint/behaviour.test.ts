@@ -12,7 +12,7 @@ import { isWeftError } from '../../agent/errors.js';
 import type { RequestPlan, RequestView, RouteRule, RouteTable } from '../../agent/l7/types.js';
 import { directTable } from '../../agent/waypoint/routes.js';
 import { waitFor } from '../helpers/wait.js';
-import { startHarness, type Harness } from './harness.js';
+import { CLIENT_ID, startHarness, type Harness } from './harness.js';
 
 const WEB = '198.18.121.30';
 const OTHER = '198.18.121.31';
@@ -194,10 +194,17 @@ describe('waypoint behaviour', () => {
     await waitFor(() => h.logs.some((l) => l.msg === 'request' && l.path === '/hang' && String(l.flags).includes('DC')), 'DC logged');
   });
 
-  it('counts requests in istio_requests_total with reporter="waypoint" and the flags', async () => {
+  it('counts requests in istio_requests_total with reporter="waypoint", the peers and the flags', async () => {
     const text = await h.waypoint.registry.metrics();
-    assert.match(text, /istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="200"/);
-    assert.match(text, /istio_requests_total\{[^}]*response_code="503"[^}]*response_flags="UH"/);
-    assert.match(text, /istio_tcp_connections_opened_total\{reporter="waypoint"/);
+    const series = (name: string): string[] => text.split('\n').filter((l) => l.startsWith(`${name}{`));
+    const has = (name: string, labels: Record<string, string>): boolean => series(name).some((l) => Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+    const ok = { reporter: 'waypoint', source_workload: 'client', source_workload_namespace: 'shop', source_principal: CLIENT_ID, destination_workload: 'web-1', destination_service: 'web.shop.svc.cluster.local', destination_service_name: 'web', destination_principal: 'spiffe://cluster.local/ns/shop/sa/web-1', request_protocol: 'http', response_code: '200', response_flags: '-', connection_security_policy: 'mutual_tls' };
+    assert.ok(has('istio_requests_total', ok), `a 200 series with ${JSON.stringify(ok)} in\n${series('istio_requests_total').join('\n')}`);
+    assert.ok(has('istio_request_duration_milliseconds_bucket', { reporter: 'waypoint', response_code: '200' }));
+    assert.ok(has('istio_requests_total', { response_code: '503', response_flags: 'UH', destination_service_name: 'empty' }));
+    assert.ok(has('istio_requests_total', { response_code: '503', response_flags: 'UF', destination_service_name: 'dead' }));
+    assert.ok(has('istio_requests_total', { response_code: '504', response_flags: 'UT' }));
+    assert.ok(has('istio_requests_total', { response_code: '403', source_principal: CLIENT_ID }));
+    assert.ok(has('istio_tcp_connections_opened_total', { reporter: 'waypoint', destination_service_name: 'web' }));
   });
 });

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { Endpoint, Service } from '../../agent/discovery/types.js';
 import { H2_PREFACE, sniff } from '../../agent/waypoint/sniff.js';
 import { RequestPicker } from '../../agent/waypoint/picker.js';
-import { applyModifier, endToEnd, forwardedFor, shadowAuthority } from '../../agent/waypoint/headers.js';
+import { endToEnd, forwardedFor, shadowAuthority } from '../../agent/waypoint/headers.js';
 
 describe('waypoint sniffer', () => {
   const cases: [string, Buffer, 'h2' | 'http1' | 'l4' | 'more'][] = [
@@ -96,12 +96,6 @@ describe('waypoint headers', () => {
     const out = endToEnd({ connection: 'keep-alive, x-hop', 'keep-alive': 'timeout=5', 'x-hop': '1', 'transfer-encoding': 'chunked', upgrade: 'h2c', host: 'a', te: 'trailers', 'x-end': 'e', ':path': '/' }, true);
     assert.deepEqual(out, { 'x-end': 'e', te: 'trailers' });
     assert.deepEqual(endToEnd({ te: 'trailers', a: '1' }, false), { a: '1' });
-  });
-
-  it('applies set, add, remove in that order', () => {
-    const h: Record<string, string | string[] | number | undefined> = { a: '1', b: '2', c: '3' };
-    applyModifier(h, { set: [['a', 'x']], add: [['b', 'y'], ['d', 'z']], remove: ['c'] });
-    assert.deepEqual(h, { a: 'x', b: ['2', 'y'], d: 'z' });
   });
 
   it('suffixes the mirror authority with -shadow before the port', () => {
