@@ -6,6 +6,7 @@ import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerWaypointGenerate } from './waypoint-generate.js';
+import { registerWaypointCommand } from './waypoint-command.js';
 
 const program = new Command();
 program
@@ -25,6 +26,7 @@ registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
 registerCheckCommand(program);
+registerWaypointCommand(program);
 // After `weft waypoint` (wp's), which it adds `generate` to.
 registerWaypointGenerate(program);
 
