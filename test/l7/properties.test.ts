@@ -31,7 +31,10 @@ test('plan() never throws and always returns a well-formed plan, whatever the re
       const p = t.plan('shop/cart', port, req, random);
       if (p.kind === 'forward') {
         assert.ok(p.backend.service.length > 0);
-        assert.ok(p.pathAndQuery.startsWith(req.path.startsWith('/') || p.rule === undefined ? '' : ''));
+        // Unrouted (port 1): the request unchanged; routed: the rule's rewrite keeps the query.
+        if (p.rule === undefined) assert.equal(p.pathAndQuery, req.query === '' ? req.path : `${req.path}?${req.query}`);
+        else assert.ok(req.query === '' || p.pathAndQuery.endsWith(`?${req.query}`));
+        assert.ok(p.mirrors.every((m) => m.backend.service === 'shop/mirror'));
       } else if (p.kind === 'reply') assert.ok(p.statusCode === 404 || p.statusCode === 500);
       else assert.ok(p.location.startsWith('http://'));
     }),
