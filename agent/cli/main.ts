@@ -5,6 +5,7 @@ import { registerLabCommands } from '../lab/cli.js';
 import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
+import { registerWaypointGenerate } from './waypoint-generate.js';
 
 const program = new Command();
 program
@@ -24,6 +25,8 @@ registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
 registerCheckCommand(program);
+// After `weft waypoint` (wp's), which it adds `generate` to.
+registerWaypointGenerate(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;
