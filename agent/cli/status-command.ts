@@ -44,8 +44,15 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
       return { rows: list('open', connections), columns: ['direction', 'sourceIp', 'sourceWorkload', 'originalDestination', 'upstream', 'destinationWorkload', 'mutualTls'] };
     case 'routes':
       // A waypoint's /config_dump lists `routes` (RouteStore.statuses()); an agent's has none.
-      return { rows: routeStatusRows(list('routes') as unknown as RouteStatus[]), columns: ['route', 'parent', 'accepted', 'resolvedRefs', 'message'] };
+      return { rows: routeRows(list('routes')), columns: ['route', 'parent', 'accepted', 'resolvedRefs', 'message'] };
   }
+}
+
+/** `routes` as RouteStatus objects (rows made here) or as rows already (routeStatusRows on the waypoint's side). */
+function routeRows(items: Row[]): Row[] {
+  const first = items[0];
+  if (first === undefined || !Array.isArray((first as Record<string, unknown>)['parents'])) return items;
+  return routeStatusRows(items as unknown as RouteStatus[]);
 }
 
 export function registerStatusCommand(program: Command): void {

@@ -57,12 +57,17 @@ function isGrpc(request: RequestView): boolean {
 
 export class CompiledRouteTable implements RouteTable {
   readonly #byFrontend: ReadonlyMap<string, readonly TableEntry[]>;
-  /** Every route's status as compiled (store.ts adds the refused ones). */
-  readonly statuses: readonly RouteStatus[];
+  readonly #statuses: readonly RouteStatus[];
 
-  constructor(compiled: CompiledRoutes) {
+  /** `statuses`: the store's (refused routes included); default the compiled ones. */
+  constructor(compiled: CompiledRoutes, statuses: readonly RouteStatus[] = compiled.statuses) {
     this.#byFrontend = compiled.byFrontend;
-    this.statuses = compiled.statuses;
+    this.#statuses = statuses;
+  }
+
+  /** Every route's status (RouteStore.statuses() of the update that made this table). */
+  statuses(): readonly RouteStatus[] {
+    return this.#statuses;
   }
 
   /** Whether any route applies to the Service port (else plan() forwards unchanged). */

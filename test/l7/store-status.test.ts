@@ -40,6 +40,7 @@ test('an invalid route is refused by field and its last good version kept; a fix
   assert.equal(accepted.reason, 'UnsupportedValue');
   assert.equal(accepted.observedGeneration, 2);
   assert.match(accepted.message, /still served/);
+  assert.equal(store.table().statuses(), store.statuses(), 'the table carries the store\'s statuses (the waypoint\'s /config_dump)');
 
   store.update(model(SHOP, [v1Route(3, 'cart-v2')]));
   assert.equal(servedBackend(store), 'shop/cart-v2');
