@@ -18,9 +18,10 @@ const NOT_FOUND: RequestPlan = Object.freeze({ kind: 'reply', rule: undefined, s
 const PHI = 0.6180339887498949;
 
 function headerValue(request: RequestView, name: string): string | undefined {
-  const v = request.headers[name];
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : v.join(',');
+  const v: unknown = request.headers[name];
+  // By type, not by presence: `constructor` or `__proto__` of a plain object is the prototype's.
+  if (typeof v === 'string') return v;
+  return Array.isArray(v) ? v.join(',') : undefined;
 }
 
 function stringMatch(m: CompiledStringMatch, value: string | undefined): boolean {

@@ -12,6 +12,8 @@ const t = table([
     { matches: [{ path: { type: 'PathPrefix', value: '/p' }, headers: [{ type: 'RegularExpression', name: 'x-a', value: '[a-z]+' }] }], filters: [{ type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/' } } }], backendRefs: [backend('cart-v1')] },
     { matches: [{ queryParams: [{ name: 'q', value: '%' }] }, { path: { type: 'RegularExpression', value: '/r/.*' } }], filters: [{ type: 'RequestMirror', requestMirror: { backendRef: backend('mirror'), percent: 50 } }], backendRefs: [backend('cart-v1'), backend('cart-v2')] },
     { matches: [{ path: { type: 'PathPrefix', value: '/redirect' } }], filters: [{ type: 'RequestRedirect', requestRedirect: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: '/x' } } }] },
+    // Header names that are also Object.prototype's: a request without them must not see the prototype's.
+    { matches: [{ headers: [{ name: 'constructor', value: 'x' }] }, { headers: [{ type: 'RegularExpression', name: '__proto__', value: '.*' }] }], backendRefs: [backend('cart-v2')] },
   ]),
   grpcRoute('g', { parentRefs: [CART_PARENT], rules: [{ matches: [{ method: { service: 'a.B' } }], backendRefs: [backend('cart-v2')] }] }),
 ]);

@@ -76,6 +76,8 @@ test('the store reads routes and ReferenceGrants from a discovery MeshModel', ()
   const store = new RouteStore();
   store.update(buildModel(objects));
   assert.equal(servedBackend(store), 'shop/cart-v1');
+  // Discovery knows the Service has no waypoint: accepted, and the message says why nothing applies it yet.
+  assert.match(store.statuses()[0]!.parents[0]!.conditions[0]!.message, /attached to every port \(8080\) of Service shop\/cart; the Service has no waypoint/);
 });
 
 function conditions(s: RouteStatus, parent = 0): Record<string, string> {
