@@ -34,6 +34,7 @@ import {
 import { labPrefix, nodeRunDir, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
 import { inNetns } from './run.js';
+import { expand } from './expand.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
 import { clusterSpec, selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod, type SpecOptions } from './spec.js';
 import type { ManifestObject } from '../discovery/types.js';
@@ -443,14 +444,10 @@ function fieldValue(pod: PodState, field: string): string | undefined {
  * `env` as Kubernetes expands it (`$$` escapes; an unknown name stays as written).
  */
 export function resolveArgv(argv: readonly string[], env?: Readonly<Record<string, string>>): string[] {
-  const expanded = env === undefined ? [...argv] : argv.map((a) => expandVars(a, env));
+  const expanded = env === undefined ? [...argv] : argv.map((a) => expand(a, env));
   if (expanded[0] === 'node') return [process.execPath, ...expanded.slice(1)];
   if (expanded[0] === 'weft') return [process.execPath, WEFT_MAIN, ...expanded.slice(1)];
   return expanded;
-}
-
-function expandVars(arg: string, env: Readonly<Record<string, string>>): string {
-  return arg.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (all, name: string | undefined) => (name === undefined ? '$' : env[name] ?? all));
 }
 
 async function startPod(state: LabState, pod: PodState, want: DesiredPod, options: ConvergeOptions): Promise<void> {
