@@ -12,7 +12,8 @@
  */
 import { waitForCapture } from './capture-wait.js';
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
-import { ensureLabPrometheus } from './prometheus.js';
+import { ensureLabPrometheus, writeLabPrometheusTargets, type WaypointTarget } from './prometheus.js';
+import { GATEWAY_NAME_LABEL } from '../discovery/types.js';
 import { ensureLabDashboard } from '../dashboard/lab.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -200,7 +201,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
       state.caStopped = false;
     }
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
-    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state, waypointTargets(state, spec));
     if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
@@ -258,6 +259,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await writeState(state);
     await Promise.all(retired.map((pod) => teardownPod(pod, nodes.get(pod.node), log)));
   }
+  // The waypoint pods that run now are what Prometheus scrapes besides the agents.
+  if (options.startAgents && options.prometheus) await writeLabPrometheusTargets(state, waypointTargets(state, spec));
   // A scan that starts after this has read what was just written.
   summary.publishedAt = Date.now();
   if (failures.length > 0) {
@@ -321,6 +324,12 @@ function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
     used.add(vip);
   }
   return out;
+}
+
+function waypointTargets(state: LabState, spec: ClusterSpec): WaypointTarget[] {
+  return state.pods
+    .filter((p) => spec.pods.get(`${p.namespace}/${p.name}`)?.labels[GATEWAY_NAME_LABEL] !== undefined)
+    .map((p) => ({ pod: p.name, namespace: p.namespace, node: p.node, ip: p.ip }));
 }
 
 /** Service views with the given pods as the ready ones (`alsoPods`: pods not in the spec that still serve). */
