@@ -3,8 +3,10 @@ import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
+import { routeStatusRows } from '../l7/status.js';
+import type { RouteStatus } from '../l7/types.js';
 
-const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
+const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections', 'routes'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
@@ -40,13 +42,23 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
       return { rows: list('certificates'), columns: ['identity', 'notBefore', 'notAfter', 'state'] };
     case 'connections':
       return { rows: list('open', connections), columns: ['direction', 'sourceIp', 'sourceWorkload', 'originalDestination', 'upstream', 'destinationWorkload', 'mutualTls'] };
+    case 'routes':
+      // A waypoint's /config_dump lists `routes` (RouteStore.statuses()); an agent's has none.
+      return { rows: routeRows(list('routes')), columns: ['route', 'parent', 'accepted', 'resolvedRefs', 'message'] };
   }
+}
+
+/** `routes` as RouteStatus objects (rows made here) or as rows already (routeStatusRows on the waypoint's side). */
+function routeRows(items: Row[]): Row[] {
+  const first = items[0];
+  if (first === undefined || !Array.isArray((first as Record<string, unknown>)['parents'])) return items;
+  return routeStatusRows(items as unknown as RouteStatus[]);
 }
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint)")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
     .option('--admin <host:port>', "the agent's admin API", DEFAULT_ADMIN_ADDRESS)
