@@ -32,7 +32,8 @@ export interface LeanSessionOptions {
 /** Bytes queued on the socket above which stream writes wait for 'drain' (their backpressure). */
 const CANCEL_CODE = c.CANCEL;
 const SOCKET_HIGH_WATER = 256 * 1024;
-const READ_BUFFER_BYTES = 64 * 1024;
+/** TLSWrap hands over cleartext a record (at most 16 KiB) at a time: a larger buffer would idle. */
+const READ_BUFFER_BYTES = 16 * 1024;
 const HEADER_TABLE_SIZE = 4096;
 /** Request headers RFC 9113 8.2.2 calls connection-specific (malformed in HTTP/2). */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
