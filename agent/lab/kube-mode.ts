@@ -35,6 +35,7 @@ import { CNI_PLUGIN } from './cni.js';
 import { agentNodeFlags, LAB_DRAIN_SECONDS } from './converge.js';
 import { labPaths, labPrefix, nodeRunDir, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { ensureLabPrometheus, labPrometheusStatus } from './prometheus.js';
+import { ensureLabDashboard } from '../dashboard/lab.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
@@ -339,6 +340,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
     await writeState(state);
     await waitForPods(state, admin, nodes.map((n) => `${AGENT_NAMESPACE}/${agentPodName(n.name)}`), options.readyTimeoutMs);
     if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
   }
 
   // ---- the manifests of DIR, through the API
@@ -582,6 +584,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
         namespace,
         node: p.spec?.nodeName ?? '',
         ip: p.status?.podIP ?? '',
+        labels,
         inMesh: nsLabels.get(namespace)?.['weft.dev/mesh'] === 'enabled' && labels['weft.dev/mesh'] !== 'disabled',
         netns: podNetns(state.name, namespace, name),
         pid: pidOf(p),
@@ -671,7 +674,7 @@ export async function kubeLabPod(state: LabState, namespace: string, name: strin
   const podState = { name, namespace, node, ip, netns: '', hostVeth: '', specHash: '', procs: [], log: '' };
   return {
     netns: pod.spec?.hostNetwork === true ? nodeNetns(state.name, node) : podNetns(state.name, namespace, name),
-    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, tcpPorts: [] }),
+    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, fieldEnv: {}, tcpPorts: [] }),
   };
 }
 
