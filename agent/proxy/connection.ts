@@ -12,6 +12,7 @@ import type { LoadBalancer } from './load-balancer.js';
 import type { Endpoint } from '../discovery/types.js';
 import { MAX_PAIR_TOTALS } from '../config.js';
 import { tcpResponseFlags } from '../telemetry/tcp-response-flags.js';
+import type { InboundServiceGuess } from '../telemetry/inbound-service.js';
 import { ConnectionEventHub, type ConnectionEvent, type ConnectionEventKind } from '../telemetry/connection-events.js';
 
 export type Direction = 'outbound' | 'inbound';
@@ -83,7 +84,18 @@ export class ConnectionTracker {
     }
   }
 
+  /**
+   * Names the service of an inbound connection that arrived for a pod address (set by the
+   * agent): the destination reporter's destination_service labels (telemetry/inbound-service.ts).
+   */
+  guessInboundService: InboundServiceGuess | undefined;
+
   open(info: ConnectionInfo): ConnectionRecord {
+    if (info.direction === 'inbound' && info.destinationService === undefined && info.destinationWorkload && this.guessInboundService) {
+      const port = Number(info.originalDestination.slice(info.originalDestination.lastIndexOf(':') + 1));
+      const guessed = this.guessInboundService(info.destinationWorkload, port);
+      if (guessed !== undefined) info = { ...info, destinationService: guessed };
+    }
     let series: TcpSeries | undefined;
     if (this.#metrics) {
       series = this.#metrics.tcpSeries.get({
