@@ -28,8 +28,10 @@ window.weftViews.svg = function svgView(container, { edgeLabel, onSelect }) {
     m.setAttribute('viewBox', '0 0 10 10');
     m.setAttribute('refX', '9');
     m.setAttribute('refY', '5');
-    m.setAttribute('markerWidth', '7');
-    m.setAttribute('markerHeight', '7');
+    // Fixed size: a selected (wider) edge keeps its arrow.
+    m.setAttribute('markerUnits', 'userSpaceOnUse');
+    m.setAttribute('markerWidth', '14');
+    m.setAttribute('markerHeight', '14');
     m.setAttribute('orient', 'auto-start-reverse');
     const p = document.createElementNS(NS, 'path');
     p.setAttribute('d', 'M 0 0 L 10 5 L 0 10 z');
