@@ -9,7 +9,7 @@
  * Facts are also what the Kubernetes source keeps instead of the objects: a pod of another node
  * is kept as a handful of strings (no spec, no status history, only the labels telemetry reads).
  */
-import { MESH_LABEL, SERVICE_NAME_LABEL, USE_WAYPOINT_LABEL } from './types.js';
+import { GATEWAY_NAME_LABEL, MESH_LABEL, SERVICE_NAME_LABEL, USE_WAYPOINT_LABEL } from './types.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -129,8 +129,8 @@ export function namespaceFacts(raw: unknown): NamespaceFacts | undefined {
   return meta === undefined ? undefined : { name: meta.name, labels: meta.labels };
 }
 
-/** The labels a pod of another node keeps: what telemetry and mesh membership read. */
-export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, USE_WAYPOINT_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version'];
+/** The labels a pod of another node keeps: what telemetry, mesh membership and waypoints read. */
+export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, USE_WAYPOINT_LABEL, GATEWAY_NAME_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version'];
 
 export interface PodFactsOptions {
   /** Keep only REMOTE_POD_LABELS (pods of other nodes: policy selectors only match local pods). */

@@ -158,7 +158,7 @@ export class KubernetesSource extends EventEmitter {
   }
 
   refusals(): Refusal[] {
-    return [...this.#refusals.values()];
+    return [...this.#refusals.values(), ...this.#store.refusals()];
   }
 
   /**

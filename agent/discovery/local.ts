@@ -158,6 +158,7 @@ export class LocalSource extends EventEmitter<LocalSourceEvents> {
     for (const state of this.#files.values()) {
       for (const e of state.errors) out.push({ object: e.file, file: e.file, code: e.code ?? 'WEFT_ERR_MANIFEST_INVALID', reason: formatManifestError(e) });
     }
+    out.push(...this.#store.refusals());
     return out;
   }
 

@@ -13,7 +13,7 @@
  * The models handed out (`snapshot()`) are live views: their maps are the store's own and show
  * later changes; only `generation` is fixed to the commit they were taken at.
  */
-import { DEFAULT_CLUSTER_DOMAIN, DEFAULT_TRUST_DOMAIN } from '../config.js';
+import { DEFAULT_CLUSTER_DOMAIN, DEFAULT_TRUST_DOMAIN, HBONE_PORT } from '../config.js';
 import { objectKey } from './manifest.js';
 import {
   DEFAULT_NAMESPACE,
@@ -26,15 +26,19 @@ import {
   type ServiceFacts,
   type SliceFacts,
 } from './facts.js';
+import { GATEWAY_API_GROUP, gatewayFacts, isWaypointFrontend, serviceWaypoint, type GatewayFacts } from './waypoints.js';
 import {
   ENDPOINT_SLICE_API_VERSION,
+  GATEWAY_NAME_LABEL,
   MESH_DISABLED,
   MESH_ENABLED,
   MESH_LABEL,
+  USE_WAYPOINT_LABEL,
   type Endpoint,
   type ManifestObject,
   type MeshModel,
   type OtherObject,
+  type Refusal,
   type Service,
   type Waypoint,
   type Workload,
@@ -113,6 +117,20 @@ export class MeshStore {
   /** `ns \0 key \0 value` -> pods with that label, for the keys of #selectorKeys only. */
   readonly #podsByLabel = new Map<string, Set<string>>();
 
+  /** Services by namespace (all of them): a namespace's use-waypoint label rebinds them. */
+  readonly #servicesByNamespace = new Map<string, Set<string>>();
+
+  /** Waypoint Gateways served, by `ns/name` (an invalid update keeps the last good one here). */
+  readonly #waypointGateways = new Map<string, { name: string; namespace: string }>();
+  /** Waypoint Gateways refused (`ns/name` -> reason): fields that do not validate. */
+  readonly #gatewayRefusals = new Map<string, { code: string; reason: string }>();
+  /** Waypoints whose ready pods run as more than one service account (`ns/name` -> reason). */
+  readonly #identityRefusals = new Map<string, string>();
+  /** Waypoint `ns/name` -> pods labelled `gateway.networking.k8s.io/gateway-name: name` in ns. */
+  readonly #waypointPods = new Map<string, Set<string>>();
+  readonly waypoints = new Map<string, Waypoint>();
+  readonly #dirtyWaypoints = new Set<string>();
+
   readonly #others = new Map<string, { object: OtherObject; canonical: string }>();
   #othersList: readonly OtherObject[] = [];
   #othersStale = false;
@@ -141,6 +159,8 @@ export class MeshStore {
   commit(generation?: number): boolean {
     for (const key of this.#dirtyServices) this.#recomputeService(key);
     this.#dirtyServices.clear();
+    for (const key of this.#dirtyWaypoints) this.#recomputeWaypoint(key);
+    this.#dirtyWaypoints.clear();
     if (!this.#dirty && generation === undefined) return false;
     const changed = this.#dirty;
     this.#dirty = false;
@@ -207,6 +227,7 @@ export class MeshStore {
     this.namespaces.set(f.name, { name: f.name, labels: f.labels });
     this.#dirty = true;
     this.#refreshNamespacePods(f.name);
+    this.#rebindNamespaceServices(f.name, old?.labels, f.labels);
   }
 
   deleteNamespace(name: string): void {
@@ -214,9 +235,11 @@ export class MeshStore {
     this.#dirty = true;
     // Objects that still name it keep it as an implicit namespace, without labels.
     const hasObjects = (this.#podsByNamespace.get(name)?.size ?? 0) > 0 || [...this.#serviceFacts.values()].some((s) => s.namespace === name);
+    const oldLabels = this.namespaces.get(name)?.labels;
     if (hasObjects) this.namespaces.set(name, { name, labels: NO_LABELS });
     else this.namespaces.delete(name);
     this.#refreshNamespacePods(name);
+    this.#rebindNamespaceServices(name, oldLabels, NO_LABELS);
   }
 
   upsertPod(f: PodFacts): void {
@@ -231,6 +254,7 @@ export class MeshStore {
       this.#implicitNamespace(f.namespace);
     }
     this.#indexLabels(old, f);
+    this.#indexWaypointPod(old, f);
     this.#setWorkload(f.key, this.#workloadOf(f));
     this.#touchServicesOf(old, f);
   }
@@ -242,6 +266,7 @@ export class MeshStore {
     this.#pods.delete(key);
     this.#podsByNamespace.get(old.namespace)?.delete(key);
     this.#indexLabels(old, undefined);
+    this.#indexWaypointPod(old, undefined);
     this.#setWorkload(key, undefined);
     this.#touchServicesOf(old, undefined);
   }
@@ -253,6 +278,7 @@ export class MeshStore {
     if (old?.selector !== undefined) this.#unindexSelector(old);
     this.#serviceFacts.set(f.key, f);
     if (f.selector !== undefined) this.#indexSelector(f);
+    if (old === undefined) addTo(this.#servicesByNamespace, f.namespace, f.key);
     this.#implicitNamespace(f.namespace);
     this.#dirtyServices.add(f.key);
   }
@@ -263,6 +289,7 @@ export class MeshStore {
     this.#dirty = true;
     if (old.selector !== undefined) this.#unindexSelector(old);
     this.#serviceFacts.delete(key);
+    removeFrom(this.#servicesByNamespace, old.namespace, key);
     this.#dirtyServices.add(key);
   }
 
@@ -290,12 +317,26 @@ export class MeshStore {
     this.#others.set(key, { object: o, canonical });
     this.#dirty = true;
     this.#othersStale = true;
+    if (o.kind === 'Gateway' && groupOf(o.apiVersion) === GATEWAY_API_GROUP) {
+      const f = gatewayFacts(o);
+      if (f !== undefined) this.#upsertGateway(f);
+    }
   }
 
   deleteOther(key: string): void {
     if (!this.#others.delete(key)) return;
     this.#dirty = true;
     this.#othersStale = true;
+    const [group, kind, namespace, name] = key.split('|');
+    if (kind === 'Gateway' && group === GATEWAY_API_GROUP) this.#deleteGateway(`${namespace || DEFAULT_NAMESPACE}/${name}`);
+  }
+
+  /** What the model refuses (waypoint Gateways), as the admin API's /refusals shows it. */
+  refusals(): Refusal[] {
+    const out: Refusal[] = [];
+    for (const [key, r] of this.#gatewayRefusals) out.push({ object: `Gateway ${key}`, code: r.code, reason: r.reason });
+    for (const [key, reason] of this.#identityRefusals) out.push({ object: `Gateway ${key}`, code: 'WEFT_ERR_WAYPOINT_INVALID', reason });
+    return out;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -372,6 +413,8 @@ export class MeshStore {
 
   #setWorkload(key: string, next: Workload | undefined): void {
     const pod = this.#pods.get(key);
+    const waypointName = pod?.labels[GATEWAY_NAME_LABEL];
+    if (waypointName !== undefined) this.#dirtyWaypoints.add(`${pod!.namespace}/${waypointName}`);
     const pending = pod !== undefined && pod.ip === undefined ? this.#describe(pod) : undefined;
     const oldPending = this.#pending.get(key);
     if (oldPending !== undefined) this.#bumpNode(oldPending.node);
@@ -450,6 +493,86 @@ export class MeshStore {
       this.#setWorkload(key, this.#workloadOf(f));
       this.#touchServicesOf(f, f);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Waypoints: Gateways of class weft-waypoint, their pods, the services bound to them
+
+  /** A namespace's labels moved: its services rebind when its use-waypoint label did. */
+  #rebindNamespaceServices(namespace: string, old: Record<string, string> | undefined, next: Record<string, string>): void {
+    if (old?.[USE_WAYPOINT_LABEL] === next[USE_WAYPOINT_LABEL]) return;
+    for (const key of this.#servicesByNamespace.get(namespace) ?? []) this.#dirtyServices.add(key);
+  }
+
+  /** Keeps #waypointPods from the gateway-name label; the waypoints a change touches recompute. */
+  #indexWaypointPod(old: PodFacts | undefined, next: PodFacts | undefined): void {
+    const was = old?.labels[GATEWAY_NAME_LABEL];
+    const is = next?.labels[GATEWAY_NAME_LABEL];
+    if (was !== undefined) {
+      const key = `${old!.namespace}/${was}`;
+      if (is !== was) removeFrom(this.#waypointPods, key, old!.key);
+      this.#dirtyWaypoints.add(key);
+    }
+    if (is !== undefined) {
+      const key = `${next!.namespace}/${is}`;
+      addTo(this.#waypointPods, key, next!.key);
+      this.#dirtyWaypoints.add(key);
+    }
+  }
+
+  #upsertGateway(f: GatewayFacts): void {
+    if (f.kind === 'ignored') return this.#deleteGateway(f.key);
+    if (f.kind === 'invalid') {
+      const kept = this.#waypointGateways.has(f.key);
+      // Fail closed and keep serving: an invalid update leaves the last good waypoint in force.
+      this.#gatewayRefusals.set(f.key, { code: 'WEFT_ERR_WAYPOINT_INVALID', reason: `${f.reason}${kept ? '; refused, the last good version stays' : '; refused, not a waypoint'}` });
+    } else {
+      this.#gatewayRefusals.delete(f.key);
+      this.#waypointGateways.set(f.key, { name: f.name, namespace: f.namespace });
+    }
+    this.#dirtyWaypoints.add(f.key);
+  }
+
+  #deleteGateway(key: string): void {
+    this.#gatewayRefusals.delete(key);
+    if (this.#waypointGateways.delete(key)) this.#dirtyWaypoints.add(key);
+  }
+
+  /**
+   * A waypoint's ready pods and identity. Its pods must all run as one service account (the
+   * identity source agents expect): pods of two are refused, none used, the waypoint down.
+   */
+  #recomputeWaypoint(key: string): void {
+    const gateway = this.#waypointGateways.get(key);
+    const old = this.waypoints.get(key);
+    if (gateway === undefined) {
+      this.#identityRefusals.delete(key);
+      if (old !== undefined) {
+        this.waypoints.delete(key);
+        this.#dirty = true;
+      }
+      return;
+    }
+    const ready: Workload[] = [];
+    const accounts = new Set<string>();
+    for (const podKey of this.#waypointPods.get(key) ?? []) {
+      const pod = this.#pods.get(podKey)!;
+      const w = this.workloads.get(podKey);
+      if (w === undefined || pod.hostNetwork || !pod.ready || pod.terminating) continue;
+      ready.push(w);
+      accounts.add(w.serviceAccount);
+    }
+    ready.sort(byKey);
+    const conflict = accounts.size > 1;
+    if (conflict) this.#identityRefusals.set(key, `its ready pods run as different service accounts (${[...accounts].sort().join(', ')}): a waypoint has one identity; none of its pods is used until they agree`);
+    else this.#identityRefusals.delete(key);
+    // With no (agreeing) pod, the identity its pods will have: the Gateway's own service account.
+    const serviceAccount = !conflict && ready.length > 0 ? ready[0]!.serviceAccount : gateway.name;
+    const endpoints: Endpoint[] = conflict ? [] : ready.map((w) => ({ ip: w.ip, port: HBONE_PORT, workload: w }));
+    const next: Waypoint = { key, name: gateway.name, namespace: gateway.namespace, identity: spiffeId(this.trustDomain, gateway.namespace, serviceAccount), endpoints };
+    if (old !== undefined && sameWaypoint(old, next)) return;
+    this.waypoints.set(key, next);
+    this.#dirty = true;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -564,8 +687,7 @@ export class MeshStore {
       ports,
       labels: f.labels,
       hostname: serviceHostname(f.name, f.namespace),
-      // Waypoint binding: built by issue 11's discovery part; until then every service is L4.
-      waypoint: undefined,
+      waypoint: isWaypointFrontend(f.selector, f.labels) ? undefined : serviceWaypoint(f.namespace, f.labels, this.namespaces.get(f.namespace)?.labels ?? NO_LABELS),
     };
     this.services.set(key, service);
     // Two services claiming one VIP (a manifest mistake): the first by key keeps it.
@@ -649,8 +771,6 @@ export class MeshStore {
   }
 }
 
-const NO_WAYPOINTS: ReadonlyMap<string, Waypoint> = new Map();
-
 /** What the connection path and everything else reads: the store's maps, at one generation. */
 class ModelView implements MeshModel {
   readonly #store: MeshStore;
@@ -674,7 +794,7 @@ class ModelView implements MeshModel {
     return this.#store.services;
   }
   get waypoints(): ReadonlyMap<string, Waypoint> {
-    return NO_WAYPOINTS;
+    return this.#store.waypoints;
   }
   get others(): readonly OtherObject[] {
     return this.#store.others;
@@ -713,6 +833,30 @@ export function modelKind(o: { apiVersion: string; kind: string }): ModelKind {
 
 function matches(selector: Record<string, string>, labels: Record<string, string>): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+function addTo(index: Map<string, Set<string>>, key: string, member: string): void {
+  let set = index.get(key);
+  if (set === undefined) index.set(key, (set = new Set()));
+  set.add(member);
+}
+
+function removeFrom(index: Map<string, Set<string>>, key: string, member: string): void {
+  const set = index.get(key);
+  set?.delete(member);
+  if (set?.size === 0) index.delete(key);
+}
+
+/** `gateway.networking.k8s.io` of `gateway.networking.k8s.io/v1`; '' for the core group. */
+function groupOf(apiVersion: string): string {
+  const slash = apiVersion.lastIndexOf('/');
+  return slash < 0 ? '' : apiVersion.slice(0, slash);
+}
+
+function sameWaypoint(a: Waypoint, b: Waypoint): boolean {
+  if (a.identity !== b.identity || a.endpoints.length !== b.endpoints.length) return false;
+  for (let i = 0; i < a.endpoints.length; i++) if (a.endpoints[i]!.workload !== b.endpoints[i]!.workload) return false;
   return true;
 }
 

@@ -584,6 +584,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
         namespace,
         node: p.spec?.nodeName ?? '',
         ip: p.status?.podIP ?? '',
+        labels,
         inMesh: nsLabels.get(namespace)?.['weft.dev/mesh'] === 'enabled' && labels['weft.dev/mesh'] !== 'disabled',
         netns: podNetns(state.name, namespace, name),
         pid: pidOf(p),
@@ -673,7 +674,7 @@ export async function kubeLabPod(state: LabState, namespace: string, name: strin
   const podState = { name, namespace, node, ip, netns: '', hostVeth: '', specHash: '', procs: [], log: '' };
   return {
     netns: pod.spec?.hostNetwork === true ? nodeNetns(state.name, node) : podNetns(state.name, namespace, name),
-    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, tcpPorts: [] }),
+    env: podEnv(podState, { name: c?.name ?? '', argv: [], env, fieldEnv: {}, tcpPorts: [] }),
   };
 }
 

@@ -16,9 +16,11 @@ export type Direction = 'outbound' | 'inbound';
 
 export interface ConnectionInfo {
   direction: Direction;
-  /** Client address as the capturing socket saw it. */
+  /** Client address as the capturing socket saw it (from a waypoint: the client it forwarded for). */
   sourceIp: string;
   sourcePort: number;
+  /** The TCP peer, when it is not the client: the waypoint that forwarded the connection. */
+  peer?: string;
   sourceWorkload: Workload | undefined;
   /** Where the client was going (SO_ORIGINAL_DST). */
   originalDestination: string;
@@ -125,6 +127,7 @@ export class ConnectionTracker {
       {
         direction: summary.direction,
         src: `${summary.sourceIp}:${summary.sourcePort}`,
+        peer: summary.peer,
         src_workload: summary.sourceWorkload?.key,
         dst: summary.originalDestination,
         dst_service: summary.destinationService,

@@ -1,7 +1,8 @@
 /**
  * Outbound (15001): a connection an app in a captured pod opened, redirected to the agent.
  * Decides first, acts second: the original destination -> the route decision (route.ts: hbone,
- * direct or refuse, from the model alone) -> executed here: a CONNECT stream over the pod's HBONE
+ * direct or refuse, from the model alone; a waypointed service's VIP is an hbone route to the
+ * waypoint) -> executed here: a CONNECT stream over the pod's HBONE
  * pool (mutual TLS to the tunnel address, the server must present the expected identity), or a
  * plain socket -> relay. Every socket is made inside the source pod's namespace with the mesh
  * mark, so the rules let it through and the wire carries pod IPs.
@@ -51,8 +52,12 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
     mutualTls: viaHbone,
   });
   if (route.kind === 'refuse') {
-    // A self call is logged at once (a loop attempt); a VIP without a ready endpoint is only recorded, as kube-proxy's reject.
-    if (route.reason === 'self-call') inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, code: route.error.code }, `outbound refused: ${route.error.message}`);
+    // A self call is logged at once (a loop attempt), and so is a waypoint that cannot take its
+    // service's traffic (the operator must learn why); a VIP without a ready endpoint is only
+    // recorded, as kube-proxy's reject.
+    if (route.reason === 'self-call' || route.reason === 'waypoint-unavailable') {
+      inputs.logger.warn({ pod: pod.workload.key, dst: `${original.address}:${original.port}`, service: service?.key, waypoint: service?.waypoint, code: route.error.code }, `outbound refused: ${route.error.message}`);
+    }
     record.finish({ error: route.error });
     downstream.resetAndDestroy();
     return;
@@ -71,7 +76,7 @@ function dial(inputs: ProxyInputs, pod: CapturedPod, downstream: WaitingSocket, 
       dial(inputs, pod, downstream, other, false);
       return;
     }
-    if (viaHbone) inputs.logger.warn({ err: { code: (err as WeftError).code, message: err.message }, pod: pod.workload.key, destination: destinationWorkload!.key }, 'outbound: HBONE tunnel failed; connection reset');
+    if (viaHbone) inputs.logger.warn({ err: { code: (err as WeftError).code, message: err.message }, pod: pod.workload.key, destination: destinationWorkload!.key, waypoint: route.waypoint?.key }, 'outbound: HBONE tunnel failed; connection reset');
     record.finish({ error: err });
     if (!downstream.destroyed) downstream.resetAndDestroy();
   };

@@ -7,7 +7,12 @@
  * Steps, in order:
  * 1. the original destination: a service VIP (-> one ready endpoint, picked by the caller's load
  *    balancer) or an address (-> the pod that holds it, if any);
- * 2. [waypoint: the extension point below, not built yet];
+ * 2. a service bound to a waypoint (`Service.waypoint`): an HBONE CONNECT to one of the
+ *    waypoint's ready pods (its 15008), `:authority` the service VIP:port, the waypoint's
+ *    identity expected; the waypoint picks the endpoint per request. A waypoint that does not
+ *    exist or has no ready pod refuses the connection (WEFT_ERR_WAYPOINT_UNAVAILABLE): never a
+ *    bypass to the endpoints, which would skip the waypoint's policies. Only the VIP: a pod
+ *    addressed by its IP is not routed to the waypoint (routes bind to the Service frontend);
  * 3. self-call refusals (the agent's own ports, a connection that bypassed the redirect: F1);
  * 4. a VIP without a ready endpoint is refused (kube-proxy rejects it too);
  * 5. a meshed destination pod, from a pod that has HBONE: a CONNECT to its 15008 that must
@@ -15,7 +20,7 @@
  */
 import { HBONE_PORT } from '../config.js';
 import { WeftError } from '../errors.js';
-import type { Endpoint, MeshModel, Service, Workload } from '../discovery/types.js';
+import type { Endpoint, MeshModel, Service, Waypoint, Workload } from '../discovery/types.js';
 import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
 
 /** What the bytes are, as far as the route knows: L4 only until the waypoint reads protocols. */
@@ -40,17 +45,23 @@ export type RouteReason =
   /** Refused: one of the agent's own ports, or the redirect was bypassed (WEFT_ERR_SELF_CALL). */
   | 'self-call'
   /** Refused: a service VIP with no ready endpoint for the port (WEFT_ERR_NO_ENDPOINT). */
-  | 'no-ready-endpoint';
+  | 'no-ready-endpoint'
+  /** A service bound to a waypoint: over HBONE to one of the waypoint's pods. */
+  | 'waypoint'
+  /** Refused: the service's waypoint does not exist or has no ready pod (WEFT_ERR_WAYPOINT_UNAVAILABLE). */
+  | 'waypoint-unavailable';
 
 interface RouteCommon {
   /** The destination the app dialled (SO_ORIGINAL_DST). */
   readonly original: { readonly address: string; readonly port: number };
   /** The service whose VIP was dialled; undefined for a plain address. */
   readonly service: Service | undefined;
-  /** The service endpoint chosen; undefined for a plain address (or a VIP without one). */
+  /** The service endpoint chosen (the waypoint's pod, via a waypoint); undefined for a plain address (or a VIP without one). */
   readonly endpoint: Endpoint | undefined;
-  /** The destination pod, when discovery knows it. */
+  /** The destination pod, when discovery knows it (via a waypoint: the waypoint's pod, as Istio reports it). */
   readonly workload: Workload | undefined;
+  /** The waypoint the service is bound to (set on the routes of a waypointed service only). */
+  readonly waypoint?: Waypoint | undefined;
   /** The application address the bytes are for (the endpoint's, or the original destination). */
   readonly upstreamIp: string;
   readonly upstreamPort: number;
@@ -61,10 +72,10 @@ interface RouteCommon {
 /** A CONNECT stream over the source pod's HBONE pool. */
 export interface HboneRoute extends RouteCommon {
   readonly kind: 'hbone';
-  /** Where the tunnel goes: the destination pod's 15008 (later: a waypoint's). */
+  /** Where the tunnel goes: the destination pod's 15008, or a waypoint pod's. */
   readonly tunnelHost: string;
   readonly tunnelPort: number;
-  /** The CONNECT's `:authority`: the destination pod's IP and the application port. */
+  /** The CONNECT's `:authority`: the destination pod's IP and the application port (via a waypoint: the service VIP and port). */
   readonly authority: string;
   /** The SPIFFE ID the tunnel's server must present. */
   readonly expectedIdentity: string;
@@ -104,11 +115,7 @@ export interface EndpointPicker {
 /** Decides the route of an outbound connection to `original` from `source`. */
 export function decideRoute(model: MeshModel, source: RouteSource, original: { readonly address: string; readonly port: number }, listener: ListenerAddress, picker: EndpointPicker): RouteDecision {
   const service = model.serviceByVip(original.address);
-  // Extension point (issue 11, waypoints): a service, or its namespace, labelled
-  // `weft.dev/use-waypoint: NAME` (USE_WAYPOINT_LABEL) will route here to that waypoint: an
-  // HboneRoute whose tunnel is the waypoint's 15008, `:authority` the service VIP:port, the
-  // expected identity the waypoint's, before an endpoint is picked (the waypoint picks per
-  // request). Nothing is built yet: such a service is routed at L4 like any other.
+  if (service?.waypoint !== undefined) return routeToWaypoint(model, source, original, listener, service, service.waypoint, picker);
   if (service !== undefined) return routeToEndpoint(source, original, listener, service, picker.pick(service.ports.get(original.port) ?? []));
   return routeToEndpoint(source, original, listener, undefined, undefined, model.workloadByIp(original.address));
 }
@@ -118,11 +125,65 @@ export function decideRoute(model: MeshModel, source: RouteSource, original: { r
  * ready endpoint of the same service, or undefined when there is none (or no service at all).
  */
 export function retryRoute(failed: RouteDecision, source: RouteSource, listener: ListenerAddress, picker: EndpointPicker): RouteDecision | undefined {
-  const { service, endpoint, original } = failed;
+  const { service, endpoint, original, waypoint } = failed;
   if (service === undefined || endpoint === undefined) return undefined;
+  if (waypoint !== undefined) {
+    // Another pod of the same waypoint (the one the first attempt saw), never the endpoints.
+    const other = picker.pick(waypoint.endpoints.filter((e) => e.ip !== endpoint.ip || e.port !== endpoint.port));
+    return other === undefined ? undefined : viaWaypoint(original, service, waypoint, other);
+  }
   const candidates = (service.ports.get(original.port) ?? []).filter((e) => e.ip !== endpoint.ip || e.port !== endpoint.port);
   const other = picker.pick(candidates);
   return other === undefined ? undefined : routeToEndpoint(source, original, listener, service, other);
+}
+
+/**
+ * A connection to the VIP of a service bound to a waypoint. Refused rather than sent anywhere
+ * else when the waypoint cannot take it: its L7 policies are the service's policies.
+ */
+function routeToWaypoint(
+  model: MeshModel,
+  source: RouteSource,
+  original: { readonly address: string; readonly port: number },
+  listener: ListenerAddress,
+  service: Service,
+  waypointKey: string,
+  picker: EndpointPicker,
+): RouteDecision {
+  const upstreamIp = original.address;
+  const upstreamPort = original.port;
+  const selfCall = notRedirectedRefusal(original, listener.localAddress, listener.localPort);
+  if (selfCall) return { kind: 'refuse', reason: 'self-call', error: selfCall, original, service, endpoint: undefined, workload: undefined, upstreamIp, upstreamPort, protocol: 'tcp' };
+  if (!service.ports.has(original.port)) {
+    // Not a port of the service: nothing the waypoint could route either (as without one).
+    const error = new WeftError('WEFT_ERR_NO_ENDPOINT', `service ${service.key} has no port ${original.port}`);
+    return { kind: 'refuse', reason: 'no-ready-endpoint', error, original, service, endpoint: undefined, workload: undefined, upstreamIp, upstreamPort, protocol: 'tcp' };
+  }
+  const waypoint = model.waypoints.get(waypointKey);
+  const endpoint = waypoint !== undefined && source.pool !== undefined ? picker.pick(waypoint.endpoints) : undefined;
+  if (waypoint !== undefined && endpoint !== undefined) return viaWaypoint(original, service, waypoint, endpoint);
+  const why =
+    waypoint === undefined
+      ? `it does not exist (no Gateway ${waypointKey} of class weft-waypoint with an HBONE listener on 15008)`
+      : source.pool === undefined
+        ? 'this agent runs without mTLS and cannot reach it'
+        : 'it has no ready pod';
+  const error = new WeftError('WEFT_ERR_WAYPOINT_UNAVAILABLE', `service ${service.key} uses waypoint ${waypointKey}, but ${why}; connection refused (never sent around the waypoint)`);
+  return { kind: 'refuse', reason: 'waypoint-unavailable', error, original, service, endpoint: undefined, workload: undefined, waypoint, upstreamIp, upstreamPort, protocol: 'tcp' };
+}
+
+function viaWaypoint(original: { readonly address: string; readonly port: number }, service: Service, waypoint: Waypoint, endpoint: Endpoint): HboneRoute {
+  return {
+    kind: 'hbone',
+    reason: 'waypoint',
+    tunnelHost: endpoint.ip,
+    tunnelPort: endpoint.port,
+    // The service frontend, not a pod: the waypoint routes it (and a pod IP never reaches here).
+    authority: `${original.address}:${original.port}`,
+    expectedIdentity: waypoint.identity,
+    original, service, endpoint, workload: endpoint.workload, waypoint,
+    upstreamIp: original.address, upstreamPort: original.port, protocol: 'tcp',
+  };
 }
 
 function routeToEndpoint(

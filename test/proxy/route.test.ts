@@ -119,3 +119,90 @@ test('retry: after a failed endpoint, another ready endpoint of the same service
   assert.equal(retryRoute(byIp, meshedSource, listener, first), undefined);
 });
 
+
+// ---------------------------------------------------------------------------------------------
+// Waypoints (issue 11, point 2): a service bound to a waypoint is an HBONE route to one of the
+// waypoint's pods, `:authority` the VIP and port, the waypoint's identity expected; never to the
+// endpoints. The rows run against one model with every waypoint case in it.
+
+const gateway = (namespace: string, name: string): ManifestObject =>
+  ({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway', metadata: { name, namespace }, spec: { gatewayClassName: 'weft-waypoint', listeners: [{ name: 'mesh', port: 15008, protocol: 'HBONE' }] } }) as ManifestObject;
+const waypointPod = (name: string, ip: string, gatewayName: string): ManifestObject =>
+  ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'shop', labels: { 'gateway.networking.k8s.io/gateway-name': gatewayName, 'weft.dev/mesh': 'disabled' } },
+    spec: { nodeName: 'n2', serviceAccountName: gatewayName, containers: [{ name: 'waypoint' }] },
+    status: { podIP: ip, phase: 'Running' },
+  }) as ManifestObject;
+const labelled = (o: ManifestObject, labels: Record<string, string>): ManifestObject => ({ ...o, metadata: { ...o.metadata, labels } }) as ManifestObject;
+
+const waypointModel = buildModel([
+  ns('shop', true),
+  pod('shop', 'client', '198.18.217.2'),
+  pod('shop', 'server', '198.18.217.3', { app: 'server' }),
+  pod('shop', 'server-2', '198.18.217.4', { app: 'server' }),
+  gateway('shop', 'waypoint'),
+  waypointPod('waypoint-a', '198.18.218.10', 'waypoint'),
+  waypointPod('waypoint-b', '198.18.218.11', 'waypoint'),
+  gateway('shop', 'idle'),
+  labelled(svc('shop', 'server', '198.19.200.1', { app: 'server' }), { 'weft.dev/use-waypoint': 'waypoint' }),
+  labelled(svc('shop', 'down', '198.19.200.5', { app: 'server' }), { 'weft.dev/use-waypoint': 'idle' }),
+  labelled(svc('shop', 'typo', '198.19.200.6', { app: 'server' }), { 'weft.dev/use-waypoint': 'waypoitn' }),
+  labelled(svc('shop', 'empty', '198.19.200.7', { app: 'nobody' }), { 'weft.dev/use-waypoint': 'waypoint' }),
+]);
+const waypointClient = waypointModel.workloadByIp('198.18.217.2')!;
+const waypointSource: RouteSource = { workload: waypointClient, pool: {} };
+const wpIdentity = 'spiffe://cluster.local/ns/shop/sa/waypoint';
+
+const waypointRows: Row[] = [
+  { name: 'VIP of a waypointed service: HBONE to the waypoint pod, authority the VIP:port, the waypoint identity', to: '198.19.200.1:80', expect: { kind: 'hbone', reason: 'waypoint', upstream: '198.19.200.1:80', service: 'shop/server', workload: 'shop/waypoint-a', tunnel: '198.18.218.10:15008', authority: '198.19.200.1:80', expectedIdentity: wpIdentity } },
+  { name: 'a waypointed service without ready endpoints still goes to the waypoint (it answers for them)', to: '198.19.200.7:80', expect: { kind: 'hbone', reason: 'waypoint', tunnel: '198.18.218.10:15008', authority: '198.19.200.7:80' } },
+  { name: 'a pod IP of a waypointed service is not sent to the waypoint (routes bind to the Service frontend)', to: '198.18.217.3:9080', expect: { kind: 'hbone', reason: 'meshed-pod', workload: 'shop/server', tunnel: '198.18.217.3:15008', authority: '198.18.217.3:9080', expectedIdentity: identity('server') } },
+  { name: 'a waypoint without a ready pod: refused with WEFT_ERR_WAYPOINT_UNAVAILABLE, never to the endpoints', to: '198.19.200.5:80', expect: { kind: 'refuse', reason: 'waypoint-unavailable', service: 'shop/down', workload: '', upstream: '198.19.200.5:80', error: 'WEFT_ERR_WAYPOINT_UNAVAILABLE' } },
+  { name: 'a label naming no waypoint Gateway: refused the same way (fail closed)', to: '198.19.200.6:80', expect: { kind: 'refuse', reason: 'waypoint-unavailable', error: 'WEFT_ERR_WAYPOINT_UNAVAILABLE' } },
+  { name: 'an agent without mTLS cannot reach a waypoint: refused, not sent in plaintext around it', to: '198.19.200.1:80', source: { workload: waypointClient, pool: undefined }, expect: { kind: 'refuse', reason: 'waypoint-unavailable', error: 'WEFT_ERR_WAYPOINT_UNAVAILABLE' } },
+  { name: 'a port the waypointed service does not have: no endpoint, as without a waypoint', to: '198.19.200.1:81', expect: { kind: 'refuse', reason: 'no-ready-endpoint', error: 'WEFT_ERR_NO_ENDPOINT' } },
+  { name: 'the listener reached without the redirect is a self call before any waypoint', to: '127.0.0.1:15001', via: { localAddress: '127.0.0.1', localPort: 15001 }, expect: { kind: 'refuse', reason: 'self-call' } },
+];
+
+for (const row of waypointRows) {
+  test(`route (waypoint): ${row.name}`, () => {
+    const got = view(decideRoute(waypointModel, row.source ?? waypointSource, dest(row.to), row.via ?? listener, first));
+    const wanted = Object.fromEntries(Object.keys(row.expect).map((k) => [k, got[k as keyof Row['expect']]]));
+    assert.deepEqual(wanted, row.expect);
+  });
+}
+
+test('route (waypoint): the refusal says which waypoint and why', () => {
+  const down = decideRoute(waypointModel, waypointSource, dest('198.19.200.5:80'), listener, first);
+  assert.equal(down.kind, 'refuse');
+  assert.match(down.kind === 'refuse' ? down.error.message : '', /service shop\/down uses waypoint shop\/idle, but it has no ready pod/);
+  const typo = decideRoute(waypointModel, waypointSource, dest('198.19.200.6:80'), listener, first);
+  assert.match(typo.kind === 'refuse' ? typo.error.message : '', /waypoint shop\/waypoitn, but it does not exist/);
+});
+
+test('route (waypoint): the picker chooses among the waypoint pods; a retry goes to another waypoint pod, never to an endpoint', () => {
+  const offered: string[][] = [];
+  const recording: EndpointPicker = { pick: (eps) => (offered.push(eps.map((e) => `${e.ip}:${e.port}`)), eps[0]) };
+  const firstTry = decideRoute(waypointModel, waypointSource, dest('198.19.200.1:80'), listener, recording);
+  assert.deepEqual(offered, [['198.18.218.10:15008', '198.18.218.11:15008']]);
+  const second = retryRoute(firstTry, waypointSource, listener, first);
+  assert.ok(second);
+  assert.deepEqual(view(second), { kind: 'hbone', reason: 'waypoint', upstream: '198.19.200.1:80', service: 'shop/server', workload: 'shop/waypoint-b', tunnel: '198.18.218.11:15008', authority: '198.19.200.1:80', expectedIdentity: wpIdentity });
+  assert.equal(retryRoute(second, waypointSource, listener, { pick: (eps) => eps.find((e) => e.ip === '198.18.218.11') }), undefined, 'the failed pod is not offered again');
+});
+
+test('route (waypoint): removing the label returns the service to L4 at the next decision', async () => {
+  const { MeshStore } = await import('../../agent/discovery/store.js');
+  const store = new MeshStore({ selectorEndpoints: true });
+  const objects = [ns('shop', true), pod('shop', 'client', '198.18.217.2'), pod('shop', 'server', '198.18.217.3', { app: 'server' }), gateway('shop', 'waypoint'), waypointPod('waypoint-a', '198.18.218.10', 'waypoint')];
+  for (const o of objects) store.upsertObject(o);
+  store.upsertObject(labelled(svc('shop', 'server', '198.19.200.1', { app: 'server' }), { 'weft.dev/use-waypoint': 'waypoint' }));
+  store.commit();
+  const source: RouteSource = { workload: store.snapshot().workloadByIp('198.18.217.2')!, pool: {} };
+  assert.equal(decideRoute(store.snapshot(), source, dest('198.19.200.1:80'), listener, first).reason, 'waypoint');
+  store.upsertObject(svc('shop', 'server', '198.19.200.1', { app: 'server' }));
+  store.commit();
+  assert.equal(decideRoute(store.snapshot(), source, dest('198.19.200.1:80'), listener, first).reason, 'meshed-endpoint');
+});
