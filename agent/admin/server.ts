@@ -44,6 +44,8 @@ export function configDump(view: AdminView) {
       inMesh: w.inMesh,
       captured: view.captured.has(w.key),
       certExpiry: view.captured.has(w.key) ? expiry.get(w.identity) : undefined,
+      // For the dashboard: which policies select the pod and which graph node it is.
+      labels: w.labels, workloadName: w.workloadName, version: w.version,
     })),
     certificates: certs.map((c) => ({
       identity: c.identity,

@@ -7,6 +7,7 @@ import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerWaypointGenerate } from './waypoint-generate.js';
 import { registerWaypointCommand } from './waypoint-command.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 
 const program = new Command();
 program
@@ -29,6 +30,7 @@ registerCheckCommand(program);
 registerWaypointCommand(program);
 // After `weft waypoint` (wp's), which it adds `generate` to.
 registerWaypointGenerate(program);
+registerDashboardCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;

@@ -13,6 +13,7 @@
 import { waitForCapture } from './capture-wait.js';
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
 import { ensureLabPrometheus } from './prometheus.js';
+import { ensureLabDashboard } from '../dashboard/lab.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -199,6 +200,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     }
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
     if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
       state.nodes

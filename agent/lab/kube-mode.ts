@@ -35,6 +35,7 @@ import { CNI_PLUGIN } from './cni.js';
 import { agentNodeFlags, LAB_DRAIN_SECONDS } from './converge.js';
 import { labPaths, labPrefix, nodeRunDir, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { ensureLabPrometheus, labPrometheusStatus } from './prometheus.js';
+import { ensureLabDashboard } from '../dashboard/lab.js';
 import { refAlive, startInNetns, type ProcRef } from './procs.js';
 import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
@@ -339,6 +340,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
     await writeState(state);
     await waitForPods(state, admin, nodes.map((n) => `${AGENT_NAMESPACE}/${agentPodName(n.name)}`), options.readyTimeoutMs);
     if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
   }
 
   // ---- the manifests of DIR, through the API
