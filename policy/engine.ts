@@ -278,6 +278,15 @@ export class PolicyStore {
   }
 
   /**
+   * `namespace/name` of every Service some policy targets, sorted. A Service that no waypoint
+   * serves has its targeted policies enforced nowhere (as in Istio): compare with the model's
+   * `Service.waypoint` to warn about it.
+   */
+  targetedServices(): string[] {
+    return [...this.#targets.services.keys()].sort();
+  }
+
+  /**
    * The policies the waypoint `t.namespace/t.name` applies to requests for `t.service`: those
    * targeting the waypoint's Gateway (same namespace), its GatewayClass (root namespace), and
    * the Service (same namespace as the Service). Computed once per waypoint and service, cached.

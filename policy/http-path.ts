@@ -3,7 +3,9 @@
  * `normalize_path`) does: without query and fragment, percent-encoded unreserved characters
  * decoded (`%41` is `A`, `%2e` is `.`) and other escapes upper-cased, `\` read as `/`, and dot
  * segments removed (RFC 3986 5.2.4: `/a/./b/../c` is `/a/c`). Repeated slashes are kept and
- * `%2F` stays encoded, as in BASE. The waypoint forwards this same path, so the backend is asked
+ * `%2F` stays encoded, as in BASE. A `%` that starts no escape becomes `%25` (where Envoy would
+ * keep it): decoding once must not make a new escape (`/%%32e` would become `/%2e`, a dot to the
+ * next decoder), so normalizing is idempotent. The waypoint forwards this same path, so the backend is asked
  * for exactly what was authorized (a policy on `/admin*` cannot be passed by `/x/../admin`).
  * Pure, no allocation when the path is already normal (the common case).
  */
@@ -40,7 +42,7 @@ function decodeUnreserved(p: string): string {
         continue;
       }
     }
-    out += p[i];
+    out += c === 37 ? '%25' : p[i];
   }
   return out;
 }

@@ -211,6 +211,7 @@ test('targetRefs: a Gateway target covers every request through that waypoint, a
   assert.equal(evaluateRequest(at('foo/productpage'), r({ path: '/admin/users' })).policy, 'foo/gw');
   assert.equal(evaluateRequest(at('foo/productpage'), r({ method: 'TRACE' })).policy, 'weft-system/mesh');
   assert.equal(evaluateRequest(at('foo/ratings'), r({ method: 'DELETE' })).policy, 'foo/svc-both');
+  assert.deepEqual(store.targetedServices(), ['bar/reviews', 'foo/details', 'foo/ratings', 'foo/reviews']);
   // The view is cached per waypoint and service.
   assert.equal(at('foo/reviews'), at('foo/reviews'));
 });
