@@ -4,7 +4,7 @@ import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
-const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
+const SECTIONS = ['workloads', 'services', 'waypoints', 'policies', 'certs', 'connections'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
@@ -32,7 +32,12 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
     case 'services':
       return {
         rows: list('services').map((s) => ({ ...s, ports: (s['ports'] as unknown as { port: number; endpoints: string[] }[]).map((p) => `${p.port}->${p.endpoints.join(',') || 'none'}`).join(' ') })),
-        columns: ['key', 'clusterIP', 'ports'],
+        columns: ['key', 'clusterIP', 'ports', 'waypoint'],
+      };
+    case 'waypoints':
+      return {
+        rows: list('waypoints').map((w) => ({ ...w, endpoints: (w['endpoints'] as unknown as string[]).join(',') || 'none', services: (w['services'] as unknown as string[]).join(',') || 'none' })),
+        columns: ['key', 'state', 'identity', 'endpoints', 'services'],
       };
     case 'policies':
       return { rows: list('policies'), columns: ['kind', 'namespace', 'name', 'action', 'scope', 'warning'] };
@@ -46,7 +51,7 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, waypoints, policies, certs or connections")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
     .option('--admin <host:port>', "the agent's admin API", DEFAULT_ADMIN_ADDRESS)
