@@ -189,3 +189,21 @@ export function effectiveConfig(input: EffectiveConfigInput) {
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
+
+// --- Waypoint (`weft waypoint`, issue 11) ------------------------------------------------------
+
+/** Where the waypoint serves HBONE (its pod's 15008). */
+export const DEFAULT_WAYPOINT_HBONE_ADDRESS = `0.0.0.0:${HBONE_PORT}`;
+/**
+ * A tunnelled stream whose first bytes are neither an HTTP/2 preface nor an HTTP/1 request line
+ * within this long is relayed as L4 (server-first protocols send nothing until the server speaks).
+ */
+export const WAYPOINT_SNIFF_TIMEOUT_MS = 1_000;
+/** The longest HTTP/1 request line the sniffer waits for before deciding the stream is not HTTP. */
+export const WAYPOINT_SNIFF_MAX_BYTES = 8 * 1024;
+/** Idle keep-alive HTTP/1.1 upstream connections per destination pod kept open. */
+export const WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS = 64;
+/** Bytes a mirror may lag behind the real request before the mirror is given up (no buffering). */
+export const WAYPOINT_MIRROR_MAX_BUFFER_BYTES = 1024 * 1024;
+/** Headers of an HTTP/1 request on a tunnelled stream must arrive within this long. */
+export const WAYPOINT_HEADERS_TIMEOUT_MS = 60_000;

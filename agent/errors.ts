@@ -36,6 +36,7 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_SESSION: 'the HTTP/2 session of an HBONE connection failed or was closed (GOAWAY, ping timeout, protocol error)',
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
+  WEFT_ERR_ROUTE_INVALID: 'an HTTPRoute or GRPCRoute does not validate or uses what Weft does not support (the message lists each field path and problem); it is refused and its last good version kept',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
@@ -47,6 +48,12 @@ export const ErrorCodes = {
   WEFT_ERR_SELF_CALL: 'a connection was addressed to one of the agent\'s own in-pod ports (15001, 15006, 15008) or reached the outbound listener without the redirect; refused so the agent never proxies to itself',
   WEFT_ERR_CONNECT_TIMEOUT: 'an upstream TCP connect or an HBONE CONNECT response took longer than its deadline (agent/config.ts)',
   WEFT_ERR_PORTS_EXHAUSTED: 'no local port is left for an address (net.ipv4.ip_local_port_range used up): a bind to port 0 or a connect failed with EADDRINUSE/EADDRNOTAVAIL',
+  WEFT_ERR_WAYPOINT_NOT_BOUND: 'an HBONE CONNECT reached a waypoint with an :authority that is not the VIP:port of a service bound to that waypoint (weft.dev/use-waypoint); refused, never proxied',
+  WEFT_ERR_WAYPOINT_NO_ENDPOINT: 'the waypoint found no ready endpoint for the service a request is routed to (503, response flag UH)',
+  WEFT_ERR_WAYPOINT_UPSTREAM: 'the waypoint could not reach the chosen endpoint of a request (HBONE connect, TLS, CONNECT refused: 503, response flag UF)',
+  WEFT_ERR_WAYPOINT_TIMEOUT: 'a request through the waypoint exceeded its route timeout (request or backendRequest: 504, response flag UT)',
+  WEFT_ERR_DASHBOARD: 'the dashboard could not get its data: Prometheus unreachable or refusing a query, or the listen address taken (the message names which)',
+  WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

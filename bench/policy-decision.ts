@@ -4,8 +4,20 @@
  * and IPv6 blocks; principal wildcards), 5 PeerAuthentications per namespace level mix.
  * Prints compile time, per-workload view build time and ns per evaluate(). No thresholds: run
  * `node dist/bench/policy-decision.js` and compare with the budget in docs/policy.md (5 us).
+ *
+ * Then the waypoint's L7 decision (evaluateRequest) at the same scale: 500 more policies with
+ * targetRefs (per Service: methods, path wildcards, hosts, principals, header conditions; per
+ * waypoint Gateway: DENY on paths; one GatewayClass DENY), 1,000 Services, a mix of requests.
  */
-import { compilePolicies, evaluate, type ConnectionInfo, type WorkloadPolicy } from '../policy/index.js';
+import {
+  compilePolicies,
+  evaluate,
+  evaluateRequest,
+  type ConnectionInfo,
+  type HttpRequestInfo,
+  type WaypointPolicy,
+  type WorkloadPolicy,
+} from '../policy/index.js';
 
 const NAMESPACES = 50;
 const PODS_PER_NAMESPACE = 100;
@@ -55,6 +67,86 @@ function policies(): unknown[] {
   out.push(pa('mesh', ROOT, { mtls: { mode: 'STRICT' } }));
   for (let i = 0; i < NAMESPACES; i += 5) out.push(pa('ns', ns(i), { mtls: { mode: 'PERMISSIVE' } }));
   return out;
+}
+
+const SERVICES_PER_NAMESPACE = 20;
+const GATEWAY = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'waypoint' };
+
+function waypointPolicies(): unknown[] {
+  const out: unknown[] = [];
+  out.push(ap('no-trace', ROOT, { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'GatewayClass', name: 'weft-waypoint' }], action: 'DENY', rules: [{ to: [{ operation: { methods: ['TRACE', 'CONNECT'] } }] }] }));
+  for (let i = 0; i < NAMESPACES; i++) {
+    out.push(ap('deny-admin', ns(i), { targetRefs: [GATEWAY], action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*', '*/debug'] } }], from: [{ source: { notNamespaces: ['ops'] } }] }] }));
+    for (let k = 0; k < 9; k++) {
+      const svc = (k * 2 + i) % SERVICES_PER_NAMESPACE;
+      out.push(
+        ap(`allow-svc-${svc}-${k}`, ns(i), {
+          targetRefs: [{ group: '', kind: 'Service', name: `svc-${svc}` }, { group: '', kind: 'Service', name: `svc-${(svc + 1) % SERVICES_PER_NAMESPACE}` }],
+          rules: [
+            {
+              from: [{ source: { principals: [principal(i, svc), `cluster.local/ns/${ns((i + 1) % NAMESPACES)}/*`] } }, { source: { namespaces: [ns((i + 2) % NAMESPACES)] } }],
+              to: [{ operation: { methods: ['GET', 'HEAD'], paths: ['/api/v1/*', '*.json', '/'] } }, { operation: { methods: ['POST'], paths: [`/api/v1/items/${k}`], hosts: [`svc-${svc}.${ns(i)}*`] } }],
+            },
+            { when: [{ key: 'request.headers[x-canary]', values: ['v2*'] }, { key: 'source.namespace', values: [ns(i)] }] },
+          ],
+        }),
+      );
+    }
+  }
+  return out;
+}
+
+function l7(): string[] {
+  const objects = waypointPolicies();
+  let t = process.hrtime.bigint();
+  const store = compilePolicies(objects, { rootNamespace: ROOT });
+  const compileMs = Number(process.hrtime.bigint() - t) / 1e6;
+  if (store.rejected.length > 0) throw new Error(`bench waypoint policies rejected: ${JSON.stringify(store.rejected[0])}`);
+  t = process.hrtime.bigint();
+  const views: WaypointPolicy[] = [];
+  for (let i = 0; i < NAMESPACES; i++) for (let k = 0; k < SERVICES_PER_NAMESPACE; k++) views.push(store.forWaypointTarget({ namespace: ns(i), name: 'waypoint', service: `${ns(i)}/svc-${k}` }));
+  const viewUs = Number(process.hrtime.bigint() - t) / 1e3 / views.length;
+  let applying = 0;
+  for (const v of views) applying += v.authorizationPolicies.length;
+  const methods = ['GET', 'GET', 'POST', 'HEAD', 'DELETE', 'GET'];
+  const paths = ['/api/v1/items/3', '/api/v1/items/3?full=1', '/static/app.json', '/admin/users', '/a/../admin', '/', '/api/v2/x', '/api/v1/items/%33'];
+  const requests: HttpRequestInfo[] = [];
+  for (let i = 0; i < 64; i++) {
+    const n = i % NAMESPACES;
+    requests.push({
+      sourceIp: `198.18.${i}.${i + 1}`,
+      sourcePrincipal: i % 9 === 8 ? undefined : `spiffe://${principal(i % 3 === 0 ? (n + 1) % NAMESPACES : n, i % SERVICES_PER_NAMESPACE)}`,
+      trustDomain: 'cluster.local',
+      destinationIp: '10.96.1.1',
+      destinationPort: 8080,
+      method: methods[i % methods.length]!,
+      path: paths[i % paths.length]!,
+      authority: `svc-${i % SERVICES_PER_NAMESPACE}.${ns(n)}:8080`,
+      headers: { 'user-agent': 'bench/1', accept: '*/*', ...(i % 4 === 0 ? { 'x-canary': 'v2-beta' } : {}) },
+    });
+  }
+  const pairs = 4096;
+  const pv: WaypointPolicy[] = [];
+  const pr: HttpRequestInfo[] = [];
+  for (let i = 0; i < pairs; i++) {
+    pv.push(views[(i * 7919) % views.length]!);
+    pr.push(requests[i % requests.length]!);
+  }
+  let allowed = 0;
+  const run = (iterations: number): number => {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < iterations; i++) if (evaluateRequest(pv[i & (pairs - 1)]!, pr[i & (pairs - 1)]!).allowed) allowed++;
+    return Number(process.hrtime.bigint() - start) / iterations;
+  };
+  run(200_000);
+  const samples = [run(1_000_000), run(1_000_000), run(1_000_000)].sort((a, b) => a - b);
+  return [
+    `waypoint (L7) decision: ${views.length} services, ${objects.length} AuthorizationPolicies with targetRefs`,
+    `  compile:             ${compileMs.toFixed(1)} ms`,
+    `  forWaypointTarget:   ${viewUs.toFixed(1)} us per service, ${(applying / views.length).toFixed(1)} policies apply on average`,
+    `  evaluateRequest:     ${samples[1]!.toFixed(0)} ns per decision (median of 3 x 1M; min ${samples[0]!.toFixed(0)}, max ${samples[2]!.toFixed(0)})`,
+    `  mix:                 ${((allowed / (200_000 + 3_000_000)) * 100).toFixed(0)}% allowed`,
+  ];
 }
 
 function main(): void {
@@ -114,6 +206,7 @@ function main(): void {
       `  forWorkload (cold):  ${viewUs.toFixed(1)} us per workload, ${(policiesPerWorkload / views.length).toFixed(1)} policies apply on average`,
       `  evaluate:            ${samples[1]!.toFixed(0)} ns per decision (median of 3 x 1M; min ${samples[0]!.toFixed(0)}, max ${samples[2]!.toFixed(0)})`,
       `  mix:                 ${(allowedShare * 100).toFixed(0)}% allowed`,
+      ...l7(),
       '',
     ].join('\n'),
   );

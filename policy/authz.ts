@@ -8,9 +8,15 @@
  * checked on a TCP connection. As ztunnel does, an ALLOW rule that uses them is dropped (it matches
  * nothing: fail closed), and a DENY rule is kept without them (it denies more: fail closed). AUDIT
  * rules are treated like DENY ones, so auditing never misses a connection it was asked to see.
+ *
+ * Compiled for a waypoint (`waypoint`, policies with targetRefs), the same structure carries the
+ * HTTP fields in each match's `http` part and they are checked against the request of the
+ * decision (beginRequestMatch); a match's L4 fields are checked first, as they are cheaper.
  */
 import { cidrContains, FAMILY_NONE, parseCidr, parseIp, type Cidr, type Family } from './ip.js';
+import { normalizeRequestPath } from './http-path.js';
 import {
+  HEADER_CONDITION_PREFIX,
   L4_CONDITION_KEYS,
   L7_OPERATION_FIELDS,
   L7_SOURCE_FIELDS,
@@ -32,7 +38,27 @@ export interface StringMatcher {
   readonly value: string;
 }
 
-/** One `from` source, `to` operation or `when` condition, reduced to L4 fields. null = not set. */
+/**
+ * The HTTP part of a match (waypoint enforcement only; policies compiled for L4 have none).
+ * null = not set. Hosts are lower-cased at compile time and matched against the lower-cased
+ * authority; paths against the normalized path (http-path.ts).
+ */
+export interface HttpMatch {
+  readonly methods: readonly StringMatcher[] | null;
+  readonly notMethods: readonly StringMatcher[] | null;
+  readonly paths: readonly StringMatcher[] | null;
+  readonly notPaths: readonly StringMatcher[] | null;
+  readonly hosts: readonly StringMatcher[] | null;
+  readonly notHosts: readonly StringMatcher[] | null;
+  readonly remoteIps: readonly Cidr[] | null;
+  readonly notRemoteIps: readonly Cidr[] | null;
+  /** `request.headers[NAME]` condition: the lower-case name, or null. */
+  readonly header: string | null;
+  readonly headerValues: readonly StringMatcher[] | null;
+  readonly notHeaderValues: readonly StringMatcher[] | null;
+}
+
+/** One `from` source, `to` operation or `when` condition. null = not set. */
 export interface Match {
   readonly principals: readonly StringMatcher[] | null;
   readonly notPrincipals: readonly StringMatcher[] | null;
@@ -44,6 +70,8 @@ export interface Match {
   readonly notDestinationIps: readonly Cidr[] | null;
   readonly ports: readonly number[] | null;
   readonly notPorts: readonly number[] | null;
+  /** HTTP attributes; always null in a policy compiled for L4. */
+  readonly http: HttpMatch | null;
 }
 
 /** Clauses that must all match; each clause is a list of alternatives. No clauses: matches anything. */
@@ -74,11 +102,27 @@ const EMPTY_MATCH: Match = {
   notDestinationIps: null,
   ports: null,
   notPorts: null,
+  http: null,
 };
 
-function stringMatchers(values: readonly string[] | undefined): StringMatcher[] | null {
+const EMPTY_HTTP: HttpMatch = {
+  methods: null,
+  notMethods: null,
+  paths: null,
+  notPaths: null,
+  hosts: null,
+  notHosts: null,
+  remoteIps: null,
+  notRemoteIps: null,
+  header: null,
+  headerValues: null,
+  notHeaderValues: null,
+};
+
+function stringMatchers(values: readonly string[] | undefined, lowerCase = false): StringMatcher[] | null {
   if (values === undefined || values.length === 0) return null;
-  return values.map((v): StringMatcher => {
+  return values.map((raw): StringMatcher => {
+    const v = lowerCase ? raw.toLowerCase() : raw;
     if (v === '*') return { kind: 3, value: '' };
     if (v.startsWith('*')) return { kind: 2, value: v.slice(1) };
     if (v.endsWith('*')) return { kind: 1, value: v.slice(0, -1) };
@@ -97,7 +141,15 @@ function ports(values: readonly string[] | undefined): number[] | null {
   return values.map(Number);
 }
 
-function sourceMatch(s: SourceT): Match {
+/** Where a policy is enforced: a node agent (HTTP fields fail closed) or a waypoint (HTTP fields checked). */
+export type Enforcement = 'l4' | 'waypoint';
+
+function httpOrNull(h: HttpMatch): HttpMatch | null {
+  for (const v of Object.values(h)) if (v !== null) return h;
+  return null;
+}
+
+function sourceMatch(s: SourceT, at: Enforcement): Match {
   return {
     ...EMPTY_MATCH,
     principals: stringMatchers(s.principals),
@@ -106,11 +158,35 @@ function sourceMatch(s: SourceT): Match {
     notNamespaces: stringMatchers(s.notNamespaces),
     sourceIps: cidrs(s.ipBlocks),
     notSourceIps: cidrs(s.notIpBlocks),
+    // requestPrincipals (JWT) never reach here at a waypoint: validation refuses them there.
+    http: at === 'l4' ? null : httpOrNull({ ...EMPTY_HTTP, remoteIps: cidrs(s.remoteIpBlocks), notRemoteIps: cidrs(s.notRemoteIpBlocks) }),
   };
 }
 
-function operationMatch(o: OperationT): Match {
-  return { ...EMPTY_MATCH, ports: ports(o.ports), notPorts: ports(o.notPorts) };
+function operationMatch(o: OperationT, at: Enforcement): Match {
+  const http =
+    at === 'l4'
+      ? null
+      : httpOrNull({
+          ...EMPTY_HTTP,
+          methods: stringMatchers(o.methods),
+          notMethods: stringMatchers(o.notMethods),
+          paths: stringMatchers(o.paths),
+          notPaths: stringMatchers(o.notPaths),
+          hosts: stringMatchers(o.hosts, true),
+          notHosts: stringMatchers(o.notHosts, true),
+        });
+  return { ...EMPTY_MATCH, ports: ports(o.ports), notPorts: ports(o.notPorts), http };
+}
+
+/** A waypoint's `when` keys beyond L4: remote.ip and request.headers[NAME]; null for any other. */
+function httpConditionMatch(c: ConditionT): Match | null {
+  if (c.key === 'remote.ip') return { ...EMPTY_MATCH, http: { ...EMPTY_HTTP, remoteIps: cidrs(c.values), notRemoteIps: cidrs(c.notValues) } };
+  if (c.key.startsWith(HEADER_CONDITION_PREFIX) && c.key.endsWith(']')) {
+    const header = c.key.slice(HEADER_CONDITION_PREFIX.length, -1).toLowerCase();
+    return { ...EMPTY_MATCH, http: { ...EMPTY_HTTP, header, headerValues: stringMatchers(c.values), notHeaderValues: stringMatchers(c.notValues) } };
+  }
+  return null;
 }
 
 const L4_KEYS: ReadonlySet<string> = new Set(L4_CONDITION_KEYS);
@@ -138,8 +214,12 @@ function actionCode(action: string | undefined): ActionCode {
   return ACTION_ALLOW;
 }
 
-/** Compiles a validated AuthorizationPolicy (see validatePolicyObject). */
-export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamespace: string): CompiledAuthorizationPolicy {
+/**
+ * Compiles a validated AuthorizationPolicy (see validatePolicyObject) for a node agent (`l4`:
+ * HTTP fields fail closed, see above) or for a waypoint (`waypoint`: HTTP fields are matched;
+ * validation has refused the fields a waypoint cannot check in policies with targetRefs).
+ */
+export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamespace: string, at: Enforcement = 'l4'): CompiledAuthorizationPolicy {
   const namespace = p.metadata.namespace ?? defaultNamespace;
   const spec = p.spec ?? {};
   const action = actionCode(spec.action);
@@ -147,6 +227,7 @@ export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamesp
   const rules: CompiledRule[] = [];
   for (const rule of spec.rules ?? []) {
     let ruleHasL7 = false;
+    let failClosed = false;
     const clauses: Match[][] = [];
     if (rule.from !== undefined) {
       const alternatives: Match[] = [];
@@ -155,9 +236,11 @@ export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamesp
           if ((f.source[field]?.length ?? 0) > 0) {
             l7.add(field);
             ruleHasL7 = true;
+            // JWT: refused by validation in waypoint policies; unvalidated, it fails closed.
+            if (at === 'waypoint' && (field === 'requestPrincipals' || field === 'notRequestPrincipals')) failClosed = true;
           }
         }
-        alternatives.push(sourceMatch(f.source));
+        alternatives.push(sourceMatch(f.source, at));
       }
       clauses.push(alternatives);
     }
@@ -170,7 +253,7 @@ export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamesp
             ruleHasL7 = true;
           }
         }
-        alternatives.push(operationMatch(t.operation));
+        alternatives.push(operationMatch(t.operation, at));
       }
       clauses.push(alternatives);
     }
@@ -178,11 +261,16 @@ export function compileAuthorizationPolicy(p: AuthorizationPolicy, defaultNamesp
       if (!L4_KEYS.has(c.key)) {
         l7.add(c.key);
         ruleHasL7 = true;
-        continue; // DENY/AUDIT: the condition is ignored; ALLOW: the whole rule goes below
+        const http = at === 'waypoint' ? httpConditionMatch(c) : null;
+        // A key the waypoint cannot check was refused by validation; reaching here without it
+        // (compiled unvalidated) treats it as at L4: failing closed, never as a match.
+        if (http !== null) clauses.push([http]);
+        else if (at === 'waypoint') failClosed = true;
+        continue; // L4 DENY/AUDIT: the condition is ignored; L4 ALLOW: the whole rule goes below
       }
       clauses.push([conditionMatch(c)]);
     }
-    if (ruleHasL7 && action === ACTION_ALLOW) continue;
+    if (ruleHasL7 && (at === 'l4' || failClosed) && action === ACTION_ALLOW) continue;
     rules.push(clauses);
   }
   const labels = spec.selector?.matchLabels;
@@ -230,6 +318,27 @@ export interface ConnectionInfo {
   readonly destinationPort: number;
 }
 
+/**
+ * What a waypoint knows about one HTTP request: its connection (the client's verified identity
+ * and address, the address and port the request was sent to: a Service VIP and service port)
+ * and the request head. Field names follow agent/l7/types.ts's RequestView.
+ */
+export interface HttpRequestInfo extends ConnectionInfo {
+  /** As received (node gives it upper case); matched case-sensitively, as in Istio. */
+  readonly method: string;
+  /** The request target's path, as received (a query or fragment is cut off before matching). */
+  readonly path: string;
+  /** `:authority` or `Host`, as received; matched case-insensitively, port included. */
+  readonly authority: string;
+  /** Lower-case names; repeated headers as arrays (matched joined by `,`, as Envoy does). */
+  readonly headers: Readonly<Record<string, string | readonly string[] | undefined>>;
+  /**
+   * The original client address (`remote.ip`, `remoteIpBlocks`): the trusted `forwarded` value
+   * when the connection came through a waypoint identity, else absent, and then `sourceIp`.
+   */
+  readonly remoteIp?: string | undefined;
+}
+
 /** One decision's connection and what has been derived from it so far. Make one with beginMatch(). */
 export class MatchContext {
   conn: ConnectionInfo;
@@ -240,6 +349,12 @@ export class MatchContext {
   dstFamily: Family | -1 = -1;
   principal: string | undefined = undefined; // undefined: not derived yet
   namespace: string | undefined = undefined;
+  /** The request when deciding at a waypoint, else null (an L4 decision). */
+  request: HttpRequestInfo | null = null;
+  readonly remoteAddr = new Uint32Array(4);
+  remoteFamily: Family | -1 = -1;
+  host: string | undefined = undefined; // lower-cased authority
+  path: string | undefined = undefined; // normalized path
 
   constructor(conn: ConnectionInfo) {
     this.conn = conn;
@@ -266,9 +381,20 @@ export function beginMatch(c: ConnectionInfo): MatchContext {
   return x;
 }
 
+/** Starts a waypoint decision for one HTTP request (policies compiled with `waypoint`). */
+export function beginRequestMatch(r: HttpRequestInfo): MatchContext {
+  const x = beginMatch(r);
+  x.request = r;
+  return x;
+}
+
 /** Ends the decision of `x` (optional: a context not ended is garbage collected). Do not use `x` after. */
 export function endMatch(x: MatchContext): void {
   x.conn = NO_CONNECTION;
+  x.request = null;
+  x.remoteFamily = -1;
+  x.host = undefined;
+  x.path = undefined;
   if (idle.length < 16) idle.push(x);
 }
 
@@ -340,6 +466,60 @@ function anyPort(list: readonly number[], port: number): boolean {
   return false;
 }
 
+function anyRemoteIp(x: MatchContext, r: HttpRequestInfo, list: readonly Cidr[]): boolean {
+  if (x.remoteFamily === -1) x.remoteFamily = parseIp(r.remoteIp ?? r.sourceIp, x.remoteAddr);
+  if (x.remoteFamily === FAMILY_NONE) return false;
+  for (let i = 0; i < list.length; i++) if (cidrContains(list[i]!, x.remoteFamily, x.remoteAddr)) return true;
+  return false;
+}
+
+function requestHost(x: MatchContext, r: HttpRequestInfo): string {
+  if (x.host === undefined) x.host = r.authority.toLowerCase();
+  return x.host;
+}
+
+function requestPath(x: MatchContext, r: HttpRequestInfo): string {
+  if (x.path === undefined) x.path = normalizeRequestPath(r.path);
+  return x.path;
+}
+
+/** A header's value as Envoy's matchers see it: repeated headers joined by `,`; '' when absent. */
+function headerValue(r: HttpRequestInfo, name: string): string {
+  switch (name) {
+    case ':authority':
+    case 'host':
+      return r.authority;
+    case ':method':
+      return r.method;
+    case ':path':
+      return r.path;
+  }
+  const v = r.headers[name];
+  if (v === undefined) return '';
+  return typeof v === 'string' ? v : v.join(',');
+}
+
+function matchHttp(x: MatchContext, h: HttpMatch): boolean {
+  const r = x.request;
+  // An HTTP condition in a decision without a request (only possible by mixing compile modes)
+  // cannot be true: a DENY rule then does not match on it, an ALLOW rule does not allow.
+  if (r === null) return false;
+  if (h.methods !== null && !anyString(h.methods, r.method)) return false;
+  if (h.notMethods !== null && anyString(h.notMethods, r.method)) return false;
+  if (h.hosts !== null && !anyString(h.hosts, requestHost(x, r))) return false;
+  if (h.notHosts !== null && anyString(h.notHosts, requestHost(x, r))) return false;
+  if (h.paths !== null && !anyString(h.paths, requestPath(x, r))) return false;
+  if (h.notPaths !== null && anyString(h.notPaths, requestPath(x, r))) return false;
+  if (h.header !== null) {
+    const v = headerValue(r, h.header);
+    if (h.headerValues !== null && !anyString(h.headerValues, v)) return false;
+    if (h.notHeaderValues !== null && anyString(h.notHeaderValues, v)) return false;
+  }
+  if (h.remoteIps !== null && !anyRemoteIp(x, r, h.remoteIps)) return false;
+  if (h.notRemoteIps !== null && anyRemoteIp(x, r, h.notRemoteIps)) return false;
+  return true;
+}
+
 function matchOne(x: MatchContext, m: Match): boolean {
   // Cheapest checks first: ports are integers, identities strings, addresses need parsing.
   const port = x.conn.destinationPort;
@@ -353,6 +533,7 @@ function matchOne(x: MatchContext, m: Match): boolean {
   if (m.notSourceIps !== null && anySourceIp(x, m.notSourceIps)) return false;
   if (m.destinationIps !== null && !anyDestinationIp(x, m.destinationIps)) return false;
   if (m.notDestinationIps !== null && anyDestinationIp(x, m.notDestinationIps)) return false;
+  if (m.http !== null && !matchHttp(x, m.http)) return false;
   return true;
 }
 

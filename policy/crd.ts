@@ -71,7 +71,7 @@ const KINDS: KindInfo[] = [
     plural: 'authorizationpolicies',
     singular: 'authorizationpolicy',
     description:
-      'L4 access control for mesh workloads, with Istio semantics: DENY policies first, then if any ALLOW policy selects the workload a connection must match one. L7 fields are enforced by a waypoint; the node agent fails closed on them.',
+      'Access control for mesh workloads, with Istio semantics: DENY policies first, then if any ALLOW policy applies a request or connection must match one. Policies with targetRefs (a Service, a waypoint Gateway or the weft-waypoint GatewayClass) are enforced by the waypoint, with HTTP fields; the others by node agents at L4, failing closed on HTTP fields.',
     spec: AuthorizationPolicySpec as unknown as Json,
     columns: [
       { name: 'Action', type: 'string', jsonPath: '.spec.action', description: 'ALLOW (default), DENY or AUDIT' },

@@ -4,21 +4,31 @@
  * modes; cached); then decide each connection with evaluate(), which looks only at that workload's
  * policies. Pure and synchronous: no I/O, no clock, no logging. Policy changes build a new store.
  *
+ * Two enforcement points share the store. Node agents (forWorkload/evaluate) enforce the policies
+ * without targetRefs (a selector, or namespace/mesh-wide), at L4, failing closed on HTTP fields.
+ * Waypoints (forWaypointTarget/evaluateRequest) enforce only the policies with targetRefs: those
+ * naming their Gateway, their GatewayClass, or the Service a request is addressed to, with every
+ * HTTP field checked (evaluateWaypointConnection for non-HTTP traffic through a waypoint: L4 rules,
+ * HTTP fields failing closed as at a node agent). A policy is enforced at exactly one of the two.
+ *
  * Decision order (Istio's): a matching DENY policy denies; otherwise, when any ALLOW policy
  * applies to the workload, one of them must match; otherwise the connection is allowed. AUDIT
  * policies never decide; the ones that match are listed in the decision.
  */
+import { WAYPOINT_GATEWAY_CLASS } from '../agent/discovery/types.js';
 import {
   ACTION_ALLOW,
   ACTION_AUDIT,
   ACTION_DENY,
   beginMatch,
+  beginRequestMatch,
   compileAuthorizationPolicy,
   endMatch,
   l7Warning,
   matchesPolicy,
   type CompiledAuthorizationPolicy,
   type ConnectionInfo,
+  type HttpRequestInfo,
   type MatchContext,
 } from './authz.js';
 import type { PolicyFieldError } from './errors.js';
@@ -31,10 +41,20 @@ import {
   type MtlsMode,
   type WorkloadMtls,
 } from './peer-auth.js';
-import { DEFAULT_ROOT_NAMESPACE, POLICY_API_VERSION, type AuthorizationPolicy, type PeerAuthentication } from './schema.js';
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  POLICY_API_VERSION,
+  TARGET_GATEWAY,
+  TARGET_GATEWAY_CLASS,
+  TARGET_SERVICE,
+  targetGroupKind,
+  targetRefsOf,
+  type AuthorizationPolicy,
+  type PeerAuthentication,
+} from './schema.js';
 import { validatePolicyObject } from './validate.js';
 
-export type { ConnectionInfo } from './authz.js';
+export type { ConnectionInfo, HttpRequestInfo } from './authz.js';
 export type { MtlsMode, WorkloadMtls } from './peer-auth.js';
 
 /** Why a decision came out as it did; stable strings for access logs and metric labels. */
@@ -64,22 +84,52 @@ export interface WorkloadRef {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-/** A workload's precomputed policy view; hold it on the workload and pass it to evaluate(). */
-export interface WorkloadPolicy {
-  readonly namespace: string;
-  /** Sorted by namespace/name, so the deciding policy is deterministic. */
+/** The policies one decision looks at, split by action; sorted by namespace/name, so the deciding policy is deterministic. */
+export interface DecisionSet {
   readonly deny: readonly CompiledAuthorizationPolicy[];
   readonly allow: readonly CompiledAuthorizationPolicy[];
   readonly audit: readonly CompiledAuthorizationPolicy[];
+  /** @internal precomputed decisions */
+  readonly denyDecisions: readonly PolicyDecision[];
+  /** @internal */
+  readonly allowDecisions: readonly PolicyDecision[];
+}
+
+/** A workload's precomputed policy view; hold it on the workload and pass it to evaluate(). */
+export interface WorkloadPolicy extends DecisionSet {
+  readonly namespace: string;
   /** Keys (`namespace/name`) of every AuthorizationPolicy that selects the workload. */
   readonly authorizationPolicies: readonly string[];
   readonly mtls: WorkloadMtls;
   /** Conflicts found while resolving this workload (e.g. two workload PeerAuthentications). */
   readonly warnings: readonly PolicyWarning[];
-  /** @internal precomputed decisions */
-  readonly denyDecisions: readonly PolicyDecision[];
-  /** @internal */
-  readonly allowDecisions: readonly PolicyDecision[];
+}
+
+/** Where a waypoint is asked to decide: the waypoint (its Gateway) and the Service a request is for. */
+export interface WaypointTarget {
+  /** The waypoint's Gateway namespace and name. */
+  readonly namespace: string;
+  readonly name: string;
+  /**
+   * `namespace/name` of the Service the request is addressed to (its VIP or name); policies
+   * targeting that Service apply. Absent: only the Gateway's and GatewayClass's policies apply.
+   */
+  readonly service?: string | undefined;
+  /** The Gateway's class; default `weft-waypoint`. */
+  readonly gatewayClass?: string | undefined;
+}
+
+/** The policies a waypoint applies to requests for one Service (or to all its traffic); cached by the store. */
+export interface WaypointPolicy {
+  /** `namespace/name` of the waypoint's Gateway. */
+  readonly waypoint: string;
+  readonly service: string | undefined;
+  /** Keys (`namespace/name`) of every AuthorizationPolicy that applies, sorted. */
+  readonly authorizationPolicies: readonly string[];
+  /** @internal compiled with HTTP fields, for evaluateRequest */
+  readonly http: DecisionSet;
+  /** @internal the same policies compiled for L4, for evaluateWaypointConnection */
+  readonly tcp: DecisionSet;
 }
 
 export type PolicyWarningCode =
@@ -144,6 +194,32 @@ function newIndex(): NamespaceIndex {
   return { authzWide: [], authzSelected: [], peerWide: [], peerSelected: [] };
 }
 
+/** A policy with targetRefs, compiled for HTTP requests and for TCP through the waypoint. */
+interface TargetedPolicy {
+  readonly http: CompiledAuthorizationPolicy;
+  readonly tcp: CompiledAuthorizationPolicy;
+}
+
+/** Targeted policies by what they name: `ns/name` of a Gateway or Service, or a GatewayClass name. */
+interface TargetIndex {
+  readonly gateways: Map<string, TargetedPolicy[]>;
+  readonly services: Map<string, TargetedPolicy[]>;
+  readonly classes: Map<string, TargetedPolicy[]>;
+}
+
+function pushTo(map: Map<string, TargetedPolicy[]>, key: string, p: TargetedPolicy): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [p]);
+  else if (!list.includes(p)) list.push(p);
+}
+
+function decisionSet(applicable: readonly CompiledAuthorizationPolicy[]): DecisionSet {
+  const deny = applicable.filter((p) => p.action === ACTION_DENY);
+  const allow = applicable.filter((p) => p.action === ACTION_ALLOW);
+  const audit = applicable.filter((p) => p.action === ACTION_AUDIT);
+  return { deny, allow, audit, denyDecisions: deny.map(decisionFor), allowDecisions: allow.map(decisionFor) };
+}
+
 function selects(selector: readonly (readonly [string, string])[], labels: Readonly<Record<string, string>>): boolean {
   for (const [k, v] of selector) if (labels[k] !== v) return false;
   return true;
@@ -169,9 +245,13 @@ export class PolicyStore {
   readonly rejected: readonly RejectedPolicy[];
   /** Compiled AuthorizationPolicies enforced at L4 (those with targetRefs belong to a waypoint). */
   readonly authorizationPolicies: readonly CompiledAuthorizationPolicy[];
+  /** AuthorizationPolicies with targetRefs, compiled for waypoints (with their HTTP fields). */
+  readonly waypointPolicies: readonly CompiledAuthorizationPolicy[];
   readonly peerAuthentications: readonly CompiledPeerAuthentication[];
   readonly #byNamespace: Map<string, NamespaceIndex>;
+  readonly #targets: TargetIndex;
   readonly #cache = new Map<string, WorkloadPolicy>();
+  readonly #waypointCache = new Map<string, WaypointPolicy>();
   readonly #cacheSize: number;
 
   /** @internal use compilePolicies() */
@@ -179,6 +259,8 @@ export class PolicyStore {
     rootNamespace: string,
     byNamespace: Map<string, NamespaceIndex>,
     authz: CompiledAuthorizationPolicy[],
+    targets: TargetIndex,
+    waypointPolicies: CompiledAuthorizationPolicy[],
     peer: CompiledPeerAuthentication[],
     warnings: PolicyWarning[],
     rejected: RejectedPolicy[],
@@ -186,11 +268,52 @@ export class PolicyStore {
   ) {
     this.rootNamespace = rootNamespace;
     this.#byNamespace = byNamespace;
+    this.#targets = targets;
     this.authorizationPolicies = authz;
+    this.waypointPolicies = waypointPolicies;
     this.peerAuthentications = peer;
     this.warnings = warnings;
     this.rejected = rejected;
     this.#cacheSize = cacheSize;
+  }
+
+  /**
+   * `namespace/name` of every Service some policy targets, sorted. A Service that no waypoint
+   * serves has its targeted policies enforced nowhere (as in Istio): compare with the model's
+   * `Service.waypoint` to warn about it.
+   */
+  targetedServices(): string[] {
+    return [...this.#targets.services.keys()].sort();
+  }
+
+  /**
+   * The policies the waypoint `t.namespace/t.name` applies to requests for `t.service`: those
+   * targeting the waypoint's Gateway (same namespace), its GatewayClass (root namespace), and
+   * the Service (same namespace as the Service). Computed once per waypoint and service, cached.
+   * The caller says which service a request is for; the store does not check the binding.
+   */
+  forWaypointTarget(t: WaypointTarget): WaypointPolicy {
+    const gatewayClass = t.gatewayClass ?? WAYPOINT_GATEWAY_CLASS;
+    const key = `${t.namespace}/${t.name}\u0000${t.service ?? ''}\u0000${gatewayClass}`;
+    let wp = this.#waypointCache.get(key);
+    if (wp === undefined) {
+      const waypoint = `${t.namespace}/${t.name}`;
+      const found = new Set<TargetedPolicy>();
+      for (const list of [this.#targets.classes.get(gatewayClass), this.#targets.gateways.get(waypoint), t.service === undefined ? undefined : this.#targets.services.get(t.service)]) {
+        for (const p of list ?? []) found.add(p);
+      }
+      const applicable = [...found].sort((a, b) => byKey(a.http, b.http));
+      wp = {
+        waypoint,
+        service: t.service,
+        authorizationPolicies: applicable.map((p) => p.http.key),
+        http: decisionSet(applicable.map((p) => p.http)),
+        tcp: decisionSet(applicable.map((p) => p.tcp)),
+      };
+      if (this.#waypointCache.size >= this.#cacheSize) this.#waypointCache.delete(this.#waypointCache.keys().next().value!);
+      this.#waypointCache.set(key, wp);
+    }
+    return wp;
   }
 
   /** The workload's policy view, computed on first use and cached per namespace + label set. */
@@ -222,9 +345,6 @@ export class PolicyStore {
       for (const s of idx.authzSelected) if (selects(s.selector, w.labels)) applicable.push(s.policy);
     }
     applicable.sort(byKey);
-    const deny = applicable.filter((p) => p.action === ACTION_DENY);
-    const allow = applicable.filter((p) => p.action === ACTION_ALLOW);
-    const audit = applicable.filter((p) => p.action === ACTION_AUDIT);
 
     // PeerAuthentication: root-namespace selectors are ignored (reported at compile time).
     const nsIdx = this.#byNamespace.get(w.namespace);
@@ -243,14 +363,10 @@ export class PolicyStore {
     const nsWide = w.namespace === this.rootNamespace ? undefined : nsIdx?.peerWide[0];
     return {
       namespace: w.namespace,
-      deny,
-      allow,
-      audit,
+      ...decisionSet(applicable),
       authorizationPolicies: applicable.map((p) => p.key),
       mtls: resolveMtls(mesh, nsWide, candidates[0]),
       warnings,
-      denyDecisions: deny.map(decisionFor),
-      allowDecisions: allow.map(decisionFor),
     };
   }
 }
@@ -264,17 +380,41 @@ function withAudit(d: PolicyDecision, audits: string[] | null): PolicyDecision {
  * the result object is shared between calls unless AUDIT policies matched: do not mutate it.
  */
 export function evaluate(w: WorkloadPolicy, conn: ConnectionInfo): PolicyDecision {
-  const deny = w.deny;
-  const allow = w.allow;
-  const audit = w.audit;
-  if (deny.length === 0 && allow.length === 0 && audit.length === 0) return ALLOW_NO_POLICY;
-  const x = beginMatch(conn);
-  const d = decide(w, x);
+  return isEmpty(w) ? ALLOW_NO_POLICY : decideOnce(w, beginMatch(conn));
+}
+
+function isEmpty(s: DecisionSet): boolean {
+  return s.deny.length === 0 && s.allow.length === 0 && s.audit.length === 0;
+}
+
+/** Decides with the context `x` just begun, and hands it back. */
+function decideOnce(s: DecisionSet, x: MatchContext): PolicyDecision {
+  const d = decide(s, x);
   endMatch(x);
   return d;
 }
 
-function decide(w: WorkloadPolicy, x: MatchContext): PolicyDecision {
+/** The text a waypoint answers a denied request with (status 403), as Envoy's RBAC filter does. */
+export const RBAC_DENIED_BODY = 'RBAC: access denied';
+
+/**
+ * Decides one HTTP request at a waypoint, with the policies from PolicyStore.forWaypointTarget.
+ * Synchronous, no I/O, never throws on any request; a denial (`allowed: false`) is answered 403
+ * with RBAC_DENIED_BODY. The result is shared between calls unless AUDIT policies matched.
+ */
+export function evaluateRequest(wp: WaypointPolicy, request: HttpRequestInfo): PolicyDecision {
+  return isEmpty(wp.http) ? ALLOW_NO_POLICY : decideOnce(wp.http, beginRequestMatch(request));
+}
+
+/**
+ * Decides a non-HTTP connection through a waypoint (proxied as L4) with the same policies, as a
+ * node agent would: ALLOW rules with HTTP fields match nothing, DENY rules ignore them.
+ */
+export function evaluateWaypointConnection(wp: WaypointPolicy, conn: ConnectionInfo): PolicyDecision {
+  return isEmpty(wp.tcp) ? ALLOW_NO_POLICY : decideOnce(wp.tcp, beginMatch(conn));
+}
+
+function decide(w: DecisionSet, x: MatchContext): PolicyDecision {
   const deny = w.deny;
   const allow = w.allow;
   const audit = w.audit;
@@ -316,23 +456,27 @@ export function compilePolicies(objects: readonly unknown[], options: CompileOpt
   const rejected: RejectedPolicy[] = [];
   // Later duplicates replace earlier ones, as a later `kubectl apply` would.
   const authzByKey = new Map<string, CompiledAuthorizationPolicy>();
+  const targetedByKey = new Map<string, { policy: AuthorizationPolicy; compiled: TargetedPolicy }>();
   const peerByKey = new Map<string, CompiledPeerAuthentication>();
 
   for (const obj of objects) {
     const o = obj as { apiVersion?: unknown; kind?: unknown } | null;
     if (o === null || typeof o !== 'object' || o.apiVersion !== POLICY_API_VERSION) continue;
     if (o.kind !== 'AuthorizationPolicy' && o.kind !== 'PeerAuthentication') continue;
-    const v = validatePolicyObject(obj);
+    const v = validatePolicyObject(obj, { rootNamespace, defaultNamespace });
     if (!v.ok) {
       rejected.push({ kind: o.kind, policy: objectName(obj, defaultNamespace), errors: v.errors });
       continue;
     }
     if (v.value.kind === 'AuthorizationPolicy') {
       const ap = v.value as AuthorizationPolicy;
-      if (ap.spec?.targetRefs !== undefined && ap.spec.targetRefs.length > 0) continue; // the waypoint's
       const c = compileAuthorizationPolicy(ap, defaultNamespace);
-      if (authzByKey.has(c.key)) warnings.push({ code: 'duplicate-policy', kind: 'AuthorizationPolicy', policy: c.key, message: `AuthorizationPolicy ${c.key} appears twice; the later one is used` });
-      authzByKey.set(c.key, c);
+      if (authzByKey.has(c.key) || targetedByKey.has(c.key)) warnings.push({ code: 'duplicate-policy', kind: 'AuthorizationPolicy', policy: c.key, message: `AuthorizationPolicy ${c.key} appears twice; the later one is used` });
+      authzByKey.delete(c.key);
+      targetedByKey.delete(c.key);
+      // With targetRefs the policy is the waypoints' alone: node agents never enforce it.
+      if (targetRefsOf(ap.spec).length > 0) targetedByKey.set(c.key, { policy: ap, compiled: { http: compileAuthorizationPolicy(ap, defaultNamespace, 'waypoint'), tcp: c } });
+      else authzByKey.set(c.key, c);
     } else {
       const c = compilePeerAuthentication(v.value as PeerAuthentication, defaultNamespace);
       if (peerByKey.has(c.key)) warnings.push({ code: 'duplicate-policy', kind: 'PeerAuthentication', policy: c.key, message: `PeerAuthentication ${c.key} appears twice; the later one is used` });
@@ -377,5 +521,27 @@ export function compilePolicies(objects: readonly unknown[], options: CompileOpt
       });
     }
   }
-  return new PolicyStore(rootNamespace, byNamespace, authz, peer, warnings, rejected, options.cacheSize ?? 16384);
+  const targets: TargetIndex = { gateways: new Map(), services: new Map(), classes: new Map() };
+  const targeted = [...targetedByKey.values()].sort((a, b) => byKey(a.compiled.http, b.compiled.http));
+  for (const { policy, compiled } of targeted) {
+    const ns = compiled.http.namespace;
+    for (const t of targetRefsOf(policy.spec)) {
+      const gk = targetGroupKind(t);
+      // Validation refused other kinds, cross-namespace references and GatewayClass outside the root namespace.
+      if (gk === TARGET_GATEWAY) pushTo(targets.gateways, `${ns}/${t.name}`, compiled);
+      else if (gk === TARGET_SERVICE) pushTo(targets.services, `${ns}/${t.name}`, compiled);
+      else if (gk === TARGET_GATEWAY_CLASS && ns === rootNamespace) pushTo(targets.classes, t.name, compiled);
+    }
+  }
+  return new PolicyStore(
+    rootNamespace,
+    byNamespace,
+    authz,
+    targets,
+    targeted.map((t) => t.compiled.http),
+    peer,
+    warnings,
+    rejected,
+    options.cacheSize ?? 16384,
+  );
 }

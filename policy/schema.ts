@@ -34,8 +34,8 @@ export function isMatchPattern(v: string): boolean {
   return star === 0 || star === v.length - 1;
 }
 
-/** Per-schema message used by validate.ts instead of TypeBox's generic one. */
-function msg<T extends TSchema>(schema: T, errorMessage: string): T {
+/** Per-schema message used by validate.ts instead of TypeBox's generic one (agent/l7/schema.ts uses it too). */
+export function msg<T extends TSchema>(schema: T, errorMessage: string): T {
   return Object.assign(schema, { errorMessage });
 }
 
@@ -65,12 +65,12 @@ export const WorkloadSelector = Type.Object(
 
 export const PolicyTargetReference = Type.Object(
   {
-    group: Type.Optional(Type.String()),
-    kind: Type.String({ minLength: 1 }),
+    group: Type.Optional(Type.String({ description: "'' (or absent) for a Service; gateway.networking.k8s.io for a Gateway or GatewayClass." })),
+    kind: Type.String({ minLength: 1, description: 'Service, Gateway (a waypoint) or GatewayClass (every waypoint; root namespace only).' }),
     name: Type.String({ minLength: 1 }),
-    namespace: Type.Optional(Type.String()),
+    namespace: Type.Optional(Type.String({ description: "Absent or the policy's own namespace: cross-namespace references are refused (as in Istio)." })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A resource the policy attaches to; the waypoint serving it enforces the policy.' },
 );
 
 export const Source = Type.Object(
@@ -81,10 +81,10 @@ export const Source = Type.Object(
     notNamespaces: MatchList('Peer namespaces that must not match.'),
     ipBlocks: IpList('Source IPs or CIDRs (IPv4 or IPv6), e.g. 198.18.0.0/15.'),
     notIpBlocks: IpList('Source IPs or CIDRs that must not match.'),
-    requestPrincipals: StringList('L7 only (JWT); enforced by a waypoint, fails closed at L4.'),
-    notRequestPrincipals: StringList('L7 only (JWT); enforced by a waypoint, fails closed at L4.'),
-    remoteIpBlocks: IpList('L7 only (X-Forwarded-For); enforced by a waypoint, fails closed at L4.'),
-    notRemoteIpBlocks: IpList('L7 only (X-Forwarded-For); enforced by a waypoint, fails closed at L4.'),
+    requestPrincipals: StringList('JWT (not supported: refused in a targetRefs policy); fails closed at L4.'),
+    notRequestPrincipals: StringList('JWT (not supported: refused in a targetRefs policy); fails closed at L4.'),
+    remoteIpBlocks: IpList('L7 only: the original client address (trusted `forwarded`) at a waypoint; fails closed at L4.'),
+    notRemoteIpBlocks: IpList('L7 only: original client addresses that must not match; fails closed at L4.'),
   },
   { additionalProperties: false, description: 'All set fields must match; values inside a field are alternatives.' },
 );
@@ -93,19 +93,23 @@ export const Operation = Type.Object(
   {
     ports: PortList('Destination ports (strings), e.g. ["8080"].'),
     notPorts: PortList('Destination ports that must not match.'),
-    hosts: StringList('L7 only (Host header); enforced by a waypoint, fails closed at L4.'),
-    notHosts: StringList('L7 only; enforced by a waypoint, fails closed at L4.'),
-    methods: StringList('L7 only (HTTP method); enforced by a waypoint, fails closed at L4.'),
-    notMethods: StringList('L7 only; enforced by a waypoint, fails closed at L4.'),
-    paths: StringList('L7 only (HTTP path); enforced by a waypoint, fails closed at L4.'),
-    notPaths: StringList('L7 only; enforced by a waypoint, fails closed at L4.'),
+    hosts: MatchList('L7 only: the Host/:authority as sent, port included, case-insensitive; exact, prefix*, *suffix or *. Enforced by a waypoint, fails closed at L4.'),
+    notHosts: MatchList('L7 only; enforced by a waypoint, fails closed at L4.'),
+    methods: MatchList('L7 only: the HTTP method (case-sensitive, gRPC is POST). Enforced by a waypoint, fails closed at L4.'),
+    notMethods: MatchList('L7 only; enforced by a waypoint, fails closed at L4.'),
+    paths: MatchList('L7 only: the normalized path without query (gRPC: /package.Service/Method); exact, prefix*, *suffix or *. Enforced by a waypoint, fails closed at L4.'),
+    notPaths: MatchList('L7 only; enforced by a waypoint, fails closed at L4.'),
   },
   { additionalProperties: false, description: 'All set fields must match; values inside a field are alternatives.' },
 );
 
 export const Condition = Type.Object(
   {
-    key: Type.String({ minLength: 1, description: 'L4: source.ip, source.namespace, source.principal, destination.ip, destination.port. Any other Istio key is L7 only.' }),
+    key: Type.String({
+      minLength: 1,
+      description:
+        'L4: source.ip, source.namespace, source.principal, destination.ip, destination.port. A waypoint also checks remote.ip and request.headers[NAME]. Other Istio keys (JWT, connection.sni) are refused in a targetRefs policy and fail closed at L4.',
+    }),
     values: Type.Optional(Type.Array(Type.String())),
     notValues: Type.Optional(Type.Array(Type.String())),
   },
@@ -130,8 +134,12 @@ export const AuthorizationPolicySpec = Type.Object(
   {
     selector: Type.Optional(WorkloadSelector),
     targetRefs: Type.Optional(
-      Type.Array(PolicyTargetReference, { description: 'Attach to a waypoint-handled Service or Gateway instead of selecting workloads (L7, enforced by the waypoint).' }),
+      Type.Array(PolicyTargetReference, {
+        maxItems: 16,
+        description: 'Attach to a waypoint-handled Service, a waypoint Gateway or the waypoint GatewayClass instead of selecting workloads: enforced by the waypoint (L7), never by node agents.',
+      }),
     ),
+    targetRef: Type.Optional(Type.Object(PolicyTargetReference.properties, { additionalProperties: false, description: 'Deprecated singular form of targetRefs (one target); not with targetRefs.' })),
     action: Type.Optional(AuthorizationAction),
     rules: Type.Optional(
       Type.Array(Rule, {
@@ -205,3 +213,25 @@ export const L7_OPERATION_FIELDS = ['hosts', 'notHosts', 'methods', 'notMethods'
 /** `when` keys an L4 enforcer can check (ztunnel's list). */
 export const L4_CONDITION_KEYS = ['source.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port'] as const;
 export type L4ConditionKey = (typeof L4_CONDITION_KEYS)[number];
+/** `when` keys a waypoint checks besides the L4 ones (plus every `request.headers[NAME]`). */
+export const WAYPOINT_CONDITION_KEYS = [...L4_CONDITION_KEYS, 'remote.ip'] as const;
+export const HEADER_CONDITION_PREFIX = 'request.headers[';
+
+/** Target kinds a waypoint policy may name, as `group/kind` (the core group is ''). */
+export const TARGET_SERVICE = '/Service';
+export const TARGET_GATEWAY = 'gateway.networking.k8s.io/Gateway';
+export const TARGET_GATEWAY_CLASS = 'gateway.networking.k8s.io/GatewayClass';
+export type PolicyTargetReferenceT = Static<typeof PolicyTargetReference>;
+
+/** The policy's targets: targetRefs, else the deprecated targetRef, else none (a selector or namespace-wide policy). */
+export function targetRefsOf(spec: AuthorizationPolicySpecT | undefined): readonly PolicyTargetReferenceT[] {
+  if (spec === undefined) return [];
+  if (spec.targetRefs !== undefined && spec.targetRefs.length > 0) return spec.targetRefs;
+  return spec.targetRef === undefined ? [] : [spec.targetRef];
+}
+
+/** `group/kind` of a reference; an absent group is the core group (''), as in Gateway API. */
+export function targetGroupKind(t: PolicyTargetReferenceT): string {
+  const group = t.group === undefined || t.group === 'core' ? '' : t.group;
+  return `${group}/${t.kind}`;
+}

@@ -130,6 +130,10 @@ export type RequestPlan =
       /** Header changes to apply to the request (merged from the rule's and the backend's filters). */
       readonly requestHeaders: HeaderModifier | undefined;
       readonly responseHeaders: HeaderModifier | undefined;
+      /**
+       * The mirrors to send this request to: the table has already drawn each mirror's percentage
+       * (agent/l7/table.ts), so the engine sends every one listed; `percent` is the configured one.
+       */
       readonly mirrors: readonly { readonly backend: BackendTarget; readonly percent: number }[];
       readonly timeouts: RouteTimeouts;
     }
@@ -155,9 +159,31 @@ export interface RouteCondition {
   readonly observedGeneration?: number | undefined;
 }
 
+/** A route's parentRef as written (defaults filled in), for the route's status in Kubernetes. */
+export interface RouteParentRef {
+  readonly group: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly sectionName?: string | undefined;
+  readonly port?: number | undefined;
+}
+
 export interface RouteStatus {
   /** `HTTPRoute shop/cart` */
   readonly route: string;
   /** One entry per parentRef (`Service shop/cart` or `Service shop/cart:8080`). */
-  readonly parents: readonly { readonly parent: string; readonly conditions: readonly RouteCondition[] }[];
+  readonly parents: readonly {
+    readonly parent: string;
+    readonly conditions: readonly RouteCondition[];
+    /** The parentRef itself (agent/l7: RouteParentStatus.parentRef in Kubernetes). */
+    readonly parentRef?: RouteParentRef | undefined;
+    /** False for a parent that is not the mesh's (a Gateway of another controller): not Weft's status to write. */
+    readonly mesh?: boolean | undefined;
+  }[];
+  readonly kind?: 'HTTPRoute' | 'GRPCRoute' | undefined;
+  readonly namespace?: string | undefined;
+  readonly name?: string | undefined;
+  /** metadata.generation of the version the conditions are about. */
+  readonly generation?: number | undefined;
 }

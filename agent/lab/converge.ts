@@ -2,14 +2,19 @@
  * Makes a running lab match a cluster spec: the one engine behind `up`, `apply` and `delete`.
  * Phases, in this order so the agents never see a pod that is not there:
  *   plan      node indexes, ClusterIPs, pod IPs; fails before anything changes
- *   withdraw  manifests without the pods that go or are recreated (agents release them)
+ *   withdraw  manifests without the pods that are recreated under their name (agents release them)
  *   teardown  their processes and namespaces
  *   build     fabric, new nodes (+ agents), new pods (netns, veth, hosts file, processes)
  *   publish   service rules on every node, hosts files of every pod, the full manifests
+ *   retire    pods that are no longer wanted at all (a Deployment's old template, a deleted pod):
+ *             withdrawn, their endpoints unpublished, then torn down; only now, so that a
+ *             Deployment's new pods serve before its old ones go (a service keeps an endpoint)
  */
 import { waitForCapture } from './capture-wait.js';
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
-import { ensureLabPrometheus } from './prometheus.js';
+import { ensureLabPrometheus, writeLabPrometheusTargets, type WaypointTarget } from './prometheus.js';
+import { GATEWAY_NAME_LABEL } from '../discovery/types.js';
+import { ensureLabDashboard } from '../dashboard/lab.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
@@ -31,8 +36,10 @@ import {
 import { labPrefix, nodeRunDir, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
 import { inNetns } from './run.js';
+import { expand } from './expand.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
-import { selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod } from './spec.js';
+import { clusterSpec, selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod, type SpecOptions } from './spec.js';
+import type { ManifestObject } from '../discovery/types.js';
 import { writeState, type ContainerProc, type LabState, type NodeState, type PodState, type ServiceState } from './state.js';
 
 export interface ConvergeOptions {
@@ -44,6 +51,8 @@ export interface ConvergeOptions {
   prometheus: boolean;
   /** Start agents that are not running on existing nodes too (`up`), not only on new nodes. */
   restartAgents: boolean;
+  /** How the spec was built (the lab's waypoint options): the state's objects are read the same way. */
+  specOptions: SpecOptions;
 }
 
 export interface ChangeSummary {
@@ -106,16 +115,31 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
 
   const keep: PodState[] = [];
   const stop: PodState[] = [];
+  const retire: PodState[] = [];
   for (const pod of state.pods) {
     const want = spec.pods.get(`${pod.namespace}/${pod.name}`);
     const same = want !== undefined && want.specHash === pod.specHash && want.node === pod.node;
-    if (same && pod.procs.every(refAlive)) keep.push(pod);
+    const alive = pod.procs.every(refAlive);
+    if (same && alive) keep.push(pod);
+    else if (want === undefined && alive) retire.push(pod);
     else stop.push(pod);
+  }
+  // What the retiring pods were (labels, ports, their Pod object): from the objects as they were.
+  const before = retire.length === 0 ? undefined : clusterSpec(state.objects, () => 'state.json', options.specOptions).spec;
+  const retiring = new Map<string, DesiredPod>();
+  const retiringObjects: ManifestObject[] = [];
+  for (const p of retire) {
+    const key = `${p.namespace}/${p.name}`;
+    const was = before?.pods.get(key);
+    if (was !== undefined) retiring.set(key, was);
+    for (const o of [...(before?.objects.values() ?? []), ...(before?.derived.values() ?? [])]) {
+      if (o.kind === 'Pod' && o.metadata.name === p.name && (o.metadata.namespace ?? 'default') === p.namespace) retiringObjects.push(o);
+    }
   }
   const kept = new Set(keep.map((p) => `${p.namespace}/${p.name}`));
   const start: { want: DesiredPod; pod: PodState }[] = [];
   const usedHosts = new Map<string, Set<number>>();
-  for (const p of keep) {
+  for (const p of [...keep, ...retire]) {
     const host = Number(p.ip.split('.')[3]);
     usedHosts.set(p.node, (usedHosts.get(p.node) ?? new Set()).add(host));
   }
@@ -147,8 +171,9 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   // ---- withdraw: the agents stop handling pods before their namespaces go.
   state.objects = [...spec.objects.values()];
   state.services = services;
-  state.pods = keep;
-  await publishManifests(state);
+  state.pods = [...keep, ...retire];
+  const published = (): ManifestObject[] => [...state.objects, ...spec.derived.values(), ...retiringObjects.filter((o) => state.pods.some((p) => p.name === o.metadata.name && p.namespace === o.metadata.namespace))];
+  await publishManifests(state, published());
 
   // ---- teardown
   await Promise.all(stop.map((pod) => teardownPod(pod, nodes.get(pod.node), log)));
@@ -176,7 +201,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
       state.caStopped = false;
     }
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
-    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state, waypointTargets(state, spec));
+    if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
       state.nodes
@@ -189,12 +215,14 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
 
   // ---- build: pods
   const failures: string[] = [];
+  // A Deployment whose new pods did not start keeps its old ones (as maxUnavailable 0 would).
+  const failedOwners = new Set<string>();
   if (start.length > 0) {
     const pods = start.map((s) => s.pod);
     await removeStrays(pods.map((p) => p.netns), existing);
     await addNetns(pods.map((p) => p.netns));
     await wirePods(pods, nodes);
-    const planned = serviceViewsFor(state, [...keep, ...pods], spec);
+    const planned = serviceViewsFor(state, [...keep, ...retire, ...pods], spec, retiring);
     await Promise.all(pods.map((p) => writeNetnsEtc(state.name, p, planned)));
     const results = await Promise.allSettled(start.map((s) => startPod(state, s.pod, s.want, options)));
     for (let i = 0; i < start.length; i++) {
@@ -205,6 +233,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
         continue;
       }
       failures.push((r.reason as Error).message);
+      if (start[i]!.want.owner !== undefined) failedOwners.add(start[i]!.want.owner!);
       // Not running: not in the lab. Its object goes too, so state.json says what really is.
       await teardownPod(pod, nodes.get(pod.node), log);
       state.objects = state.objects.filter((o) => !(o.kind === 'Pod' && o.metadata.name === pod.name && o.metadata.namespace === pod.namespace));
@@ -213,11 +242,27 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
   }
 
   // ---- publish
-  await publishServices(state, spec);
-  await publishManifests(state);
+  await publishServices(state, spec, retiring);
+  await publishManifests(state, published());
+  await writeState(state);
+
+  // ---- retire
+  const retired = retire.filter((p) => {
+    const owner = retiring.get(`${p.namespace}/${p.name}`)?.owner;
+    return owner === undefined || !failedOwners.has(owner);
+  });
+  if (retired.length > 0) {
+    const gone = new Set(retired);
+    state.pods = state.pods.filter((p) => !gone.has(p));
+    await publishServices(state, spec, retiring);
+    await publishManifests(state, published());
+    await writeState(state);
+    await Promise.all(retired.map((pod) => teardownPod(pod, nodes.get(pod.node), log)));
+  }
+  // The waypoint pods that run now are what Prometheus scrapes besides the agents.
+  if (options.startAgents && options.prometheus) await writeLabPrometheusTargets(state, waypointTargets(state, spec));
   // A scan that starts after this has read what was just written.
   summary.publishedAt = Date.now();
-  await writeState(state);
   if (failures.length > 0) {
     throw new WeftError('WEFT_ERR_LAB', `${failures.length} pod(s) did not start:\n${failures.join('\n')}`);
   }
@@ -281,13 +326,19 @@ function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
   return out;
 }
 
-/** Service views with the given pods as the ready ones. */
-export function serviceViewsFor(state: LabState, ready: readonly PodState[], spec: ClusterSpec): ServiceView[] {
+function waypointTargets(state: LabState, spec: ClusterSpec): WaypointTarget[] {
+  return state.pods
+    .filter((p) => spec.pods.get(`${p.namespace}/${p.name}`)?.labels[GATEWAY_NAME_LABEL] !== undefined)
+    .map((p) => ({ pod: p.name, namespace: p.namespace, node: p.node, ip: p.ip }));
+}
+
+/** Service views with the given pods as the ready ones (`alsoPods`: pods not in the spec that still serve). */
+export function serviceViewsFor(state: LabState, ready: readonly PodState[], spec: ClusterSpec, alsoPods?: ReadonlyMap<string, DesiredPod>): ServiceView[] {
   const vip = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
   const candidates: (EndpointCandidate & { key: string })[] = [];
   for (const p of ready) {
     const key = `${p.namespace}/${p.name}`;
-    const want = spec.pods.get(key);
+    const want = spec.pods.get(key) ?? alsoPods?.get(key);
     if (want === undefined) continue;
     candidates.push({ key, name: p.name, namespace: p.namespace, ip: p.ip, labels: want.labels, namedPorts: want.namedPorts });
   }
@@ -305,9 +356,9 @@ export function serviceViewsFor(state: LabState, ready: readonly PodState[], spe
   return views;
 }
 
-async function publishServices(state: LabState, spec: ClusterSpec): Promise<void> {
+async function publishServices(state: LabState, spec: ClusterSpec, alsoPods?: ReadonlyMap<string, DesiredPod>): Promise<void> {
   const running = state.pods.filter((p) => p.procs.every(refAlive));
-  const views = serviceViewsFor(state, running, spec);
+  const views = serviceViewsFor(state, running, spec, alsoPods);
   const present = new Set(await listNetns());
   await Promise.all([
     ...state.nodes
@@ -317,10 +368,11 @@ async function publishServices(state: LabState, spec: ClusterSpec): Promise<void
   ]);
 }
 
-async function publishManifests(state: LabState): Promise<void> {
+/** `objects`: the state's and the ones the lab derived from them (waypoints, Deployments' pods). */
+async function publishManifests(state: LabState, objects: readonly ManifestObject[]): Promise<void> {
   const podIps = new Map(state.pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
   const clusterIps = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
-  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects: state.objects, podIps, clusterIps }));
+  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, clusterIps }));
 }
 
 /**
@@ -376,13 +428,37 @@ export function podEnv(pod: PodState, container: ContainerRun | undefined): Reco
     POD_IP: pod.ip,
     NODE_NAME: pod.node,
   };
-  if (container !== undefined) Object.assign(env, container.env);
+  if (container !== undefined) {
+    Object.assign(env, container.env);
+    for (const [name, field] of Object.entries(container.fieldEnv ?? {})) {
+      const value = fieldValue(pod, field);
+      if (value !== undefined) env[name] = value;
+    }
+  }
   return env;
 }
 
-/** `node` means the Node that runs the lab (the one Weft was built and tested with). */
-export function resolveArgv(argv: readonly string[]): string[] {
-  return argv[0] === 'node' ? [process.execPath, ...argv.slice(1)] : [...argv];
+/** The downward API fields the lab knows (those the examples and waypoints use). */
+function fieldValue(pod: PodState, field: string): string | undefined {
+  switch (field) {
+    case 'spec.nodeName': return pod.node;
+    case 'metadata.name': return pod.name;
+    case 'metadata.namespace': return pod.namespace;
+    case 'status.podIP': return pod.ip;
+    default: return undefined;
+  }
+}
+
+/**
+ * `node` means the Node that runs the lab (the one Weft was built and tested with), `weft` this
+ * repository's CLI under it (dist/agent/cli/main.js). `$(VAR)` in the arguments expands from
+ * `env` as Kubernetes expands it (`$$` escapes; an unknown name stays as written).
+ */
+export function resolveArgv(argv: readonly string[], env?: Readonly<Record<string, string>>): string[] {
+  const expanded = env === undefined ? [...argv] : argv.map((a) => expand(a, env));
+  if (expanded[0] === 'node') return [process.execPath, ...expanded.slice(1)];
+  if (expanded[0] === 'weft') return [process.execPath, WEFT_MAIN, ...expanded.slice(1)];
+  return expanded;
 }
 
 async function startPod(state: LabState, pod: PodState, want: DesiredPod, options: ConvergeOptions): Promise<void> {
@@ -394,7 +470,7 @@ async function startPod(state: LabState, pod: PodState, want: DesiredPod, option
         {
           what: `pod ${pod.namespace}/${pod.name} container ${c.name}`,
           netns: pod.netns,
-          argv: resolveArgv(c.argv),
+          argv: resolveArgv(c.argv, podEnv(pod, c)),
           env: podEnv(pod, c),
           cwd: state.dir,
           log: pod.log,

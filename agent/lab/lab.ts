@@ -28,6 +28,7 @@ import {
 } from './paths.js';
 import { netnsPids, refAlive, stopProcesses, type ProcRef } from './procs.js';
 import { clusterSpec, type ClusterSpec } from './spec.js';
+import { labSpecOptions } from './waypoints.js';
 import { kubeLabApply, kubeLabDelete, kubeLabHealthy, kubeLabPod, kubeLabProcs, kubeLabStatus, kubeLabUp, type KubeLabOptions } from './kube-mode.js';
 import { readState, STATE_VERSION, withLabLock, type LabState } from './state.js';
 import { statusOf, type LabStatus } from './status.js';
@@ -83,7 +84,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
     throw new WeftError('WEFT_ERR_CONFIG', `${dir} is not a directory of manifests`);
   }
   const loaded = await loadManifests(dir);
-  const built = clusterSpec(loaded.objects, (k) => loaded.fileOf.get(k) ?? dir);
+  const built = clusterSpec(loaded.objects, (k) => loaded.fileOf.get(k) ?? dir, options.kubernetes === true ? {} : labSpecOptions(name));
   if (built.spec === undefined) throw refused(built.errors);
   const spec = built.spec;
   const logger = options.logger ?? silentLogger;
@@ -93,6 +94,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabUpResult> {
     startAgents: options.startAgents ?? true,
     prometheus: options.prometheus ?? true,
     restartAgents: true,
+    specOptions: labSpecOptions(name),
   };
   if (options.kubernetes === true) return kubeUp(name, dir, loaded, spec, { ...convergeOptions, logger });
   return withLabLock(name, async () => {
@@ -340,7 +342,7 @@ async function changeTo(
   fileOf: ReadonlyMap<string, string>,
   options: LabChangeOptions,
 ): Promise<ChangeSummary> {
-  const built = clusterSpec(objects, (k) => fileOf.get(k) ?? `(applied earlier to lab ${state.name})`);
+  const built = clusterSpec(objects, (k) => fileOf.get(k) ?? `(applied earlier to lab ${state.name})`, labSpecOptions(state.name));
   if (built.spec === undefined) throw refused(built.errors);
   try {
     return await converge(state, built.spec, {
@@ -349,6 +351,7 @@ async function changeTo(
       startAgents: state.agents,
       prometheus: state.prometheusEnabled ?? true,
       restartAgents: false,
+      specOptions: labSpecOptions(state.name),
     });
   } catch (err) {
     if (!isWeftError(err)) throw err;
@@ -362,7 +365,7 @@ function localPod(state: LabState, namespace: string, name: string): { netns: st
     const known = state.pods.map((p) => `${p.namespace}/${p.name}`).join(', ') || 'none';
     throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${state.name} has no pod ${namespace}/${name} (pods: ${known}); use -n for another namespace`);
   }
-  const built = clusterSpec(state.objects, () => 'state.json');
+  const built = clusterSpec(state.objects, () => 'state.json', labSpecOptions(state.name));
   const container = built.spec?.pods.get(`${namespace}/${pod.name}`)?.containers[0];
   return { netns: pod.netns, env: podEnv(pod, container) };
 }

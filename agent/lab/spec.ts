@@ -8,13 +8,17 @@ import { createHash } from 'node:crypto';
 import { isNamespace, isPod, isService, objectKey } from '../discovery/manifest.js';
 import { MESH_DISABLED, MESH_ENABLED, MESH_LABEL } from '../discovery/types.js';
 import type { ManifestError, ManifestObject, PodObject, ServicePort } from '../discovery/types.js';
+import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
 import { clusterIpProblem } from './addressing.js';
+import { deploymentPods, isDeployment, pinnedNode, planDeployment } from './deployments.js';
 
 export interface ContainerRun {
   name: string;
   /** command + args, as written (the lab resolves `node` to its own Node binary when starting). */
   argv: string[];
   env: Record<string, string>;
+  /** Variables from the downward API (`valueFrom.fieldRef`): name -> field path, resolved when the pod starts. */
+  fieldEnv: Record<string, string>;
   /** TCP ports the container declares: the pod is ready when it listens on all of them. */
   tcpPorts: number[];
 }
@@ -32,6 +36,26 @@ export interface DesiredPod {
   namedPorts: Map<string, number>;
   /** Changes when anything but labels/annotations changes: the pod is then recreated. */
   specHash: string;
+  /** `<namespace>/<name>` of the Deployment that made this pod. */
+  owner?: string;
+}
+
+export interface DesiredDeployment {
+  key: string;
+  name: string;
+  namespace: string;
+  replicas: number;
+  /** pod-template-hash of the current template. */
+  hash: string;
+  /** Keys of its pods (`<namespace>/<name>`), by replica index. */
+  pods: string[];
+  /** `<namespace>/<name>` of the waypoint Gateway it was made for. */
+  gateway?: string;
+}
+
+export interface SpecOptions {
+  /** How the lab starts a waypoint's pods; without it Gateways deploy nothing (plans, tests). */
+  waypoint?: WaypointObjectOptions;
 }
 
 export interface DesiredService {
@@ -50,9 +74,18 @@ export interface ClusterSpec {
   namespaces: Map<string, Record<string, string>>;
   pods: Map<string, DesiredPod>;
   services: Map<string, DesiredService>;
+  deployments: Map<string, DesiredDeployment>;
+  /**
+   * Objects the lab made from the given ones (a waypoint Gateway's ServiceAccount, Deployment and
+   * Service; a Deployment's Pods), by objectKey: published to the agents like the given ones.
+   */
+  derived: Map<string, ManifestObject>;
   /** Node names the pods are placed on, sorted. */
   nodes: string[];
 }
+
+/** Where a Deployment without spec.template.spec.nodeName goes when no object names a node. */
+export const DEFAULT_NODE = 'node-1';
 
 /** A DNS label, as Kubernetes checks node names that become part of our namespace names. */
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -64,34 +97,73 @@ const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export function clusterSpec(
   objects: readonly ManifestObject[],
   fileOf: (key: string) => string,
+  options: SpecOptions = {},
 ): { spec: ClusterSpec; errors: [] } | { spec: undefined; errors: ManifestError[] } {
   const errors: ManifestError[] = [];
-  const spec: ClusterSpec = { objects: new Map(), namespaces: new Map(), pods: new Map(), services: new Map(), nodes: [] };
+  const spec: ClusterSpec = { objects: new Map(), namespaces: new Map(), pods: new Map(), services: new Map(), deployments: new Map(), derived: new Map(), nodes: [] };
   const nodes = new Set<string>();
   const netnsOwner = new Map<string, string>();
   const vipOwner = new Map<string, string>();
 
+  // Waypoint Gateways first: what they deploy is handled below like the objects given (an object
+  // given with the same kind and name wins: the user's own ServiceAccount, say).
+  const given = new Set(objects.map(objectKey));
+  const all: { o: ManifestObject; source: string; gateway?: string }[] = objects.map((o) => ({ o, source: objectKey(o) }));
   for (const o of objects) {
+    if (options.waypoint === undefined || !isWaypointGateway(o)) continue;
+    const gateway = `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
+    for (const made of waypointObjects(o, options.waypoint) as ManifestObject[]) {
+      const key = objectKey(made);
+      if (given.has(key)) continue;
+      spec.derived.set(key, made);
+      all.push({ o: made, source: objectKey(o), gateway });
+    }
+  }
+  // The nodes replicas spread over: those the objects name.
+  const named = new Set<string>();
+  for (const { o } of all) {
+    const node = isPod(o) ? o.spec.nodeName : isDeployment(o) ? pinnedNode(o) : undefined;
+    if (node !== undefined) named.add(node);
+  }
+  const spread = named.size > 0 ? [...named].sort() : [DEFAULT_NODE];
+
+  for (const { o, source, gateway } of all) {
     const key = objectKey(o);
-    spec.objects.set(key, o);
+    if (!spec.derived.has(key)) spec.objects.set(key, o);
     const fail = (reason: string): void => {
-      errors.push({ file: fileOf(key), reason: `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}: ${reason}` });
+      errors.push({ file: fileOf(source), reason: `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}: ${reason}` });
     };
+    const pods: { pod: PodObject; owner?: string }[] = [];
     if (isNamespace(o)) {
       spec.namespaces.set(o.metadata.name, o.metadata.labels ?? {});
-    } else if (isPod(o)) {
-      const pod = desiredPod(o, fail);
-      if (pod === undefined) continue;
-      // `-` joins namespace and pod in the netns name: `a-b`/`c` and `a`/`b-c` would share one.
-      const joined = `${pod.namespace}-${pod.name}`;
-      const other = netnsOwner.get(joined);
-      if (other !== undefined) {
-        fail(`its network namespace name would be the same as pod ${other}'s; rename one of them`);
+    } else if (isDeployment(o)) {
+      const planned = planDeployment(o);
+      if ('problem' in planned) {
+        fail(planned.problem);
         continue;
       }
-      netnsOwner.set(joined, pod.key);
-      nodes.add(pod.node);
-      spec.pods.set(pod.key, pod);
+      const plan = planned.plan;
+      const made = deploymentPods(plan, spread, { apiVersion: 'apps/v1', kind: 'Deployment', name: plan.name });
+      if ('problem' in made) {
+        fail(made.problem);
+        continue;
+      }
+      const dkey = `${plan.namespace}/${plan.name}`;
+      spec.deployments.set(dkey, {
+        key: dkey,
+        name: plan.name,
+        namespace: plan.namespace,
+        replicas: plan.replicas,
+        hash: plan.hash,
+        pods: made.pods.map((p) => `${plan.namespace}/${p.metadata.name}`),
+        ...(gateway !== undefined ? { gateway } : {}),
+      });
+      for (const pod of made.pods) {
+        spec.derived.set(objectKey(pod), pod);
+        pods.push({ pod, owner: dkey });
+      }
+    } else if (isPod(o)) {
+      pods.push({ pod: o });
     } else if (isService(o)) {
       const ns = o.metadata.namespace ?? 'default';
       const vip = o.spec.clusterIP === '' ? undefined : o.spec.clusterIP;
@@ -116,6 +188,21 @@ export function clusterSpec(
         selector: o.spec.selector,
         ports: o.spec.ports ?? [],
       });
+    }
+    for (const { pod: p, owner } of pods) {
+      const pod = desiredPod(p, fail);
+      if (pod === undefined) continue;
+      if (owner !== undefined) pod.owner = owner;
+      // `-` joins namespace and pod in the netns name: `a-b`/`c` and `a`/`b-c` would share one.
+      const joined = `${pod.namespace}-${pod.name}`;
+      const other = netnsOwner.get(joined);
+      if (other !== undefined) {
+        fail(`its network namespace name would be the same as pod ${other}'s; rename one of them`);
+        continue;
+      }
+      netnsOwner.set(joined, pod.key);
+      nodes.add(pod.node);
+      spec.pods.set(pod.key, pod);
     }
   }
   if (errors.length > 0) return { spec: undefined, errors };
@@ -144,13 +231,18 @@ function desiredPod(o: PodObject, fail: (reason: string) => void): DesiredPod | 
       return undefined;
     }
     const env: Record<string, string> = {};
-    for (const e of container.env ?? []) env[e.name] = e.value ?? '';
+    const fieldEnv: Record<string, string> = {};
+    for (const e of container.env ?? []) {
+      const field = (e as { valueFrom?: { fieldRef?: { fieldPath?: string } } }).valueFrom?.fieldRef?.fieldPath;
+      if (field !== undefined) fieldEnv[e.name] = field;
+      else env[e.name] = e.value ?? '';
+    }
     const tcpPorts: number[] = [];
     for (const p of container.ports ?? []) {
       if ((p.protocol ?? 'TCP') === 'TCP') tcpPorts.push(p.containerPort);
       if (p.name !== undefined) namedPorts.set(p.name, p.containerPort);
     }
-    containers.push({ name: container.name, argv, env, tcpPorts });
+    containers.push({ name: container.name, argv, env, fieldEnv, tcpPorts });
   }
   const serviceAccount = o.spec.serviceAccountName ?? 'default';
   return {

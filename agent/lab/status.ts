@@ -7,7 +7,9 @@ import { serviceViewsFor } from './converge.js';
 import { labPaths } from './paths.js';
 import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
+import { labDashboardStatus, type LabDashboardStatus } from '../dashboard/lab.js';
 import { clusterSpec, podInMesh } from './spec.js';
+import { labSpecOptions } from './waypoints.js';
 import type { LabState } from './state.js';
 import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../config.js';
 
@@ -35,6 +37,8 @@ export interface PodStatus {
   namespace: string;
   node: string;
   ip: string;
+  /** The pod's labels (a Deployment's pods are found by them: their names carry a hash). */
+  labels: Record<string, string>;
   inMesh: boolean;
   netns: string;
   /** Pid of the first container's process. */
@@ -54,6 +58,21 @@ export interface ServiceStatus {
   endpoints: { pod: string; ip: string; port: number; targetPort: number }[];
 }
 
+export interface DeploymentStatus {
+  name: string;
+  namespace: string;
+  /** Wanted (spec.replicas). */
+  replicas: number;
+  /** Pods of the current template that run (Kubernetes mode: status.readyReplicas). */
+  ready: number;
+  /** The pod-template-hash of the current template. */
+  templateHash: string;
+  /** Its pods, of any template, that are there. */
+  pods: string[];
+  /** `<namespace>/<name>` of the waypoint Gateway it runs, if it was made for one. */
+  gateway?: string;
+}
+
 export interface LabStatus {
   name: string;
   dir: string;
@@ -63,15 +82,18 @@ export interface LabStatus {
   nodes: NodeStatus[];
   pods: PodStatus[];
   services: ServiceStatus[];
+  deployments: DeploymentStatus[];
   /** The lab's Prometheus (prometheus.ts): its URL answers inside `netns` only. */
   prometheus: PrometheusStatus | undefined;
+  /** The lab's dashboard (agent/dashboard/lab.ts): its URL answers on this machine's loopback. */
+  dashboard?: LabDashboardStatus | undefined;
   /** Kubernetes mode: the admin kubeconfig (`kubectl --kubeconfig <it> get pods -A`). */
   kubeconfig?: string;
 }
 
 export function statusOf(state: LabState): LabStatus {
   const paths = labPaths(state.name);
-  const built = clusterSpec(state.objects, () => 'state.json');
+  const built = clusterSpec(state.objects, () => 'state.json', labSpecOptions(state.name));
   const nsLabels = new Map<string, Record<string, string>>();
   for (const o of state.objects) if (isNamespace(o)) nsLabels.set(o.metadata.name, o.metadata.labels ?? {});
 
@@ -83,6 +105,7 @@ export function statusOf(state: LabState): LabStatus {
       namespace: p.namespace,
       node: p.node,
       ip: p.ip,
+      labels: want?.labels ?? {},
       inMesh: podInMesh(want?.labels ?? {}, nsLabels.get(p.namespace)),
       netns: p.netns,
       pid: p.procs[0]?.pid,
@@ -102,6 +125,19 @@ export function statusOf(state: LabState): LabStatus {
           ports: v.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, targetPort: p.targetPort })),
           endpoints: v.ports.flatMap((p) => p.endpoints.map((e) => ({ pod: e.pod, ip: e.ip, port: p.port, targetPort: e.targetPort }))),
         }));
+  const deployments: DeploymentStatus[] = [...(built.spec?.deployments.values() ?? [])].map((d) => {
+    const current = new Set(d.pods);
+    const mine = state.pods.filter((p) => p.namespace === d.namespace && p.name.startsWith(`${d.name}-`) && /^[a-z0-9]{10}-[a-z0-9]{5}$/.test(p.name.slice(d.name.length + 1)));
+    return {
+      name: d.name,
+      namespace: d.namespace,
+      replicas: d.replicas,
+      ready: running.filter((p) => current.has(`${p.namespace}/${p.name}`)).length,
+      templateHash: d.hash,
+      pods: mine.map((p) => p.name),
+      ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
+    };
+  });
   return {
     name: state.name,
     dir: state.dir,
@@ -121,7 +157,9 @@ export function statusOf(state: LabState): LabStatus {
     })),
     pods,
     services,
+    deployments,
     prometheus: labPrometheusStatus(state),
+    dashboard: labDashboardStatus(state),
   };
 }
 
@@ -132,6 +170,10 @@ export function formatStatus(s: LabStatus): string {
   if (s.prometheus !== undefined) {
     const p = s.prometheus;
     out.push(table(['PROMETHEUS', 'NETNS', 'PID', 'STATUS', 'LOG'], [[p.url, p.netns, String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.log]]), '');
+  }
+  if (s.dashboard !== undefined) {
+    const d = s.dashboard;
+    out.push(table(['DASHBOARD', 'PID', 'STATUS', 'LOG'], [[d.url, String(d.pid ?? '-'), d.running ? 'running' : 'stopped', d.log]]), '');
   }
   out.push(
     table(
@@ -144,6 +186,15 @@ export function formatStatus(s: LabStatus): string {
       s.pods.map((p) => [p.namespace, p.name, p.node, p.ip, p.inMesh ? 'yes' : 'no', String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.netns]),
     ),
     '',
+    ...(s.deployments.length === 0
+      ? []
+      : [
+          table(
+            ['NAMESPACE', 'DEPLOYMENT', 'READY', 'TEMPLATE', 'PODS'],
+            s.deployments.map((d) => [d.namespace, d.name + (d.gateway !== undefined ? ' (waypoint)' : ''), `${d.ready}/${d.replicas}`, d.templateHash, d.pods.join(',') || '-']),
+          ),
+          '',
+        ]),
     table(
       ['NAMESPACE', 'SERVICE', 'CLUSTER IP', 'PORTS', 'ENDPOINTS'],
       s.services.map((v) => [

@@ -54,9 +54,12 @@ export function modelUpdatedAt(log: string, workloads: number): number | undefin
   return undefined;
 }
 
-/** `evaluate:  123 ns per decision` from bench/policy-decision.js output. Pure. */
-export function parsePolicyDecisionNs(text: string): number | undefined {
-  const m = /evaluate:\s+([\d.]+)\s*ns per decision/.exec(text);
+/**
+ * `evaluate:  123 ns per decision` from bench/policy-decision.js output (the node agent's L4
+ * decision); with `evaluateRequest`, the waypoint's L7 line. Pure.
+ */
+export function parsePolicyDecisionNs(text: string, label: 'evaluate' | 'evaluateRequest' = 'evaluate'): number | undefined {
+  const m = new RegExp(`${label}:\\s+([\\d.]+)\\s*ns per decision`).exec(text);
   return m === null ? undefined : Number(m[1]);
 }
 
@@ -133,6 +136,7 @@ export const scale: Scenario = {
     { metric: 'agent memory growth', unit: 'MiB', better: 'lower' },
     { metric: 'agent memory after apply, multi-document files', unit: 'MiB', better: 'lower' },
     { metric: 'policy decision', unit: 'ns', better: 'lower' },
+    { metric: 'L7 policy decision (waypoint)', unit: 'ns', better: 'lower' },
   ],
   async measure(_system, ctx: ScenarioContext): Promise<Measurement> {
     const values: Record<string, number> = {};
@@ -153,8 +157,10 @@ export const scale: Scenario = {
         const { stdout } = await run(process.execPath, [POLICY_BENCH], { timeout: 180_000 });
         const ns = parsePolicyDecisionNs(stdout);
         if (ns !== undefined) values['policy decision'] = ns;
+        const l7 = parsePolicyDecisionNs(stdout, 'evaluateRequest');
+        if (l7 !== undefined) values['L7 policy decision (waypoint)'] = l7;
         details['policyDecision'] = stdout.trim();
-        ctx.log(`  policy decision: ${ns ?? '?'} ns`);
+        ctx.log(`  policy decision: ${ns ?? '?'} ns, L7 (waypoint): ${l7 ?? '?'} ns`);
       } catch (err) {
         details['policyDecisionError'] = (err as Error).message;
       }

@@ -55,6 +55,10 @@ test('the scale time is the first model update with every workload; policy ns pa
   assert.equal(modelUpdatedAt(log, 6000), undefined);
   assert.equal(parsePolicyDecisionNs('  evaluate:            712 ns per decision (median of 3 x 1M)'), 712);
   assert.equal(parsePolicyDecisionNs('nothing'), undefined);
+  const both = '  evaluate:            712 ns per decision (median)\n  evaluateRequest:     1034 ns per decision (median)';
+  assert.equal(parsePolicyDecisionNs(both), 712);
+  assert.equal(parsePolicyDecisionNs(both, 'evaluateRequest'), 1034);
+  assert.equal(parsePolicyDecisionNs('  evaluate:            712 ns per decision', 'evaluateRequest'), undefined);
 });
 
 test('the scale source has the issue\'s size with unique pod IPs and ClusterIPs in the lab ranges', () => {

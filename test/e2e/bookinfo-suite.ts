@@ -19,6 +19,7 @@ import { waitFor } from '../helpers/wait.js';
 import { load, podNode, totals, agentAdmin, waitCaptured, podIp, accessLog, captureFabric, agentMetrics } from './helpers.js';
 import { REPO_DIR } from '../../agent/lab/paths.js';
 import { kubePaths } from '../../agent/lab/kube-paths.js';
+import { bookinfoPodName } from '../helpers/bookinfo.js';
 
 export interface SuiteMode {
   /** The lab's name (each mode its own, so the two files never share a lab). */
@@ -26,13 +27,14 @@ export interface SuiteMode {
   kubernetes: boolean;
 }
 
-export const NODE1_MESHED = ['default/productpage-v1', 'default/reviews-v1', 'default/reviews-v2', 'default/reviews-v3'];
-export const NODE2_MESHED = ['default/details-v1', 'default/ratings-v1'];
-
 export function bookinfoSuite(mode: SuiteMode): void {
 const LAB = mode.lab;
 const tmp = mkdtempSync(join(tmpdir(), `weft-${LAB}-`));
 let status: Awaited<ReturnType<typeof labStatus>>;
+/** The bookinfo pods' names (Deployments' pods: found by their app and version labels once the lab is up). */
+const N = { productpage: '', details: '', ratings: '', reviewsV1: '', reviewsV2: '', reviewsV3: '' };
+let NODE1_MESHED: string[] = [];
+let NODE2_MESHED: string[] = [];
 
 function yamlFile(name: string, text: string): string {
   const file = join(tmp, name);
@@ -83,6 +85,16 @@ function agentCaToken(node: string): string {
 before(async () => {
   await labDown({ name: LAB });
   status = await labUp({ name: LAB, kubernetes: mode.kubernetes });
+  Object.assign(N, {
+    productpage: bookinfoPodName(status, 'productpage'),
+    details: bookinfoPodName(status, 'details'),
+    ratings: bookinfoPodName(status, 'ratings'),
+    reviewsV1: bookinfoPodName(status, 'reviews', 'v1'),
+    reviewsV2: bookinfoPodName(status, 'reviews', 'v2'),
+    reviewsV3: bookinfoPodName(status, 'reviews', 'v3'),
+  });
+  NODE1_MESHED = [N.productpage, N.reviewsV1, N.reviewsV2, N.reviewsV3].map((n) => `default/${n}`);
+  NODE2_MESHED = [N.details, N.ratings].map((n) => `default/${n}`);
   await waitCaptured(LAB, 'node-1', NODE1_MESHED);
   await waitCaptured(LAB, 'node-2', NODE2_MESHED);
 });
@@ -95,19 +107,19 @@ after(async () => {
 test('productpage -> details crosses nodes through both agents, with the original destination and the client IP preserved', async () => {
   const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 5);
   assert.equal(summary.ok, 5, JSON.stringify(summary.firstFailure));
-  const productpageIp = podIp(status, 'default', 'productpage-v1');
-  const detailsIp = podIp(status, 'default', 'details-v1');
+  const productpageIp = podIp(status, 'default', N.productpage);
+  const detailsIp = podIp(status, 'default', N.details);
   // The details app saw productpage's own pod IP, not an agent's.
-  assert.deepEqual(summary.clientAddresses['details-v1'], [productpageIp]);
+  assert.deepEqual(summary.clientAddresses[N.details], [productpageIp]);
   const out = await totals(LAB, 'node-1');
   const inn = await totals(LAB, 'node-2');
-  assert.ok(out.some((t) => t.direction === 'outbound' && t.source === 'default/productpage-v1' && t.destination === 'default/details-v1'), 'source agent outbound');
-  assert.ok(inn.some((t) => t.direction === 'inbound' && t.source === 'default/productpage-v1' && t.destination === 'default/details-v1'), 'destination agent inbound');
+  assert.ok(out.some((t) => t.direction === 'outbound' && t.source === `default/${N.productpage}` && t.destination === `default/${N.details}`), 'source agent outbound');
+  assert.ok(inn.some((t) => t.direction === 'inbound' && t.source === `default/${N.productpage}` && t.destination === `default/${N.details}`), 'destination agent inbound');
   const svc = status.services.find((s) => s.name === 'details')!;
-  const outLine = accessLog(LAB, 'node-1').find((l) => l['direction'] === 'outbound' && l['src_workload'] === 'default/productpage-v1' && l['dst_workload'] === 'default/details-v1');
+  const outLine = accessLog(LAB, 'node-1').find((l) => l['direction'] === 'outbound' && l['src_workload'] === `default/${N.productpage}` && l['dst_workload'] === `default/${N.details}`);
   assert.equal(outLine?.['dst'], `${svc.clusterIP}:9080`, 'outbound saw the ClusterIP it was going to');
   assert.equal(outLine?.['upstream'], `${detailsIp}:9080`);
-  const inLine = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === 'default/productpage-v1');
+  const inLine = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === `default/${N.productpage}`);
   assert.equal(inLine?.['dst'], `${detailsIp}:9080`, 'inbound kept the original destination');
 });
 
@@ -117,13 +129,13 @@ test('reviews -> ratings through the short service name passes through both agen
   assert.equal(summary.ok, 12, JSON.stringify(summary.firstFailure));
   const out = await totals(LAB, 'node-1');
   const inn = await totals(LAB, 'node-2');
-  assert.ok(out.some((t) => t.direction === 'outbound' && /^default\/reviews-v[23]$/.test(t.source) && t.destination === 'default/ratings-v1'));
-  assert.ok(inn.some((t) => t.direction === 'inbound' && /^default\/reviews-v[23]$/.test(t.source) && t.destination === 'default/ratings-v1'));
+  assert.ok(out.some((t) => t.direction === 'outbound' && [`default/${N.reviewsV2}`, `default/${N.reviewsV3}`].includes(t.source) && t.destination === `default/${N.ratings}`));
+  assert.ok(inn.some((t) => t.direction === 'inbound' && [`default/${N.reviewsV2}`, `default/${N.reviewsV3}`].includes(t.source) && t.destination === `default/${N.ratings}`));
 });
 
 test('the destination records the source SPIFFE ID exactly, over mutual TLS', async () => {
   await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 1);
-  const line = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === 'default/productpage-v1');
+  const line = accessLog(LAB, 'node-2').find((l) => l['direction'] === 'inbound' && l['src_workload'] === `default/${N.productpage}`);
   assert.equal(line?.['src_principal'], 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage');
   assert.equal(line?.['mtls'], true);
 });
@@ -136,7 +148,7 @@ test('a pod in a namespace without the label, and a pod with the opt-out label, 
   // Its traffic goes direct: details sees it, and no agent recorded a connection from it.
   const summary = await load(LAB, 'legacy', 'default', 'http://details.default:9080/details/0', 3);
   assert.equal(summary.ok, 3);
-  assert.deepEqual(summary.clientAddresses['details-v1'], [podIp(status, 'default', 'legacy')]);
+  assert.deepEqual(summary.clientAddresses[N.details], [podIp(status, 'default', 'legacy')]);
   assert.ok(!(await totals(LAB, 'node-2')).some((t) => t.direction === 'outbound' && t.source === 'default/legacy'));
   await removePod(join(tmp, 'legacy.yaml'));
   assert.equal(existsSync(`/run/netns/${podNetns(LAB, 'default', 'legacy')}`), false, 'the removed pod\'s network namespace is gone');
@@ -146,7 +158,7 @@ test('removing the namespace label at runtime releases the pods, traffic keeps w
   await labelDefault(false);
   await waitCaptured(LAB, 'node-1', []);
   await waitCaptured(LAB, 'node-2', []);
-  for (const [ns, name] of [['default', 'productpage-v1'], ['default', 'details-v1']] as const) {
+  for (const [ns, name] of [['default', N.productpage], ['default', N.details]] as const) {
     assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, ns, name)}`), false, `${name} has no rules`);
     assert.doesNotMatch(execFileSync('ip', ['netns', 'exec', podNetns(LAB, ns, name), 'ss', '-ltnH'], { encoding: 'utf8' }), /:1500[168]\b/);
   }
@@ -155,7 +167,7 @@ test('removing the namespace label at runtime releases the pods, traffic keeps w
   await labelDefault(true);
   await waitCaptured(LAB, 'node-1', NODE1_MESHED);
   await waitCaptured(LAB, 'node-2', NODE2_MESHED);
-  assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, 'default', 'details-v1')}`), true);
+  assert.equal(await hasCaptureRules(`/run/netns/${podNetns(LAB, 'default', N.details)}`), true);
   const again = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 3);
   assert.equal(again.ok, 3);
 });
@@ -165,13 +177,13 @@ test('meshed payload never crosses the fabric in clear text; traffic to a pod ou
   const plainIp = podIp(status, 'outside', 'plain');
   const marker = `WEFT-MARKER-${process.pid}-${Date.now()}`;
   const get = (url: string) =>
-    podNode(LAB, 'productpage-v1', 'default', `require('http').get(${JSON.stringify(url)}, (r) => { r.resume(); r.on('end', () => process.exit(r.statusCode === 200 ? 0 : 3)); }).on('error', (e) => { console.error(e.message); process.exit(2); })`);
+    podNode(LAB, N.productpage, 'default', `require('http').get(${JSON.stringify(url)}, (r) => { r.resume(); r.on('end', () => process.exit(r.statusCode === 200 ? 0 : 3)); }).on('error', (e) => { console.error(e.message); process.exit(2); })`);
   const capture = await captureFabric(LAB, join(tmp, 'meshed.pcap'));
   const meshed = await get(`http://details.default:9080/details/0?${marker}`);
   const meshedCapture = await capture.stop();
   assert.equal(meshed.code, 0, meshed.stderr);
-  const productpageIp = podIp(status, 'default', 'productpage-v1');
-  const detailsIp = podIp(status, 'default', 'details-v1');
+  const productpageIp = podIp(status, 'default', N.productpage);
+  const detailsIp = podIp(status, 'default', N.details);
   assert.ok(meshedCapture.summary.includes(`${productpageIp}.`) && meshedCapture.summary.includes(`${detailsIp}.15008`), `the capture saw the tunnel traffic:\n${meshedCapture.summary}`);
   assert.equal(meshedCapture.bytes.includes(marker), false, 'marker visible on the fabric for meshed traffic');
 
@@ -186,15 +198,15 @@ test('meshed payload never crosses the fabric in clear text; traffic to a pod ou
 test('200 sequential connections from one pod to one destination share one TLS connection; 200 concurrent ones work', async () => {
   const poolOf = async () => {
     const dump = await agentAdmin(LAB, 'node-1', '/config_dump');
-    return (dump['pools'] as { pod: string; connectionsOpened: number; streamsOpened: number }[]).find((p) => p.pod === 'default/productpage-v1')!;
+    return (dump['pools'] as { pod: string; connectionsOpened: number; streamsOpened: number }[]).find((p) => p.pod === `default/${N.productpage}`)!;
   };
   const before = await poolOf();
-  const sequential = await load(LAB, 'productpage-v1', 'default', 'http://details.default:9080/details/0', 200);
+  const sequential = await load(LAB, N.productpage, 'default', 'http://details.default:9080/details/0', 200);
   assert.equal(sequential.ok, 200, JSON.stringify(sequential.firstFailure));
   const mid = await poolOf();
   assert.ok(mid.streamsOpened - before.streamsOpened >= 200, 'one stream per connection');
   assert.ok(mid.connectionsOpened - before.connectionsOpened <= 1, `TLS connections opened: ${mid.connectionsOpened - before.connectionsOpened}`);
-  const concurrent = await load(LAB, 'productpage-v1', 'default', 'http://details.default:9080/details/0', 200, ['--concurrency', '200']);
+  const concurrent = await load(LAB, N.productpage, 'default', 'http://details.default:9080/details/0', 200, ['--concurrency', '200']);
   assert.equal(concurrent.ok, 200, JSON.stringify(concurrent.firstFailure));
 });
 
@@ -232,13 +244,13 @@ spec:
 `);
   await labApply({ name: LAB, file: policy });
   await waitFor(async () => ((await agentAdmin(LAB, 'node-2', '/config_dump'))['policies'] as { name: string }[]).some((p) => p.name === 'ratings-from-reviews'), 'policy applied on node-2');
-  const fromReviews = await load(LAB, 'reviews-v2', 'default', 'http://ratings.default:9080/ratings/0', 3);
+  const fromReviews = await load(LAB, N.reviewsV2, 'default', 'http://ratings.default:9080/ratings/0', 3);
   assert.equal(fromReviews.ok, 3, 'reviews is allowed');
-  const fromProductpage = await load(LAB, 'productpage-v1', 'default', 'http://ratings.default:9080/ratings/0', 2);
+  const fromProductpage = await load(LAB, N.productpage, 'default', 'http://ratings.default:9080/ratings/0', 2);
   assert.equal(fromProductpage.ok, 0, 'productpage is refused');
   const fromClient = await load(LAB, 'client', 'outside', 'http://ratings.default:9080/ratings/0', 2);
   assert.equal(fromClient.ok, 0, 'the client outside the mesh is refused');
-  const denials = accessLog(LAB, 'node-2').filter((l) => String(l['msg']).startsWith('connection denied') && l['dst_workload'] === 'default/ratings-v1');
+  const denials = accessLog(LAB, 'node-2').filter((l) => String(l['msg']).startsWith('connection denied') && l['dst_workload'] === `default/${N.ratings}`);
   assert.ok(denials.some((l) => l['src_principal'] === 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage'));
   assert.ok(denials.some((l) => l['src'] === podIp(status, 'outside', 'client')));
   assert.ok(denials.every((l) => l['reason'] === 'no-allow-match'));
@@ -249,7 +261,7 @@ test('weft status shows the workloads with their identities and certificate expi
   const lab = await labStatus(LAB);
   assert.deepEqual(lab.nodes.map((n) => n.agentAddresses.metrics), ['198.19.0.1:15020', '198.19.0.2:15020']);
   const out = execFileSync(process.execPath, [join(REPO_DIR, 'dist/agent/cli/main.js'), 'status', 'workloads', '--lab', LAB], { encoding: 'utf8' });
-  const line = out.split('\n').find((l) => l.includes('productpage-v1') && l.includes(' true  ') && /\d{4}-\d\d-\d\dT/.test(l));
+  const line = out.split('\n').find((l) => l.includes(N.productpage) && l.includes(' true  ') && /\d{4}-\d\d-\d\dT/.test(l));
   assert.ok(line, `no captured productpage line with an expiry in:\n${out}`);
   assert.match(line, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage/);
 });
@@ -270,7 +282,7 @@ test('a malformed manifest in the agents\' source is reported with its file and 
 test('weft lab cert issues credentials with which an independent HTTP/2 client opens a CONNECT stream to a pod', async () => {
   const out = join(tmp, 'certs');
   execFileSync(process.execPath, [join(REPO_DIR, 'dist/agent/cli/main.js'), 'lab', 'cert', '--name', LAB, '--identity', 'spiffe://cluster.local/ns/default/sa/bookinfo-productpage', '--out', out], { encoding: 'utf8' });
-  const detailsIp = podIp(status, 'default', 'details-v1');
+  const detailsIp = podIp(status, 'default', N.details);
   // Plain node:http2 from the client pod (outside the mesh, so nothing captures it).
   const script = `
     const http2 = require('node:http2'); const fs = require('node:fs');
@@ -282,7 +294,7 @@ test('weft lab cert issues credentials with which an independent HTTP/2 client o
   const r = await podNode(LAB, 'client', 'outside', script);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const body = JSON.parse(r.stdout) as { pod: string };
-  assert.equal(body.pod, 'details-v1');
+  assert.equal(body.pod, N.details);
 });
 
 test('a stopped agent leaves its pods captured and refused (rules stay, no listener: never plaintext); the next up starts it again and it serves again', { skip: mode.kubernetes && 'local lab only (on Kubernetes the kubelet restarts the agent: tested below)' }, async () => {
@@ -290,7 +302,7 @@ test('a stopped agent leaves its pods captured and refused (rules stay, no liste
   const pid = (await labStatus(LAB)).nodes.find((n) => n.name === 'node-2')!.agentPid!;
   process.kill(pid, 'SIGTERM');
   await waitFor(() => !(() => { try { process.kill(pid, 0); return true; } catch { return false; } })(), 'agent exited');
-  for (const name of ['details-v1', 'ratings-v1']) {
+  for (const name of [N.details, N.ratings]) {
     const ns = podNetns(LAB, 'default', name);
     // Fail closed (issue 10): the rules outlive the agent, so nothing reaches the app around the mesh.
     assert.equal(await hasCaptureRules(`/run/netns/${ns}`), true, `${name} keeps its rules`);
@@ -318,15 +330,15 @@ if (mode.kubernetes) kubernetesOnly();
 function kubernetesOnly(): void {
   test('kubectl get pods -A and describe show the lab\'s pods with their node and IP; the agents run as pods of weft-system', () => {
     const table = kubectl('get', 'pods', '-A', '-o', 'wide');
-    for (const name of ['productpage-v1', 'details-v1', 'ratings-v1', 'client', 'weft-agent-node-1', 'weft-agent-node-2']) {
+    for (const name of [N.productpage, N.details, N.ratings, 'client', 'weft-agent-node-1', 'weft-agent-node-2']) {
       assert.match(table, new RegExp(`\\s${name}\\s+1/1\\s+Running\\s+0\\s`), `${name} Running and ready in:\n${table}`);
     }
     const pods = JSON.parse(kubectl('get', 'pods', '-n', 'default', '-o', 'json')) as { items: { metadata: { name: string }; spec: { nodeName: string }; status: { podIP: string; hostIP: string; phase: string } }[] };
-    const details = pods.items.find((p) => p.metadata.name === 'details-v1')!;
-    assert.equal(details.status.podIP, podIp(status, 'default', 'details-v1'));
+    const details = pods.items.find((p) => p.metadata.name === N.details)!;
+    assert.equal(details.status.podIP, podIp(status, 'default', N.details));
     assert.equal(details.status.hostIP, '198.19.0.2');
     assert.match(details.status.podIP, /^198\.18\.2\.\d+$/, 'from node-2\'s podCIDR');
-    const described = kubectl('describe', 'pod', 'details-v1', '-n', 'default');
+    const described = kubectl('describe', 'pod', N.details, '-n', 'default');
     assert.match(described, /Node:\s+node-2\/198\.19\.0\.2/);
     assert.match(described, /Status:\s+Running/);
   });
@@ -337,7 +349,7 @@ function kubernetesOnly(): void {
     const slice = slices.items[0]!;
     assert.equal(slice.metadata.labels['endpointslice.kubernetes.io/managed-by'], 'endpointslice-controller.k8s.io');
     assert.deepEqual(slice.ports, [{ name: 'http', port: 9080, protocol: 'TCP' }], 'targetPort "http" resolved to the container port');
-    assert.deepEqual(slice.endpoints.map((e) => [e.addresses[0], e.nodeName, e.targetRef.name, e.conditions]), [[podIp(status, 'default', 'productpage-v1'), 'node-1', 'productpage-v1', { ready: true, serving: true, terminating: false }]]);
+    assert.deepEqual(slice.endpoints.map((e) => [e.addresses[0], e.nodeName, e.targetRef.name, e.conditions]), [[podIp(status, 'default', N.productpage), 'node-1', N.productpage, { ready: true, serving: true, terminating: false }]]);
     const api = JSON.parse(kubectl('get', 'endpointslices', '-n', 'default', 'kubernetes', '-o', 'json')) as { endpoints: { addresses: string[] }[]; ports: { port: number }[] };
     assert.deepEqual([api.endpoints[0]?.addresses[0], api.ports[0]?.port], ['198.19.0.254', 6443]);
   });
@@ -345,7 +357,7 @@ function kubernetesOnly(): void {
   test('pods reach the API server through the kubernetes Service (its selectorless EndpointSlice), from inside the mesh and outside it', async () => {
     // /version answers without credentials: any HTTP answer from the API server proves the path.
     const script = "require('https').get({ host: 'kubernetes.default.svc.cluster.local', path: '/version', rejectUnauthorized: false, timeout: 5000 }, (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => { console.log(JSON.stringify({ status: r.statusCode, kind: JSON.parse(b).kind ?? 'version' })); }); }).on('error', (e) => { console.error(e.message); process.exit(2); })";
-    for (const [pod, ns] of [['productpage-v1', 'default'], ['client', 'outside']] as const) {
+    for (const [pod, ns] of [[N.productpage, 'default'], ['client', 'outside']] as const) {
       const r = await podNode(LAB, pod, ns, script);
       assert.equal(r.code, 0, `${ns}/${pod}: ${r.stderr}`);
       assert.match(r.stdout, /"status":(200|401|403)/, `${ns}/${pod} got an answer of the API server: ${r.stdout}`);

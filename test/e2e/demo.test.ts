@@ -59,13 +59,14 @@ test('npm run demo brings the lab up, shows captured pods and productpage -> det
     ['node-2', 'default/details-v1'],
     ['node-2', 'default/ratings-v1'],
   ] as const) {
-    assert.match(r.stdout, new RegExp(`^  ${node}\\s+${pod}\\s+198\\.18\\.\\S+\\s+spiffe://cluster\\.local/ns/default/sa/`, 'm'), `captured ${pod} on ${node}`);
+    // Versions are Deployments: the pod names carry the template hash and a suffix.
+    assert.match(r.stdout, new RegExp(`^  ${node}\\s+${pod}-[a-z0-9]{10}-[a-z0-9]{5}\\s+198\\.18\\.\\S+\\s+spiffe://cluster\\.local/ns/default/sa/`, 'm'), `captured ${pod} on ${node}`);
   }
   assert.match(r.stdout, /Not captured \(namespace without weft\.dev\/mesh=enabled\): outside\/client/);
   assert.match(r.stdout, /^ {2}20 ok, 0 failed/m);
 
-  const outbound = count(r.stdout, /^ {2}node-1\s+outbound\s+default\/productpage-v1\s+default\/details-v1\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+yes$/m);
-  const inbound = count(r.stdout, /^ {2}node-2\s+inbound\s+default\/productpage-v1\s+default\/details-v1\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+yes$/m);
+  const outbound = count(r.stdout, /^ {2}node-1\s+outbound\s+default\/productpage-v1-\S+\s+default\/details-v1-\S+\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+yes$/m);
+  const inbound = count(r.stdout, /^ {2}node-2\s+inbound\s+default\/productpage-v1-\S+\s+default\/details-v1-\S+\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+yes$/m);
   assert.ok(outbound > 0, 'productpage -> details outbound connections');
   assert.equal(inbound, outbound, 'both agents saw every productpage -> details connection');
   const prometheus = count(r.stdout, /^ {2}productpage -> details\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+mutual_tls$/m);

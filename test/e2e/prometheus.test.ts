@@ -14,15 +14,22 @@ import { labPrometheusPaths, queryLabPrometheus, LAB_PROMETHEUS_URL } from '../.
 import { processAlive } from '../../agent/lab/procs.js';
 import { waitFor } from '../helpers/wait.js';
 import { podNode, waitCaptured } from './helpers.js';
+import { bookinfoPodName } from '../helpers/bookinfo.js';
 
 const LAB = 'prom';
 const tmp = mkdtempSync(join(tmpdir(), 'weft-prom-'));
+/** `<app>-<version>` -> the name of that Deployment's pod. */
+const POD: Record<string, string> = {};
 
 before(async () => {
   await labDown({ name: LAB });
-  await labUp({ name: LAB });
-  await waitCaptured(LAB, 'node-1', ['default/productpage-v1', 'default/reviews-v1', 'default/reviews-v2', 'default/reviews-v3']);
-  await waitCaptured(LAB, 'node-2', ['default/details-v1', 'default/ratings-v1']);
+  const status = await labUp({ name: LAB });
+  // Versions are Deployments: their pods are found by app and version.
+  for (const [app, version] of [['productpage', 'v1'], ['reviews', 'v1'], ['reviews', 'v2'], ['reviews', 'v3'], ['details', 'v1'], ['ratings', 'v1']] as const) {
+    POD[`${app}-${version}`] = bookinfoPodName(status, app, version);
+  }
+  await waitCaptured(LAB, 'node-1', ['productpage-v1', 'reviews-v1', 'reviews-v2', 'reviews-v3'].map((k) => `default/${POD[k]}`));
+  await waitCaptured(LAB, 'node-2', ['details-v1', 'ratings-v1'].map((k) => `default/${POD[k]}`));
 });
 
 after(async () => {
@@ -88,8 +95,9 @@ test('the lab runs Prometheus in its fabric namespace and it scrapes every agent
 test('the byte counters Prometheus reports match the bytes sent, per source and destination workload', async () => {
   const pairs = [
     // Crosses nodes (node-1 -> node-2) through the service VIP, over HBONE.
-    { pod: 'productpage-v1', source: 'productpage', destination: 'details', host: 'details.default', path: '/details/1', count: 3, pad: 1000 },
-    { pod: 'reviews-v1', source: 'reviews', destination: 'ratings', host: 'ratings.default', path: '/ratings/1', count: 2, pad: 3000 },
+    // Istio's workload names: the owning Deployments (productpage-v1), not the app labels.
+    { pod: POD['productpage-v1']!, source: 'productpage-v1', destination: 'details-v1', host: 'details.default', path: '/details/1', count: 3, pad: 1000 },
+    { pod: POD['reviews-v1']!, source: 'reviews-v1', destination: 'ratings-v1', host: 'ratings.default', path: '/ratings/1', count: 2, pad: 3000 },
   ];
   const reporters = ['source', 'destination'] as const;
   const [closed0, received0, sent0] = await Promise.all([
@@ -126,7 +134,7 @@ test('the byte counters Prometheus reports match the bytes sent, per source and 
   assert.notEqual(traffic[0]!.sent, traffic[1]!.sent);
   const security = await queryLabPrometheus(
     LAB,
-    'sum by (connection_security_policy) (istio_tcp_connections_opened_total{reporter="destination", source_workload="productpage", destination_workload="details"})',
+    'sum by (connection_security_policy) (istio_tcp_connections_opened_total{reporter="destination", source_workload="productpage-v1", destination_workload="details-v1"})',
   );
   assert.deepEqual(security.map((s) => s.metric['connection_security_policy']), ['mutual_tls']);
 });

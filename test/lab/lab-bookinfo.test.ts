@@ -10,8 +10,9 @@ import { promisify } from 'node:util';
 import { labDown, labExec, labPaths, labStatus, labUp, type LabUpResult } from '../../agent/lab/index.js';
 import { REPO_DIR } from '../../agent/lab/paths.js';
 import { assertLabGone, inNetns } from './helpers.js';
+import { bookinfoPod, bookinfoPodName, testLabName } from '../helpers/bookinfo.js';
 
-const LAB = 'tbookinfo';
+const LAB = testLabName('tbookinfo');
 const run = promisify(execFile);
 const CLI = join(REPO_DIR, 'dist', 'agent', 'cli', 'main.js');
 
@@ -40,7 +41,8 @@ describe('lab up: bookinfo', () => {
       assert.equal(n.netns, `weft-${LAB}-node-${n.name}`);
       assert.match(inNetns(n.netns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`${n.fabricIP.replace(/\./g, '\\.')}/24`));
     }
-    const placement = Object.fromEntries(up.pods.map((p) => [`${p.namespace}/${p.name}`, p.node]));
+    // Versions are Deployments: pods are found by their labels (their names carry the template hash).
+    const placement = Object.fromEntries(up.pods.map((p) => [`${p.namespace}/${p.labels['app']}-${p.labels['version'] ?? ''}`, p.node]));
     assert.deepEqual(placement, {
       'default/productpage-v1': 'node-1',
       'default/reviews-v1': 'node-1',
@@ -48,8 +50,10 @@ describe('lab up: bookinfo', () => {
       'default/reviews-v3': 'node-1',
       'default/details-v1': 'node-2',
       'default/ratings-v1': 'node-2',
-      'outside/client': 'node-1',
+      'outside/client-': 'node-1',
     });
+    for (const p of up.pods.filter((x) => x.namespace === 'default')) assert.match(p.name, new RegExp(`^${p.labels['app']}-${p.labels['version']}-[a-z0-9]{10}-[a-z0-9]{5}$`));
+    assert.deepEqual(up.deployments.map((d) => [d.name, d.ready, d.replicas]).sort(), [['details-v1', 1, 1], ['productpage-v1', 1, 1], ['ratings-v1', 1, 1], ['reviews-v1', 1, 1], ['reviews-v2', 1, 1], ['reviews-v3', 1, 1]]);
     const ips = new Set<string>();
     for (const p of up.pods) {
       const node = nodes.get(p.node)!;
@@ -67,19 +71,20 @@ describe('lab up: bookinfo', () => {
 
   it('writes the manifests the agents read, with pod IPs and ClusterIPs', async () => {
     const files = readdirSync(labPaths(LAB).manifestsDir);
-    assert.ok(files.includes('pod.default.details-v1.yaml'));
+    const details = bookinfoPod(up, 'details');
+    assert.ok(files.includes(`pod.default.${details.name}.yaml`));
+    assert.ok(files.includes('deployment.default.details-v1.yaml'));
     assert.ok(files.includes('namespace.outside.yaml'));
-    const details = up.pods.find((p) => p.name === 'details-v1')!;
     const { parseManifestText } = await import('../../agent/discovery/manifest.js');
     const { readFileSync } = await import('node:fs');
-    const pod = parseManifestText(readFileSync(join(labPaths(LAB).manifestsDir, 'pod.default.details-v1.yaml'), 'utf8'), 'x').objects[0] as {
+    const pod = parseManifestText(readFileSync(join(labPaths(LAB).manifestsDir, `pod.default.${details.name}.yaml`), 'utf8'), 'x').objects[0] as {
       status?: { podIP?: string; phase?: string };
     };
     assert.deepEqual(pod.status, { podIP: details.ip, phase: 'Running' });
   });
 
   it('resolves service names inside pods, short names only in the own namespace', async () => {
-    const inDefault = await labExec({ name: LAB, pod: 'productpage-v1', command: ['getent', 'hosts', 'details', 'reviews.default', 'ratings.default.svc.cluster.local'] });
+    const inDefault = await labExec({ name: LAB, pod: bookinfoPodName(up, 'productpage'), command: ['getent', 'hosts', 'details', 'reviews.default', 'ratings.default.svc.cluster.local'] });
     assert.equal(inDefault.code, 0, inDefault.stderr);
     assert.match(inDefault.stdout, /^198\.19\.128\.11\s+details\b/m);
     assert.match(inDefault.stdout, /^198\.19\.128\.12\s+.*reviews\.default\b/m);
@@ -94,7 +99,7 @@ describe('lab up: bookinfo', () => {
 
   it('lets a pod outside the mesh reach a ClusterIP through the node DNAT rules, answered by a details pod that sees the client IP', async () => {
     const client = up.pods.find((p) => p.name === 'client')!;
-    const details = up.pods.find((p) => p.name === 'details-v1')!;
+    const details = bookinfoPod(up, 'details');
     const node = up.nodes.find((n) => n.name === client.node)!;
     const dnatPackets = (): number => {
       const saved = inNetns(node.netns, ['iptables-save', '-c', '-t', 'nat']);
@@ -112,8 +117,8 @@ describe('lab up: bookinfo', () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const summary = JSON.parse(r.stdout) as { ok: number; pods: Record<string, number>; clientAddresses: Record<string, string[]> };
     assert.equal(summary.ok, 5);
-    assert.deepEqual(Object.keys(summary.pods), ['details-v1']);
-    assert.deepEqual(summary.clientAddresses['details-v1'], [client.ip]);
+    assert.deepEqual(Object.keys(summary.pods), [details.name]);
+    assert.deepEqual(summary.clientAddresses[details.name], [client.ip]);
     // One new connection per request: the DNAT rule matched each one's first packet.
     assert.ok(dnatPackets() - before >= 5, 'connections went through the DNAT rule');
   });
@@ -126,9 +131,9 @@ describe('lab up: bookinfo', () => {
     );
     const summary = JSON.parse(stdout) as { ok: number; failed: number; pods: Record<string, number> };
     assert.equal(summary.ok, 20);
-    assert.equal(summary.pods['productpage-v1'], 20);
-    assert.equal(summary.pods['details-v1'], 20, 'productpage (node-1) reached details (node-2)');
-    const reviews = ['reviews-v1', 'reviews-v2', 'reviews-v3'].reduce((n, p) => n + (summary.pods[p] ?? 0), 0);
+    assert.equal(summary.pods[bookinfoPodName(up, 'productpage')], 20);
+    assert.equal(summary.pods[bookinfoPodName(up, 'details')], 20, 'productpage (node-1) reached details (node-2)');
+    const reviews = ['v1', 'v2', 'v3'].reduce((n, v) => n + (summary.pods[bookinfoPodName(up, 'reviews', v)] ?? 0), 0);
     assert.equal(reviews, 20);
   });
 
@@ -162,10 +167,12 @@ describe('lab up: bookinfo', () => {
 
   it('prints status as a table and as JSON', async () => {
     const table = await run(process.execPath, [CLI, 'lab', 'status', '--name', LAB]);
-    assert.match(table.stdout, /productpage-v1\s+node-1\s+198\.18\.1\.\d+\s+yes/);
+    assert.match(table.stdout, /productpage-v1-[a-z0-9]{10}-[a-z0-9]{5}\s+node-1\s+198\.18\.1\.\d+\s+yes/);
+    assert.match(table.stdout, /default\s+reviews-v2\s+1\/1\s+[a-z0-9]{10}\s+reviews-v2-/);
     assert.match(table.stdout, /details\s+198\.19\.128\.11\s+9080\/TCP\s+198\.18\.2\.\d+:9080/);
     const json = JSON.parse((await run(process.execPath, [CLI, 'lab', 'status', '--name', LAB, '--json'])).stdout) as { services: { name: string; endpoints: unknown[] }[] };
     assert.equal(json.services.find((s) => s.name === 'reviews')!.endpoints.length, 3);
+    for (const v of ['v1', 'v2', 'v3']) assert.deepEqual(json.services.find((s) => s.name === `reviews-${v}`)!.endpoints.map((e) => (e as { pod: string }).pod), [bookinfoPodName(up, 'reviews', v)]);
   });
 
   it('down leaves nothing: namespaces, processes, /etc/netns entries, state', async () => {

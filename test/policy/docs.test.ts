@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { compilePolicies, evaluate } from '../../policy/engine.js';
+import { compilePolicies, evaluate, evaluateRequest, type HttpRequestInfo } from '../../policy/engine.js';
 import { formatFieldErrors } from '../../policy/errors.js';
 import { validatePolicyObject } from '../../policy/validate.js';
 
@@ -44,4 +44,29 @@ test('the docs examples behave as the text says', () => {
   assert.equal(evaluate(legacy, { sourceIp: '198.18.0.5', sourcePrincipal: sa('shop', 'frontend'), destinationIp: '198.18.0.9', destinationPort: 8080 }).reason, 'no-allow-match');
   assert.equal(store.mtlsModeFor({ namespace: 'data', labels: { app: 'db' } }, 5432), 'STRICT');
   assert.equal(store.mtlsModeFor({ namespace: 'data', labels: { app: 'db' } }, 9187), 'PERMISSIVE');
+});
+
+test('the waypoint examples in docs/policy.md behave as the text says', () => {
+  const store = compilePolicies(docExamples());
+  const at = (service: string) => store.forWaypointTarget({ namespace: 'bookinfo', name: 'waypoint', service });
+  const req = (over: Partial<HttpRequestInfo>): HttpRequestInfo => ({
+    sourceIp: '198.18.140.2',
+    sourcePrincipal: 'spiffe://cluster.local/ns/bookinfo/sa/productpage',
+    destinationIp: '10.96.0.20',
+    destinationPort: 9080,
+    method: 'GET',
+    path: '/api/reviews/1',
+    authority: 'reviews:9080',
+    headers: {},
+    ...over,
+  });
+  assert.equal(evaluateRequest(at('bookinfo/reviews'), req({})).policy, 'bookinfo/reviews-read');
+  assert.equal(evaluateRequest(at('bookinfo/reviews'), req({ method: 'POST' })).allowed, false);
+  assert.equal(evaluateRequest(at('bookinfo/reviews'), req({ method: 'POST', headers: { 'end-user': 'jason' } })).allowed, true);
+  assert.equal(evaluateRequest(at('bookinfo/reviews'), req({ path: '/api/../admin' })).policy, 'bookinfo/no-admin');
+  assert.equal(evaluateRequest(at('bookinfo/ratings'), req({ path: '/ratings', method: 'POST' })).allowed, true);
+  assert.equal(evaluateRequest(at('bookinfo/ratings'), req({ path: '/admin/x', sourcePrincipal: 'spiffe://cluster.local/ns/ops/sa/admin' })).allowed, true);
+  assert.equal(evaluateRequest(at('bookinfo/ratings'), req({ method: 'TRACE' })).policy, 'weft-system/no-trace');
+  // Node agents do not enforce them.
+  assert.deepEqual(store.forWorkload({ namespace: 'bookinfo', labels: { app: 'reviews' } }).authorizationPolicies, ['weft-system/mesh-deny']);
 });

@@ -1,0 +1,45 @@
+/**
+ * Which endpoint of a backend gets a request: least outstanding requests by power of two
+ * choices (two distinct endpoints at random, the one with fewer requests in flight from this
+ * waypoint). The counting and the choice are the agent's LoadBalancer (there per connection,
+ * here per request); this module narrows the candidates first (a route's subset labels) and keeps
+ * the begin/end pairing in one place. No I/O: the random source is injected.
+ */
+import type { Endpoint, Service } from '../discovery/types.js';
+import { LoadBalancer } from '../proxy/load-balancer.js';
+import type { BackendTarget } from '../l7/types.js';
+
+export class RequestPicker {
+  readonly #balancer: LoadBalancer;
+
+  constructor(random: () => number = Math.random) {
+    this.#balancer = new LoadBalancer(random);
+  }
+
+  /** The endpoint for one request to `backend`, or undefined when the service has none ready. */
+  pick(service: Service | undefined, backend: BackendTarget): Endpoint | undefined {
+    const all = service?.ports.get(backend.port);
+    if (all === undefined || all.length === 0) return undefined;
+    const labels = backend.subset?.labels;
+    const candidates = labels === undefined ? all : all.filter((e) => e.workload !== undefined && matchesLabels(e.workload.labels, labels));
+    return this.#balancer.pick(candidates);
+  }
+
+  /** A request to `endpoint` started; call `end` exactly once when it is done. */
+  begin(endpoint: Endpoint): void {
+    this.#balancer.acquire(endpoint);
+  }
+
+  end(endpoint: Endpoint): void {
+    this.#balancer.release(endpoint);
+  }
+
+  outstanding(endpoint: Endpoint): number {
+    return this.#balancer.openTo(endpoint);
+  }
+}
+
+function matchesLabels(have: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): boolean {
+  for (const k in want) if (have[k] !== want[k]) return false;
+  return true;
+}

@@ -1,0 +1,215 @@
+/**
+ * The waypoint's upstreams: how a request reaches the pod it was given to. A meshed pod is
+ * reached over HBONE to its 15008 (the waypoint's own certificate, the pod's identity expected,
+ * `:authority` podIP:targetPort, `forwarded: for="<client>"` so the destination agent connects
+ * to the app with the original client's address); a pod outside the mesh (or an address that
+ * is no pod) over plain TCP, as an agent would.
+ *
+ * Pooling, per (endpoint, identity, client address), since the client address travels on the
+ * CONNECT and is fixed for the stream's life: HTTP/1.1 keep-alive connections (an http.Agent
+ * whose connections are CONNECT streams) and one HTTP/2 session (h2c, gRPC) multiplexing every
+ * request. The CONNECT streams of all of them share the HBONE pool's TLS connections to the pod.
+ */
+import http from 'node:http';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../discovery/types.js';
+import { WeftError, isWeftError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { formatAuthority } from '../tunnel/authority.js';
+import type { HbonePool } from '../tunnel/pool.js';
+import { HBONE_PORT, POOL_IDLE_TIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS, WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS } from '../config.js';
+import { forwardedFor } from './headers.js';
+
+export interface UpstreamsOptions {
+  pool: HbonePool;
+  /** The waypoint's SPIFFE ID (its certificate is the client certificate of every HBONE connection). */
+  identity: string;
+  /** The destination pods' HBONE port (15008). */
+  hbonePort?: number;
+  /** Plain TCP to a pod outside the mesh (default net.connect; tests map addresses). */
+  createSocket?: (host: string, port: number) => Socket;
+  logger: Logger;
+  idleTimeoutMs?: number;
+}
+
+/** Whether an endpoint is reached over HBONE (a meshed pod) or plain TCP. */
+export function overHbone(endpoint: Endpoint): boolean {
+  return endpoint.workload !== undefined && endpoint.workload.inMesh;
+}
+
+/** HTTP/1.1 keep-alive connections to one endpoint, each a tunnelled stream. */
+class TunnelAgent extends http.Agent {
+  readonly #open: () => Promise<Duplex>;
+  readonly #idleMs: number;
+
+  constructor(open: () => Promise<Duplex>, idleMs: number) {
+    super({ keepAlive: true, maxFreeSockets: WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS, scheduling: 'lifo' });
+    this.#open = open;
+    this.#idleMs = idleMs;
+  }
+
+  override createConnection(_options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    this.#open().then(
+      (s) => callback?.(null, s),
+      (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
+    );
+    return undefined;
+  }
+
+  /** Kept for the next request (a stream has no setKeepAlive/unref); closed after idling. */
+  override keepSocketAlive(socket: Duplex): boolean {
+    (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(this.#idleMs);
+    return true;
+  }
+
+  override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
+    (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(0);
+    request.reusedSocket = true;
+  }
+}
+
+export interface UpstreamsStats {
+  http1Agents: number;
+  http2Sessions: number;
+  streamsOpened: number;
+  connectFailures: number;
+}
+
+export class Upstreams {
+  readonly #opts: UpstreamsOptions;
+  readonly #hbonePort: number;
+  readonly #idleMs: number;
+  readonly #agents = new Map<string, { agent: TunnelAgent; endpoint: Endpoint }>();
+  readonly #sessions = new Map<string, { session: Promise<ClientHttp2Session>; endpoint: Endpoint }>();
+  #streamsOpened = 0;
+  #connectFailures = 0;
+
+  constructor(opts: UpstreamsOptions) {
+    this.#opts = opts;
+    this.#hbonePort = opts.hbonePort ?? HBONE_PORT;
+    this.#idleMs = opts.idleTimeoutMs ?? POOL_IDLE_TIMEOUT_MS;
+  }
+
+  /**
+   * A byte stream to `endpoint` on behalf of `clientIp`: a CONNECT stream (meshed pod) or a TCP
+   * socket. Rejects with WEFT_ERR_WAYPOINT_UPSTREAM (the cause says why).
+   */
+  async open(endpoint: Endpoint, clientIp: string): Promise<Duplex> {
+    const target = formatAuthority(endpoint.ip, endpoint.port);
+    try {
+      const s = overHbone(endpoint) ? await this.#openHbone(endpoint, clientIp) : await this.#openTcp(endpoint);
+      this.#streamsOpened++;
+      return s;
+    } catch (err) {
+      this.#connectFailures++;
+      const code = isWeftError(err) ? err.code : (err as { code?: string }).code;
+      throw new WeftError('WEFT_ERR_WAYPOINT_UPSTREAM', `cannot reach ${target}${overHbone(endpoint) ? ` over HBONE (expected ${endpoint.workload!.identity})` : ''}: ${code ? `${code}: ` : ''}${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The keep-alive pool of HTTP/1.1 connections to `endpoint` for requests of `clientIp`. */
+  http1(endpoint: Endpoint, clientIp: string): http.Agent {
+    const key = poolKey(endpoint, clientIp);
+    let entry = this.#agents.get(key);
+    if (entry === undefined) {
+      entry = { agent: new TunnelAgent(() => this.open(endpoint, clientIp), this.#idleMs), endpoint };
+      this.#agents.set(key, entry);
+    }
+    return entry.agent;
+  }
+
+  /** The HTTP/2 session to `endpoint` for requests of `clientIp` (one, multiplexed; a new one after it closes). */
+  http2(endpoint: Endpoint, clientIp: string): Promise<ClientHttp2Session> {
+    const key = poolKey(endpoint, clientIp);
+    const have = this.#sessions.get(key);
+    if (have !== undefined) return have.session;
+    const session = this.open(endpoint, clientIp).then((stream) => {
+      const s = h2connect(`http://${formatAuthority(endpoint.ip, endpoint.port)}`, { createConnection: () => stream });
+      const forget = (): void => {
+        if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
+      };
+      s.on('close', forget);
+      s.on('goaway', forget);
+      s.on('error', (err) => {
+        forget();
+        this.#opts.logger.debug({ upstream: key, err }, 'upstream HTTP/2 session error');
+      });
+      // Closed after idling, as the HBONE pool closes its connections (pod IPs get reused).
+      s.setTimeout(this.#idleMs, () => {
+        forget();
+        s.close();
+      });
+      return s;
+    });
+    session.catch(() => {
+      if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
+    });
+    this.#sessions.set(key, { session, endpoint });
+    return session;
+  }
+
+  /** Drops the pools of endpoints that left the model (or whose pod changed identity). */
+  closeGone(stillThere: (endpoint: Endpoint) => boolean): void {
+    for (const [key, e] of this.#agents) {
+      if (stillThere(e.endpoint)) continue;
+      e.agent.destroy();
+      this.#agents.delete(key);
+    }
+    for (const [key, e] of this.#sessions) {
+      if (stillThere(e.endpoint)) continue;
+      this.#sessions.delete(key);
+      e.session.then((s) => s.destroy(), () => undefined);
+    }
+    this.#opts.pool.closeGone((host, identity) => {
+      for (const e of this.#agents.values()) if (e.endpoint.ip === host && e.endpoint.workload?.identity === identity) return true;
+      for (const e of this.#sessions.values()) if (e.endpoint.ip === host && e.endpoint.workload?.identity === identity) return true;
+      return false;
+    });
+  }
+
+  stats(): UpstreamsStats {
+    return { http1Agents: this.#agents.size, http2Sessions: this.#sessions.size, streamsOpened: this.#streamsOpened, connectFailures: this.#connectFailures };
+  }
+
+  close(): void {
+    for (const e of this.#agents.values()) e.agent.destroy();
+    this.#agents.clear();
+    for (const e of this.#sessions.values()) e.session.then((s) => s.destroy(), () => undefined);
+    this.#sessions.clear();
+    this.#opts.pool.destroy();
+  }
+
+  #openHbone(endpoint: Endpoint, clientIp: string): Promise<Duplex> {
+    return this.#opts.pool.connect({
+      sourceIdentity: this.#opts.identity,
+      destination: { host: endpoint.ip, port: this.#hbonePort },
+      expectedIdentity: endpoint.workload!.identity,
+      authority: formatAuthority(endpoint.ip, endpoint.port),
+      headers: { forwarded: forwardedFor(clientIp) },
+    });
+  }
+
+  #openTcp(endpoint: Endpoint): Promise<Duplex> {
+    const socket = this.#opts.createSocket?.(endpoint.ip, endpoint.port) ?? netConnect({ host: endpoint.ip, port: endpoint.port });
+    socket.setNoDelay(true);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => socket.destroy(new WeftError('WEFT_ERR_CONNECT_TIMEOUT', `TCP connect took more than ${UPSTREAM_CONNECT_TIMEOUT_MS} ms`)), UPSTREAM_CONNECT_TIMEOUT_MS);
+      timer.unref();
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+}
+
+function poolKey(endpoint: Endpoint, clientIp: string): string {
+  return `${formatAuthority(endpoint.ip, endpoint.port)}\u0000${endpoint.workload?.identity ?? ''}\u0000${clientIp}`;
+}
