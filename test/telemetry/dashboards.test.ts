@@ -7,6 +7,7 @@
  * Request-metric panels (istio_request*, reported by the waypoint) return series only once a
  * waypoint's metrics are in the lab's Prometheus; until then (see WAYPOINT_PENDING) each of them
  * is listed as a todo with the reason, and still sent to Prometheus, which must accept it.
+ * On the same lab and traffic, `weft status top --lab` shows the edges from the agents' tables.
  * Needs root and the prometheus executable. Lab `tele1`.
  */
 import { test, before, after } from 'node:test';
@@ -15,6 +16,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { labApply, labDown, labUp } from '../../agent/lab/index.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
 import { waitFor } from '../helpers/wait.js';
@@ -167,4 +170,24 @@ test('every panel query of every dashboard returns series after the traffic', as
   if (!waypointLanded) {
     t.diagnostic(`${pending.length} request-metric panels pending: ${WAYPOINT_PENDING}`);
   }
+});
+
+test('weft status top --lab --once: the lab\'s edges, plaintext from outside the mesh, mutual TLS inside it', async () => {
+  const weft = fileURLToPath(new URL('../../agent/cli/main.js', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [weft, 'status', 'top', '--lab', LAB, '--once', '--interval', '0.2', '--limit', '50']);
+  const lines = stdout.split('\n');
+  const columns = lines.find((l) => l.startsWith('SOURCE'))!.split(/\s{2,}/);
+  const rows = lines.filter((l) => /^\S+\/\S+\s{2,}\S+/.test(l)).map((l) => {
+    const cells = l.split(/\s{2,}/);
+    return Object.fromEntries(columns.map((c, i) => [c, cells[i]]));
+  });
+  const edge = (source: string, destination: string) => rows.find((r) => r['SOURCE'] === source && r['DESTINATION'] === destination);
+  const fromOutside = edge('outside/client', `default/${POD['productpage-v1']!}`);
+  assert.ok(fromOutside, `outside/client -> productpage in:\n${stdout}`);
+  assert.equal(fromOutside['MTLS'], 'no');
+  assert.ok(Number(fromOutside['TOTAL']) >= 12, `the 12 requests' connections: ${JSON.stringify(fromOutside)}`);
+  const inside = edge(`default/${POD['productpage-v1']!}`, `default/${POD['details-v1']!}`);
+  assert.ok(inside, `productpage -> details in:\n${stdout}`);
+  assert.equal(inside['MTLS'], 'yes');
+  assert.ok(Number(String(inside['ERRORS']).split(' ')[0]) >= 1, 'the refused connect to details:9999 is an error of the edge');
 });
