@@ -3,10 +3,12 @@ import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
+import { routeStatusRows } from '../l7/status.js';
+import type { RouteStatus } from '../l7/types.js';
 import { runTop } from './status-top.js';
 import { followConnections } from './status-follow.js';
 
-const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections', 'top'] as const;
+const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections', 'routes', 'top'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
@@ -43,13 +45,23 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
     case 'top':
     case 'connections':
       return { rows: list('open', connections), columns: ['direction', 'sourceIp', 'sourceWorkload', 'originalDestination', 'upstream', 'destinationWorkload', 'mutualTls'] };
+    case 'routes':
+      // A waypoint's /config_dump lists `routes` (RouteStore.statuses()); an agent's has none.
+      return { rows: routeRows(list('routes')), columns: ['route', 'parent', 'accepted', 'resolvedRefs', 'message'] };
   }
+}
+
+/** `routes` as RouteStatus objects (rows made here) or as rows already (routeStatusRows on the waypoint's side). */
+function routeRows(items: Row[]): Row[] {
+  const first = items[0];
+  if (first === undefined || !Array.isArray((first as Record<string, unknown>)['parents'])) return items;
+  return routeStatusRows(items as unknown as RouteStatus[]);
 }
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections; `top` shows the busiest edges live")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint); `top` shows the busiest edges live")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
     .option('--admin <host:port...>', "the agent's admin API (several: ask each)", [DEFAULT_ADMIN_ADDRESS])
