@@ -14,6 +14,8 @@ command -v kubectl >/dev/null || need+=(kubernetes-client)
 # The lab runs a real Prometheus scraping its agents (agent/lab/prometheus.ts). Debian's package
 # also enables a system-wide prometheus.service; the lab's own runs in its fabric namespace.
 command -v prometheus >/dev/null || need+=(prometheus)
+# The dashboard's browser test (test/dashboard/browser.test.ts) drives Debian's Chromium headless.
+command -v chromium >/dev/null || need+=(chromium)
 for extra in ${WEFT_EXTRA_APT:-}; do command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}"); done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
