@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { labDown, labStatus, labUp } from '../../agent/lab/index.js';
 import { REPO_DIR, WEFT_MAIN } from '../../agent/lab/paths.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
+import { processAlive } from '../../agent/lab/procs.js';
 import { chromiumMissing, launchChromium, type Browser, type Page } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/wait.js';
 import { load, waitCaptured } from '../e2e/helpers.js';
@@ -191,4 +192,14 @@ test('the page needs nothing but the dashboard: every request went to its own ad
   const elsewhere = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:'));
   assert.deepEqual(elsewhere, []);
   assert.deepEqual(page.errors, []);
+});
+
+test('down stops the dashboard with the lab, like its Prometheus', { skip }, async () => {
+  const pid = (await labStatus(LAB)).dashboard?.pid;
+  assert.ok(pid !== undefined && processAlive(pid));
+  await browser?.close();
+  browser = undefined;
+  await labDown({ name: LAB });
+  assert.equal(processAlive(pid), false);
+  await assert.rejects(fetch(`${url}healthz`));
 });
