@@ -8,6 +8,10 @@
  * checked on a TCP connection. As ztunnel does, an ALLOW rule that uses them is dropped (it matches
  * nothing: fail closed), and a DENY rule is kept without them (it denies more: fail closed). AUDIT
  * rules are treated like DENY ones, so auditing never misses a connection it was asked to see.
+ *
+ * Compiled for a waypoint (`waypoint`, policies with targetRefs), the same structure carries the
+ * HTTP fields in each match's `http` part and they are checked against the request of the
+ * decision (beginRequestMatch); a match's L4 fields are checked first, as they are cheaper.
  */
 import { cidrContains, FAMILY_NONE, parseCidr, parseIp, type Cidr, type Family } from './ip.js';
 import { normalizeRequestPath } from './http-path.js';

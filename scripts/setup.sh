@@ -37,6 +37,13 @@ if [ ${#need[@]} -gt 0 ]; then
   trap - EXIT
 fi
 
+# Optional: an independent HTTP/2 client for the lean HBONE framer's interop test
+# (test/tunnel/h2-interop.test.ts skips its python3-h2 case without it), so a failed install warns only.
+if ! /usr/bin/python3 -c 'import h2' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-h2 >/dev/null 2>&1 ||
+    echo "weft setup: python3-h2 could not be installed; the interop test skips its python3-h2 case" >&2
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -7,6 +7,7 @@ import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerWaypointGenerate } from './waypoint-generate.js';
 import { registerDashboardCommand } from './dashboard-command.js';
+import { registerWaypointCommand } from './waypoint-command.js';
 
 const program = new Command();
 program
@@ -26,6 +27,7 @@ registerCaCommand(program);
 registerLabCommands(program);
 registerStatusCommand(program);
 registerCheckCommand(program);
+registerWaypointCommand(program);
 // After `weft waypoint` (wp's), which it adds `generate` to.
 registerWaypointGenerate(program);
 registerDashboardCommand(program);

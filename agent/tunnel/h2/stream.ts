@@ -77,7 +77,9 @@ export class LeanStream extends Duplex {
   /** @internal Payload bytes of a DATA frame (a copy the stream may keep). */
   deliver(chunk: Buffer): void {
     if (this.destroyed || this.remoteEnded) return;
-    if (this.held > 0 || !this.push(chunk)) this.held += chunk.length;
+    // Always pushed (the window bounds what is buffered); credited back only while the reader keeps up.
+    const keepingUp = this.push(chunk);
+    if (this.held > 0 || !keepingUp) this.held += chunk.length;
     else this.#session.credit(this, chunk.length);
   }
 
