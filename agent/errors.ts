@@ -52,6 +52,8 @@ export const ErrorCodes = {
   WEFT_ERR_WAYPOINT_NO_ENDPOINT: 'the waypoint found no ready endpoint for the service a request is routed to (503, response flag UH)',
   WEFT_ERR_WAYPOINT_UPSTREAM: 'the waypoint could not reach the chosen endpoint of a request (HBONE connect, TLS, CONNECT refused: 503, response flag UF)',
   WEFT_ERR_WAYPOINT_TIMEOUT: 'a request through the waypoint exceeded its route timeout (request or backendRequest: 504, response flag UT)',
+  WEFT_ERR_DASHBOARD: 'the dashboard could not get its data: Prometheus unreachable or refusing a query, or the listen address taken (the message names which)',
+  WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

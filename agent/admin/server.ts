@@ -44,6 +44,8 @@ export function configDump(view: AdminView) {
       inMesh: w.inMesh,
       captured: view.captured.has(w.key),
       certExpiry: view.captured.has(w.key) ? expiry.get(w.identity) : undefined,
+      // For the dashboard: which policies select the pod and which graph node it is.
+      labels: w.labels, workloadName: w.workloadName, version: w.version,
     })),
     certificates: certs.map((c) => ({
       identity: c.identity,
@@ -87,7 +89,9 @@ export async function startAdminServer(view: AdminView, address: string): Promis
     if (url === '/config_dump') return send(200, configDump(view));
     // Policies are applied in the same turn as the model update: refusals are as of `generation`.
     if (url === '/refusals') return send(200, { generation: view.model.generation, readStartedAt: view.discoveryReadStartedAt?.(), resourceVersions: view.discoveryResourceVersions?.(), refusals: view.refusals() });
+    // Newline-delimited JSON of opens, decisions and closes, live (`weft status connections --follow`).
+    if (url === '/connections/stream') return view.inputs.connections.events.serve(req, res);
     if (url === '/connections') return send(200, { open: view.inputs.connections.openConnections().map(({ sourceWorkload, destinationWorkload, ...rest }) => ({ ...rest, sourceWorkload: sourceWorkload?.key, destinationWorkload: destinationWorkload?.key })), totals: view.inputs.connections.totals() });
-    send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /refusals, /healthz/ready` });
+    send(404, { error: `no such endpoint ${url}; try /config_dump, /connections, /connections/stream, /refusals, /healthz/ready` });
   });
 }

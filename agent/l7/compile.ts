@@ -44,7 +44,7 @@ import type {
 
 /** What compilation reads of the discovery model (MeshModel satisfies it). */
 export interface RouteModel {
-  readonly services: ReadonlyMap<string, Pick<Service, 'key' | 'ports'>>;
+  readonly services: ReadonlyMap<string, Pick<Service, 'key' | 'ports'> & { readonly waypoint?: string | undefined }>;
   /** MeshModel.others: ReferenceGrants are read from here. */
   readonly others: readonly unknown[];
 }
@@ -434,7 +434,9 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
         if (list.some((x) => x.route === info)) continue;
         for (const x of ranked) list.push({ ...x, route: info });
       }
-      accepted(true, 'Accepted', `attached to ${p.port !== undefined ? `port ${p.port}` : `every port (${ports.join(', ')})`} of Service ${svcKey}`);
+      // Accepted either way (the route is fine); without a waypoint nothing applies it yet.
+      const unbound = 'waypoint' in svc && svc.waypoint === undefined ? '; the Service has no waypoint (label weft.dev/use-waypoint), so the route takes effect once it has one' : '';
+      accepted(true, 'Accepted', `attached to ${p.port !== undefined ? `port ${p.port}` : `every port (${ports.join(', ')})`} of Service ${svcKey}${unbound}`);
     }
   }
   return { route: `${info.kind} ${info.key}`, kind: info.kind, namespace: info.namespace, name: info.name, ...(generation !== undefined ? { generation } : {}), parents };

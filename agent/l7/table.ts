@@ -18,9 +18,10 @@ const NOT_FOUND: RequestPlan = Object.freeze({ kind: 'reply', rule: undefined, s
 const PHI = 0.6180339887498949;
 
 function headerValue(request: RequestView, name: string): string | undefined {
-  const v = request.headers[name];
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : v.join(',');
+  const v: unknown = request.headers[name];
+  // By type, not by presence: `constructor` or `__proto__` of a plain object is the prototype's.
+  if (typeof v === 'string') return v;
+  return Array.isArray(v) ? v.join(',') : undefined;
 }
 
 function stringMatch(m: CompiledStringMatch, value: string | undefined): boolean {
@@ -57,12 +58,17 @@ function isGrpc(request: RequestView): boolean {
 
 export class CompiledRouteTable implements RouteTable {
   readonly #byFrontend: ReadonlyMap<string, readonly TableEntry[]>;
-  /** Every route's status as compiled (store.ts adds the refused ones). */
-  readonly statuses: readonly RouteStatus[];
+  readonly #statuses: readonly RouteStatus[];
 
-  constructor(compiled: CompiledRoutes) {
+  /** `statuses`: the store's (refused routes included); default the compiled ones. */
+  constructor(compiled: CompiledRoutes, statuses: readonly RouteStatus[] = compiled.statuses) {
     this.#byFrontend = compiled.byFrontend;
-    this.statuses = compiled.statuses;
+    this.#statuses = statuses;
+  }
+
+  /** Every route's status (RouteStore.statuses() of the update that made this table). */
+  statuses(): readonly RouteStatus[] {
+    return this.#statuses;
   }
 
   /** Whether any route applies to the Service port (else plan() forwards unchanged). */

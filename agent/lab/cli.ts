@@ -13,6 +13,7 @@ import { registerKubeApiServerCommand } from './kube/cli.js';
 import { labRestartAgent, labStartCa, labStopCa } from './agent-control.js';
 import { LAB_PROMETHEUS_URL, queryLabPrometheus } from './prometheus.js';
 import { registerKubeLabCommands } from './kube-commands.js';
+import { registerPortForwardCommand } from './port-forward-command.js';
 
 const NAME_HELP = 'lab name: 1-20 lower-case letters or digits';
 
@@ -148,6 +149,8 @@ export function registerLabCommands(program: Command): void {
       });
       process.stdout.write(lines.length === 0 ? '(no series)\n' : lines.join('\n') + '\n');
     });
+
+  registerPortForwardCommand(lab);
 
   lab
     .command('exec')

@@ -61,6 +61,8 @@ export interface StartSpec {
    * exec` gives each process a private mount namespace, where new netns mounts would stay).
    */
   networkOnly?: boolean;
+  /** Open fds the process inherits as fd 3, 4, ... (the dashboard gets the host's netns so). */
+  inheritFds?: readonly number[];
 }
 
 export interface StartOptions {
@@ -92,7 +94,7 @@ export async function startInNetns(spec: StartSpec, options: StartOptions): Prom
       cwd: spec.cwd,
       env: spec.env,
       detached: true,
-      stdio: ['ignore', fd, fd],
+      stdio: ['ignore', fd, fd, ...(spec.inheritFds ?? [])],
     });
     pid = await new Promise<number>((resolvePid, reject) => {
       child.once('spawn', () => resolvePid(child.pid!));

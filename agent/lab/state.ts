@@ -9,6 +9,7 @@ import { WeftError } from '../errors.js';
 import type { ManifestObject } from '../discovery/types.js';
 import { labPaths, STATE_ROOT } from './paths.js';
 import { processAlive, type ProcRef } from './procs.js';
+import type { LabDashboardState } from '../dashboard/lab.js';
 
 export const STATE_VERSION = 1;
 
@@ -65,6 +66,8 @@ export interface LabState {
   prometheusEnabled?: boolean;
   /** The lab's Prometheus (prometheus.ts; fabric namespace); absent for `up --no-agents`. */
   prometheus?: ProcRef | undefined;
+  /** The lab's dashboard (agent/dashboard/lab.ts; fabric namespace, listening on the host's loopback). */
+  dashboard?: LabDashboardState | undefined;
   nodes: NodeState[];
   pods: PodState[];
   services: ServiceState[];

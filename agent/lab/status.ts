@@ -7,6 +7,7 @@ import { serviceViewsFor } from './converge.js';
 import { labPaths } from './paths.js';
 import { labPrometheusStatus, type PrometheusStatus } from './prometheus.js';
 import { refAlive } from './procs.js';
+import { labDashboardStatus, type LabDashboardStatus } from '../dashboard/lab.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import { labSpecOptions } from './waypoints.js';
 import type { LabState } from './state.js';
@@ -84,6 +85,8 @@ export interface LabStatus {
   deployments: DeploymentStatus[];
   /** The lab's Prometheus (prometheus.ts): its URL answers inside `netns` only. */
   prometheus: PrometheusStatus | undefined;
+  /** The lab's dashboard (agent/dashboard/lab.ts): its URL answers on this machine's loopback. */
+  dashboard?: LabDashboardStatus | undefined;
   /** Kubernetes mode: the admin kubeconfig (`kubectl --kubeconfig <it> get pods -A`). */
   kubeconfig?: string;
 }
@@ -156,6 +159,7 @@ export function statusOf(state: LabState): LabStatus {
     services,
     deployments,
     prometheus: labPrometheusStatus(state),
+    dashboard: labDashboardStatus(state),
   };
 }
 
@@ -166,6 +170,10 @@ export function formatStatus(s: LabStatus): string {
   if (s.prometheus !== undefined) {
     const p = s.prometheus;
     out.push(table(['PROMETHEUS', 'NETNS', 'PID', 'STATUS', 'LOG'], [[p.url, p.netns, String(p.pid ?? '-'), p.running ? 'running' : 'stopped', p.log]]), '');
+  }
+  if (s.dashboard !== undefined) {
+    const d = s.dashboard;
+    out.push(table(['DASHBOARD', 'PID', 'STATUS', 'LOG'], [[d.url, String(d.pid ?? '-'), d.running ? 'running' : 'stopped', d.log]]), '');
   }
   out.push(
     table(

@@ -12,6 +12,8 @@ import { WeftError, isWeftError } from '../errors.js';
 import { spiffeIdFromSan } from '../identity/spiffe.js';
 import { formatAuthority } from './authority.js';
 import { ALPN_H2, H2_SETTINGS, TLS_VERSIONS, type TlsCredentials } from './settings.js';
+import { defaultHboneImpl, leanSessionOptions, type HboneImpl } from './impl.js';
+import { LeanSession } from './h2/session.js';
 import { CONNECT_RESPONSE_TIMEOUT_MS, CONNECTION_WINDOW_BYTES, MAX_SESSION_MEMORY_MB, MAX_STREAMS_PER_CONNECTION, TLS_HANDSHAKE_TIMEOUT_MS } from '../config.js';
 
 export interface OpenSessionOptions {
@@ -24,6 +26,8 @@ export interface OpenSessionOptions {
   host: string;
   port: number;
   handshakeTimeoutMs?: number;
+  /** HTTP/2 implementation (default: the process default, agent/tunnel/impl.ts). */
+  impl?: HboneImpl;
 }
 
 /** OpenSSL verification results: the peer's chain is not trusted (vs. a protocol failure). */
@@ -85,6 +89,16 @@ export async function openHboneSession(opts: OpenSessionOptions): Promise<Client
     tlsSocket.destroy();
     throw new WeftError('WEFT_ERR_TLS_HANDSHAKE', `server ${target} did not negotiate h2 (ALPN ${String(tlsSocket.alpnProtocol)})`);
   }
+  if ((opts.impl ?? defaultHboneImpl()) === 'lean') {
+    const lean = new LeanSession(tlsSocket, leanSessionOptions(false));
+    // The pool puts its own listener on; until then an error must not throw.
+    lean.on('error', ignoreError);
+    (lean as LeanSession & { [kTlsSocket]?: TLSSocket })[kTlsSocket] = tlsSocket;
+    lean.start();
+    // LeanSession has the part of ClientHttp2Session that pool.ts and openConnectStream use
+    // (request, ping, close, destroy, destroyed, remoteSettings, socket, goaway/error/close).
+    return lean as unknown as ClientHttp2Session;
+  }
   const session = h2connect(`https://${formatAuthority(opts.host, opts.port)}`, {
     createConnection: () => tlsSocket,
     settings: H2_SETTINGS,
@@ -95,6 +109,8 @@ export async function openHboneSession(opts: OpenSessionOptions): Promise<Client
   (session as ClientHttp2Session & { [kTlsSocket]?: TLSSocket })[kTlsSocket] = tlsSocket;
   return session;
 }
+
+function ignoreError(): void {}
 
 /** Whether a failed stream never reached the server's handler, so opening it elsewhere is safe. */
 export function isRetryableStreamError(err: unknown): boolean {

@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { formatAuthority } from './authority.js';
 import { isRetryableStreamError, openConnectStream, openHboneSession } from './client.js';
 import type { TlsCredentials } from './settings.js';
+import type { HboneImpl } from './impl.js';
 import { closeSessionGracefully, resetSession } from './server.js';
 import { HBONE_KEEPALIVE_MS, MAX_STREAMS_PER_CONNECTION, POOL_IDLE_TIMEOUT_MS, TLS_HANDSHAKE_TIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS } from '../config.js';
 
@@ -36,6 +37,8 @@ export interface HbonePoolOptions {
   maxStreamsPerConnection?: number;
   /** TCP connect deadline (default agent/config.ts). */
   connectTimeoutMs?: number;
+  /** HTTP/2 implementation (default: the process default, agent/tunnel/impl.ts). */
+  impl?: HboneImpl;
 }
 
 export interface HboneConnectRequest {
@@ -179,6 +182,7 @@ export class HbonePool {
   readonly #handshakeTimeoutMs: number;
   readonly #maxStreams: number;
   readonly #connectTimeoutMs: number;
+  readonly #impl: HboneImpl | undefined;
   /** Usable connections per key (not draining). */
   readonly #byKey = new Map<string, PooledConnection[]>();
   /** Every connection not yet closed (for stats and close()). */
@@ -195,6 +199,7 @@ export class HbonePool {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     this.#maxStreams = opts.maxStreamsPerConnection ?? MAX_STREAMS_PER_CONNECTION;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? UPSTREAM_CONNECT_TIMEOUT_MS;
+    this.#impl = opts.impl;
   }
 
   /**
@@ -349,7 +354,7 @@ export class HbonePool {
         socket.once('connect', onConnect);
       });
     }
-    const session = await openHboneSession({ socket, credentials, expectedIdentity: req.expectedIdentity, host, port, handshakeTimeoutMs: this.#handshakeTimeoutMs });
+    const session = await openHboneSession({ socket, credentials, expectedIdentity: req.expectedIdentity, host, port, handshakeTimeoutMs: this.#handshakeTimeoutMs, ...(this.#impl === undefined ? {} : { impl: this.#impl }) });
     conn.session = session;
     conn.state = this.#closed ? DRAINING : READY;
     this.#stats.connectionsOpened++;

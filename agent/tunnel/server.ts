@@ -10,7 +10,10 @@
 import { setLingerZero, socketFd } from '../../native/index.js';
 import { createSecureServer, constants as h2, type Http2Session, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { defaultHboneImpl, leanSessionOptions, type HboneImpl } from './impl.js';
+import { LeanSession } from './h2/session.js';
+import type { LeanStream } from './h2/stream.js';
 import { WeftError } from '../errors.js';
 import { spiffeIdFromSan, tryParseSpiffeId } from '../identity/spiffe.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -57,6 +60,8 @@ export interface HboneServerOptions {
   trustDomain?: string;
   /** A session without open streams is closed after this long (default: agent/config.ts). */
   sessionIdleTimeoutMs?: number;
+  /** HTTP/2 implementation (default: the process default, agent/tunnel/impl.ts). */
+  impl?: HboneImpl;
 }
 
 export interface HboneServerStats {
@@ -169,7 +174,8 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
 class HboneServerImpl implements HboneServer {
   readonly #opts: HboneServerOptions;
   readonly #log: Logger;
-  readonly #server: Http2SecureServer;
+  /** node:http2's server, or a plain TLS server whose connections get a LeanSession. */
+  readonly #server: Http2SecureServer | TlsServer;
   readonly #sessions = new Set<ServerHttp2Session>();
   #applied: TlsCredentials | undefined;
   #nextTlsSocket: TLSSocket | undefined;
@@ -187,26 +193,34 @@ class HboneServerImpl implements HboneServer {
     const trustDomain = opts.trustDomain ?? own;
     if (trustDomain === undefined) throw new WeftError('WEFT_ERR_IDENTITY_INVALID', `HBONE server identity ${creds.identity} is not a workload SPIFFE ID`);
     this.#trustDomain = trustDomain;
-    this.#server = createSecureServer({
+    const tlsOptions = {
       ...contextOptions(creds),
       ...TLS_VERSIONS,
       ALPNProtocols: [ALPN_H2],
-      allowHTTP1: false,
       requestCert: true,
       // Verified in #onSession instead, so a refusal can be logged with its reason (Node
       // would otherwise drop the socket silently).
       rejectUnauthorized: false,
       handshakeTimeout: opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
-      settings: H2_SETTINGS,
-      maxSessionMemory: MAX_SESSION_MEMORY_MB,
-      unknownProtocolTimeout: 1000,
-    });
+    };
+    const lean = (opts.impl ?? defaultHboneImpl()) === 'lean';
+    this.#server = lean
+      ? createTlsServer(tlsOptions)
+      : createSecureServer({ ...tlsOptions, allowHTTP1: false, settings: H2_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB, unknownProtocolTimeout: 1000 });
     // Before the TLS wrapper is made for this socket: runs ahead of tls.Server's own listener.
     this.#server.prependListener('connection', (socket: Socket) => {
       this.#maybeRotate();
       socket.setNoDelay(true);
       socket.setKeepAlive(true, HBONE_KEEPALIVE_MS);
     });
+    this.#server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      this.#stats.handshakeFailures++;
+      this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: err.code ?? err.message }, 'HBONE handshake failed');
+    });
+    if (lean) {
+      this.#server.on('secureConnection', (socket: TLSSocket) => this.#onLeanConnection(socket));
+      return;
+    }
     // Node makes the session inside its own 'secureConnection' listener and emits 'session'
     // before returning: the socket seen here is the one of the next session.
     this.#server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -219,15 +233,27 @@ class HboneServerImpl implements HboneServer {
       this.#onSession(s);
     });
     this.#server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
-    this.#server.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
-      this.#stats.handshakeFailures++;
-      this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: err.code ?? err.message }, 'HBONE handshake failed');
-    });
-    this.#server.on('unknownProtocol', (socket: TLSSocket) => {
-      this.#stats.handshakeFailures++;
-      this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: `ALPN ${String(socket.alpnProtocol)} is not h2` }, 'HBONE handshake failed');
-      socket.destroy();
-    });
+    this.#server.on('unknownProtocol', (socket: TLSSocket) => this.#refuseAlpn(socket));
+  }
+
+  #refuseAlpn(socket: TLSSocket): void {
+    this.#stats.handshakeFailures++;
+    this.#log.warn({ remote: socket.remoteAddress, code: 'WEFT_ERR_TLS_HANDSHAKE', reason: `ALPN ${String(socket.alpnProtocol)} is not h2` }, 'HBONE handshake failed');
+    socket.destroy();
+  }
+
+  /** A TLS connection of the lean server: the same checks as node:http2's sessions get. */
+  #onLeanConnection(socket: TLSSocket): void {
+    if (socket.alpnProtocol !== ALPN_H2) {
+      this.#refuseAlpn(socket);
+      return;
+    }
+    const session = new LeanSession(socket, leanSessionOptions(true));
+    (session as LeanSession & { [kTlsSocket]?: TLSSocket })[kTlsSocket] = socket;
+    session.on('stream', (stream: LeanStream, headers: IncomingHttpHeaders) => this.#onStream(stream as unknown as ServerHttp2Stream, headers));
+    // LeanSession has the part of ServerHttp2Session that #onSession and #onStream use.
+    this.#onSession(session as unknown as CheckedSession);
+    if (!session.destroyed) session.start();
   }
 
   listen(portOrHandle: number | { fd: number }, host?: string): Promise<AddressInfo> {

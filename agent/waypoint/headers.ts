@@ -4,8 +4,10 @@
  * mirror's `-shadow` authority. Trace headers (traceparent, tracestate, b3, x-b3-*) are ordinary
  * end-to-end headers here: they pass untouched.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { HeaderModifier } from '../l7/types.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { HeaderMap } from '../l7/paths.js';
+
+export type { HeaderMap };
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'http2-settings', 'host']);
 
@@ -13,8 +15,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  * The end-to-end headers of a request or response, without pseudo-headers and hop-by-hop ones
  * (also those the `connection` header names). `te: trailers` is kept for HTTP/2 (gRPC needs it).
  */
-export function endToEnd(headers: IncomingHttpHeaders, keepTeTrailers: boolean): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
+export function endToEnd(headers: IncomingHttpHeaders, keepTeTrailers: boolean): HeaderMap {
+  const out: HeaderMap = {};
   const named = connectionNamed(headers.connection);
   for (const name in headers) {
     if (name.charCodeAt(0) === 0x3a /* ':' */ || HOP_BY_HOP.has(name) || (named !== undefined && named.has(name))) continue;
@@ -29,19 +31,6 @@ function connectionNamed(v: string | string[] | undefined): Set<string> | undefi
   if (v === undefined) return undefined;
   const names = (Array.isArray(v) ? v.join(',') : v).split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
   return names.length === 0 ? undefined : new Set(names);
-}
-
-/** Gateway API HTTPHeaderFilter order: set, then add, then remove. Names are lower case. */
-export function applyModifier(headers: OutgoingHttpHeaders, m: HeaderModifier | undefined): void {
-  if (m === undefined) return;
-  for (const [name, value] of m.set) headers[name] = value;
-  for (const [name, value] of m.add) {
-    const have = headers[name];
-    if (have === undefined) headers[name] = value;
-    else if (Array.isArray(have)) headers[name] = [...have, value];
-    else headers[name] = [String(have), value];
-  }
-  for (const name of m.remove) delete headers[name];
 }
 
 /** Envoy's mirror authority: `-shadow` after the host, before any port (`reviews:9080` -> `reviews-shadow:9080`). */

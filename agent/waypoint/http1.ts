@@ -11,7 +11,8 @@ import { WAYPOINT_HEADERS_TIMEOUT_MS, WAYPOINT_MIRROR_MAX_BUFFER_BYTES } from '.
 import { isWeftError } from '../errors.js';
 import { RequestRecord, type TunnelContext, type WaypointInputs } from './context.js';
 import { decide, mirrorEndpoint, requestView, timeoutOf, type Decision, type ForwardPlan } from './decide.js';
-import { applyModifier, endToEnd, isGrpc, shadowAuthority } from './headers.js';
+import { applyHeaderModifier } from '../l7/paths.js';
+import { endToEnd, isGrpc, shadowAuthority } from './headers.js';
 
 const kTunnel = Symbol('weft.tunnel');
 type TunnelSocket = Duplex & { [kTunnel]?: TunnelContext };
@@ -48,8 +49,7 @@ function decideFor(inputs: WaypointInputs, tunnel: TunnelContext, req: IncomingM
 }
 
 function upstreamHeaders(req: IncomingMessage, plan: ForwardPlan, authority: string): OutgoingHttpHeaders {
-  const headers = endToEnd(req.headers, false);
-  applyModifier(headers, plan.requestHeaders);
+  const headers = applyHeaderModifier(endToEnd(req.headers, false), plan.requestHeaders);
   headers.host = authority;
   return headers;
 }
@@ -106,8 +106,7 @@ function forward(inputs: WaypointInputs, tunnel: TunnelContext, req: IncomingMes
     done();
   }, timeoutMs);
   up.on('response', (upRes) => {
-    const headers = endToEnd(upRes.headers, false);
-    applyModifier(headers, plan.responseHeaders);
+    const headers = applyHeaderModifier(endToEnd(upRes.headers, false), plan.responseHeaders);
     record.status = upRes.statusCode ?? 502;
     res.writeHead(record.status, headers);
     upRes.on('data', (c: Buffer) => {
@@ -224,8 +223,9 @@ function onUpgrade(inputs: WaypointInputs, req: IncomingMessage, socket: Duplex,
   };
   up.on('upgrade', (upRes, upSocket, upHead) => {
     record.status = upRes.statusCode ?? 101;
-    const resHeaders: http.IncomingHttpHeaders = { ...endToEnd(upRes.headers, false), connection: 'upgrade', upgrade: upRes.headers.upgrade } as http.IncomingHttpHeaders;
-    applyModifier(resHeaders as OutgoingHttpHeaders, plan.responseHeaders);
+    const resHeaders = applyHeaderModifier(endToEnd(upRes.headers, false), plan.responseHeaders);
+    resHeaders.connection = 'upgrade';
+    resHeaders.upgrade = upRes.headers.upgrade;
     socket.write(rawHead(record.status, resHeaders));
     if (upHead.length > 0) socket.write(upHead);
     if (head.length > 0) upSocket.write(head);
@@ -250,8 +250,7 @@ function onUpgrade(inputs: WaypointInputs, req: IncomingMessage, socket: Duplex,
   up.on('response', (upRes) => {
     // The upstream declined the upgrade: its answer goes back as an ordinary response.
     record.status = upRes.statusCode ?? 502;
-    const resHeaders = endToEnd(upRes.headers, false);
-    applyModifier(resHeaders, plan.responseHeaders);
+    const resHeaders = applyHeaderModifier(endToEnd(upRes.headers, false), plan.responseHeaders);
     resHeaders.connection = 'close';
     socket.write(rawHead(record.status, resHeaders));
     upRes.pipe(socket);

@@ -11,7 +11,8 @@ import { WAYPOINT_MIRROR_MAX_BUFFER_BYTES } from '../config.js';
 import { isWeftError } from '../errors.js';
 import { RequestRecord, type TunnelContext, type WaypointInputs } from './context.js';
 import { decide, mirrorEndpoint, requestView, timeoutOf, type ForwardPlan } from './decide.js';
-import { applyModifier, endToEnd, isGrpc, shadowAuthority } from './headers.js';
+import { applyHeaderModifier } from '../l7/paths.js';
+import { endToEnd, isGrpc, shadowAuthority } from './headers.js';
 
 const kTunnel = Symbol('weft.tunnel');
 type TunnelSession = ServerHttp2Session & { [kTunnel]?: TunnelContext };
@@ -121,8 +122,7 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
     let trailers: IncomingHttpHeaders | undefined;
     u.on('response', (resHeaders: IncomingHttpHeaders, flags: number) => {
       record.status = Number(resHeaders[':status'] ?? 502);
-      const out = endToEnd(resHeaders, false);
-      applyModifier(out, plan.responseHeaders);
+      const out: OutgoingHttpHeaders = applyHeaderModifier(endToEnd(resHeaders, false), plan.responseHeaders);
       out[':status'] = record.status;
       if (resHeaders['grpc-status'] !== undefined) record.grpcStatus = String(resHeaders['grpc-status']);
       if (stream.destroyed) return;
@@ -165,8 +165,7 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
 }
 
 function upstreamHeaders(headers: IncomingHttpHeaders, plan: ForwardPlan, authority: string): OutgoingHttpHeaders {
-  const out = endToEnd(headers, true);
-  applyModifier(out, plan.requestHeaders);
+  const out: OutgoingHttpHeaders = applyHeaderModifier(endToEnd(headers, true), plan.requestHeaders);
   out[':method'] = plan.method;
   out[':path'] = plan.pathAndQuery;
   out[':authority'] = authority;

@@ -18,7 +18,8 @@ import { WeftError } from '../errors.js';
 import type { CaClient } from '../identity/ca-types.js';
 import { IdentityManager, type IdentityManagerOptions } from '../identity/manager.js';
 import { buildModel, spiffeId } from '../discovery/model.js';
-import type { RouteStatus, RouteTable } from '../l7/types.js';
+import { RouteStore, routeStatusRows, type RouteTable } from '../l7/index.js';
+import { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { Logger } from '../log.js';
 import { AgentMetrics, type TcpSeries } from '../telemetry/metrics.js';
 import { listenNodePort, startMetricsServer, startReadinessServer } from '../telemetry/server.js';
@@ -31,8 +32,7 @@ import { createHttp1Server, serveHttp1 } from './http1.js';
 import { Http2Front } from './http2.js';
 import { serveL4 } from './l4.js';
 import { RequestPicker } from './picker.js';
-import { StandInRequestMetrics } from './request-metrics-standin.js';
-import { directTables, type RouteTableFactory } from './routes.js';
+import type { RouteTableFactory } from './routes.js';
 import { sniff } from './sniff.js';
 import { StreamSocket } from './stream-socket.js';
 import { Upstreams } from './upstream.js';
@@ -60,9 +60,9 @@ export interface WaypointOptions {
   createSocket?: SocketFactory;
   /** The destination pods' HBONE port (default 15008). */
   upstreamHbonePort?: number;
+  /** Instead of the model's HTTPRoutes and GRPCRoutes (agent/l7's RouteStore): a table made per model (tests). */
   routes?: RouteTableFactory;
   authorizer?: RequestAuthorizer;
-  requestMetrics?: (registry: Registry) => RequestMetricsLike;
   random?: () => number;
   sniffTimeoutMs?: number;
 }
@@ -92,6 +92,8 @@ export class Waypoint {
   #ready = false;
   #stopping = false;
   #refused = 0;
+  readonly #routes = new RouteStore();
+  #saidRefused = '';
 
   constructor(opts: WaypointOptions) {
     this.#opts = opts;
@@ -102,7 +104,7 @@ export class Waypoint {
     this.#identity = new IdentityManager({ ...opts.identityOptions, caClient: opts.caClient, logger: opts.logger.child({ component: 'identity' }) });
     this.#identity.setWanted([this.identity]);
     this.metrics = new AgentMetrics(this.registry);
-    const requestMetrics = opts.requestMetrics?.(this.registry) ?? new StandInRequestMetrics(this.registry);
+    const requestMetrics: RequestMetricsLike = new RequestMetrics(this.registry);
     this.#pool = new HbonePool({ credentials: (id) => this.#identity.get(id), logger: this.#log, ...(opts.createSocket ? { createSocket: opts.createSocket } : {}) });
     this.#upstreams = new Upstreams({
       pool: this.#pool,
@@ -111,7 +113,7 @@ export class Waypoint {
       ...(opts.upstreamHbonePort !== undefined ? { hbonePort: opts.upstreamHbonePort } : {}),
       ...(opts.createSocket ? { createSocket: (host: string, port: number) => opts.createSocket!(host, port) } : {}),
     });
-    this.#table = (opts.routes ?? directTables)(buildModel([], { trustDomain }));
+    this.#table = this.#tableFor(buildModel([], { trustDomain }));
     const random = opts.random ?? Math.random;
     this.#inputs = {
       key: this.key,
@@ -186,7 +188,6 @@ export class Waypoint {
   /** For the admin API's /config_dump. */
   configDump(): object {
     const cert = this.#identity.current(this.identity);
-    const statuses = (this.#table as RouteTable & { statuses?: () => RouteStatus[] }).statuses?.();
     return {
       waypoint: this.key,
       identity: this.identity,
@@ -195,7 +196,7 @@ export class Waypoint {
       certificate: cert === undefined ? undefined : { serial: cert.serial, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
       config: { hbone: this.#opts.hboneAddress, metrics: this.#opts.metricsAddress ?? '', readiness: this.#opts.readinessAddress ?? '', admin: this.#opts.adminAddress ?? '', sniffTimeoutMs: this.#opts.sniffTimeoutMs ?? WAYPOINT_SNIFF_TIMEOUT_MS, sniffMaxBytes: WAYPOINT_SNIFF_MAX_BYTES },
       services: this.boundServices().map((s) => ({ key: s.key, clusterIP: s.clusterIP, ports: [...s.ports].map(([port, eps]) => ({ port, endpoints: eps.map((e) => `${e.ip}:${e.port}`) })) })),
-      routes: statuses,
+      routes: this.#opts.routes === undefined ? routeStatusRows(this.#routes.statuses()) : undefined,
       refusedStreams: this.#refused,
       hbone: this.#hbone?.stats(),
       pool: this.#pool.stats(),
@@ -203,9 +204,22 @@ export class Waypoint {
     };
   }
 
+  #tableFor(model: MeshModel): RouteTable {
+    if (this.#opts.routes !== undefined) return this.#opts.routes(model);
+    const table = this.#routes.update(model);
+    const refused = this.#routes.rejected();
+    const said = refused.map((r) => `${r.kind} ${r.route}: ${r.errors.map((e) => `${e.path} ${e.message}`).join('; ')}`).join('\n');
+    // Logged when the set of refusals changes, not on every model update.
+    if (said !== this.#saidRefused) {
+      this.#saidRefused = said;
+      for (const r of refused) this.#log.warn({ code: 'WEFT_ERR_ROUTE_INVALID', route: `${r.kind} ${r.route}`, servingLastGood: r.servingLastGood, errors: r.errors }, 'route refused');
+    }
+    return table;
+  }
+
   #apply(model: MeshModel): void {
     this.#model = model;
-    this.#table = (this.#opts.routes ?? directTables)(model);
+    this.#table = this.#tableFor(model);
     // Pools to pods that left the model (or whose IP another identity holds now) go at once.
     this.#upstreams.closeGone((e) => {
       const w = model.workloadByIp(e.ip);

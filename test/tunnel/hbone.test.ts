@@ -11,6 +11,7 @@ import type { WorkloadCertificate } from '../../agent/identity/manager.js';
 import { HbonePool } from '../../agent/tunnel/pool.js';
 import { createHboneServer, type HboneServer, type HboneStreamInfo } from '../../agent/tunnel/server.js';
 import type { TlsCredentials } from '../../agent/tunnel/settings.js';
+import { HBONE_IMPLS } from '../../agent/tunnel/impl.js';
 import { CertificateAuthority } from '../../agent/identity/ca.js';
 import { captureLogger, id, issue, TD, testCa, waitFor } from './fixtures.js';
 
@@ -73,7 +74,8 @@ async function roundTrip(s: ClientHttp2Stream, payload: Buffer): Promise<string>
 }
 const expected = (payload: Buffer): string => `got:${payload.length}:${createHash('sha256').update(payload).digest('hex')}`;
 
-describe('HBONE', () => {
+// Both HTTP/2 implementations (node:http2 and the lean framer), each as client and server.
+for (const impl of HBONE_IMPLS) describe(`HBONE (${impl})`, () => {
   const material = CertificateAuthority.generateRoot(TD);
   const ca = testCa({ material });
   const serverLog = captureLogger();
@@ -90,7 +92,7 @@ describe('HBONE', () => {
   const pools: HbonePool[] = [];
 
   function pool(credentials: (src: string) => Promise<TlsCredentials> = async () => clientCreds, opts: { idleTimeoutMs?: number } = {}): HbonePool {
-    const p = new HbonePool({ credentials, logger: poolLog.logger, ...opts });
+    const p = new HbonePool({ credentials, logger: poolLog.logger, impl, ...opts });
     pools.push(p);
     return p;
   }
@@ -104,6 +106,7 @@ describe('HBONE', () => {
     backendPort = await listen(backend);
     echoPort = await listen(echo);
     server = createHboneServer({
+      impl,
       credentials: () => serverCreds,
       logger: serverLog.logger,
       onStream(stream, info) {
@@ -277,6 +280,7 @@ describe('HBONE', () => {
   it('opens its TCP sockets through the injected factory; a refused connect is WEFT_ERR_HBONE_CONNECT', async () => {
     const calls: [string, number, string | undefined][] = [];
     const p = new HbonePool({
+      impl,
       credentials: async () => clientCreds,
       createSocket: (host, port, source) => {
         calls.push([host, port, source]);

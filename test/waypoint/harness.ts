@@ -113,14 +113,7 @@ export function modelOf(pods: PodSpec[], services: ServiceSpec[], generation = 1
       spec: { clusterIP: s.vip, selector: s.selector, ports: [{ name: 'http', port: 80, targetPort: HTTP_PORT }, { name: 'grpc', port: 9090, targetPort: H2_PORT }, { name: 'tcp', port: 7000, targetPort: TCP_PORT }] },
     });
   }
-  const model = buildModel(objects, { generation });
-  // Until discovery reads the label itself (issue 11.2): what it will say.
-  for (const s of services) {
-    const svc = model.services.get(`${NS}/${s.name}`)!;
-    const waypoint = s.waypoint === undefined ? WAYPOINT_NAME : s.waypoint;
-    if (svc.waypoint === undefined && waypoint !== null) svc.waypoint = `${NS}/${waypoint}`;
-  }
-  return model;
+  return buildModel(objects, { generation });
 }
 
 /** One backend pod: a stand-in destination agent on loopback and the pod's apps. */
