@@ -163,7 +163,8 @@ export function registerLabCommands(program: Command): void {
     .argument('<command...>', 'command and arguments (put them after --)')
     .option('-n, --namespace <namespace>', 'namespace of the pod', 'default')
     .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
-    .passThroughOptions()
+    // No passThroughOptions: `--` ends the options (as kubectl exec), so -n and --name after the
+    // pod are exec's own, now that the root command takes positional options (weft waypoint).
     .action(async (pod: string, command: string[], opts: { namespace: string; name: string }) => {
       const { code } = await labExec({ pod, namespace: opts.namespace, name: opts.name, command, stdio: 'inherit' });
       process.exitCode = code;
