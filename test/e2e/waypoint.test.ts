@@ -99,7 +99,7 @@ test('the waypoint counts the requests with reporter="waypoint" and its access l
   const text = await waypointMetrics();
   const lines = text.split('\n').filter((l) => l.startsWith('istio_requests_total{'));
   const has = (labels: Record<string, string>): boolean => lines.some((l) => Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
-  assert.ok(has({ reporter: 'waypoint', source_workload: 'productpage', destination_service_name: 'reviews-v2', destination_app: 'reviews', destination_version: 'v2', response_code: '200', connection_security_policy: 'mutual_tls' }), lines.join('\n'));
+  assert.ok(has({ reporter: 'waypoint', source_app: 'productpage', source_workload: 'productpage-v1', destination_workload: 'reviews-v2', destination_service_name: 'reviews-v2', destination_app: 'reviews', destination_version: 'v2', response_code: '200', connection_security_policy: 'mutual_tls' }), lines.join('\n'));
   assert.ok(has({ reporter: 'waypoint', destination_service_name: 'reviews-v1', response_code: '200' }), lines.join('\n'));
   const log = readFileSync(podLogFile(LAB, 'default', waypointPod), 'utf8')
     .split('\n')
