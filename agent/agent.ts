@@ -22,6 +22,7 @@ import { hboneInboundTunnel } from './proxy/inbound-hbone.js';
 import { startAdminServer } from './admin/server.js';
 import { AgentMetrics, collectStateOnScrape } from './telemetry/metrics.js';
 import { startMetricsServer, startReadinessServer } from './telemetry/server.js';
+import { inboundServiceGuesser } from './telemetry/inbound-service.js';
 import { raiseOpenFileLimit } from '../native/index.js';
 import { HandoverMarker } from './capture/handover.js';
 import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
@@ -111,6 +112,7 @@ export class Agent {
       metrics: this.metrics,
       identity: options.caClient ? new IdentityManager({ ...options.identityOptions, caClient: options.caClient, logger: options.logger.child({ component: 'identity' }) }) : undefined,
     };
+    this.inputs.connections.guessInboundService = inboundServiceGuesser(() => this.#model);
     collectStateOnScrape(this.metrics, {
       certificates: () => this.inputs.identity?.stats().certificates ?? [],
       pools: () => [...this.#capture.captured].map(([pod, c]) => ({ pod, connectionsOpen: c.pool?.stats().connectionsOpen ?? 0 })),

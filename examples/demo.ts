@@ -1,5 +1,5 @@
 /**
- * `npm run demo [-- --keep] [--count N] [--name LAB]`: the mesh at work in well under two minutes.
+ * `npm run demo [-- --keep] [--count N] [--name LAB] [--kubernetes] [--l7]`: the mesh at work in well under two minutes.
  *
  *   1. brings up the bookinfo lab (examples/bookinfo: two nodes, an agent on each, the lab CA
  *      and Prometheus in the fabric namespace);
@@ -11,16 +11,21 @@
  *   5. prints what the lab's Prometheus scraped from them (once it agrees with the agents);
  *   6. tears the lab down, or keeps it with --keep and says how to look around.
  *
+ * With --l7 (issue 11), between 5 and 6: a waypoint for reviews (examples/l7: the Gateway, the
+ * reviews Service labelled to use it, an HTTPRoute sending `end-user: jason` to v2 and the rest
+ * 90/10 to v1/v3), requests as jason and as nobody, the versions that answered, and the request
+ * metrics (istio_requests_total, reporter="waypoint") the lab's Prometheus scraped from the waypoint.
+ *
  * Exits 1 when a request failed or a step did not complete; the lab's own logs stay in its log
  * files (/run/weft/lab/<lab>/logs), never on this output.
  */
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { fetchAdmin } from '../agent/admin/client.js';
 import type { PairTotals } from '../agent/proxy/connection.js';
-import { labDown, labExec, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
-import { DEFAULT_LAB_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
+import { labApply, labDown, labExec, labStatus, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
+import { DEFAULT_LAB_DIR, REPO_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
 import { queryLabPrometheus, type PromSample } from '../agent/lab/prometheus.js';
 
 interface Options {
@@ -30,6 +35,8 @@ interface Options {
   keep: boolean;
   /** The Kubernetes-mode lab (API server, kubelets, agents and CA with --kubeconfig). */
   kubernetes: boolean;
+  /** The waypoint for reviews, its HTTPRoute and the request metrics (examples/l7). */
+  l7: boolean;
 }
 
 /** Each wait of the demo is bounded so that the whole run stays under two minutes. */
@@ -39,6 +46,9 @@ const SETTLE_TIMEOUT_MS = 10_000;
 const PROMETHEUS_TIMEOUT_MS = 20_000;
 const POLL_MS = 100;
 const URL = 'http://productpage.default:9080/';
+const L7_DIR = join(REPO_DIR, 'examples', 'l7');
+/** How long the route may take to apply on every agent and the waypoint. */
+const ROUTE_TIMEOUT_MS = 30_000;
 
 class DemoFailure extends Error {}
 
@@ -184,6 +194,8 @@ interface LoadSummary {
   ok: number;
   failed: number;
   pods: Record<string, number>;
+  /** service -> version -> answers (bookinfo's answers name their version). */
+  versions: Record<string, Record<string, number>>;
   latencyMs: { p50?: number; p99?: number };
   durationMs: number;
   timedOut: boolean;
@@ -270,6 +282,76 @@ async function showPrometheus(o: Options, status: LabStatus, closedByAgents: num
   out();
 }
 
+// ---------------------------------------------------------------------------------------------
+// --l7: the waypoint for reviews
+
+async function load(o: Options, count: number, headers: string[] = []): Promise<LoadSummary> {
+  const r = await labExec({
+    name: o.name,
+    pod: 'client',
+    namespace: 'outside',
+    command: ['node', 'app/load.mjs', URL, '--count', String(count), '--concurrency', String(o.concurrency), '--timeout-ms', '8000', '--deadline-ms', String(LOAD_DEADLINE_MS), ...headers.flatMap((h) => ['--header', h])],
+    timeoutMs: LOAD_DEADLINE_MS + 10_000,
+  });
+  try {
+    return JSON.parse(r.stdout) as LoadSummary;
+  } catch {
+    throw new DemoFailure(`the load tool in outside/client printed no summary (exit ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 500)}`);
+  }
+}
+
+const share = (versions: Record<string, number> | undefined): string => {
+  const total = Object.values(versions ?? {}).reduce((a, b) => a + b, 0);
+  return Object.entries(versions ?? {}).sort().map(([v, n]) => `${v} ${n} (${total === 0 ? 0 : Math.round((100 * n) / total)} %)`).join(', ') || 'none';
+};
+
+async function showL7(o: Options): Promise<boolean> {
+  const t0 = Date.now();
+  await labApply({ name: o.name, file: join(L7_DIR, 'waypoint.yaml') });
+  await labApply({ name: o.name, file: join(L7_DIR, 'reviews-use-waypoint.yaml') });
+  await labApply({ name: o.name, file: join(L7_DIR, 'reviews-route.yaml') });
+  const status = await labStatus(o.name);
+  const wp = status.deployments.find((d) => d.gateway === 'default/waypoint');
+  const pod = status.pods.find((p) => p.name === wp?.pods[0]);
+  out(`[L7 1/3] Waypoint default/waypoint up in ${secs(Date.now() - t0)}: pod ${pod?.name ?? '?'} on ${pod?.node ?? '?'} (${pod?.ip ?? '?'}), not captured itself; reviews labelled weft.dev/use-waypoint=waypoint`);
+  out('  HTTPRoute default/reviews: end-user: jason -> reviews-v2; everyone else -> reviews-v1 90, reviews-v3 10');
+  // The route is in effect once jason only ever sees v2 (every agent and the waypoint have it).
+  await poll('requests as jason reach reviews-v2 only', ROUTE_TIMEOUT_MS, async () => {
+    const s = await load(o, 5, ['end-user: jason']);
+    const v = s.versions['reviews'] ?? {};
+    return s.ok === 5 && Object.keys(v).join(',') === 'v2' ? true : undefined;
+  });
+  out();
+  const jason = await load(o, o.count, ['end-user: jason']);
+  const others = await load(o, o.count * 2);
+  out(`[L7 2/3] ${o.count} requests as jason and ${o.count * 2} without a user, from outside/client to ${URL} (productpage -> reviews through the waypoint)`);
+  out(table(['USER', '>OK', '>FAILED', 'REVIEWS VERSIONS THAT ANSWERED'], [
+    ['jason', String(jason.ok), String(jason.failed), share(jason.versions['reviews'])],
+    ['(none)', String(others.ok), String(others.failed), share(others.versions['reviews'])],
+  ]));
+  out('  wanted: jason all v2; the others about 90 % v1 and 10 % v3, never v2.');
+  out();
+  const sent = jason.ok + others.ok;
+  const t1 = Date.now();
+  const by = 'sum by (source_workload, destination_service_name, destination_workload, destination_version, response_code)';
+  // The route's backends are the per-version Services: the requests count under them.
+  const sel = '{job="weft-waypoints", reporter="waypoint", destination_service_name=~"reviews(-v[0-9]+)?"}';
+  await poll(`Prometheus has the waypoint's ${sent} requests to reviews`, PROMETHEUS_TIMEOUT_MS, async () => {
+    const [total] = await queryLabPrometheus(o.name, `sum(istio_requests_total${sel})`);
+    return total !== undefined && total.value >= sent ? true : undefined;
+  });
+  const rows = (await queryLabPrometheus(o.name, `${by} (istio_requests_total${sel})`))
+    .map((s) => [String(s.metric['source_workload']), String(s.metric['destination_service_name']), String(s.metric['destination_workload']), String(s.metric['destination_version']), String(s.metric['response_code']), num(s.value)])
+    .sort((a, b) => a.join().localeCompare(b.join()));
+  out(`[L7 3/3] The waypoint's request metrics as Prometheus scraped them (caught up in ${secs(Date.now() - t1)}):`);
+  out(`  ${by} (istio_requests_total${sel}):`);
+  out(table(['SOURCE', 'SERVICE', 'DESTINATION WORKLOAD', 'VERSION', 'CODE', '>REQUESTS'], rows));
+  out();
+  const v2 = jason.versions['reviews']?.['v2'] ?? 0;
+  const otherV2 = others.versions['reviews']?.['v2'] ?? 0;
+  return jason.failed === 0 && others.failed === 0 && v2 === jason.ok && otherV2 === 0;
+}
+
 function printKeep(o: Options): void {
   const weft = `node ${relative(process.cwd(), WEFT_MAIN) || WEFT_MAIN}`;
   out(`The lab ${o.name} is still up. Look around (as root):`);
@@ -307,6 +389,7 @@ async function demo(o: Options): Promise<number> {
     if (!(await sendTraffic(o))) code = 1;
     const closed = await showAgents(o, status);
     await showPrometheus(o, status, closed);
+    if (o.l7 && !(await showL7(o))) code = 1;
   } catch (err) {
     code = 1;
     const e = err as Error & { code?: string };
@@ -338,6 +421,7 @@ const program = new Command()
   .option('--concurrency <n>', 'requests at a time', positiveInt, 5)
   .option('--name <name>', 'lab name (1-20 lower-case letters or digits)', 'demo')
   .option('--kubernetes', "Kubernetes mode: the lab serves a Kubernetes API (kubectl works against it) and runs pods, agents and CA through it", false)
+  .option('--l7', 'also: a waypoint for reviews, an HTTPRoute (jason -> v2, the rest 90/10 v1/v3), the split observed and the waypoint\'s request metrics', false)
   .action(async (opts: Options) => {
     if (process.getuid?.() !== 0) {
       process.stderr.write('weft demo: the lab builds network namespaces; run it as root (sudo npm run demo)\n');

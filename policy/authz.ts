@@ -8,6 +8,10 @@
  * checked on a TCP connection. As ztunnel does, an ALLOW rule that uses them is dropped (it matches
  * nothing: fail closed), and a DENY rule is kept without them (it denies more: fail closed). AUDIT
  * rules are treated like DENY ones, so auditing never misses a connection it was asked to see.
+ *
+ * Compiled for a waypoint (`waypoint`, policies with targetRefs), the same structure carries the
+ * HTTP fields in each match's `http` part and they are checked against the request of the
+ * decision (beginRequestMatch); a match's L4 fields are checked first, as they are cheaper.
  */
 import { cidrContains, FAMILY_NONE, parseCidr, parseIp, type Cidr, type Family } from './ip.js';
 import { normalizeRequestPath } from './http-path.js';
@@ -387,10 +391,13 @@ export function beginRequestMatch(r: HttpRequestInfo): MatchContext {
 /** Ends the decision of `x` (optional: a context not ended is garbage collected). Do not use `x` after. */
 export function endMatch(x: MatchContext): void {
   x.conn = NO_CONNECTION;
-  x.request = null;
-  x.remoteFamily = -1;
-  x.host = undefined;
-  x.path = undefined;
+  if (x.request !== null) {
+    // Only request decisions derive these; an L4 decision leaves them as they were (reset).
+    x.request = null;
+    x.remoteFamily = -1;
+    x.host = undefined;
+    x.path = undefined;
+  }
   if (idle.length < 16) idle.push(x);
 }
 

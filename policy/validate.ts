@@ -120,6 +120,9 @@ function messageFor(e: ValueError): string {
     case ValueErrorType.Array:
       return `must be a list (got ${describe(e.value)})`;
   }
+  if ((e.schema as { format?: unknown }).format === 'weft-match' && typeof e.value === 'string' && /\{\*\*?\}/.test(e.value)) {
+    return `Istio's path templates ({*}, {**}) are not supported; use prefix* or *suffix (got ${describe(e.value)})`;
+  }
   const custom = (e.schema as { errorMessage?: unknown }).errorMessage;
   if (typeof custom === 'string') return `${custom} (got ${describe(e.value)})`;
   if (e.type === ValueErrorType.String) return `must be a string (got ${describe(e.value)})`;

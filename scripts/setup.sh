@@ -14,6 +14,8 @@ command -v kubectl >/dev/null || need+=(kubernetes-client)
 # The lab runs a real Prometheus scraping its agents (agent/lab/prometheus.ts). Debian's package
 # also enables a system-wide prometheus.service; the lab's own runs in its fabric namespace.
 command -v prometheus >/dev/null || need+=(prometheus)
+# The dashboard's browser test (test/dashboard/browser.test.ts) drives Debian's Chromium headless.
+command -v chromium >/dev/null || need+=(chromium)
 for extra in ${WEFT_EXTRA_APT:-}; do command -v "${extra%%:*}" >/dev/null || need+=("${extra#*:}"); done
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -33,6 +35,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
   trap - EXIT
+fi
+
+# Optional: an independent HTTP/2 client for the lean HBONE framer's interop test
+# (test/tunnel/h2-interop.test.ts skips its python3-h2 case without it), so a failed install warns only.
+if ! /usr/bin/python3 -c 'import h2' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-h2 >/dev/null 2>&1 ||
+    echo "weft setup: python3-h2 could not be installed; the interop test skips its python3-h2 case" >&2
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -49,3 +49,66 @@ export async function fetchAdmin(target: AdminTarget, path: string): Promise<unk
   }
 }
 
+
+/**
+ * Follows a newline-delimited JSON stream of an agent's admin API (/connections/stream): calls
+ * `onLine` with each parsed line until the agent ends the stream (resolves) or the connection
+ * fails (rejects). `stop()` ends it from this side.
+ */
+export function streamAdmin(target: AdminTarget, path: string, onLine: (line: Record<string, unknown>) => void): { done: Promise<void>; stop(): void } {
+  const { host, port } = parseHostPort(target.admin);
+  let nsFd = -1;
+  let stopped = false;
+  const createConnection = (): net.Socket => {
+    if (!target.netns) return net.connect(port, host);
+    nsFd = openNetns(target.netns);
+    try {
+      const socket = new net.Socket({ fd: createTcpSocket({ netnsFd: nsFd }), readable: true, writable: true });
+      return socket.connect(port, host);
+    } finally {
+      closeNetns(nsFd);
+      nsFd = -1;
+    }
+  };
+  const req = http.request({ host, port, path, createConnection });
+  const done = new Promise<void>((resolve, reject) => {
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new WeftError('WEFT_ERR_CONFIG', `${target.label}: ${path} answered ${String(res.statusCode)} (an agent older than this weft?)`));
+        return;
+      }
+      let pending = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        pending += chunk;
+        let nl: number;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const text = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          if (text.trim() === '') continue;
+          try {
+            onLine(JSON.parse(text) as Record<string, unknown>);
+          } catch {
+            // A line that is not JSON is skipped; the next one stands alone.
+          }
+        }
+      });
+      res.on('end', () => resolve());
+      res.on('error', (err) => (stopped ? resolve() : reject(err)));
+      res.on('aborted', () => (stopped ? resolve() : reject(new WeftError('WEFT_ERR_CONFIG', `${target.label}: the agent cut the stream (this reader fell too far behind, or the agent stopped)`))));
+    });
+    req.on('error', (err) => {
+      if (stopped) return resolve();
+      reject(new WeftError('WEFT_ERR_CONFIG', `${target.label}: cannot follow ${path} at ${target.admin}: ${err.message} (is the agent running?)`, { cause: err }));
+    });
+  });
+  req.end();
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+      req.destroy();
+    },
+  };
+}

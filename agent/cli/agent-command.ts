@@ -1,3 +1,4 @@
+import { defaultHboneImpl, parseHboneImpl, setDefaultHboneImpl, type HboneImpl } from '../tunnel/impl.js';
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { readFileSync } from 'node:fs';
@@ -82,15 +83,18 @@ export function registerAgentCommand(program: Command): void {
     }, DEFAULT_DRAIN_SECONDS)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh (the CA\'s --trust-domain): workload identities, accepted peers, policy namespaces', parseTrustDomain, DEFAULT_TRUST_DOMAIN)
     .option('--no-mtls', 'run without a CA: meshed traffic is captured but NOT encrypted or authenticated (capture debugging only)')
+    .option('--hbone-impl <impl>', "HBONE's HTTP/2: node (node:http2) or lean (Weft's own framer); default WEFT_HBONE_IMPL or node", parseHboneImpl, defaultHboneImpl())
     .addHelpText(
       'after',
       `\nPorts inside each captured pod: ${OUTBOUND_PORT} outbound capture, ${INBOUND_PLAINTEXT_PORT} inbound plaintext, ${HBONE_PORT} HBONE.\n` +
         'SIGTERM drains (see --drain-timeout) and exits; SIGINT exits at once. Either way the rules stay in the pods, whose\n' +
         'connections are refused until an agent serves them again (fail closed); `weft uninstall` removes them.',
     )
-    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean; podNetnsPrefix?: string; nodeIp?: string; runDir: string; drainTimeout: number; trustDomain: string }) => {
+    .action(async (opts: { node: string; manifests?: string; kubeconfig?: string; inCluster?: boolean; admin: string; metrics: string; readiness: string; ca?: string; caTokenFile?: string; caRoot?: string; mtls: boolean; podNetnsPrefix?: string; nodeIp?: string; runDir: string; drainTimeout: number; trustDomain: string; hboneImpl: HboneImpl }) => {
+      setDefaultHboneImpl(opts.hboneImpl);
       if (opts.nodeIp !== undefined && !isIPv4(opts.nodeIp)) throw new WeftError('WEFT_ERR_CONFIG', `--node-ip must be an IPv4 address, got ${opts.nodeIp}`);
       const logger = createLogger({ component: 'agent', node: opts.node });
+      logger.info({ hboneImpl: opts.hboneImpl }, 'HBONE implementation');
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.

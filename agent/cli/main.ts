@@ -6,8 +6,8 @@ import { registerCaCommand } from '../identity/ca-command.js';
 import { registerStatusCommand } from './status-command.js';
 import { registerCheckCommand } from './check-command.js';
 import { registerWaypointGenerate } from './waypoint-generate.js';
-import { registerWaypointCommand } from './waypoint-command.js';
 import { registerDashboardCommand } from './dashboard-command.js';
+import { registerWaypointCommand } from './waypoint-command.js';
 
 const program = new Command();
 program

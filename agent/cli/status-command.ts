@@ -3,8 +3,12 @@ import { labStatus } from '../lab/index.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
+import { routeStatusRows } from '../l7/status.js';
+import type { RouteStatus } from '../l7/types.js';
+import { runTop } from './status-top.js';
+import { followConnections } from './status-follow.js';
 
-const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections'] as const;
+const SECTIONS = ['workloads', 'services', 'waypoints', 'policies', 'certs', 'connections', 'routes', 'top'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
@@ -32,32 +36,57 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
     case 'services':
       return {
         rows: list('services').map((s) => ({ ...s, ports: (s['ports'] as unknown as { port: number; endpoints: string[] }[]).map((p) => `${p.port}->${p.endpoints.join(',') || 'none'}`).join(' ') })),
-        columns: ['key', 'clusterIP', 'ports'],
+        columns: ['key', 'clusterIP', 'ports', 'waypoint'],
+      };
+    case 'waypoints':
+      return {
+        rows: list('waypoints').map((w) => ({ ...w, endpoints: (w['endpoints'] as unknown as string[]).join(',') || 'none', services: (w['services'] as unknown as string[]).join(',') || 'none' })),
+        columns: ['key', 'state', 'identity', 'endpoints', 'services'],
       };
     case 'policies':
       return { rows: list('policies'), columns: ['kind', 'namespace', 'name', 'action', 'scope', 'warning'] };
     case 'certs':
       return { rows: list('certificates'), columns: ['identity', 'notBefore', 'notAfter', 'state'] };
+    case 'top':
     case 'connections':
       return { rows: list('open', connections), columns: ['direction', 'sourceIp', 'sourceWorkload', 'originalDestination', 'upstream', 'destinationWorkload', 'mutualTls'] };
+    case 'routes':
+      // A waypoint's /config_dump lists `routes` (RouteStore.statuses()); an agent's has none.
+      return { rows: routeRows(list('routes')), columns: ['route', 'parent', 'accepted', 'resolvedRefs', 'message'] };
   }
+}
+
+/** `routes` as RouteStatus objects (rows made here) or as rows already (routeStatusRows on the waypoint's side). */
+function routeRows(items: Row[]): Row[] {
+  const first = items[0];
+  if (first === undefined || !Array.isArray((first as Record<string, unknown>)['parents'])) return items;
+  return routeStatusRows(items as unknown as RouteStatus[]);
 }
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, waypoints, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint); `top` shows the busiest edges live")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
-    .option('--admin <host:port>', "the agent's admin API", DEFAULT_ADMIN_ADDRESS)
+    .option('--admin <host:port...>', "the agent's admin API (several: ask each)", [DEFAULT_ADMIN_ADDRESS])
+    .option('--follow', 'with connections: stream opens, policy decisions and closes as they happen (until Ctrl-C)')
+    .option('--once', 'with top: print one table (rates over one interval) and exit, for scripts')
+    .option('--interval <seconds>', 'with top: seconds between samples', '2')
+    .option('--limit <n>', 'with top: edges shown', '20')
     .option('--netns <path>', "reach the admin API from inside this network namespace (the agent's node namespace)")
     .option('--lab <name>', 'ask every agent of a running lab (overrides --admin and --netns)')
     .option('--kubeconfig <file>', 'ask every agent pod of a cluster, through the API server (pods/portforward to its admin port, as istioctl ztunnel-config does)')
     .option('--namespace <ns>', 'with --kubeconfig: the agents\' namespace', 'weft-system')
     .option('--selector <labels>', 'with --kubeconfig: the agent pods\' labels', 'app=weft-agent')
     .option('--admin-port <port>', 'with --kubeconfig: the admin port inside the agent pod', String(ADMIN_PORT))
-    .action(async (what: string, opts: { json?: boolean; admin: string; netns?: string; lab?: string; kubeconfig?: string; namespace: string; selector: string; adminPort: string }) => {
+    .action(async (what: string, opts: { json?: boolean; admin: string[]; netns?: string; lab?: string; kubeconfig?: string; namespace: string; selector: string; adminPort: string; follow?: boolean; once?: boolean; interval: string; limit: string }) => {
       if (!(SECTIONS as readonly string[]).includes(what)) throw new WeftError('WEFT_ERR_CONFIG', `unknown status section '${what}'; use one of: ${SECTIONS.join(', ')}`);
+      if (opts.follow && what !== 'connections') throw new WeftError('WEFT_ERR_CONFIG', '--follow goes with `weft status connections`');
+      const interval = Number(opts.interval);
+      const limit = Number(opts.limit);
+      if (!(interval > 0)) throw new WeftError('WEFT_ERR_CONFIG', `--interval ${opts.interval} is not a positive number of seconds`);
+      if (!Number.isInteger(limit) || limit < 1) throw new WeftError('WEFT_ERR_CONFIG', `--limit ${opts.limit} is not a positive whole number`);
       if (opts.lab !== undefined && opts.kubeconfig !== undefined) throw new WeftError('WEFT_ERR_CONFIG', 'give --lab or --kubeconfig, not both');
       const section = what as Section;
       let forwarded: { targets: Target[]; errorFor(t: Target): Error | undefined; close(): Promise<void> } | undefined;
@@ -68,7 +97,16 @@ export function registerStatusCommand(program: Command): void {
         const { forwardAgents } = await import('./kube-admin.js');
         forwarded = await forwardAgents({ kubeConfig: loadKubeConfig(opts.kubeconfig), namespace: opts.namespace, selector: opts.selector, adminPort });
       }
-      const targets: Target[] = forwarded ? forwarded.targets : opts.lab ? await labTargets(opts.lab) : [{ label: opts.admin, admin: opts.admin, ...(opts.netns ? { netns: opts.netns } : {}) }];
+      const targets: Target[] = forwarded ? forwarded.targets : opts.lab ? await labTargets(opts.lab) : opts.admin.map((admin) => ({ label: admin, admin, ...(opts.netns ? { netns: opts.netns } : {}) }));
+      if (section === 'top' || opts.follow) {
+        try {
+          if (section === 'top') await runTop(targets, { intervalSeconds: interval, once: opts.once === true, limit, out: process.stdout });
+          else await followConnections(targets, { json: opts.json === true, out: process.stdout });
+        } finally {
+          await forwarded?.close();
+        }
+        return;
+      }
       const results = [];
       try {
         for (const target of targets) {
@@ -87,6 +125,11 @@ export function registerStatusCommand(program: Command): void {
         return;
       }
       for (const r of results) {
+        if (section === 'routes' && !Array.isArray(r.dump['routes'])) {
+          // Routes live in waypoints; a node agent's dump has none.
+          process.stdout.write(`# ${r.target.label}: no routes here (not a waypoint; give --admin and --netns of a waypoint's admin API)\n\n`);
+          continue;
+        }
         const { rows, columns } = rowsFor(section, r.dump, r.connections);
         process.stdout.write(`# ${r.target.label} (node ${String(r.dump['node'] ?? '?')})\n${table(rows, columns)}\n`);
       }

@@ -206,7 +206,8 @@ class Builder {
       if (kind === 'workload' && s.app !== undefined) {
         parent = this.#ensure({ id: appId(s.namespace, s.app), kind: 'app', label: s.app, parent: nsNode, namespace: s.namespace, app: s.app });
       }
-      const label = s.version !== undefined && !s.workload.endsWith(s.version) ? `${s.workload} ${s.version}` : s.workload;
+      // Istio's canonical revision of an unversioned workload is `latest`: nothing to show.
+      const label = s.version !== undefined && s.version !== 'latest' && !s.workload.endsWith(s.version) ? `${s.workload} ${s.version}` : s.workload;
       return this.#ensure({
         id: workloadId(s.namespace, s.workload, s.version),
         kind,

@@ -36,6 +36,8 @@ const STATIC: Record<string, { file: () => string; type: string }> = {
   '/': { file: () => join(UI_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
   '/app.js': { file: () => join(UI_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
   '/app.css': { file: () => join(UI_DIR, 'app.css'), type: 'text/css; charset=utf-8' },
+  '/view-svg.js': { file: () => join(UI_DIR, 'view-svg.js'), type: 'text/javascript; charset=utf-8' },
+  '/view-cytoscape.js': { file: () => join(UI_DIR, 'view-cytoscape.js'), type: 'text/javascript; charset=utf-8' },
   '/vendor/cytoscape.min.js': { file: graphLibraryPath, type: 'text/javascript; charset=utf-8' },
 };
 
@@ -186,8 +188,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     let file: string;
     try {
       file = asset.file();
-    } catch (err) {
-      return fail(new WeftError('WEFT_ERR_DASHBOARD', `the graph library is not installed (npm install in the package): ${(err as Error).message}`, { cause: err }));
+    } catch {
+      // Installed without cytoscape: the page draws with its own SVG view instead.
+      res.writeHead(404, { 'content-type': 'text/javascript; charset=utf-8' });
+      res.end('// cytoscape is not installed in this package; the dashboard draws with view-svg.js\n');
+      return;
     }
     readFile(file).then(
       (body) => {

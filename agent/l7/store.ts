@@ -87,8 +87,8 @@ export class RouteStore {
     const compiled = compileRoutes(model, [...byKey.values()], this.#defaultNamespace);
     this.#lastGood = lastGood;
     this.#rejected = rejected;
-    this.#table = new CompiledRouteTable(compiled);
     this.#statuses = withRefusals(compiled.statuses, refused, this.#defaultNamespace);
+    this.#table = new CompiledRouteTable(compiled, this.#statuses);
     return this.#table;
   }
 

@@ -92,20 +92,21 @@ function checkMatch(m: HTTPRouteMatchT, at: string, errors: PolicyFieldError[]):
   });
 }
 
+/** The spec: one action per header name (any case) in a filter: not twice, not in two of set/add/remove. */
 function checkHeaderFilter(f: HTTPHeaderFilterT, at: string, errors: PolicyFieldError[]): void {
-  for (const list of ['set', 'add'] as const) {
-    const seen = new Set<string>();
-    f[list]?.forEach((h, i) => {
-      const n = h.name.toLowerCase();
-      if (seen.has(n)) errors.push({ path: `${at}.${list}[${i}].name`, message: `header ${h.name} appears twice in ${list}` });
-      seen.add(n);
-    });
+  const actionOf = new Map<string, string>();
+  const entries: [string, string, string][] = [
+    ...(f.set ?? []).map((h, i) => ['set', h.name, `${at}.set[${i}].name`] as [string, string, string]),
+    ...(f.add ?? []).map((h, i) => ['add', h.name, `${at}.add[${i}].name`] as [string, string, string]),
+    ...(f.remove ?? []).map((n, i) => ['remove', n, `${at}.remove[${i}]`] as [string, string, string]),
+  ];
+  for (const [action, name, path] of entries) {
+    const n = name.toLowerCase();
+    const before = actionOf.get(n);
+    if (before === action) errors.push({ path, message: `header ${name} appears twice in ${action}` });
+    else if (before !== undefined) errors.push({ path, message: `header ${name} is already in ${before} (one action per header name)` });
+    else actionOf.set(n, action);
   }
-  const removed = new Set<string>();
-  f.remove?.forEach((n, i) => {
-    if (removed.has(n.toLowerCase())) errors.push({ path: `${at}.remove[${i}]`, message: `header ${n} appears twice in remove` });
-    removed.add(n.toLowerCase());
-  });
 }
 
 function checkPathModifier(p: HTTPPathModifierT, at: string, onePrefixMatch: boolean, errors: PolicyFieldError[]): void {
@@ -181,8 +182,18 @@ function checkBackendPort(ref: { group?: string; kind?: string; port?: number },
   if (isServiceKind(ref) && ref.port === undefined) errors.push({ path: `${at}.port`, message: 'is required for a Service reference' });
 }
 
+function checkRuleNames(rules: readonly { name?: string }[] | undefined, errors: PolicyFieldError[]): void {
+  const seen = new Set<string>();
+  rules?.forEach((r, i) => {
+    if (r.name === undefined) return;
+    if (seen.has(r.name)) errors.push({ path: `spec.rules[${i}].name`, message: `rule name ${r.name} is used twice (must be unique within the route)` });
+    seen.add(r.name);
+  });
+}
+
 function checkHTTPRoute(route: HTTPRoute, errors: PolicyFieldError[]): void {
   let total = 0;
+  checkRuleNames(route.spec.rules, errors);
   (route.spec.rules ?? []).forEach((rule, r) => {
     const at = `spec.rules[${r}]`;
     if (rule.retry !== undefined) errors.push({ path: `${at}.retry`, message: 'is not supported by Weft (retries come with issue 12)' });
@@ -214,6 +225,7 @@ const GRPC_SERVICE = /^\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$/i;
 const GRPC_METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
 
 function checkGRPCRoute(route: GRPCRoute, errors: PolicyFieldError[]): void {
+  checkRuleNames(route.spec.rules, errors);
   (route.spec.rules ?? []).forEach((rule, r) => {
     const at = `spec.rules[${r}]`;
     if (rule.sessionPersistence !== undefined) errors.push({ path: `${at}.sessionPersistence`, message: 'is not supported by Weft' });

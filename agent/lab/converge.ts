@@ -12,7 +12,8 @@
  */
 import { waitForCapture } from './capture-wait.js';
 import { prepareLabCa, startLabCa, agentCaArgs } from './ca.js';
-import { ensureLabPrometheus } from './prometheus.js';
+import { ensureLabPrometheus, writeLabPrometheusTargets, type WaypointTarget } from './prometheus.js';
+import { GATEWAY_NAME_LABEL } from '../discovery/types.js';
 import { ensureLabDashboard } from '../dashboard/lab.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +36,7 @@ import {
 import { labPrefix, nodeRunDir, agentLogFile, etcNetnsDir, labPaths, nodeNetns, podLogFile, podNetns, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { netnsPids, refAlive, startInNetns, stopProcesses } from './procs.js';
 import { inNetns } from './run.js';
+import { expand } from './expand.js';
 import { hostsFile, portView, RESOLV_CONF, serviceRules, type EndpointCandidate, type ServiceView } from './services.js';
 import { clusterSpec, selects, stableJson, type ClusterSpec, type ContainerRun, type DesiredPod, type SpecOptions } from './spec.js';
 import type { ManifestObject } from '../discovery/types.js';
@@ -199,7 +201,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
       state.caStopped = false;
     }
     // Prometheus (prometheus.ts): targets follow state.nodes; (re)started when it does not run.
-    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state);
+    if (options.prometheus) state.prometheus = await ensureLabPrometheus(state, waypointTargets(state, spec));
     if (options.prometheus) state.dashboard = await ensureLabDashboard(state);
     const fresh = new Set(freshNodes.map((n) => n.name));
     await Promise.all(
@@ -222,6 +224,10 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await wirePods(pods, nodes);
     const planned = serviceViewsFor(state, [...keep, ...retire, ...pods], spec, retiring);
     await Promise.all(pods.map((p) => writeNetnsEtc(state.name, p, planned)));
+    // A waypoint is ready only once the CA signed its certificate, and the CA signs for service
+    // accounts of pods it sees on the asking node: its pod is published (Pending) before it starts.
+    const early = start.filter((s) => s.want.labels[GATEWAY_NAME_LABEL] !== undefined).map((s) => s.pod);
+    if (early.length > 0) await publishManifests(state, published(), early);
     const results = await Promise.allSettled(start.map((s) => startPod(state, s.pod, s.want, options)));
     for (let i = 0; i < start.length; i++) {
       const r = results[i]!;
@@ -257,6 +263,8 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await writeState(state);
     await Promise.all(retired.map((pod) => teardownPod(pod, nodes.get(pod.node), log)));
   }
+  // The waypoint pods that run now are what Prometheus scrapes besides the agents.
+  if (options.startAgents && options.prometheus) await writeLabPrometheusTargets(state, waypointTargets(state, spec));
   // A scan that starts after this has read what was just written.
   summary.publishedAt = Date.now();
   if (failures.length > 0) {
@@ -322,6 +330,12 @@ function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
   return out;
 }
 
+function waypointTargets(state: LabState, spec: ClusterSpec): WaypointTarget[] {
+  return state.pods
+    .filter((p) => spec.pods.get(`${p.namespace}/${p.name}`)?.labels[GATEWAY_NAME_LABEL] !== undefined)
+    .map((p) => ({ pod: p.name, namespace: p.namespace, node: p.node, ip: p.ip }));
+}
+
 /** Service views with the given pods as the ready ones (`alsoPods`: pods not in the spec that still serve). */
 export function serviceViewsFor(state: LabState, ready: readonly PodState[], spec: ClusterSpec, alsoPods?: ReadonlyMap<string, DesiredPod>): ServiceView[] {
   const vip = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
@@ -358,11 +372,15 @@ async function publishServices(state: LabState, spec: ClusterSpec, alsoPods?: Re
   ]);
 }
 
-/** `objects`: the state's and the ones the lab derived from them (waypoints, Deployments' pods). */
-async function publishManifests(state: LabState, objects: readonly ManifestObject[]): Promise<void> {
+/**
+ * `objects`: the state's and the ones the lab derived from them (waypoints, Deployments' pods);
+ * `pending`: pods being started that are published before they run (Pending, with their IP).
+ */
+async function publishManifests(state: LabState, objects: readonly ManifestObject[], pending: readonly PodState[] = []): Promise<void> {
   const podIps = new Map(state.pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
+  const pendingIps = new Map(pending.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
   const clusterIps = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
-  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, clusterIps }));
+  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, pendingIps, clusterIps }));
 }
 
 /**
@@ -445,14 +463,10 @@ function fieldValue(pod: PodState, field: string): string | undefined {
  * `env` as Kubernetes expands it (`$$` escapes; an unknown name stays as written).
  */
 export function resolveArgv(argv: readonly string[], env?: Readonly<Record<string, string>>): string[] {
-  const expanded = env === undefined ? [...argv] : argv.map((a) => expandVars(a, env));
+  const expanded = env === undefined ? [...argv] : argv.map((a) => expand(a, env));
   if (expanded[0] === 'node') return [process.execPath, ...expanded.slice(1)];
   if (expanded[0] === 'weft') return [process.execPath, WEFT_MAIN, ...expanded.slice(1)];
   return expanded;
-}
-
-function expandVars(arg: string, env: Readonly<Record<string, string>>): string {
-  return arg.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (all, name: string | undefined) => (name === undefined ? '$' : env[name] ?? all));
 }
 
 async function startPod(state: LabState, pod: PodState, want: DesiredPod, options: ConvergeOptions): Promise<void> {

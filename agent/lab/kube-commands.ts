@@ -1,8 +1,8 @@
 /**
  * Hidden `weft lab` commands of the Kubernetes-mode lab's control-plane roles, started by
  * `weft lab up --kubernetes` (kube-mode.ts), never by hand: `kubelet` (one per node, in the
- * node's namespace) and `kube-controllers` (the EndpointSlice controller, in the fabric
- * namespace). Both are ordinary API clients with the kubeconfig they are given; both stop on
+ * node's namespace) and `kube-controllers` (the EndpointSlice, Deployment and waypoint
+ * controllers, in the fabric namespace). Both are ordinary API clients with the kubeconfig they are given; both stop on
  * SIGTERM and leave the pods running, as a restarted kubelet does.
  */
 import { Command } from 'commander';
@@ -10,6 +10,8 @@ import { createLogger } from '../log.js';
 import { WeftError } from '../errors.js';
 import { loadKubeConfig } from '../discovery/kubernetes.js';
 import { EndpointSliceController } from './endpointslice-controller.js';
+import { DeploymentController } from './deployment-controller.js';
+import { kubeLabWaypointOptions, WaypointController } from './waypoint-controller.js';
 import { Kubelet } from './kubelet.js';
 import { kubePaths } from './kube-paths.js';
 import { checkLabName } from './paths.js';
@@ -61,15 +63,20 @@ export function registerKubeLabCommands(lab: Command): void {
 
   lab
     .command('kube-controllers', { hidden: true })
-    .description("the Kubernetes-mode lab's controllers: EndpointSlices (started by weft lab up --kubernetes)")
+    .description("the Kubernetes-mode lab's controllers: EndpointSlices, Deployments, waypoints (started by weft lab up --kubernetes)")
     .requiredOption('--kubeconfig <file>', 'kubeconfig of the lab API server')
-    .action(async (opts: { kubeconfig: string }) => {
+    .option('--name <lab>', 'lab name (for the paths of waypoint pods; without it Gateways deploy nothing)')
+    .action(async (opts: { kubeconfig: string; name?: string }) => {
       const logger = createLogger({ component: 'lab-controllers' });
-      const controller = new EndpointSliceController(loadKubeConfig(opts.kubeconfig), logger);
-      await controller.start();
-      logger.info('endpointslice controller running');
+      const kc = loadKubeConfig(opts.kubeconfig);
+      const controller = new EndpointSliceController(kc, logger);
+      const deployments = new DeploymentController(kc, logger);
+      const waypoints = opts.name === undefined ? undefined : new WaypointController(kc, logger, kubeLabWaypointOptions(checkLabName(opts.name)));
+      await Promise.all([controller.start(), deployments.start()]);
+      waypoints?.start();
+      logger.info('endpointslice, deployment and waypoint controllers running');
       await untilSignal();
-      await controller.stop();
+      await Promise.all([controller.stop(), deployments.stop(), waypoints?.stop()]);
       logger.flush();
       process.exit(0);
     });

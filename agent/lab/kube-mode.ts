@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { WeftError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -41,7 +41,9 @@ import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
 import { collectRefusalsAfter, refusalNames } from './refusals.js';
-import type { LabStatus, PodStatus, ServiceStatus } from './status.js';
+import type { DeploymentStatus, LabStatus, PodStatus, ServiceStatus } from './status.js';
+import { deploymentPodName, planDeployment, type DeploymentObject } from './deployments.js';
+import { ownedBy } from './deployment-controller.js';
 import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
@@ -116,7 +118,7 @@ function rank(kind: string): number {
 }
 
 /** Whether every field `want` sets has that value in `have` (server defaults aside). */
-function subsetOf(want: unknown, have: unknown): boolean {
+export function subsetOf(want: unknown, have: unknown): boolean {
   if (Array.isArray(want)) return Array.isArray(have) && want.length === have.length && want.every((w, i) => subsetOf(w, have[i]));
   if (want !== null && typeof want === 'object') {
     if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
@@ -258,6 +260,41 @@ export async function waitForPods(state: LabState, kc: KubeConfig, keys: readonl
   await waitForCaptureOf(nodes, podsOnNodes, Math.max(1_000, deadline - Date.now()), agentLogOf(state.name, state.nodes[0]?.name ?? ''));
 }
 
+/**
+ * Waits until each of the given Deployments (`ns/name`) has rolled out, as `kubectl rollout
+ * status` would: its current template's pods Ready (and captured, through waitForPods) and no pod
+ * of an older template left.
+ */
+export async function waitForDeployments(state: LabState, kc: KubeConfig, keys: readonly string[], timeoutMs: number): Promise<void> {
+  if (keys.length === 0) return;
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const deadline = Date.now() + timeoutMs;
+  const expected: string[] = [];
+  const owners: { key: string; uid: string | undefined; pods: Set<string> }[] = [];
+  for (const key of keys) {
+    const [namespace, name] = key.split('/') as [string, string];
+    const d = await apps.readNamespacedDeployment({ name, namespace });
+    const planned = planDeployment(d as unknown as DeploymentObject);
+    if ('problem' in planned) throw new WeftError('WEFT_ERR_LAB', `deployment ${key}: ${planned.problem}`);
+    const pods = Array.from({ length: planned.plan.replicas }, (_, i) => `${namespace}/${deploymentPodName(name, planned.plan.hash, i)}`);
+    expected.push(...pods);
+    owners.push({ key, uid: d.metadata?.uid, pods: new Set(pods) });
+  }
+  await waitForPods(state, kc, expected, timeoutMs);
+  for (;;) {
+    const all = (await core.listPodForAllNamespaces()).items;
+    const old = owners.flatMap((o) => all.filter((p) => ownedBy(p, o.uid) && !o.pods.has(`${p.metadata?.namespace}/${p.metadata?.name}`)).map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`));
+    if (old.length === 0) return;
+    if (Date.now() > deadline) throw new WeftError('WEFT_ERR_LAB', `the old pods ${old.join(', ')} are still there ${timeoutMs} ms after the rollout (see ${kubePaths(state.name).controllersLog})`);
+    await delay(50);
+  }
+}
+
+function deploymentKeys(objects: readonly ManifestObject[]): string[] {
+  return objects.filter((o) => o.kind === 'Deployment' && o.apiVersion === 'apps/v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
+}
+
 function agentLogOf(lab: string, node: string): string {
   return podLogFile(lab, AGENT_NAMESPACE, agentPodName(node));
 }
@@ -308,7 +345,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   // ---- control plane roles
   await writeKubeconfig(paths.controlPlaneKubeconfig, { server: LAB_API_FABRIC_URL, caPem: kubeconfigCa(admin), user: 'weft-lab-admin', token: kubeconfigToken(admin) });
   kube.controllers = await startInNetns(
-    { what: 'the lab controllers', netns: state.fabricNetns, argv: [process.execPath, WEFT_MAIN, 'lab', 'kube-controllers', '--kubeconfig', paths.controlPlaneKubeconfig], env: baseEnv(), cwd: REPO_DIR, log: paths.controllersLog },
+    { what: 'the lab controllers', netns: state.fabricNetns, argv: [process.execPath, WEFT_MAIN, 'lab', 'kube-controllers', '--kubeconfig', paths.controlPlaneKubeconfig, '--name', state.name], env: { ...baseEnv(), ...weftEnv() }, cwd: REPO_DIR, log: paths.controllersLog },
     { readyTimeoutMs: START_TIMEOUT_MS, waitExec: true },
   );
   for (const n of nodes) {
@@ -348,6 +385,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   const summary = await applyObjects(admin, objects);
   await writeState(state);
   await waitForPods(state, admin, objects.filter((o) => o.kind === 'Pod').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`), options.readyTimeoutMs);
+  await waitForDeployments(state, admin, deploymentKeys(objects), options.readyTimeoutMs);
   return summary;
 }
 
@@ -561,12 +599,28 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
   const kc = adminKubeConfig(state.name);
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const [pods, namespaces, services, slices] = await Promise.all([
+  const [pods, namespaces, services, slices, deploymentList] = await Promise.all([
     core.listPodForAllNamespaces(),
     core.listNamespace(),
     core.listServiceForAllNamespaces(),
     discovery.listEndpointSliceForAllNamespaces(),
+    kc.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces(),
   ]);
+  const deployments: DeploymentStatus[] = deploymentList.items
+    .map((d) => {
+      const planned = planDeployment(d as unknown as DeploymentObject);
+      const gateway = d.metadata?.ownerReferences?.find((r) => r.kind === 'Gateway');
+      return {
+        name: d.metadata?.name ?? '',
+        namespace: d.metadata?.namespace ?? 'default',
+        replicas: d.spec?.replicas ?? 1,
+        ready: d.status?.availableReplicas ?? 0,
+        templateHash: 'plan' in planned ? planned.plan.hash : '',
+        pods: pods.items.filter((p) => ownedBy(p, d.metadata?.uid)).map((p) => p.metadata?.name ?? '').sort(),
+        ...(gateway !== undefined ? { gateway: `${d.metadata?.namespace ?? 'default'}/${gateway.name}` } : {}),
+      };
+    })
+    .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
   const nsLabels = new Map(namespaces.items.map((n) => [n.metadata?.name ?? '', n.metadata?.labels ?? {}]));
   const pidOf = (p: V1Pod): number | undefined => {
     const id = p.status?.containerStatuses?.[0]?.containerID;
@@ -612,6 +666,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
     }),
     pods: podStatuses,
     services: serviceStatuses,
+    deployments,
     prometheus: labPrometheusStatus(state),
   };
 }
@@ -621,6 +676,7 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
   const summary = await applyObjects(kc, loaded.objects);
   const pods = loaded.objects.filter((o) => o.kind === 'Pod' && o.apiVersion === 'v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
   await waitForPods(state, kc, pods, readyTimeoutMs);
+  await waitForDeployments(state, kc, deploymentKeys(loaded.objects), readyTimeoutMs);
   summary.refused = await agentRefusals(state, kc, loaded.objects, readyTimeoutMs);
   return summary;
 }

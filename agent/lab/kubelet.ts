@@ -44,6 +44,9 @@ import { listeningTcpPorts, netnsPids, refAlive, startInNetns, stopProcesses, ty
 import { hostsFile, RESOLV_CONF, serviceRules, type ServiceView } from './services.js';
 import { writeFileAtomic, type NodeState, type PodState } from './state.js';
 import { resolveArgv } from './converge.js';
+import { expand } from './expand.js';
+
+export { expand };
 import { stableJson } from './spec.js';
 
 export interface KubeletOptions {
@@ -768,10 +771,3 @@ export class Kubelet {
   }
 }
 
-/** Kubernetes' $(VAR) expansion in command, args and env values; $$ escapes. */
-export function expand(text: string, env: Record<string, string>): string {
-  return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) => {
-    if (m === '$$') return '$';
-    return name !== undefined && env[name] !== undefined ? env[name]! : m;
-  });
-}

@@ -60,10 +60,32 @@ export function renderPrometheusConfig(lab: string): string {
   return `# Written by weft lab for lab ${lab}; rewritten on every up.\n${JSON.stringify(config, null, 2)}\n`;
 }
 
-/** file_sd targets: one per node, labelled with the node's name and the lab's. */
-export function renderPrometheusTargets(lab: string, nodes: readonly { name: string; fabricIP: string }[]): string {
-  const groups = nodes.map((n) => ({ targets: [`${n.fabricIP}:${METRICS_PORT}`], labels: { node: n.name, lab } }));
+/** The job of the waypoint pods' targets (their `job` label overrides the scrape config's). */
+export const WAYPOINT_SCRAPE_JOB = 'weft-waypoints';
+
+export interface WaypointTarget {
+  pod: string;
+  namespace: string;
+  node: string;
+  ip: string;
+}
+
+/**
+ * file_sd targets: one per node, labelled with the node's name and the lab's; and one per
+ * waypoint pod (its 15020 on the pod IP, which the fabric routes), in job weft-waypoints, so the
+ * agents' queries (job="weft-agents") do not mix the two.
+ */
+export function renderPrometheusTargets(lab: string, nodes: readonly { name: string; fabricIP: string }[], waypoints: readonly WaypointTarget[] = []): string {
+  const groups: { targets: string[]; labels: Record<string, string> }[] = nodes.map((n) => ({ targets: [`${n.fabricIP}:${METRICS_PORT}`], labels: { node: n.name, lab } }));
+  for (const w of waypoints) groups.push({ targets: [`${w.ip}:${METRICS_PORT}`], labels: { job: WAYPOINT_SCRAPE_JOB, node: w.node, namespace: w.namespace, pod: w.pod, lab } });
   return JSON.stringify(groups, null, 2) + '\n';
+}
+
+/** Rewrites the target file (Prometheus follows it): after the waypoint pods changed. */
+export async function writeLabPrometheusTargets(state: LabState, waypoints: readonly WaypointTarget[]): Promise<void> {
+  const paths = labPrometheusPaths(state.name);
+  await mkdir(paths.dir, { recursive: true });
+  await writeFileAtomic(paths.targets, renderPrometheusTargets(state.name, state.nodes, waypoints));
 }
 
 /** The `prometheus` executable on PATH (Debian: /usr/bin/prometheus), or undefined. */
@@ -80,10 +102,10 @@ export async function findPrometheus(path = process.env.PATH ?? '/usr/sbin:/usr/
  * Called by converge whenever agents run: the target list follows `state.nodes`; the server is
  * started when it does not run (first `up`, or it died since). Returns its process.
  */
-export async function ensureLabPrometheus(state: LabState): Promise<ProcRef> {
+export async function ensureLabPrometheus(state: LabState, waypoints: readonly WaypointTarget[] = []): Promise<ProcRef> {
   const paths = labPrometheusPaths(state.name);
   await mkdir(paths.data, { recursive: true });
-  await writeFileAtomic(paths.targets, renderPrometheusTargets(state.name, state.nodes));
+  await writeFileAtomic(paths.targets, renderPrometheusTargets(state.name, state.nodes, waypoints));
   if (state.prometheus !== undefined && refAlive(state.prometheus)) return state.prometheus;
   const binary = await findPrometheus();
   if (binary === undefined) {

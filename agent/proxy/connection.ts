@@ -11,6 +11,9 @@ import type { AgentMetrics, TcpSeries } from '../telemetry/metrics.js';
 import type { LoadBalancer } from './load-balancer.js';
 import type { Endpoint } from '../discovery/types.js';
 import { MAX_PAIR_TOTALS } from '../config.js';
+import { tcpResponseFlags } from '../telemetry/tcp-response-flags.js';
+import type { InboundServiceGuess } from '../telemetry/inbound-service.js';
+import { ConnectionEventHub, type ConnectionEvent, type ConnectionEventKind } from '../telemetry/connection-events.js';
 
 export type Direction = 'outbound' | 'inbound';
 
@@ -46,6 +49,8 @@ export interface ConnectionSummary extends ConnectionInfo {
   error: string | undefined;
   /** Stable code (WEFT_ERR_* or the socket's E* code), for metric labels. */
   errorCode: string | undefined;
+  /** Envoy's response flags for how it ended (`-`, `UF`, `UH`, `DENY`), the close's response_flags label. */
+  responseFlags: string;
 }
 
 /** Open connections and per-pair totals, for the admin API, tests and the demo. */
@@ -59,6 +64,8 @@ export class ConnectionTracker {
   /** Open connections by direction, read by the weft_open_connections gauge when scraped. */
   #openOutbound = 0;
   #openInbound = 0;
+  /** Opens, decisions and closes, live, for the admin API's /connections/stream. */
+  readonly events = new ConnectionEventHub();
 
   readonly #maxTotals: number;
 
@@ -77,7 +84,18 @@ export class ConnectionTracker {
     }
   }
 
+  /**
+   * Names the service of an inbound connection that arrived for a pod address (set by the
+   * agent): the destination reporter's destination_service labels (telemetry/inbound-service.ts).
+   */
+  guessInboundService: InboundServiceGuess | undefined;
+
   open(info: ConnectionInfo): ConnectionRecord {
+    if (info.direction === 'inbound' && info.destinationService === undefined && info.destinationWorkload && this.guessInboundService) {
+      const port = Number(info.originalDestination.slice(info.originalDestination.lastIndexOf(':') + 1));
+      const guessed = this.guessInboundService(info.destinationWorkload, port);
+      if (guessed !== undefined) info = { ...info, destinationService: guessed };
+    }
     let series: TcpSeries | undefined;
     if (this.#metrics) {
       series = this.#metrics.tcpSeries.get({
@@ -95,6 +113,8 @@ export class ConnectionTracker {
     else this.#openInbound++;
     const record = new ConnectionRecord(this, this.#nextId++, info, series);
     this.#open.set(record.id, record);
+    this.#pair(info).opened++;
+    if (this.events.hasSubscribers) this.events.publish(connectionEvent('open', record.id, info));
     return record;
   }
 
@@ -104,25 +124,30 @@ export class ConnectionTracker {
     if (summary.direction === 'outbound') this.#openOutbound--;
     else this.#openInbound--;
     if (series) {
-      series.closed++;
+      this.#metrics!.tcpSeries.withFlags(series, summary.responseFlags).closed++;
       series.receivedBytes += summary.bytesFromClient;
       series.sentBytes += summary.bytesToClient;
     }
     if (this.#metrics && summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
-    const source = workloadKey(summary.sourceWorkload, summary.sourceIp);
-    const destination = workloadKey(summary.destinationWorkload, summary.upstream.split(':')[0]!);
-    const key = `${summary.direction}|${source}|${destination}`;
-    let t = this.#totals.get(key);
-    if (!t) {
-      // Bounded: pairs of short-lived or spoofed clients must not grow the agent without end;
-      // the oldest pair goes (its counts stay in the Prometheus series).
-      if (this.#totals.size >= this.#maxTotals) this.#totals.delete(this.#totals.keys().next().value!);
-      t = { direction: summary.direction, source, destination, connections: 0, bytesFromClient: 0, bytesToClient: 0 };
-      this.#totals.set(key, t);
-    }
+    const t = this.#pair(summary);
     t.connections++;
     t.bytesFromClient += summary.bytesFromClient;
     t.bytesToClient += summary.bytesToClient;
+    if (summary.errorCode) t.errors++;
+    if (summary.verdict && !summary.verdict.allowed) t.denied++;
+    t.mutualTls = summary.mutualTls === true;
+    if (this.events.hasSubscribers) {
+      this.events.publish({
+        ...connectionEvent('close', summary.id, summary),
+        ...decisionOf(summary.verdict),
+        bytesFromClient: summary.bytesFromClient,
+        bytesToClient: summary.bytesToClient,
+        durationMs: summary.durationMs,
+        error: summary.error,
+        errorCode: summary.errorCode,
+        responseFlags: summary.responseFlags,
+      });
+    }
     this.#accessLog.info(
       {
         direction: summary.direction,
@@ -143,9 +168,31 @@ export class ConnectionTracker {
         duration_ms: summary.durationMs,
         error: summary.error,
         error_code: summary.errorCode,
+        response_flags: summary.responseFlags,
       },
       'connection closed',
     );
+  }
+
+  /** The totals of the connection's pair, made on first use. */
+  #pair(info: ConnectionInfo): PairTotals {
+    const source = workloadKey(info.sourceWorkload, info.sourceIp);
+    const destination = workloadKey(info.destinationWorkload, info.upstream.split(':')[0]!);
+    const key = `${info.direction}|${source}|${destination}`;
+    let t = this.#totals.get(key);
+    if (!t) {
+      // Bounded: pairs of short-lived or spoofed clients must not grow the agent without end;
+      // the oldest pair goes (its counts stay in the Prometheus series).
+      if (this.#totals.size >= this.#maxTotals) this.#totals.delete(this.#totals.keys().next().value!);
+      t = { direction: info.direction, source, destination, opened: 0, connections: 0, bytesFromClient: 0, bytesToClient: 0, errors: 0, denied: 0, mutualTls: info.mutualTls === true };
+      this.#totals.set(key, t);
+    }
+    return t;
+  }
+
+  /** @internal called when a record's policy decision is taken */
+  decided(record: ConnectionRecord, verdict: InboundVerdict): void {
+    if (this.events.hasSubscribers) this.events.publish({ ...connectionEvent('decision', record.id, record.info), ...decisionOf(verdict) });
   }
 
   /**
@@ -181,9 +228,41 @@ export interface PairTotals {
   /** Workload key (`ns/name`) or IP of the client. */
   source: string;
   destination: string;
+  /** Connections opened (counted at open; `connections` counts those closed). */
+  opened: number;
   connections: number;
   bytesFromClient: number;
   bytesToClient: number;
+  /** Closed connections that ended with an error (a refusal, a failed connect, a reset). */
+  errors: number;
+  /** Closed connections that authorization policy refused. */
+  denied: number;
+  /** Whether the pair's latest connection went over mutual TLS. */
+  mutualTls: boolean;
+}
+
+function connectionEvent(event: ConnectionEventKind, id: number, info: ConnectionInfo): ConnectionEvent {
+  const dst = info.destinationWorkload;
+  return {
+    event,
+    id,
+    time: new Date().toISOString(),
+    direction: info.direction,
+    src: `${info.sourceIp}:${info.sourcePort}`,
+    srcWorkload: info.sourceWorkload?.key,
+    srcPrincipal: info.sourcePrincipal ?? (info.direction === 'outbound' ? info.sourceWorkload?.identity : undefined),
+    dst: info.originalDestination,
+    dstService: info.destinationService,
+    upstream: info.upstream,
+    dstWorkload: dst?.key,
+    dstPrincipal: dst?.inMesh ? dst.identity : undefined,
+    mtls: info.mutualTls === true,
+  };
+}
+
+function decisionOf(verdict: InboundVerdict | undefined): Pick<ConnectionEvent, 'decision' | 'policy' | 'reason'> {
+  if (!verdict) return {};
+  return { decision: verdict.allowed ? 'allow' : 'deny', policy: verdict.policy, reason: verdict.reason };
 }
 
 export class ConnectionRecord implements RelayOwner {
@@ -201,8 +280,7 @@ export class ConnectionRecord implements RelayOwner {
   #endpoint: Endpoint | undefined;
   /** Set on inbound connections: what policy was asked, so a policy change can ask again. */
   question: InboundQuestion | undefined;
-  /** The authorization decision taken for this connection (inbound), for the access log. */
-  verdict: InboundVerdict | undefined;
+  #verdict: InboundVerdict | undefined;
   /** Why the agent closed it, when it did (reported instead of the socket error). */
   closeReason: string | undefined;
 
@@ -211,6 +289,16 @@ export class ConnectionRecord implements RelayOwner {
     this.#series = series;
     this.id = id;
     this.info = info;
+  }
+
+  /** The authorization decision taken for this connection (inbound), for the access log and the event feed. */
+  get verdict(): InboundVerdict | undefined {
+    return this.#verdict;
+  }
+
+  set verdict(verdict: InboundVerdict | undefined) {
+    this.#verdict = verdict;
+    if (verdict) this.#tracker.decided(this, verdict);
   }
 
   /** Whether the relay runs (and abort() resets both sides). */
@@ -256,16 +344,20 @@ export class ConnectionRecord implements RelayOwner {
     const code = result.error ? ((result.error as NodeJS.ErrnoException).code ?? 'other') : undefined;
     // connect(2) of a socket bound to the client's IP found no free port for the 4-tuple.
     const exhausted = code === 'EADDRNOTAVAIL';
+    const bytesToClient = result.bytesFromUpstream ?? 0;
+    const error = this.closeReason ?? (exhausted ? `no local port left for ${this.info.sourceIp} to ${this.info.upstream} (net.ipv4.ip_local_port_range used up): EADDRNOTAVAIL` : result.error?.message);
+    const errorCode = this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : exhausted ? 'WEFT_ERR_PORTS_EXHAUSTED' : code;
     this.#tracker.closed(this, {
       ...this.info,
       id: this.id,
       openedAt: this.#openedAt,
       bytesFromClient: result.bytesFromDownstream ?? 0,
-      bytesToClient: result.bytesFromUpstream ?? 0,
+      bytesToClient,
       durationMs: Date.now() - this.#openedAt,
       verdict: this.verdict,
-      error: this.closeReason ?? (exhausted ? `no local port left for ${this.info.sourceIp} to ${this.info.upstream} (net.ipv4.ip_local_port_range used up): EADDRNOTAVAIL` : result.error?.message),
-      errorCode: this.closeReason ? 'WEFT_ERR_POLICY_DENIED' : exhausted ? 'WEFT_ERR_PORTS_EXHAUSTED' : code,
+      error,
+      errorCode,
+      responseFlags: tcpResponseFlags({ errorCode, error, bytesToClient }),
     }, this.#series);
   }
 }

@@ -5,34 +5,14 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Workload } from '../discovery/types.js';
-import { serviceHostname } from '../discovery/store.js';
+import { PEER_LABELS, peerLabels } from './labels.js';
+import { NO_FLAGS } from './tcp-response-flags.js';
 
-export const TCP_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_cluster',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-] as const;
+/** Istio's TCP metric labels: the peer labels every standard metric carries (labels.ts). */
+export const TCP_LABELS = PEER_LABELS;
 
 export type TcpLabelName = (typeof TCP_LABELS)[number];
 export type TcpLabels = Record<TcpLabelName, string>;
-
-const UNKNOWN = 'unknown';
 
 export interface TcpLabelInput {
   reporter: 'source' | 'destination';
@@ -44,6 +24,8 @@ export interface TcpLabelInput {
   destinationService: string | undefined;
   mutualTls: boolean;
   clusterName: string;
+  /** Envoy's response flags of the connection (tcp-response-flags.ts); `-` (none) when absent. */
+  responseFlags?: string;
 }
 
 /** Sources for the gauges read at scrape time (set once by the agent). */
@@ -69,40 +51,7 @@ export function collectStateOnScrape(metrics: AgentMetrics, sources: StateSource
 
 /** Istio's TCP label set for one connection; computed once when the connection is classified. */
 export function tcpLabels(input: TcpLabelInput): TcpLabels {
-  const src = input.source;
-  const dst = input.destination;
-  let serviceName = UNKNOWN;
-  let serviceNamespace = UNKNOWN;
-  let serviceHost = UNKNOWN;
-  if (input.destinationService) {
-    const [ns, name] = input.destinationService.split('/') as [string, string];
-    serviceName = name;
-    serviceNamespace = ns;
-    serviceHost = serviceHostname(name, ns);
-  } else if (dst) {
-    serviceNamespace = dst.namespace;
-  }
-  return {
-    reporter: input.reporter,
-    source_workload: src?.workloadName ?? UNKNOWN,
-    source_workload_namespace: src?.namespace ?? UNKNOWN,
-    source_principal: input.sourcePrincipal ?? (input.reporter === 'source' && src ? src.identity : UNKNOWN),
-    source_app: src?.labels['app'] ?? UNKNOWN,
-    source_version: src?.version ?? UNKNOWN,
-    source_cluster: input.clusterName,
-    destination_workload: dst?.workloadName ?? UNKNOWN,
-    destination_workload_namespace: dst?.namespace ?? UNKNOWN,
-    destination_principal: dst?.inMesh ? dst.identity : UNKNOWN,
-    destination_app: dst?.labels['app'] ?? UNKNOWN,
-    destination_version: dst?.version ?? UNKNOWN,
-    destination_service: serviceHost,
-    destination_service_name: serviceName,
-    destination_service_namespace: serviceNamespace,
-    destination_cluster: input.clusterName,
-    request_protocol: 'tcp',
-    response_flags: '-',
-    connection_security_policy: input.mutualTls ? 'mutual_tls' : 'none',
-  };
+  return peerLabels({ ...input, requestProtocol: 'tcp', responseFlags: input.responseFlags ?? NO_FLAGS });
 }
 
 /**
@@ -142,6 +91,7 @@ const NO_WORKLOAD = {};
 export class TcpSeriesTable {
   readonly #byValues = new Map<string, TcpSeries>();
   readonly #lookup = new WeakMap<object, WeakMap<object, Map<string, TcpSeries>>>();
+  readonly #flagged = new WeakMap<TcpSeries, Map<string, TcpSeries>>();
 
   /** The series of a connection (TcpLabelInput as tcpLabels takes it). */
   get(input: TcpLabelInput): TcpSeries {
@@ -151,15 +101,33 @@ export class TcpSeriesTable {
     if (byDst === undefined) this.#lookup.set(src, (byDst = new WeakMap()));
     let byRest = byDst.get(dst);
     if (byRest === undefined) byDst.set(dst, (byRest = new Map()));
-    const rest = `${input.reporter}\u0000${input.sourcePrincipal ?? ''}\u0000${input.destinationService ?? ''}\u0000${input.mutualTls ? 1 : 0}\u0000${input.clusterName}`;
+    const rest = `${input.reporter}\u0000${input.sourcePrincipal ?? ''}\u0000${input.destinationService ?? ''}\u0000${input.mutualTls ? 1 : 0}\u0000${input.clusterName}\u0000${input.responseFlags ?? NO_FLAGS}`;
     let series = byRest.get(rest);
     if (series === undefined) {
-      const labels = tcpLabels(input);
-      const values = TCP_LABELS.map((n) => labels[n]).join('\u0000');
-      series = this.#byValues.get(values);
-      if (series === undefined) this.#byValues.set(values, (series = new TcpSeries(labels)));
+      series = this.#byLabels(tcpLabels(input));
       byRest.set(rest, series);
     }
+    return series;
+  }
+
+  /**
+   * The series of `series`'s labels with `flags` as response_flags. A connection is opened on
+   * its series without flags and, when it ends with some (UF, DENY, ...), counts its close on
+   * this one, as ztunnel does: the flags are only known at the end.
+   */
+  withFlags(series: TcpSeries, flags: string): TcpSeries {
+    if (flags === series.labels.response_flags) return series;
+    let byFlags = this.#flagged.get(series);
+    if (byFlags === undefined) this.#flagged.set(series, (byFlags = new Map()));
+    let flagged = byFlags.get(flags);
+    if (flagged === undefined) byFlags.set(flags, (flagged = this.#byLabels({ ...series.labels, response_flags: flags })));
+    return flagged;
+  }
+
+  #byLabels(labels: TcpLabels): TcpSeries {
+    const values = TCP_LABELS.map((n) => labels[n]).join('\u0000');
+    let series = this.#byValues.get(values);
+    if (series === undefined) this.#byValues.set(values, (series = new TcpSeries(labels)));
     return series;
   }
 

@@ -25,6 +25,7 @@ import { waitFor } from '../helpers/wait.js';
 import { requestCertificate, type WorkloadCertificate } from '../../agent/identity/manager.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import { ALPN_H2, TLS_VERSIONS } from '../../agent/tunnel/settings.js';
+import { defaultHboneImpl, setDefaultHboneImpl, type HboneImpl } from '../../agent/tunnel/impl.js';
 import { createTcpSocket } from '../../native/index.js';
 import { MESH_MARK } from '../../agent/config.js';
 import { CANCEL, FLAG, FRAME, connectHead, frame, literal, ping, rawH2, rstStream, settings } from './h2-frames.js';
@@ -56,7 +57,14 @@ function heapMb(): number {
   return process.memoryUsage().heapUsed / 1024 / 1024;
 }
 
-describe('live attacks on the agent (in-process two-pod topology, mutual TLS)', { concurrency: false }, () => {
+/** Each HBONE implementation the agent can run (agent/tunnel/impl.ts), in a topology of its own. */
+const TOPOLOGIES: readonly { impl: HboneImpl; tag: string; subnet: number }[] = [
+  { impl: 'node', tag: 'fuzza', subnet: 240 },
+  { impl: 'lean', tag: 'h2atk', subnet: 136 },
+];
+
+for (const { impl, tag, subnet } of TOPOLOGIES) describe(`live attacks on the agent (in-process two-pod topology, mutual TLS, HBONE ${impl})`, { concurrency: false }, () => {
+  const previousImpl = defaultHboneImpl();
   let t: TwoPods;
   let creds: WorkloadCertificate;
   let baseFds = 0;
@@ -80,7 +88,9 @@ describe('live attacks on the agent (in-process two-pod topology, mutual TLS)', 
   const attacker = (read = true) => rawH2(t.fdA, t.IP_B, HBONE, creds, { read });
 
   before(async () => {
-    t = await setupTwoPods('fuzza', 240);
+    // The agent's pools and HBONE servers are made while it captures the pods, with the process default.
+    setDefaultHboneImpl(impl);
+    t = await setupTwoPods(tag, subnet);
     await waitFor(() => t.agent.ready, 'agent ready');
     await waitFor(async () => (await t.request(t.VIP, 80, 'ping').catch(() => '')) === `${t.IP_A}|ping`, 'first meshed request');
     creds = await requestCertificate(new InProcessCaClient(t.ca!, 'node-1'), 'spiffe://cluster.local/ns/shop/sa/client');
@@ -96,6 +106,7 @@ describe('live attacks on the agent (in-process two-pod topology, mutual TLS)', 
 
   after(async () => {
     await t?.cleanup();
+    setDefaultHboneImpl(previousImpl);
   });
 
   it('F1: CONNECT to the pod\'s own 15001, 15006 and 15008, and plaintext to 127.0.0.1:15001 inside a pod, are refused without a loop', pending('F1'), async () => {

@@ -106,6 +106,10 @@ test('canonical service and revision win over app and version, as in Istio', () 
   const m = series('destination', PP, DETAILS, { destination_canonical_service: 'details-svc', destination_canonical_revision: 'r7' });
   const g = buildGraph(input({ tcpOpened: [s(m, 1)] }));
   assert.ok(g.nodes.some((n) => n.id === workloadId('default', 'details', 'r7') && n.app === 'details-svc' && n.parent === appId('default', 'details-svc')));
+  // Istio's revision of an unversioned workload is `latest`: kept in the id, not in the label.
+  const client = buildGraph(input({ tcpOpened: [s(series('destination', CLIENT, PP, { source_canonical_revision: 'latest' }), 1)] })).nodes.find((n) => n.workload === 'client')!;
+  assert.equal(client.id, workloadId('outside', 'client', 'latest'));
+  assert.equal(client.label, 'client');
 });
 
 test('a destination outside the mesh is reported by the source only; a destination known only as a service is the service node', () => {

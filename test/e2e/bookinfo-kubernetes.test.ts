@@ -2,5 +2,6 @@
 // and EndpointSlice controller; agents and CA with --kubeconfig and the shipped RBAC; kubectl
 // for label changes and pod add/remove; probes from the node. Needs root and kubectl.
 import { bookinfoSuite } from './bookinfo-suite.js';
+import { testLabName } from '../helpers/bookinfo.js';
 
-bookinfoSuite({ lab: 'klabe2e', kubernetes: true });
+bookinfoSuite({ lab: testLabName('klabe2e'), kubernetes: true });

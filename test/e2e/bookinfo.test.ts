@@ -1,4 +1,5 @@
 // The bookinfo end-to-end suite against the local source (manifests directory). Needs root.
 import { bookinfoSuite } from './bookinfo-suite.js';
+import { testLabName } from '../helpers/bookinfo.js';
 
-bookinfoSuite({ lab: 'e2e', kubernetes: false });
+bookinfoSuite({ lab: testLabName('e2e'), kubernetes: false });

@@ -95,8 +95,9 @@ test('the lab runs Prometheus in its fabric namespace and it scrapes every agent
 test('the byte counters Prometheus reports match the bytes sent, per source and destination workload', async () => {
   const pairs = [
     // Crosses nodes (node-1 -> node-2) through the service VIP, over HBONE.
-    { pod: POD['productpage-v1']!, source: 'productpage', destination: 'details', host: 'details.default', path: '/details/1', count: 3, pad: 1000 },
-    { pod: POD['reviews-v1']!, source: 'reviews', destination: 'ratings', host: 'ratings.default', path: '/ratings/1', count: 2, pad: 3000 },
+    // Istio's workload names: the owning Deployments (productpage-v1), not the app labels.
+    { pod: POD['productpage-v1']!, source: 'productpage-v1', destination: 'details-v1', host: 'details.default', path: '/details/1', count: 3, pad: 1000 },
+    { pod: POD['reviews-v1']!, source: 'reviews-v1', destination: 'ratings-v1', host: 'ratings.default', path: '/ratings/1', count: 2, pad: 3000 },
   ];
   const reporters = ['source', 'destination'] as const;
   const [closed0, received0, sent0] = await Promise.all([
@@ -133,7 +134,7 @@ test('the byte counters Prometheus reports match the bytes sent, per source and 
   assert.notEqual(traffic[0]!.sent, traffic[1]!.sent);
   const security = await queryLabPrometheus(
     LAB,
-    'sum by (connection_security_policy) (istio_tcp_connections_opened_total{reporter="destination", source_workload="productpage", destination_workload="details"})',
+    'sum by (connection_security_policy) (istio_tcp_connections_opened_total{reporter="destination", source_workload="productpage-v1", destination_workload="details-v1"})',
   );
   assert.deepEqual(security.map((s) => s.metric['connection_security_policy']), ['mutual_tls']);
 });

@@ -40,6 +40,7 @@ test('an invalid route is refused by field and its last good version kept; a fix
   assert.equal(accepted.reason, 'UnsupportedValue');
   assert.equal(accepted.observedGeneration, 2);
   assert.match(accepted.message, /still served/);
+  assert.equal(store.table().statuses(), store.statuses(), 'the table carries the store\'s statuses (the waypoint\'s /config_dump)');
 
   store.update(model(SHOP, [v1Route(3, 'cart-v2')]));
   assert.equal(servedBackend(store), 'shop/cart-v2');
@@ -75,6 +76,8 @@ test('the store reads routes and ReferenceGrants from a discovery MeshModel', ()
   const store = new RouteStore();
   store.update(buildModel(objects));
   assert.equal(servedBackend(store), 'shop/cart-v1');
+  // Discovery knows the Service has no waypoint: accepted, and the message says why nothing applies it yet.
+  assert.match(store.statuses()[0]!.parents[0]!.conditions[0]!.message, /attached to every port \(8080\) of Service shop\/cart; the Service has no waypoint/);
 });
 
 function conditions(s: RouteStatus, parent = 0): Record<string, string> {

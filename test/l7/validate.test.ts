@@ -75,6 +75,8 @@ const refusals: { name: string; obj: unknown; path: string; message: RegExp }[] 
   { name: 'a filter without its field', obj: rule1({ filters: [{ type: 'URLRewrite' }] }), path: 'spec.rules[0].filters[0].urlRewrite', message: /is required when type is URLRewrite/ },
   { name: 'a repeated filter', obj: rule1({ filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: {} }, { type: 'RequestHeaderModifier', requestHeaderModifier: {} }] }), path: 'spec.rules[0].filters[1].type', message: /only once/ },
   { name: 'a header set twice', obj: rule1({ filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'X-A', value: '1' }, { name: 'x-a', value: '2' }] } }] }), path: 'spec.rules[0].filters[0].requestHeaderModifier.set[1].name', message: /appears twice/ },
+  { name: 'a header both set and removed', obj: rule1({ filters: [{ type: 'ResponseHeaderModifier', responseHeaderModifier: { set: [{ name: 'X-A', value: '1' }], remove: ['x-a'] } }] }), path: 'spec.rules[0].filters[0].responseHeaderModifier.remove[0]', message: /already in set \(one action per header name\)/ },
+  { name: 'a rule name used twice', obj: cartRoute([{ name: 'a' }, { name: 'a' }]), path: 'spec.rules[1].name', message: /used twice/ },
   { name: 'a redirect with backendRefs', obj: rule1({ filters: [{ type: 'RequestRedirect', requestRedirect: {} }], backendRefs: [backend('cart-v1')] }), path: 'spec.rules[0].backendRefs', message: /must be empty/ },
   { name: 'a redirect and a rewrite', obj: rule1({ filters: [{ type: 'RequestRedirect', requestRedirect: {} }, { type: 'URLRewrite', urlRewrite: {} }] }), path: 'spec.rules[0].filters', message: /mutually exclusive/ },
   { name: 'a redirect status', obj: rule1({ filters: [{ type: 'RequestRedirect', requestRedirect: { statusCode: 304 } }] }), path: 'spec.rules[0].filters[0].requestRedirect.statusCode', message: /301, 302, 303, 307, 308/ },
@@ -92,6 +94,7 @@ const refusals: { name: string; obj: unknown; path: string; message: RegExp }[] 
   { name: 'backendRequest longer than request', obj: rule1({ timeouts: { request: '1s', backendRequest: '2s' } }), path: 'spec.rules[0].timeouts.backendRequest', message: /not be longer than request/ },
   { name: 'retry (issue 12)', obj: rule1({ retry: { attempts: 2 } }), path: 'spec.rules[0].retry', message: /not supported by Weft/ },
   { name: 'a parentRef port', obj: httpRoute('r', { parentRefs: [{ ...CART_PARENT, port: 0 }] }), path: 'spec.parentRefs[0].port', message: /1-65535/ },
+  { name: 'an empty rule list', obj: cartRoute([]), path: 'spec.rules', message: /greater or equal to 1/ },
   { name: 'more than 16 rules', obj: cartRoute(Array.from({ length: 17 }, () => ({}))), path: 'spec.rules', message: /less or equal to 16/ },
   {
     name: 'more than 128 matches in all',

@@ -73,6 +73,7 @@ test('refused by field, each with the reason', () => {
     ['a remote.ip that is no address', at([{ when: [{ key: 'remote.ip', notValues: ['nope'] }] }]), [['spec.rules[0].when[0].notValues[0]', /not a CIDR or IP address/]]],
     ['a remoteIpBlock that is no address', at([{ from: [{ source: { remoteIpBlocks: ['10.0.0.0/33'] } }] }]), [['spec.rules[0].from[0].source.remoteIpBlocks[0]', /not a CIDR or IP address/]]],
     ['a path with * inside', at([{ to: [{ operation: { paths: ['/a/*/b'] } }] }]), [['spec.rules[0].to[0].operation.paths[0]', /'\*' only alone/]]],
+    ['a path template', at([{ to: [{ operation: { paths: ['/foo/{*}/bar', '/ok*'], notPaths: ['/x/{**}'] } }] }]), [['spec.rules[0].to[0].operation.paths[0]', /path templates \(\{\*\}, \{\*\*\}\) are not supported; use prefix\* or \*suffix \(got "\/foo\/\{\*\}\/bar"\)/], ['spec.rules[0].to[0].operation.notPaths[0]', /path templates/]]],
     ['an empty method', at([{ to: [{ operation: { methods: [''] } }] }]), [['spec.rules[0].to[0].operation.methods[0]', /must be non-empty/]]],
     ['CUSTOM', ap({ targetRefs: [GATEWAY], action: 'CUSTOM', provider: { name: 'ext-authz' } }), [['spec.action', /must be one of ALLOW, DENY, AUDIT \(got "CUSTOM"\): CUSTOM \(an external authorizer\) is not supported/], ['spec.provider', /unknown field/]]],
   ];

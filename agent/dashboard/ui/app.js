@@ -1,11 +1,10 @@
-// Weft dashboard: fetches /api/graph every few seconds, draws it with cytoscape (served by the
-// dashboard itself), and shows /api/details for a clicked node or edge. Plain browser JavaScript,
-// no build step: the server serves this file as it is.
-/* global cytoscape */
+// Weft dashboard: fetches /api/graph every few seconds, draws it (a view of view-*.js), and
+// shows /api/details for a clicked node or edge. Plain browser JavaScript, no build step: the
+// server serves this file as it is.
 'use strict';
 
 const REFRESH_MS = 3000;
-const state = { window: '1m', namespaces: new Set(), known: [], selected: undefined, graph: undefined, lastNodeIds: '' };
+const state = { window: '1m', namespaces: new Set(), known: [], selected: undefined, graph: undefined };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -31,60 +30,18 @@ function edgeLabel(e) {
     if (e.errorRate > 0) parts.push(`${fmtPct(e.errorRate)} err`);
     if (e.p99Ms !== undefined) parts.push(`p99 ${Math.round(e.p99Ms)} ms`);
   }
-  parts.push(e.mtls === 'mutual_tls' ? '🔒' : e.mtls === 'mixed' ? '½🔒' : '⚠ plain');
+  parts.push(e.mtls === 'mutual_tls' ? 'mTLS' : e.mtls === 'mixed' ? 'mixed mTLS' : 'plaintext');
   return parts.join(' · ');
 }
 
-const style = [
-  { selector: 'node', style: { label: 'data(label)', 'font-size': 11, 'text-valign': 'bottom', 'text-margin-y': 4, 'background-color': '#4c6ef5', width: 26, height: 26, 'border-width': 2, 'border-color': '#fff' } },
-  { selector: 'node[kind = "namespace"]', style: { shape: 'round-rectangle', 'background-color': '#f1f3f5', 'background-opacity': 0.6, 'border-color': '#adb5bd', 'border-width': 1, 'text-valign': 'top', 'text-halign': 'center', 'font-weight': 'bold', 'font-size': 13, color: '#495057', padding: 18 } },
-  { selector: 'node[kind = "app"]', style: { shape: 'round-rectangle', 'background-color': '#e7f5ff', 'background-opacity': 0.7, 'border-color': '#74c0fc', 'border-width': 1, 'border-style': 'dashed', 'text-valign': 'top', color: '#1864ab', padding: 10 } },
-  { selector: 'node[kind = "service"]', style: { shape: 'diamond', 'background-color': '#fff', 'border-color': '#7048e8', 'border-width': 2, width: 20, height: 20, color: '#5f3dc4' } },
-  { selector: 'node[kind = "waypoint"], node[kind = "gateway"]', style: { shape: 'hexagon', 'background-color': '#e8590c', width: 30, height: 30 } },
-  { selector: 'node[kind = "unknown"]', style: { 'background-color': '#adb5bd' } },
-  { selector: 'node:selected', style: { 'border-color': '#f59f00', 'border-width': 4 } },
-  { selector: 'edge', style: { width: 2.5, 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', 'arrow-scale': 1.1, label: 'data(label)', 'font-size': 10, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'text-background-padding': 2, 'text-rotation': 'autorotate' } },
-  { selector: 'edge[protocol = "tcp"]', style: { 'line-style': 'dashed', 'line-dash-pattern': [7, 4] } },
-  { selector: 'edge[mtls = "mutual_tls"]', style: { 'line-color': '#1a9b55', 'target-arrow-color': '#1a9b55' } },
-  { selector: 'edge[mtls = "none"]', style: { 'line-color': '#d9480f', 'target-arrow-color': '#d9480f' } },
-  { selector: 'edge[mtls = "mixed"]', style: { 'line-color': '#b08800', 'target-arrow-color': '#b08800' } },
-  { selector: 'edge[protocol != "tcp"]', style: { width: 3.5, 'source-arrow-shape': 'circle', 'source-arrow-color': '#2f6fdf' } },
-  { selector: 'edge[denied > 0]', style: { 'line-style': 'dotted', 'target-arrow-shape': 'tee' } },
-  { selector: 'edge[kind = "member"]', style: { width: 1, 'line-color': '#b197fc', 'target-arrow-shape': 'none', 'line-style': 'dotted', label: '' } },
-  { selector: 'edge:selected', style: { width: 5, 'underlay-color': '#f59f00', 'underlay-opacity': 0.35, 'underlay-padding': 4 } },
-];
-
-const cy = cytoscape({ container: $('#graph'), style, elements: [], wheelSensitivity: 0.3, minZoom: 0.2, maxZoom: 3 });
-// For tests and the curious: the live graph (window.weftDashboard.cy) and what was last fetched.
-window.weftDashboard = { cy, state, refreshed: 0 };
-
-function elementsOf(graph) {
-  const nodes = graph.nodes.map((n) => ({ group: 'nodes', data: { ...n, ...(n.parent ? { parent: n.parent } : {}) } }));
-  const edges = graph.edges.map((e) => ({ group: 'edges', data: { ...e, kind: 'traffic', label: edgeLabel(e) } }));
-  const members = graph.members.map((m) => ({ group: 'edges', data: { id: `member:${m.service}->${m.workload}`, source: m.service, target: m.workload, kind: 'member' } }));
-  return [...nodes, ...edges, ...members];
-}
-
-/** Updates the elements in place (positions kept); lays out again only when the nodes changed. */
-function draw(graph) {
-  const wanted = elementsOf(graph);
-  const ids = new Set(wanted.map((el) => el.data.id));
-  cy.batch(() => {
-    cy.elements().filter((el) => !ids.has(el.id())).remove();
-    for (const el of wanted) {
-      const have = cy.getElementById(el.data.id);
-      if (have.nonempty()) have.data(el.data);
-      else cy.add(el);
-    }
-  });
-  const nodeIds = graph.nodes.map((n) => n.id).join('|');
-  if (nodeIds !== state.lastNodeIds) {
-    state.lastNodeIds = nodeIds;
-    cy.layout({ name: 'cose', animate: false, nodeDimensionsIncludeLabels: true, padding: 30, idealEdgeLength: () => 110, nodeRepulsion: () => 9000, randomize: false }).run();
-    cy.fit(undefined, 30);
-  }
-  if (state.selected) cy.getElementById(state.selected.id).select();
-}
+// The view draws the graph: cytoscape when the page has it (served from the package's
+// node_modules), else the dashboard's own SVG view (view-svg.js). Both have one interface.
+const view = (window.cytoscape ? window.weftViews.cytoscape : window.weftViews.svg)($('#graph'), {
+  edgeLabel,
+  onSelect: (sel) => (sel ? select(sel) : clearSelection()),
+});
+// For tests and the curious: the live view and what was last fetched.
+window.weftDashboard = { view, state, refreshed: 0 };
 
 function labelOf(id) {
   const n = state.graph && state.graph.nodes.find((x) => x.id === id);
@@ -158,7 +115,8 @@ async function refresh() {
     const answer = await getJson(`/api/graph?${query()}`);
     state.graph = answer.graph;
     fillNamespaces(answer.namespaces);
-    draw(answer.graph);
+    view.draw(answer.graph);
+    if (state.selected) view.select(state.selected.id);
     fillTable(answer.graph);
     const err = $('#error');
     err.hidden = answer.error === undefined;
@@ -271,24 +229,16 @@ async function showDetails(sel, scroll) {
 
 function select(sel) {
   state.selected = sel;
-  cy.elements().unselect();
-  if (sel) cy.getElementById(sel.id).select();
+  view.select(sel ? sel.id : undefined);
   document.querySelectorAll('#edges tr').forEach((tr) => tr.classList.toggle('selected', sel !== undefined && tr.dataset.edge === sel.id));
   if (sel) showDetails(sel, true);
 }
 
-cy.on('tap', 'node', (evt) => {
-  const kind = evt.target.data('kind');
-  if (kind === 'namespace' || kind === 'app') return;
-  select({ kind: 'node', id: evt.target.id() });
-});
-cy.on('tap', 'edge[kind = "traffic"]', (evt) => select({ kind: 'edge', id: evt.target.id() }));
-cy.on('tap', (evt) => {
-  if (evt.target === cy) {
-    state.selected = undefined;
-    $('#details').replaceChildren(el('p', 'Click a node or an edge.', 'hint'));
-  }
-});
+function clearSelection() {
+  state.selected = undefined;
+  view.select(undefined);
+  $('#details').replaceChildren(el('p', 'Click a node or an edge.', 'hint'));
+}
 
 $('#window').addEventListener('change', (e) => {
   state.window = e.target.value;

@@ -30,8 +30,12 @@ export interface LeanSessionOptions {
 }
 
 /** Bytes queued on the socket above which stream writes wait for 'drain' (their backpressure). */
+const CANCEL_CODE = c.CANCEL;
+/** Batches up to this size are joined into one buffer before the write. */
+const SMALL_BATCH_BYTES = 16 * 1024;
 const SOCKET_HIGH_WATER = 256 * 1024;
-const READ_BUFFER_BYTES = 64 * 1024;
+/** TLSWrap hands over cleartext a record (at most 16 KiB) at a time: a larger buffer would idle. */
+const READ_BUFFER_BYTES = 16 * 1024;
 const HEADER_TABLE_SIZE = 4096;
 /** Request headers RFC 9113 8.2.2 calls connection-specific (malformed in HTTP/2). */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -77,7 +81,11 @@ export class LeanSession extends EventEmitter {
   #closing = false;
   #goawaySent = false;
   #goawayReceived = false;
+  /** A batch is open: frames go to #out until the end of the tick. */
   #corked = false;
+  #prefaceSent = false;
+  #out: Buffer[] = [];
+  #outBytes = 0;
   #nextStreamId: number;
   /** Highest stream id the peer opened (for GOAWAY and to refuse reused ids). */
   #lastPeerStream = 0;
@@ -123,14 +131,29 @@ export class LeanSession extends EventEmitter {
     this.#connRecvWindow = opts.connectionWindowSize;
     this.#connWindowTarget = Math.max(c.DEFAULT_WINDOW, opts.connectionWindowSize);
     this.#decoder = new HpackDecoder({ tableSizeLimit: HEADER_TABLE_SIZE, maxHeaderListBytes: opts.maxHeaderListSize });
-    if (!opts.isServer) this.#write(c.PREFACE);
+    // A server's SETTINGS wait for the next turn of the event loop: written in the handshake's
+    // tick they share a TCP segment with the TLS 1.3 session ticket, and a client that acts inside
+    // its 'session' event (node:http2 made on the socket there, as test/tunnel/session-resumption
+    // does) then has TLS read the SETTINGS under it; node:http2's server also answers a tick later.
+    if (opts.isServer) setImmediate(() => this.#sendPreface());
+    else this.#sendPreface();
+    socket.on('close', () => this.#onSocketClose());
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('end', () => this.destroy());
+    socket.on('drain', () => this.#onDrain());
+  }
+
+  #sendPreface(): void {
+    if (this.#prefaceSent || this.#destroyed) return;
+    this.#prefaceSent = true;
+    if (!this.isServer) this.#write(c.PREFACE);
     const s = Buffer.allocUnsafe(24);
     let o = 0;
     for (const [id, v] of [
       [c.SETTINGS_ENABLE_PUSH, 0],
-      [c.SETTINGS_MAX_CONCURRENT_STREAMS, opts.maxConcurrentStreams],
-      [c.SETTINGS_INITIAL_WINDOW_SIZE, opts.initialWindowSize],
-      [c.SETTINGS_MAX_FRAME_SIZE, opts.maxFrameSize],
+      [c.SETTINGS_MAX_CONCURRENT_STREAMS, this.#opts.maxConcurrentStreams],
+      [c.SETTINGS_INITIAL_WINDOW_SIZE, this.#opts.initialWindowSize],
+      [c.SETTINGS_MAX_FRAME_SIZE, this.#opts.maxFrameSize],
     ] as const) {
       s.writeUInt16BE(id, o);
       s.writeUInt32BE(v, o + 2);
@@ -138,16 +161,11 @@ export class LeanSession extends EventEmitter {
     }
     const maxList = Buffer.allocUnsafe(6);
     maxList.writeUInt16BE(c.SETTINGS_MAX_HEADER_LIST_SIZE, 0);
-    maxList.writeUInt32BE(opts.maxHeaderListSize, 2);
+    maxList.writeUInt32BE(this.#opts.maxHeaderListSize, 2);
     const settings = Buffer.concat([s, maxList]);
     this.#write(frameHead(settings.length, c.FRAME_SETTINGS, 0, 0));
     this.#write(settings);
-    if (opts.connectionWindowSize > c.DEFAULT_WINDOW) this.#windowUpdate(0, opts.connectionWindowSize - c.DEFAULT_WINDOW);
-
-    socket.on('close', () => this.#onSocketClose());
-    socket.on('error', (err) => this.destroy(err));
-    socket.on('end', () => this.destroy());
-    socket.on('drain', () => this.#onDrain());
+    if (this.#opts.connectionWindowSize > c.DEFAULT_WINDOW) this.#windowUpdate(0, this.#opts.connectionWindowSize - c.DEFAULT_WINDOW);
   }
 
   /** Starts reading: call once the 'stream', 'error' and 'goaway' listeners are on. */
@@ -214,9 +232,10 @@ export class LeanSession extends EventEmitter {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#closing = true;
+    // Without an error (a plain destroy, the socket closed) streams close with CANCEL and no
+    // 'error', as node:http2's do; the relay reads a non-zero code as an abort.
     const cause = err ?? sessionError('the HBONE session closed');
-    for (const s of [...this.#streams.values()]) s.destroy(cause);
-    this.#streams.clear();
+    this.#destroyStreams(err);
     for (const p of this.#pings.values()) p.cb(sessionError('session destroyed'), 0, Buffer.alloc(8));
     this.#pings.clear();
     const waiters = this.#drainWaiters;
@@ -250,11 +269,36 @@ export class LeanSession extends EventEmitter {
 
   // ---- called by streams ----
 
-  /** @internal */
+  /** @internal Writes the frames queued in this tick in one writev. */
   uncork(): void {
     if (!this.#corked) return;
     this.#corked = false;
-    this.socket.uncork();
+    const out = this.#out;
+    const bytes = this.#outBytes;
+    this.#out = [];
+    this.#outBytes = 0;
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (out.length === 1) {
+      socket.write(out[0]!);
+      return;
+    }
+    if (bytes <= SMALL_BATCH_BYTES) {
+      // A request's or response's few frames: one copy is cheaper than a writev's bookkeeping per
+      // buffer (TLSWrap copies a writev into one record anyway).
+      socket.write(Buffer.concat(out, bytes));
+      return;
+    }
+    // Corked only for the span of these writes: a TLS socket left corked across ticks stalled
+    // (its write callback never came after a client wrote inside its 'session' event).
+    socket.cork();
+    for (const b of out) socket.write(b);
+    socket.uncork();
+  }
+
+  /** Bytes queued on the socket and in this tick's batch. */
+  #queuedBytes(): number {
+    return this.socket.writableLength + this.#outBytes;
   }
 
   /** @internal Server: the response HEADERS. */
@@ -351,12 +395,14 @@ export class LeanSession extends EventEmitter {
 
   #write(buf: Buffer): void {
     if (this.socket.destroyed) return;
+    // Our SETTINGS are the first frame we send (RFC 9113 3.4), also when an answer is due first.
+    if (!this.#prefaceSent) this.#sendPreface();
     if (!this.#corked) {
       this.#corked = true;
-      this.socket.cork();
       process.nextTick(onSessionUncork, this);
     }
-    this.socket.write(buf);
+    this.#out.push(buf);
+    this.#outBytes += buf.length;
   }
 
   #windowUpdate(streamId: number, increment: number): void {
@@ -420,7 +466,7 @@ export class LeanSession extends EventEmitter {
     const cb = stream.outCallback;
     if (cb !== undefined) {
       stream.outCallback = undefined;
-      if (this.socket.writableLength > SOCKET_HIGH_WATER) this.#drainWaiters.push(cb);
+      if (this.#queuedBytes() > SOCKET_HIGH_WATER) this.#drainWaiters.push(cb);
       else cb();
     }
     const end = stream.endPending;
@@ -457,8 +503,17 @@ export class LeanSession extends EventEmitter {
 
   #onSocketClose(): void {
     if (!this.#destroyed) this.destroy();
-    for (const s of [...this.#streams.values()]) s.destroy(sessionError('the HBONE session closed'));
+    this.#destroyStreams(undefined);
     this.emit('close');
+  }
+
+  #destroyStreams(err: Error | undefined): void {
+    for (const s of [...this.#streams.values()]) {
+      this.forget(s);
+      s.reset = true;
+      s.rstCode ??= CANCEL_CODE;
+      s.destroy(err);
+    }
   }
 
   /** Connection error: GOAWAY with `code`, then the socket goes (no reading on after an error). */
@@ -468,8 +523,7 @@ export class LeanSession extends EventEmitter {
     const err = Object.assign(sessionError(`HTTP/2 connection error ${code}: ${reason}`), { h2code: code });
     this.#destroyed = true;
     this.#closing = true;
-    for (const s of [...this.#streams.values()]) s.destroy(err);
-    this.#streams.clear();
+    this.#destroyStreams(err);
     if (this.#corked) this.uncork();
     const socket = this.socket;
     socket.end(() => socket.destroy());
@@ -676,8 +730,8 @@ export class LeanSession extends EventEmitter {
 
   /** An ACK we owe: refused when the peer does not read the ones already queued. */
   #ack(): void {
-    if (this.socket.writableLength === 0 && !this.#corked) this.#queuedAcks = 0;
-    if (++this.#queuedAcks > c.MAX_QUEUED_ACKS && this.socket.writableLength > 0) {
+    if (this.#queuedBytes() === 0) this.#queuedAcks = 0;
+    if (++this.#queuedAcks > c.MAX_QUEUED_ACKS && this.#queuedBytes() > 0) {
       throw new ConnectionError(c.ENHANCE_YOUR_CALM, 'too many unread SETTINGS/PING acknowledgements');
     }
   }

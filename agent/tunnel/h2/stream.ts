@@ -77,7 +77,10 @@ export class LeanStream extends Duplex {
   /** @internal Payload bytes of a DATA frame (a copy the stream may keep). */
   deliver(chunk: Buffer): void {
     if (this.destroyed || this.remoteEnded) return;
-    if (this.held > 0 || !this.push(chunk)) this.held += chunk.length;
+    // Always pushed (the window bounds what is buffered); what the reader's buffer took below its
+    // high-water mark is credited back at once, the rest when it reads (_read).
+    const keepingUp = this.push(chunk);
+    if (!keepingUp) this.held += chunk.length;
     else this.#session.credit(this, chunk.length);
   }
 

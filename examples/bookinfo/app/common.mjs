@@ -71,8 +71,8 @@ export function serve(service, handler) {
   });
   server.keepAliveTimeout = 5000;
   // 0.0.0.0, not ::, so clientAddress is a plain IPv4 address.
-  server.listen(PORT, '0.0.0.0', () => {
-    process.stdout.write(`${service} ${VERSION} (${POD}) listening on ${PORT}\n`);
+  server.listen(PORT, process.env.HOST ?? '0.0.0.0', () => {
+    process.stdout.write(`${service} ${VERSION} (${POD}) listening on ${server.address().port}\n`);
   });
   const stop = () => {
     server.close(() => process.exit(0));

@@ -1,18 +1,19 @@
 // Bounded HTTP load: node app/load.mjs URL --count N [--concurrency C] [--timeout-ms T]
-//   [--deadline-ms D] [--keepalive]
+//   [--deadline-ms D] [--keepalive] [--header 'name: value']...
 // Sends N GETs (a new TCP connection each unless --keepalive), C at a time, then prints a JSON
 // summary: status codes, errors, latency, and for every pod named anywhere in the responses how
-// often it answered and which client addresses it saw. Exits 1 when any request failed, 2 when
-// the overall deadline cut the run short.
+// often it answered and which client addresses it saw, and how often each `version` answered
+// per service (bookinfo's answers name theirs). Exits 1 when any request failed, 2 when the
+// overall deadline cut the run short.
 import http from 'node:http';
 
 function usage(msg) {
-  process.stderr.write(`load: ${msg}\nusage: node app/load.mjs URL --count N [--concurrency C] [--timeout-ms T] [--deadline-ms D] [--keepalive]\n`);
+  process.stderr.write(`load: ${msg}\nusage: node app/load.mjs URL --count N [--concurrency C] [--timeout-ms T] [--deadline-ms D] [--keepalive] [--header 'name: value']...\n`);
   process.exit(64);
 }
 
 function parseArgs(argv) {
-  const opts = { url: undefined, count: 10, concurrency: 1, timeoutMs: 5000, deadlineMs: 60000, keepalive: false };
+  const opts = { url: undefined, count: 10, concurrency: 1, timeoutMs: 5000, deadlineMs: 60000, keepalive: false, headers: {} };
   const num = (name, v) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n <= 0) usage(`${name} must be a positive whole number`);
@@ -25,6 +26,12 @@ function parseArgs(argv) {
     else if (a === '--timeout-ms') opts.timeoutMs = num(a, argv[++i]);
     else if (a === '--deadline-ms') opts.deadlineMs = num(a, argv[++i]);
     else if (a === '--keepalive') opts.keepalive = true;
+    else if (a === '--header') {
+      const h = argv[++i] ?? '';
+      const colon = h.indexOf(':');
+      if (colon <= 0) usage(`--header wants 'name: value', not ${h}`);
+      opts.headers[h.slice(0, colon).trim().toLowerCase()] = h.slice(colon + 1).trim();
+    }
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else if (opts.url === undefined) opts.url = a;
     else usage(`unexpected argument ${a}`);
@@ -51,6 +58,7 @@ const summary = {
   errors: {},
   pods: {},
   clientAddresses: {},
+  versions: {},
   durationMs: 0,
   latencyMs: {},
   sample: undefined,
@@ -65,6 +73,10 @@ function collect(value) {
     for (const v of value) collect(v);
     return;
   }
+  if (typeof value.service === 'string' && typeof value.version === 'string') {
+    const per = (summary.versions[value.service] ??= {});
+    per[value.version] = (per[value.version] ?? 0) + 1;
+  }
   if (typeof value.pod === 'string') {
     summary.pods[value.pod] = (summary.pods[value.pod] ?? 0) + 1;
     if (typeof value.clientAddress === 'string') {
@@ -78,7 +90,7 @@ function collect(value) {
 function once() {
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = http.get(opts.url, { agent, timeout: opts.timeoutMs }, (res) => {
+    const req = http.get(opts.url, { agent, timeout: opts.timeoutMs, headers: opts.headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {

@@ -1,0 +1,103 @@
+/**
+ * Kubernetes mode: what Istio's waypoint deployment controller does, for Weft's class. Every
+ * Gateway of class `weft-waypoint` gets the objects waypointObjects makes (ServiceAccount,
+ * Deployment, Service), owned by the Gateway (so the API server's garbage collector removes them
+ * with it); the Deployment controller then runs its pod. The pod runs `weft waypoint` against
+ * the lab's API server with the agents' kubeconfig and the CA credentials of the agent of its
+ * node (`$(NODE_NAME)` expands in the kubelet, as on Kubernetes). Gateways are watched only once
+ * the Gateway API CRDs exist (until then the informer retries quietly).
+ */
+import { CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { join } from 'node:path';
+import type { Logger } from '../log.js';
+import type { KubeObject } from '../discovery/types.js';
+import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
+import { LAB_CA_URL } from './ca.js';
+import { kubePaths } from './kube-paths.js';
+import { LabInformer, serialized } from './kube-informer.js';
+import { stableJson } from './spec.js';
+import { subsetOf } from './kube-mode.js';
+
+/** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
+export function kubeLabWaypointOptions(lab: string): WaypointObjectOptions {
+  const paths = kubePaths(lab);
+  const agentPodDir = join(paths.podsDir, 'weft-system_weft-agent-$(NODE_NAME)');
+  return {
+    cli: process.env['WEFT_LAB_WAYPOINT_CLI']?.split(' ').filter((a) => a !== '') ?? ['weft'],
+    args: [`--kubeconfig=${paths.agentKubeconfig}`, `--ca=${LAB_CA_URL}`, `--ca-token-file=${join(agentPodDir, 'ca-token', 'token')}`, `--ca-root=${join(agentPodDir, 'ca-root', 'root-cert.pem')}`],
+  };
+}
+
+type Stored = KubernetesObject & { metadata: { name: string; namespace?: string; resourceVersion?: string } };
+
+/** Whether `have` is what the controller wants: its fields (server-set ones aside), labels and owner. */
+function current(have: Stored, want: Stored): boolean {
+  const { metadata: wm, ...wantBody } = want as Stored & { metadata: { labels?: Record<string, string>; ownerReferences?: { uid?: string }[] } };
+  const hm = have.metadata as { labels?: Record<string, string>; ownerReferences?: { uid?: string }[] };
+  return subsetOf(wantBody, have) && stableJson(hm.labels ?? {}) === stableJson(wm.labels ?? {}) && hm.ownerReferences?.[0]?.uid === wm.ownerReferences?.[0]?.uid;
+}
+
+export class WaypointController {
+  readonly #api: KubernetesObjectApi;
+  readonly #log: Logger;
+  readonly #options: WaypointObjectOptions;
+  readonly #gateways: LabInformer<KubernetesObject>;
+  readonly #schedule: () => void;
+
+  constructor(kubeConfig: KubeConfig, logger: Logger, options: WaypointObjectOptions) {
+    this.#log = logger;
+    this.#options = options;
+    this.#api = KubernetesObjectApi.makeApiClient(kubeConfig);
+    const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.#schedule = serialized(() => this.#sync(), 20, logger, 'waypoint sync');
+    this.#gateways = new LabInformer<KubernetesObject>({
+      kubeConfig,
+      logger,
+      onChange: () => this.#schedule(),
+      path: '/apis/gateway.networking.k8s.io/v1/gateways',
+      list: async () => (await custom.listClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' })) as KubernetesListObject<KubernetesObject>,
+    });
+  }
+
+  /** Does not wait for the Gateway kind to exist: the informer starts listing when it does. */
+  start(): void {
+    void this.#gateways.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.#gateways.stop();
+  }
+
+  async #sync(): Promise<void> {
+    if (!this.#gateways.synced) return;
+    let retry = false;
+    for (const gw of this.#gateways.list()) {
+      const g = gw as unknown as KubeObject;
+      if (!isWaypointGateway(g) || g.metadata.deletionTimestamp !== undefined || g.metadata.uid === undefined) continue;
+      for (const want of waypointObjects(g, this.#options) as unknown as Stored[]) {
+        const what = `${want.kind} ${want.metadata.namespace}/${want.metadata.name}`;
+        try {
+          let have: Stored | undefined;
+          try {
+            have = (await this.#api.read(want)) as Stored;
+          } catch (err) {
+            if ((err as { code?: number }).code !== 404) throw err;
+          }
+          if (have === undefined) {
+            await this.#api.create(want);
+            this.#log.info({ gateway: `${g.metadata.namespace}/${g.metadata.name}`, object: what }, 'waypoint object created');
+          } else if (!current(have, want)) {
+            // The server's fields stay (a Service's clusterIP), the controller's are set again.
+            const spec = { ...(have as { spec?: object }).spec, ...(want as { spec?: object }).spec };
+            await this.#api.replace({ ...have, ...want, spec, metadata: { ...have.metadata, labels: want.metadata.labels, ownerReferences: (want.metadata as { ownerReferences?: unknown }).ownerReferences } } as Stored);
+            this.#log.info({ object: what }, 'waypoint object updated');
+          }
+        } catch (err) {
+          this.#log.warn({ object: what, err: { message: (err as Error).message } }, 'waypoint object write failed; retrying');
+          retry = true;
+        }
+      }
+    }
+    if (retry) setTimeout(() => this.#schedule(), 1000).unref();
+  }
+}
