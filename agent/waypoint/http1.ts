@@ -85,15 +85,8 @@ function forward(inputs: WaypointInputs, tunnel: TunnelContext, req: IncomingMes
     clearTimeout(timer);
     inputs.picker.end(endpoint);
   };
-  const up = http.request({
-    agent: inputs.upstreams.http1(endpoint, tunnel.clientIp),
-    host: endpoint.ip,
-    port: endpoint.port,
-    method: plan.method,
-    path: plan.pathAndQuery,
-    headers: upstreamHeaders(req, plan, plan.authority),
-    setHost: false,
-  });
+  const bodyless = hasNoBody(req);
+  let up: http.ClientRequest;
   const timeoutMs = timeoutOf(plan);
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
     record.flag('UT');
@@ -105,37 +98,58 @@ function forward(inputs: WaypointInputs, tunnel: TunnelContext, req: IncomingMes
     } else res.destroy();
     done();
   }, timeoutMs);
-  up.on('response', (upRes) => {
-    const headers = applyHeaderModifier(endToEnd(upRes.headers, false), plan.responseHeaders);
-    record.status = upRes.statusCode ?? 502;
-    res.writeHead(record.status, headers);
-    upRes.on('data', (c: Buffer) => {
-      record.responseBytes += c.length;
+  const send = (attempt: number): void => {
+    const u = http.request({
+      agent: inputs.upstreams.http1(endpoint, tunnel.clientIp),
+      host: endpoint.ip,
+      port: endpoint.port,
+      method: plan.method,
+      path: plan.pathAndQuery,
+      headers: upstreamHeaders(req, plan, plan.authority),
+      setHost: false,
     });
-    upRes.pipe(res, { end: false });
-    upRes.on('end', () => {
-      const trailers = upRes.trailers;
-      if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
-      res.end();
+    up = u;
+    u.on('response', (upRes) => {
+      const headers = applyHeaderModifier(endToEnd(upRes.headers, false), plan.responseHeaders);
+      record.status = upRes.statusCode ?? 502;
+      res.writeHead(record.status, headers);
+      upRes.on('data', (c: Buffer) => {
+        record.responseBytes += c.length;
+      });
+      upRes.pipe(res, { end: false });
+      upRes.on('end', () => {
+        const trailers = upRes.trailers;
+        if (Object.keys(trailers).length > 0) res.addTrailers(trailers);
+        res.end();
+        done();
+      });
+      upRes.on('error', () => {
+        res.destroy();
+        done();
+      });
+    });
+    u.on('error', (err: Error & { code?: string }) => {
+      if (ended) return;
+      // A kept-alive connection the pod closed while this request was put on it (the pod's
+      // keep-alive timeout racing ours): a request without a body is sent again, once, on a
+      // new connection, as node documents for `reusedSocket`. Nothing of it reached the app.
+      if (attempt === 0 && u.reusedSocket && bodyless && !res.headersSent && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        send(1);
+        return;
+      }
+      const connect = isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM');
+      record.flag(connect ? 'UF' : 'UC');
+      record.reason = `${connect ? '' : 'upstream connection reset: '}${err.message}`;
+      if (connect) inputs.logger.warn({ upstream: record.upstream, code: 'WEFT_ERR_WAYPOINT_UPSTREAM', reason: err.message }, 'upstream connect failed');
+      if (!res.headersSent) {
+        record.status = 503;
+        res.writeHead(503, { 'content-type': 'text/plain' }).end(connect ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+      } else res.destroy();
       done();
     });
-    upRes.on('error', () => {
-      res.destroy();
-      done();
-    });
-  });
-  up.on('error', (err) => {
-    if (ended) return;
-    const connect = isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM');
-    record.flag(connect ? 'UF' : 'UC');
-    record.reason = `${connect ? '' : 'upstream connection reset: '}${err.message}`;
-    if (connect) inputs.logger.warn({ upstream: record.upstream, code: 'WEFT_ERR_WAYPOINT_UPSTREAM', reason: err.message }, 'upstream connect failed');
-    if (!res.headersSent) {
-      record.status = 503;
-      res.writeHead(503, { 'content-type': 'text/plain' }).end(connect ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
-    } else res.destroy();
-    done();
-  });
+    if (bodyless) u.end();
+    else req.pipe(u);
+  };
   res.on('close', () => {
     if (!res.writableFinished) {
       up.destroy();
@@ -143,7 +157,15 @@ function forward(inputs: WaypointInputs, tunnel: TunnelContext, req: IncomingMes
     }
   });
   for (const m of plan.mirrors) mirror(inputs, tunnel, req, plan, m);
-  req.pipe(up);
+  // The (empty) request body is still read, so that the next request on the connection parses.
+  if (bodyless) req.resume();
+  send(0);
+}
+
+/** A request without a body: no Content-Length (or 0) and no Transfer-Encoding. */
+function hasNoBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0');
 }
 
 /** A copy of the request to a mirror backend: its body teed as it streams, the answer discarded, never waited for. */

@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { DEFAULT_TRUST_DOMAIN, WAYPOINT_SNIFF_MAX_BYTES, WAYPOINT_SNIFF_TIMEOUT_MS } from '../config.js';
 import type { DiscoverySource, MeshModel, Service, Workload } from '../discovery/types.js';
@@ -151,22 +151,48 @@ export class Waypoint {
   async start(): Promise<void> {
     const o = this.#opts;
     if (o.readinessAddress) this.#servers.push(await startReadinessServer(() => this.readiness(), o.readinessAddress));
-    o.source.on('update', (model: MeshModel) => this.#apply(model));
-    const [model] = await Promise.all([o.source.start(), this.#identity.get(this.identity)]);
-    this.#apply(model);
-    if (model.trustDomain !== (o.trustDomain ?? DEFAULT_TRUST_DOMAIN)) throw new WeftError('WEFT_ERR_CONFIG', `the discovery source's trust domain ${model.trustDomain} is not the waypoint's ${o.trustDomain ?? DEFAULT_TRUST_DOMAIN}`);
-    this.#hbone = createHboneServer({
-      credentials: () => this.#identity.current(this.identity),
-      onStream: (stream, info) => this.#onStream(stream, info),
-      logger: this.#log,
-      trustDomain: model.trustDomain,
-    });
-    const { host, port } = parseHostPort(o.hboneAddress);
-    await this.#hbone.listen(port, host);
     if (o.metricsAddress) this.#servers.push(await startMetricsServer(this.registry, o.metricsAddress));
     if (o.adminAddress) this.#servers.push(await this.#startAdmin(o.adminAddress));
+    // The HBONE port is taken at once and refuses (resets) until the certificate is there: a
+    // runtime that waits for the pod's ports before it publishes the pod (the lab) would
+    // otherwise never let the CA see the pod that asks for the certificate.
+    const { host, port } = parseHostPort(o.hboneAddress);
+    const placeholder = net.createServer((s) => s.resetAndDestroy());
+    await new Promise<void>((resolve, reject) => {
+      placeholder.once('error', reject);
+      placeholder.listen(port, host, () => resolve());
+    });
+    const bound = (placeholder.address() as AddressInfo).port;
+    try {
+      o.source.on('update', (model: MeshModel) => this.#apply(model));
+      const [model] = await Promise.all([o.source.start(), this.#certificate()]);
+      this.#apply(model);
+      if (model.trustDomain !== (o.trustDomain ?? DEFAULT_TRUST_DOMAIN)) throw new WeftError('WEFT_ERR_CONFIG', `the discovery source's trust domain ${model.trustDomain} is not the waypoint's ${o.trustDomain ?? DEFAULT_TRUST_DOMAIN}`);
+      this.#hbone = createHboneServer({
+        credentials: () => this.#identity.current(this.identity),
+        onStream: (stream, info) => this.#onStream(stream, info),
+        logger: this.#log,
+        trustDomain: model.trustDomain,
+      });
+    } finally {
+      await new Promise((resolve) => placeholder.close(resolve));
+    }
+    await this.#hbone.listen(bound, host);
     this.#ready = true;
     this.#log.info({ identity: this.identity, hbone: this.#hbone.address(), services: this.boundServices().map((s) => s.key) }, 'waypoint ready');
+  }
+
+  /** Waits for the first certificate as long as it takes (the manager retries with backoff; each failure is logged by it). */
+  async #certificate(): Promise<void> {
+    for (;;) {
+      if (this.#stopping) throw new WeftError('WEFT_ERR_IDENTITY_UNAVAILABLE', 'stopped before a certificate was issued');
+      try {
+        await this.#identity.whenAvailable(this.identity, 60_000);
+        return;
+      } catch (err) {
+        this.#log.warn({ identity: this.identity, code: 'WEFT_ERR_IDENTITY_UNAVAILABLE', reason: (err as Error).message }, 'still no certificate: not ready, HBONE refused');
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -76,7 +76,16 @@ describe('waypoint behaviour', () => {
         { name: 'plain', vip: PLAIN, selector: { app: 'plain' } },
       ],
       deadAgents: ['dead-1'],
-      app: (_pod, req, _res) => req.url === '/slow' || req.url === '/hang',
+      app: (_pod, req, _res) => {
+        // A pod that closes a kept-alive connection as the next request arrives on it.
+        const sock = req.socket as typeof req.socket & { served?: number };
+        sock.served = (sock.served ?? 0) + 1;
+        if (req.url === '/flaky' && sock.served > 1) {
+          req.socket.destroy();
+          return true;
+        }
+        return req.url === '/slow' || req.url === '/hang';
+      },
       waypoint: {
         routes: () => table,
         sniffTimeoutMs: 200,
@@ -155,6 +164,13 @@ describe('waypoint behaviour', () => {
     const shadow = h.pods.get('shadow-1')!;
     await waitFor(() => shadow.requests.some((q) => q.url === '/mirrored'), 'the mirror got the request');
     assert.equal(shadow.requests.find((q) => q.url === '/mirrored')!.headers.host, 'web.shop-shadow:80');
+  });
+
+  it('sends a request without a body again on a new connection when the kept-alive one was closed under it', async () => {
+    assert.equal((await get(web, '/warm')).status, 200);
+    const r = await get(web, '/flaky');
+    assert.equal(r.status, 200, r.body);
+    assert.equal(JSON.parse(r.body).url, '/flaky');
   });
 
   it('answers 503 UH when the backend has no ready endpoint', async () => {

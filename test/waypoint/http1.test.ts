@@ -89,6 +89,23 @@ describe('waypoint: HTTP/1.1', () => {
     assert.ok(upstreamConnects <= 3, `upstream CONNECTs are pooled (${upstreamConnects} for 7 requests)`);
   });
 
+  it('balances requests, not connections: one client connection reaches both pods', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const pods = new Map<string, number>();
+    for (let i = 0; i < 20; i++) {
+      const pod = await new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path: `/spread${i}`, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(String(res.headers['x-pod'])));
+        }).on('error', reject);
+      });
+      pods.set(pod, (pods.get(pod) ?? 0) + 1);
+    }
+    agent.destroy();
+    // With nothing outstanding P2C picks either pod at random: all 20 on one has odds of 2^-19.
+    assert.deepEqual([...pods.keys()].sort(), ['web-1', 'web-2'], JSON.stringify([...pods]));
+  });
+
   it('streams a chunked request body and a chunked answer with its trailer', async () => {
     const result = await new Promise<{ body: string; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, path: '/chunked', method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {

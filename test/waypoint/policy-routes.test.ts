@@ -2,10 +2,12 @@
  * The waypoint with the model's own configuration, not test doubles: AuthorizationPolicies with
  * targetRefs (policy/'s evaluator: a DENY answers 403 `RBAC: access denied`, logged with the
  * policy; a non-HTTP stream is decided by the same policies' L4 rules) and an HTTPRoute
- * (agent/l7: a header match sends to another Service, its status is in the config dump).
+ * (agent/l7: a header match sends to another Service, its status is in the config dump) and a
+ * GRPCRoute (a method match over HTTP/2, trailers passed on).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
 import type { ManifestObject } from '../../agent/discovery/types.js';
 import { waitFor } from '../helpers/wait.js';
@@ -39,6 +41,18 @@ const objects: ManifestObject[] = [
       ],
     },
   } as ManifestObject,
+  {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'GRPCRoute',
+    metadata: { name: 'echo-grpc', namespace: NS },
+    spec: {
+      parentRefs: [{ group: '', kind: 'Service', name: 'web', port: 9090 }],
+      rules: [
+        { matches: [{ method: { service: 'test.Echo', method: 'Canary' } }], backendRefs: [{ name: 'canary', port: 9090 }] },
+        { backendRefs: [{ name: 'web', port: 9090 }] },
+      ],
+    },
+  } as ManifestObject,
 ];
 
 function get(port: number, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; body: string }> {
@@ -67,6 +81,14 @@ describe('waypoint with the model\'s policies and routes', () => {
         { name: 'canary', vip: CANARY, selector: { app: 'canary' } },
       ],
       extra: objects,
+      h2app: (pod, stream, headers) => {
+        if (!String(headers[':path']).startsWith('/test.Echo/')) return false;
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-pod': pod.spec.name }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.resume();
+        stream.on('end', () => stream.end());
+        return true;
+      },
     });
     port = await h.tunnelPort(WEB, 80);
   });
@@ -95,6 +117,29 @@ describe('waypoint with the model\'s policies and routes', () => {
     const line = h.logs.filter((l) => l.msg === 'request' && l.path === '/x').at(0)!;
     assert.match(String(line.rule), /HTTPRoute shop\/web-canary/);
     assert.equal(line.backend, `${NS}/canary`);
+  });
+
+  it('routes gRPC calls by the GRPCRoute method match, over HTTP/2', async () => {
+    const grpcPort = await h.tunnelPort(WEB, 9090);
+    const session = http2.connect(`http://127.0.0.1:${grpcPort}`);
+    try {
+      const call = (method: string): Promise<{ pod: string; trailers: http2.IncomingHttpHeaders }> =>
+        new Promise((resolve, reject) => {
+          const s = session.request({ ':method': 'POST', ':path': `/test.Echo/${method}`, 'content-type': 'application/grpc', te: 'trailers' });
+          let pod = '';
+          s.on('response', (hd) => (pod = String(hd['x-pod'])));
+          s.on('trailers', (t) => resolve({ pod, trailers: t }));
+          s.on('error', reject);
+          s.resume();
+          s.end(Buffer.from([0, 0, 0, 0, 0]));
+        });
+      const canary = await call('Canary');
+      assert.equal(canary.pod, 'canary-1');
+      assert.equal(canary.trailers['grpc-status'], '0');
+      assert.equal((await call('Other')).pod, 'web-1');
+    } finally {
+      session.close();
+    }
   });
 
   it('shows the route status in the config dump', () => {
