@@ -85,6 +85,8 @@ export class KubernetesSource extends EventEmitter {
   readonly #addOther: (kind: string, path: string, apiVersion: string) => Reflector<unknown>;
   /** Whether the server serves the Gateway API (undefined until asked). */
   #gatewayApi: boolean | undefined;
+  /** The Gateway API kinds watched so far (CRDs are installed one by one: some may come later). */
+  readonly #gatewayKinds = new Set<string>();
   readonly #refusals = new Map<string, Refusal>();
   readonly #requests = { list: 0, watch: 0 };
   readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
@@ -177,9 +179,12 @@ export class KubernetesSource extends EventEmitter {
         const served = await servedResources(this.#options.kubeConfig, GATEWAY_API_VERSION, this.#abort.signal);
         this.#gatewayApi = served !== undefined;
         if (served === undefined) return false;
-        const kinds = GATEWAY_API_KINDS.filter(([, plural]) => served.has(plural));
-        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
-        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
+        const kinds = GATEWAY_API_KINDS.filter(([kind, plural]) => served.has(plural) && !this.#gatewayKinds.has(kind));
+        for (const [kind, plural] of kinds) {
+          this.#gatewayKinds.add(kind);
+          this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
+        }
+        if (kinds.length > 0) this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
         return true;
       } catch (err) {
         if (this.#stopped) return false;
@@ -190,13 +195,14 @@ export class KubernetesSource extends EventEmitter {
   }
 
   /**
-   * While the Gateway API is absent: asks again now and then (its CRDs may be installed later).
-   * On the real clock: the injected one simulates the reflectors' backoff, not this period.
+   * While the Gateway API, or one of its kinds, is absent: asks again now and then (its CRDs
+   * may be installed later, one by one). On the real clock: the injected one simulates the
+   * reflectors' backoff, not this period.
    */
   async #recheckGatewayApi(): Promise<void> {
-    while (!this.#stopped) {
+    while (!this.#stopped && this.#gatewayKinds.size < GATEWAY_API_KINDS.length) {
       await realClock.sleep(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS, this.#abort.signal);
-      if (this.#stopped || (await this.#watchGatewayApi())) return;
+      if (!this.#stopped) await this.#watchGatewayApi();
     }
   }
 
@@ -209,10 +215,9 @@ export class KubernetesSource extends EventEmitter {
   async start(): Promise<MeshModel> {
     for (const r of this.#reflectors) r.start();
     // Before the first model: a waypointed service must not be routed at L4 for a moment.
-    if (!(await this.#watchGatewayApi()) && !this.#stopped) {
-      this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
-      void this.#recheckGatewayApi();
-    }
+    const served = await this.#watchGatewayApi();
+    if (!served && !this.#stopped) this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
+    if (this.#gatewayKinds.size < GATEWAY_API_KINDS.length) void this.#recheckGatewayApi();
     await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
     this.#synced = true;
     this.#store.commit();
