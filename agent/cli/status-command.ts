@@ -125,6 +125,11 @@ export function registerStatusCommand(program: Command): void {
         return;
       }
       for (const r of results) {
+        if (section === 'routes' && !Array.isArray(r.dump['routes'])) {
+          // Routes live in waypoints; a node agent's dump has none.
+          process.stdout.write(`# ${r.target.label}: no routes here (not a waypoint; give --admin and --netns of a waypoint's admin API)\n\n`);
+          continue;
+        }
         const { rows, columns } = rowsFor(section, r.dump, r.connections);
         process.stdout.write(`# ${r.target.label} (node ${String(r.dump['node'] ?? '?')})\n${table(rows, columns)}\n`);
       }
