@@ -138,7 +138,7 @@ async function markReady(api: TestApi, pod: string, ip: string): Promise<void> {
   assert.equal(res.status, 200, res.text);
 }
 
-function source(api: TestApi, options: { gatewayApiRecheckMs?: number } = {}): KubernetesSource {
+function source(api: TestApi, options: { gatewayApiRecheckMs?: number; referenceGrants?: boolean } = {}): KubernetesSource {
   const s = new KubernetesSource({ kubeConfig: api.kc, logger: silentLogger, nodeName: 'n1', backoff: { initialMs: 20, maxMs: 100 }, ...options });
   sources.push(s);
   return s;
@@ -166,6 +166,13 @@ test('kubectl applies and gets the Gateway API kinds; the agent builds waypoints
   assert.equal(model.services.get('shop/ratings')?.waypoint, undefined, '`none` opts out');
   const kinds = model.others.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`).sort();
   assert.deepEqual(kinds.filter((k) => k.startsWith('gateway.networking.k8s.io/')), ['gateway.networking.k8s.io/v1 GRPCRoute grpc', 'gateway.networking.k8s.io/v1 Gateway waypoint', 'gateway.networking.k8s.io/v1 HTTPRoute reviews']);
+
+  // A waypoint's source also reads ReferenceGrants (v1beta1); the agent's does not.
+  await kubectl(api, ['apply', '-f', '-'], 'apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata:\n  name: from-shop\n  namespace: shop\nspec:\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: other\n  to:\n  - group: ""\n    kind: Service\n');
+  const w2 = source(api, { referenceGrants: true });
+  const waypointModel = await w2.start();
+  assert.ok(waypointModel.others.some((o) => o.kind === 'ReferenceGrant' && o.apiVersion === 'gateway.networking.k8s.io/v1beta1' && o.metadata.name === 'from-shop'));
+  assert.equal(s.current().others.some((o) => o.kind === 'ReferenceGrant'), false);
 
   await kubectl(api, ['label', 'namespace', 'shop', 'weft.dev/use-waypoint-']);
   await waitFor(() => s.current().services.get('shop/reviews')?.waypoint === undefined, 'the namespace relabel unbinds reviews');
