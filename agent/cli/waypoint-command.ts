@@ -89,7 +89,7 @@ export function registerWaypointCommand(program: Command): Command {
       // Without a node: every pod of the cluster, as facts (the endpoints this waypoint may dial).
       const source: DiscoverySource = opts.manifests
         ? new LocalSource({ dir: opts.manifests, trustDomain: opts.trustDomain, logger: dlog })
-        : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), trustDomain: opts.trustDomain, logger: dlog }));
+        : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), trustDomain: opts.trustDomain, logger: dlog, referenceGrants: true }));
       const tokenFile = opts.caTokenFile;
       const trustBundle = new TrustBundleFile({ path: opts.caRoot, logger }).start();
       const caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: () => trustBundle.current() });

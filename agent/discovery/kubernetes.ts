@@ -11,7 +11,8 @@
  *   left to the first watch;
  * - Services and EndpointSlices (discovery.k8s.io/v1): the routing, as kube-proxy reads it,
  *   selectorless Services included; Namespaces (mesh opt-in); Weft's policies;
- * - the Gateway API's Gateways, HTTPRoutes and GRPCRoutes (waypoints and their routes), only when
+ * - the Gateway API's Gateways, HTTPRoutes and GRPCRoutes (waypoints and their routes; a
+ *   waypoint's source also ReferenceGrants, `referenceGrants`), only when
  *   the server serves `gateway.networking.k8s.io/v1` (its CRDs are optional on a cluster): asked
  *   once at start (before the first model, so a waypointed service is never routed at L4 for a
  *   moment), then every GATEWAY_API_RECHECK_MS while absent.
@@ -49,6 +50,8 @@ export interface KubernetesSourceOptions {
   maxObjectBytes?: number;
   /** How often a server without the Gateway API is asked again (default GATEWAY_API_RECHECK_MS). */
   gatewayApiRecheckMs?: number;
+  /** Also watch ReferenceGrants (a waypoint resolves cross-namespace backendRefs with them; the agent does not). */
+  referenceGrants?: boolean;
 }
 
 export interface KubernetesSourceStats {
@@ -60,12 +63,15 @@ export interface KubernetesSourceStats {
 
 const EVENT_SAMPLES = 2000;
 
-/** The Gateway API kinds the agent watches, by their plural (what discovery lists). */
-const GATEWAY_API_KINDS: readonly (readonly [kind: string, plural: string])[] = [
-  ['Gateway', 'gateways'],
-  ['HTTPRoute', 'httproutes'],
-  ['GRPCRoute', 'grpcroutes'],
+/** The Gateway API kinds the agent watches: kind, plural (what discovery lists), version. */
+const GATEWAY_API_KINDS: readonly GatewayKind[] = [
+  ['Gateway', 'gateways', 'v1'],
+  ['HTTPRoute', 'httproutes', 'v1'],
+  ['GRPCRoute', 'grpcroutes', 'v1'],
 ];
+/** What a waypoint also reads: the grants that allow cross-namespace backendRefs (standard channel: v1beta1). */
+const REFERENCE_GRANT: GatewayKind = ['ReferenceGrant', 'referencegrants', 'v1beta1'];
+type GatewayKind = readonly [kind: string, plural: string, version: string];
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -85,6 +91,10 @@ export class KubernetesSource extends EventEmitter {
   readonly #addOther: (kind: string, path: string, apiVersion: string) => Reflector<unknown>;
   /** Whether the server serves the Gateway API (undefined until asked). */
   #gatewayApi: boolean | undefined;
+  /** The Gateway API kinds this source wants (the agent's, plus ReferenceGrant for a waypoint). */
+  readonly #gatewayWanted: readonly GatewayKind[];
+  /** The Gateway API kinds watched so far (CRDs are installed one by one: some may come later). */
+  readonly #gatewayKinds = new Set<string>();
   readonly #refusals = new Map<string, Refusal>();
   readonly #requests = { list: 0, watch: 0 };
   readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
@@ -96,6 +106,7 @@ export class KubernetesSource extends EventEmitter {
     super();
     this.#log = options.logger;
     this.#options = options;
+    this.#gatewayWanted = options.referenceGrants === true ? [...GATEWAY_API_KINDS, REFERENCE_GRANT] : GATEWAY_API_KINDS;
     this.#store = new MeshStore({ selectorEndpoints: false, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
     const node = options.nodeName;
     const store = this.#store;
@@ -177,9 +188,17 @@ export class KubernetesSource extends EventEmitter {
         const served = await servedResources(this.#options.kubeConfig, GATEWAY_API_VERSION, this.#abort.signal);
         this.#gatewayApi = served !== undefined;
         if (served === undefined) return false;
-        const kinds = GATEWAY_API_KINDS.filter(([, plural]) => served.has(plural));
-        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
-        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
+        const byVersion = new Map<string, Set<string>>([['v1', served]]);
+        for (const [, , version] of this.#gatewayWanted) {
+          if (!byVersion.has(version)) byVersion.set(version, (await servedResources(this.#options.kubeConfig, `${GATEWAY_API_GROUP}/${version}`, this.#abort.signal)) ?? new Set());
+        }
+        const kinds = this.#gatewayWanted.filter(([kind, plural, version]) => byVersion.get(version)!.has(plural) && !this.#gatewayKinds.has(kind));
+        for (const [kind, plural, version] of kinds) {
+          this.#gatewayKinds.add(kind);
+          const apiVersion = `${GATEWAY_API_GROUP}/${version}`;
+          this.#addOther(kind, `/apis/${apiVersion}/${plural}`, apiVersion).start();
+        }
+        if (kinds.length > 0) this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
         return true;
       } catch (err) {
         if (this.#stopped) return false;
@@ -190,13 +209,14 @@ export class KubernetesSource extends EventEmitter {
   }
 
   /**
-   * While the Gateway API is absent: asks again now and then (its CRDs may be installed later).
-   * On the real clock: the injected one simulates the reflectors' backoff, not this period.
+   * While the Gateway API, or one of its kinds, is absent: asks again now and then (its CRDs
+   * may be installed later, one by one). On the real clock: the injected one simulates the
+   * reflectors' backoff, not this period.
    */
   async #recheckGatewayApi(): Promise<void> {
-    while (!this.#stopped) {
+    while (!this.#stopped && this.#gatewayKinds.size < this.#gatewayWanted.length) {
       await realClock.sleep(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS, this.#abort.signal);
-      if (this.#stopped || (await this.#watchGatewayApi())) return;
+      if (!this.#stopped) await this.#watchGatewayApi();
     }
   }
 
@@ -209,10 +229,9 @@ export class KubernetesSource extends EventEmitter {
   async start(): Promise<MeshModel> {
     for (const r of this.#reflectors) r.start();
     // Before the first model: a waypointed service must not be routed at L4 for a moment.
-    if (!(await this.#watchGatewayApi()) && !this.#stopped) {
-      this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
-      void this.#recheckGatewayApi();
-    }
+    const served = await this.#watchGatewayApi();
+    if (!served && !this.#stopped) this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
+    if (this.#gatewayKinds.size < this.#gatewayWanted.length) void this.#recheckGatewayApi();
     await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
     this.#synced = true;
     this.#store.commit();

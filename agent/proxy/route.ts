@@ -20,7 +20,7 @@
  */
 import { HBONE_PORT } from '../config.js';
 import { WeftError } from '../errors.js';
-import type { Endpoint, MeshModel, Service, Waypoint, Workload } from '../discovery/types.js';
+import { GATEWAY_NAME_LABEL, type Endpoint, type MeshModel, type Service, type Waypoint, type Workload } from '../discovery/types.js';
 import { agentPortRefusal, notRedirectedRefusal } from './self-call.js';
 
 /** What the bytes are, as far as the route knows: L4 only until the waypoint reads protocols. */
@@ -115,7 +115,9 @@ export interface EndpointPicker {
 /** Decides the route of an outbound connection to `original` from `source`. */
 export function decideRoute(model: MeshModel, source: RouteSource, original: { readonly address: string; readonly port: number }, listener: ListenerAddress, picker: EndpointPicker): RouteDecision {
   const service = model.serviceByVip(original.address);
-  if (service?.waypoint !== undefined) return routeToWaypoint(model, source, original, listener, service, service.waypoint, picker);
+  // A waypoint's own pods are not captured (mesh: disabled); should one be, its traffic to the
+  // service it serves must not enter it again (ztunnel's from_waypoint check): L4 from there.
+  if (service?.waypoint !== undefined && !isPodOf(source.workload, service.waypoint)) return routeToWaypoint(model, source, original, listener, service, service.waypoint, picker);
   if (service !== undefined) return routeToEndpoint(source, original, listener, service, picker.pick(service.ports.get(original.port) ?? []));
   return routeToEndpoint(source, original, listener, undefined, undefined, model.workloadByIp(original.address));
 }
@@ -135,6 +137,12 @@ export function retryRoute(failed: RouteDecision, source: RouteSource, listener:
   const candidates = (service.ports.get(original.port) ?? []).filter((e) => e.ip !== endpoint.ip || e.port !== endpoint.port);
   const other = picker.pick(candidates);
   return other === undefined ? undefined : routeToEndpoint(source, original, listener, service, other);
+}
+
+/** Whether `w` is one of the pods of waypoint `key` (`<namespace>/<gateway name>`). */
+function isPodOf(w: Workload, key: string): boolean {
+  const name = w.labels[GATEWAY_NAME_LABEL];
+  return name !== undefined && `${w.namespace}/${name}` === key;
 }
 
 /**

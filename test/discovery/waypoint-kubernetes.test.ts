@@ -25,12 +25,15 @@ after(async () => {
   for (const a of apis) await a.close();
 });
 
-/** The real kubectl, asynchronously: the API server answers from this process's event loop. */
+/**
+ * The real kubectl, asynchronously (the API server answers from this process's event loop), with
+ * its discovery cache in the test's directory: a cache of another server on the same port lies.
+ */
 function kubectl(api: TestApi, args: string[], input?: string): Promise<string> {
   const kubeconfig = join(api.dir, 'kubeconfig');
   writeFileSync(kubeconfig, api.server.kubeconfig({ token: api.server.adminToken }));
   return new Promise((resolve, reject) => {
-    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, '--cache-dir', join(api.dir, 'kubectl-cache'), ...args], { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
     child.stdin?.end(input ?? '');
   });
 }
@@ -135,7 +138,7 @@ async function markReady(api: TestApi, pod: string, ip: string): Promise<void> {
   assert.equal(res.status, 200, res.text);
 }
 
-function source(api: TestApi, options: { gatewayApiRecheckMs?: number } = {}): KubernetesSource {
+function source(api: TestApi, options: { gatewayApiRecheckMs?: number; referenceGrants?: boolean } = {}): KubernetesSource {
   const s = new KubernetesSource({ kubeConfig: api.kc, logger: silentLogger, nodeName: 'n1', backoff: { initialMs: 20, maxMs: 100 }, ...options });
   sources.push(s);
   return s;
@@ -164,6 +167,13 @@ test('kubectl applies and gets the Gateway API kinds; the agent builds waypoints
   const kinds = model.others.map((o) => `${o.apiVersion} ${o.kind} ${o.metadata.name}`).sort();
   assert.deepEqual(kinds.filter((k) => k.startsWith('gateway.networking.k8s.io/')), ['gateway.networking.k8s.io/v1 GRPCRoute grpc', 'gateway.networking.k8s.io/v1 Gateway waypoint', 'gateway.networking.k8s.io/v1 HTTPRoute reviews']);
 
+  // A waypoint's source also reads ReferenceGrants (v1beta1); the agent's does not.
+  await kubectl(api, ['apply', '-f', '-'], 'apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata:\n  name: from-shop\n  namespace: shop\nspec:\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: other\n  to:\n  - group: ""\n    kind: Service\n');
+  const w2 = source(api, { referenceGrants: true });
+  const waypointModel = await w2.start();
+  assert.ok(waypointModel.others.some((o) => o.kind === 'ReferenceGrant' && o.apiVersion === 'gateway.networking.k8s.io/v1beta1' && o.metadata.name === 'from-shop'));
+  assert.equal(s.current().others.some((o) => o.kind === 'ReferenceGrant'), false);
+
   await kubectl(api, ['label', 'namespace', 'shop', 'weft.dev/use-waypoint-']);
   await waitFor(() => s.current().services.get('shop/reviews')?.waypoint === undefined, 'the namespace relabel unbinds reviews');
 
@@ -186,10 +196,16 @@ test('a server without the Gateway API: no Gateway watch at all, and watching st
   assert.equal(s.gatewayApi, false);
   await assert.rejects(kubectl(api, ['get', 'gateways', '-A']), /the server doesn't have a resource type "gateways"/);
 
-  for (const crd of gatewayApiCrds()) {
+  // CRDs come one by one: the group may be served before the Gateway kind is (regression: the
+  // agent once stopped asking as soon as the group answered, and never watched Gateways).
+  const [gatewayClassCrd, ...rest] = gatewayApiCrds();
+  const install = async (crd: (typeof rest)[number]): Promise<void> => {
     const res = await rawRequest(api, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     assert.equal(res.status, 201, res.text);
-  }
+  };
+  await install(gatewayClassCrd!);
+  await waitFor(() => s.gatewayApi === true, 'the group seen served with GatewayClass only');
+  for (const crd of rest) await install(crd);
   await kubectl(api, ['apply', '-f', '-'], `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n---\n${GATEWAY}`);
   await waitFor(() => s.current().waypoints.has('shop/waypoint'), 'the Gateway seen once the API exists');
   assert.equal(s.gatewayApi, true);

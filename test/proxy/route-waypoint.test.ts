@@ -176,6 +176,8 @@ test("policy sees the forwarded client's address from the waypoint, and ignores 
 test('a waypoint without a ready pod: the connection is refused with WEFT_ERR_WAYPOINT_UNAVAILABLE and a logged reason, never sent to the endpoints', async () => {
   t.writeFile('waypoint.yaml', waypointManifests(false));
   await waitFor(() => t.agent.model.waypoints.get('shop/waypoint')?.endpoints.length === 0, 'the waypoint pod not ready');
+  const dump = configDump({ ready: true, model: t.agent.model, inputs: t.agent.inputs, captured: t.agent.captured, refusals: () => [] });
+  assert.deepEqual(dump.waypoints.map((w) => [w.key, w.state, w.endpoints.length]), [['shop/waypoint', 'down', 0]]);
   const before = seen.length;
   assert.ok(await refused(t.VIP, 80));
   const line = await waitFor(() => t.logs.find((l) => l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE'), 'the refusal logged with its code');
@@ -191,6 +193,15 @@ test('a pod IP of the waypointed service is not sent to the waypoint', async () 
   const before = seen.length;
   assert.equal(await t.request(t.IP_B, 9080, 'by-ip'), `${t.IP_A}|by-ip`);
   assert.equal(seen.length, before);
+});
+
+test('a label naming a waypoint that does not exist: refused (fail closed), shown as missing', async () => {
+  t.writeFile('svc.yaml', serviceManifest({ 'weft.dev/use-waypoint': 'nowhere' }));
+  await waitFor(() => t.agent.model.services.get('shop/server')?.waypoint === 'shop/nowhere', 'the service bound to a missing waypoint');
+  const dump = configDump({ ready: true, model: t.agent.model, inputs: t.agent.inputs, captured: t.agent.captured, refusals: () => [] });
+  assert.deepEqual(dump.waypoints.map((w) => [w.key, w.state, w.services.join(',')]), [['shop/nowhere', 'missing', 'shop/server'], ['shop/waypoint', 'ready', '']]);
+  assert.ok(await refused(t.VIP, 80));
+  await waitFor(() => t.logs.find((l) => l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE' && /shop\/nowhere, but it does not exist/.test(String(l['msg']))), 'the refusal says the waypoint does not exist');
 });
 
 test('removing the label returns the service to L4 at the next connection', async () => {

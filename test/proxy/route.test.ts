@@ -163,6 +163,7 @@ const waypointRows: Row[] = [
   { name: 'a label naming no waypoint Gateway: refused the same way (fail closed)', to: '198.19.200.6:80', expect: { kind: 'refuse', reason: 'waypoint-unavailable', error: 'WEFT_ERR_WAYPOINT_UNAVAILABLE' } },
   { name: 'an agent without mTLS cannot reach a waypoint: refused, not sent in plaintext around it', to: '198.19.200.1:80', source: { workload: waypointClient, pool: undefined }, expect: { kind: 'refuse', reason: 'waypoint-unavailable', error: 'WEFT_ERR_WAYPOINT_UNAVAILABLE' } },
   { name: 'a port the waypointed service does not have: no endpoint, as without a waypoint', to: '198.19.200.1:81', expect: { kind: 'refuse', reason: 'no-ready-endpoint', error: 'WEFT_ERR_NO_ENDPOINT' } },
+  { name: "a waypoint's own pod (were it captured) reaches the service it serves at L4, never itself again", to: '198.19.200.1:80', source: { workload: waypointModel.workloadByIp('198.18.218.10')!, pool: {} }, expect: { kind: 'hbone', reason: 'meshed-endpoint', upstream: '198.18.217.3:9080', workload: 'shop/server' } },
   { name: 'the listener reached without the redirect is a self call before any waypoint', to: '127.0.0.1:15001', via: { localAddress: '127.0.0.1', localPort: 15001 }, expect: { kind: 'refuse', reason: 'self-call' } },
 ];
 
