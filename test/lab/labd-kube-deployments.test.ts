@@ -132,7 +132,8 @@ describe('lab Deployments, Kubernetes mode', () => {
     assert.match(kubectl('api-resources', '--api-group=gateway.networking.k8s.io'), /gateways/);
     const gw = write('gateway.yaml', GATEWAY);
     await labApply({ name: LAB, file: gw });
-    await waitFor(() => pods('gateway.networking.k8s.io/gateway-name=wp').some((p) => p.status.phase === 'Running'), 'the waypoint pod runs', 20_000);
+    // apply waits for the waypoint as for a Deployment it was given.
+    assert.ok(pods('gateway.networking.k8s.io/gateway-name=wp').some((p) => p.status.phase === 'Running'), 'the waypoint pod runs once apply returns');
     for (const kind of ['serviceaccount', 'deployment', 'service']) {
       const o = JSON.parse(kubectl('get', kind, 'wp', '-n', 'default', '-o', 'json')) as { metadata: { ownerReferences?: { kind: string; name: string }[] } };
       assert.deepEqual(o.metadata.ownerReferences?.map((r) => [r.kind, r.name]), [['Gateway', 'wp']], kind);
