@@ -3,7 +3,8 @@
  * Gateway, and what the lab deploys for it: ServiceAccount, Deployment, Service, from the same
  * waypointObjects), plus the RBAC its discovery needs. The image is daemonset/'s; the pod runs
  * `weft waypoint --in-cluster` with the CA flags the agents use and a projected token of audience
- * weft-ca of its own service account.
+ * weft-ca of its own service account. Its account is bound to the waypoints' ClusterRole that
+ * `kubectl apply -k daemonset/` installs.
  */
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
@@ -22,39 +23,33 @@ const CA_URL = 'https://weft-ca.weft-system.svc:15012';
 const TOKEN_DIR = '/var/run/secrets/weft';
 const ROOT_DIR = '/etc/weft/ca-root';
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** The ClusterRole of waypoints that daemonset/rbac.yaml installs. */
+export const WAYPOINT_CLUSTER_ROLE = 'weft-waypoint';
 
 function packageVersion(): string {
   return (JSON.parse(readFileSync(join(REPO_DIR, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Read access to what discovery watches, cluster-wide; writes only to route status in NS. */
+/**
+ * The waypoint's account bound to the `weft-waypoint` ClusterRole daemonset/rbac.yaml installs
+ * (discovery's reads cluster-wide and route status writes: one definition, not a copy per
+ * waypoint), and a Role of its namespace for its own Gateway's status.
+ */
 function rbac(name: string, namespace: string): KubeObject[] {
   const subject = [{ kind: 'ServiceAccount', name, namespace }];
-  const bindingName = `weft-waypoint-${namespace}-${name}`.slice(0, 253);
   return [
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'weft-waypoint' },
-      rules: [
-        { apiGroups: [''], resources: ['namespaces', 'pods', 'services'], verbs: ['list', 'watch'] },
-        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
-        { apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways', 'httproutes', 'grpcroutes'], verbs: ['list', 'watch'] },
-        { apiGroups: ['security.weft.dev'], resources: ['authorizationpolicies', 'peerauthentications'], verbs: ['list', 'watch'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
-      metadata: { name: bindingName },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'weft-waypoint' },
+      metadata: { name: `weft-waypoint-${namespace}-${name}`.slice(0, 253) },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: WAYPOINT_CLUSTER_ROLE },
       subjects: subject,
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
       metadata: { name: `weft-waypoint-${name}`, namespace },
-      rules: [{ apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes/status', 'grpcroutes/status', 'gateways/status'], verbs: ['get', 'patch', 'update'] }],
+      rules: [{ apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways/status'], resourceNames: [name], verbs: ['get', 'patch', 'update'] }],
     },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -104,7 +99,7 @@ export function registerWaypointGenerate(program: Command): void {
   const waypoint = program.commands.find((c) => c.name() === 'waypoint') ?? program.command('waypoint').description('the L7 waypoint');
   waypoint
     .command('generate')
-    .description('print the Gateway, Deployment, Service, ServiceAccount and RBAC of a waypoint, for kubectl apply -f -')
+    .description('print the Gateway, Deployment, Service, ServiceAccount and RBAC bindings of a waypoint, for kubectl apply -f - (after kubectl apply -k daemonset/)')
     .argument('<name>', 'name of the waypoint Gateway')
     .option('-n, --namespace <ns>', 'namespace of the waypoint', 'default')
     .action((name: string, opts: { namespace: string }) => {

@@ -130,7 +130,7 @@ export function namespaceFacts(raw: unknown): NamespaceFacts | undefined {
 }
 
 /** The labels a pod of another node keeps: what telemetry, mesh membership and waypoints read. */
-export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, USE_WAYPOINT_LABEL, GATEWAY_NAME_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version'];
+export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, USE_WAYPOINT_LABEL, GATEWAY_NAME_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version', 'pod-template-hash'];
 
 export interface PodFactsOptions {
   /** Keep only REMOTE_POD_LABELS (pods of other nodes: policy selectors only match local pods). */

@@ -159,7 +159,7 @@ export function registerLabCommands(program: Command): void {
         'directory (so `node app/load.mjs` works); exits with the command\'s exit code. ' +
         'Example: weft lab exec client -n outside -- node app/load.mjs http://productpage.default:9080/ --count 20',
     )
-    .argument('<pod>', 'pod name')
+    .argument('<pod>', 'pod name, or deploy/NAME for a running pod of that Deployment')
     .argument('<command...>', 'command and arguments (put them after --)')
     .option('-n, --namespace <namespace>', 'namespace of the pod', 'default')
     .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)

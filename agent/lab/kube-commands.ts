@@ -71,7 +71,7 @@ export function registerKubeLabCommands(lab: Command): void {
       const kc = loadKubeConfig(opts.kubeconfig);
       const controller = new EndpointSliceController(kc, logger);
       const deployments = new DeploymentController(kc, logger);
-      const waypoints = opts.name === undefined ? undefined : new WaypointController(kc, logger, kubeLabWaypointOptions(checkLabName(opts.name)));
+      const waypoints = opts.name === undefined ? undefined : new WaypointController(kc, logger, kubeLabWaypointOptions(checkLabName(opts.name)), checkLabName(opts.name));
       await Promise.all([controller.start(), deployments.start()]);
       waypoints?.start();
       logger.info('endpointslice, deployment and waypoint controllers running');

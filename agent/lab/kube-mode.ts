@@ -44,6 +44,7 @@ import { collectRefusalsAfter, refusalNames } from './refusals.js';
 import type { DeploymentStatus, LabStatus, PodStatus, ServiceStatus } from './status.js';
 import { deploymentPodName, planDeployment, type DeploymentObject } from './deployments.js';
 import { ownedBy } from './deployment-controller.js';
+import { isWaypointGateway } from '../waypoint/objects.js';
 import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
@@ -295,6 +296,24 @@ function deploymentKeys(objects: readonly ManifestObject[]): string[] {
   return objects.filter((o) => o.kind === 'Deployment' && o.apiVersion === 'apps/v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
 }
 
+/**
+ * The Deployments the waypoint controller makes for the waypoint Gateways among `objects` (same
+ * namespace and name), once it has made them: `apply` of a Gateway waits for its waypoint.
+ */
+async function waypointDeploymentKeys(kc: KubeConfig, objects: readonly ManifestObject[], timeoutMs: number): Promise<string[]> {
+  const keys = objects.filter((o) => isWaypointGateway(o)).map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
+  const apps = kc.makeApiClient(AppsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (const key of keys) {
+    const [namespace, name] = key.split('/') as [string, string];
+    while (!(await apps.readNamespacedDeployment({ name, namespace }).then(() => true, () => false))) {
+      if (Date.now() > deadline) throw new WeftError('WEFT_ERR_LAB', `the waypoint controller made no Deployment ${key} within ${timeoutMs} ms (see ${labPaths('').logsDir.replace(/\/$/, '')}<lab>/logs/kube-controllers.log)`);
+      await delay(50);
+    }
+  }
+  return keys;
+}
+
 function agentLogOf(lab: string, node: string): string {
   return podLogFile(lab, AGENT_NAMESPACE, agentPodName(node));
 }
@@ -385,7 +404,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   const summary = await applyObjects(admin, objects);
   await writeState(state);
   await waitForPods(state, admin, objects.filter((o) => o.kind === 'Pod').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`), options.readyTimeoutMs);
-  await waitForDeployments(state, admin, deploymentKeys(objects), options.readyTimeoutMs);
+  await waitForDeployments(state, admin, [...deploymentKeys(objects), ...(await waypointDeploymentKeys(admin, objects, options.readyTimeoutMs))], options.readyTimeoutMs);
   return summary;
 }
 
@@ -676,7 +695,7 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
   const summary = await applyObjects(kc, loaded.objects);
   const pods = loaded.objects.filter((o) => o.kind === 'Pod' && o.apiVersion === 'v1').map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
   await waitForPods(state, kc, pods, readyTimeoutMs);
-  await waitForDeployments(state, kc, deploymentKeys(loaded.objects), readyTimeoutMs);
+  await waitForDeployments(state, kc, [...deploymentKeys(loaded.objects), ...(await waypointDeploymentKeys(kc, loaded.objects, readyTimeoutMs))], readyTimeoutMs);
   summary.refused = await agentRefusals(state, kc, loaded.objects, readyTimeoutMs);
   return summary;
 }

@@ -370,6 +370,20 @@ function localPod(state: LabState, namespace: string, name: string): { netns: st
   return { netns: pod.netns, env: podEnv(pod, container) };
 }
 
+/** `deploy/NAME` (or `deployment/NAME`): a running pod of that Deployment, as kubectl exec picks one; else the pod name itself. */
+async function podOfTarget(state: LabState, namespace: string, target: string): Promise<string> {
+  const m = /^(?:deploy|deployment|deployments)\/(.+)$/.exec(target);
+  if (m === null) return target;
+  const status = state.kubernetes === undefined ? statusOf(state) : await kubeLabStatus(state, statusOf(state));
+  const d = status.deployments.find((x) => x.namespace === namespace && x.name === m[1]);
+  const running = new Set(status.pods.filter((p) => p.running).map((p) => p.name));
+  const pod = d?.pods.find((p) => running.has(p));
+  if (pod === undefined) {
+    throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', d === undefined ? `lab ${state.name} has no deployment ${namespace}/${m[1]}` : `deployment ${namespace}/${m[1]} has no running pod`);
+  }
+  return pod;
+}
+
 export interface LabExecOptions {
   pod: string;
   namespace?: string;
@@ -396,7 +410,8 @@ export async function labExec(options: LabExecOptions): Promise<ExecResult> {
   const namespace = options.namespace ?? 'default';
   if (options.command.length === 0) throw new WeftError('WEFT_ERR_CONFIG', 'no command given: weft lab exec POD -- CMD...');
   const state = await requireState(name);
-  const target = state.kubernetes !== undefined ? await kubeLabPod(state, namespace, options.pod) : localPod(state, namespace, options.pod);
+  const pod = await podOfTarget(state, namespace, options.pod);
+  const target = state.kubernetes !== undefined ? await kubeLabPod(state, namespace, pod) : localPod(state, namespace, pod);
   const env = target.env;
   if (process.env.TERM !== undefined) env.TERM = process.env.TERM;
   const inherit = options.stdio === 'inherit';

@@ -5,9 +5,11 @@
  * with it); the Deployment controller then runs its pod. The pod runs `weft waypoint` against
  * the lab's API server with the agents' kubeconfig and the CA credentials of the agent of its
  * node (`$(NODE_NAME)` expands in the kubelet, as on Kubernetes). Gateways are watched only once
- * the Gateway API CRDs exist (until then the informer retries quietly).
+ * the Gateway API CRDs exist (until then the informer retries quietly). It also keeps the lab
+ * Prometheus's target file listing the running waypoint pods (job weft-waypoints), as converge
+ * does for the local lab.
  */
-import { CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { KubeObject } from '../discovery/types.js';
@@ -16,6 +18,9 @@ import { LAB_CA_URL } from './ca.js';
 import { kubePaths } from './kube-paths.js';
 import { LabInformer, serialized } from './kube-informer.js';
 import { stableJson } from './spec.js';
+import { GATEWAY_NAME_LABEL } from '../discovery/types.js';
+import { writeLabPrometheusTargets } from './prometheus.js';
+import { readState } from './state.js';
 import { subsetOf } from './kube-mode.js';
 
 /** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
@@ -42,11 +47,26 @@ export class WaypointController {
   readonly #log: Logger;
   readonly #options: WaypointObjectOptions;
   readonly #gateways: LabInformer<KubernetesObject>;
+  readonly #pods: LabInformer<V1Pod>;
   readonly #schedule: () => void;
+  readonly #scheduleTargets: () => void;
+  readonly #lab: string;
+  #targets = '';
 
-  constructor(kubeConfig: KubeConfig, logger: Logger, options: WaypointObjectOptions) {
+  constructor(kubeConfig: KubeConfig, logger: Logger, options: WaypointObjectOptions, lab: string) {
     this.#log = logger;
     this.#options = options;
+    this.#lab = lab;
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    this.#scheduleTargets = serialized(() => this.#writeTargets(), 200, logger, 'waypoint scrape targets');
+    this.#pods = new LabInformer<V1Pod>({
+      kubeConfig,
+      logger,
+      onChange: () => this.#scheduleTargets(),
+      path: '/api/v1/pods',
+      labelSelector: GATEWAY_NAME_LABEL,
+      list: () => core.listPodForAllNamespaces({ labelSelector: GATEWAY_NAME_LABEL }),
+    });
     this.#api = KubernetesObjectApi.makeApiClient(kubeConfig);
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.#schedule = serialized(() => this.#sync(), 20, logger, 'waypoint sync');
@@ -62,10 +82,25 @@ export class WaypointController {
   /** Does not wait for the Gateway kind to exist: the informer starts listing when it does. */
   start(): void {
     void this.#gateways.start();
+    void this.#pods.start();
   }
 
   async stop(): Promise<void> {
-    await this.#gateways.stop();
+    await Promise.all([this.#gateways.stop(), this.#pods.stop()]);
+  }
+
+  async #writeTargets(): Promise<void> {
+    const state = await readState(this.#lab);
+    if (state === undefined || !state.agents || state.prometheusEnabled === false) return;
+    const targets = this.#pods
+      .list()
+      .filter((p) => p.status?.phase === 'Running' && p.status.podIP !== undefined && p.metadata?.deletionTimestamp === undefined)
+      .map((p) => ({ pod: p.metadata?.name ?? '', namespace: p.metadata?.namespace ?? 'default', node: p.spec?.nodeName ?? '', ip: p.status!.podIP! }))
+      .sort((a, b) => a.pod.localeCompare(b.pod));
+    const key = stableJson(targets);
+    if (key === this.#targets) return;
+    await writeLabPrometheusTargets(state, targets);
+    this.#targets = key;
   }
 
   async #sync(): Promise<void> {

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { labDown } from '../../agent/lab/index.js';
 import { listNetns } from '../../agent/lab/network.js';
 import { labPrefix, REPO_DIR } from '../../agent/lab/paths.js';
+import { testLabName } from '../helpers/bookinfo.js';
 
-const LAB = 'demotest';
+const LAB = testLabName('demotest');
 /** The demo's promise: done in under two minutes (a bound on the run, not a measurement). */
 const DEMO_LIMIT_MS = 120_000;
 
@@ -69,9 +70,10 @@ test('npm run demo brings the lab up, shows captured pods and productpage -> det
   const inbound = count(r.stdout, /^ {2}node-2\s+inbound\s+default\/productpage-v1-\S+\s+default\/details-v1-\S+\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+yes$/m);
   assert.ok(outbound > 0, 'productpage -> details outbound connections');
   assert.equal(inbound, outbound, 'both agents saw every productpage -> details connection');
-  const prometheus = count(r.stdout, /^ {2}productpage -> details\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+mutual_tls$/m);
+  // Istio's workload names: the Deployments' (productpage-v1), not the pods'.
+  const prometheus = count(r.stdout, /^ {2}productpage-v1 -> details-v1\s+([\d,]+)\s+[\d,]+\s+[\d,]+\s+mutual_tls$/m);
   assert.equal(prometheus, inbound, 'Prometheus reports the connections the destination agent saw');
 
-  assert.match(r.stdout, /Lab demotest torn down/);
+  assert.match(r.stdout, new RegExp(`Lab ${LAB} torn down`));
   assert.deepEqual((await listNetns()).filter((n) => n.startsWith(labPrefix(LAB))), []);
 });

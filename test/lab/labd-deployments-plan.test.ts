@@ -177,3 +177,13 @@ test('bookinfo: versions are Deployments pinned to their nodes, with a Service p
   for (const v of ['v1', 'v2', 'v3']) assert.deepEqual(s.services.get(`default/reviews-${v}`)!.selector, { app: 'reviews', version: v });
   assert.equal(s.pods.get('outside/client')!.node, 'node-1');
 });
+
+test("a Deployment's pod on another node keeps pod-template-hash, so Istio's workload name is the Deployment's", async () => {
+  const { podFacts } = await import('../../agent/discovery/facts.js');
+  const { istioWorkloadName } = await import('../../agent/telemetry/labels.js');
+  const s = spec(deployment({ name: 'web', node: 'node-1' }));
+  const pod = [...s.derived.values()].find((o) => o.kind === 'Pod')!;
+  // Kubernetes mode strips a remote pod's labels to what other nodes need (facts.ts).
+  const f = podFacts({ ...pod, status: { podIP: '198.18.144.9', phase: 'Running' } }, { stripLabels: true })!;
+  assert.equal(istioWorkloadName({ name: f.name, labels: f.labels }), 'web');
+});

@@ -44,7 +44,7 @@ async function validate(o: Obj): Promise<void> {
 }
 
 test('prints the Gateway, ServiceAccount, RBAC, Deployment and Service, in apply order', () => {
-  assert.deepEqual(objects.map((o) => o.kind), ['Gateway', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']);
+  assert.deepEqual(objects.map((o) => o.kind), ['Gateway', 'ServiceAccount', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment', 'Service']);
   for (const o of objects.filter((x) => !x.kind.startsWith('Cluster'))) assert.equal(o.metadata.namespace, 'bookinfo', `${o.kind} in the namespace`);
 });
 
@@ -82,13 +82,20 @@ test('the Deployment runs weft waypoint --in-cluster from the release image, unm
   assert.match(readFileSync(join(REPO_DIR, 'daemonset', 'agent.yaml'), 'utf8'), new RegExp(`image: ghcr.io/weft-mesh/weft:${VERSION.replace(/\./g, '\\.')}`));
 });
 
-test('the Service selects the waypoint pods on 15008 (mesh); the RBAC binds the waypoint account', () => {
+test('the Service selects the waypoint pods on 15008 (mesh); the RBAC binds the waypoint account to the ClusterRole daemonset/ installs', () => {
   const s = find('Service');
   assert.deepEqual(s.spec, { type: 'ClusterIP', selector: { 'gateway.networking.k8s.io/gateway-name': 'reviews-wp' }, ports: [{ name: 'mesh', port: 15008, targetPort: 15008, protocol: 'TCP' }] });
   for (const kind of ['ClusterRoleBinding', 'RoleBinding']) assert.deepEqual(find(kind).subjects, [{ kind: 'ServiceAccount', name: 'reviews-wp', namespace: 'bookinfo' }], kind);
-  const read = find('ClusterRole').rules!.flatMap((r) => r.resources);
-  for (const r of ['pods', 'services', 'endpointslices', 'gateways', 'httproutes', 'grpcroutes', 'authorizationpolicies']) assert.ok(read.includes(r), r);
-  assert.ok(find('ClusterRole').rules!.every((r) => r.verbs.every((v) => v === 'list' || v === 'watch')), 'read-only cluster-wide');
+  assert.deepEqual(find('ClusterRoleBinding').roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'weft-waypoint' });
+  // One definition of the waypoints' cluster-wide access: the install's, never a copy here.
+  assert.equal(objects.filter((o) => o.kind === 'ClusterRole').length, 0);
+  const shipped = parseAllDocuments(readFileSync(join(REPO_DIR, 'daemonset', 'rbac.yaml'), 'utf8')).map((d) => d.toJS() as Obj);
+  const role = shipped.find((o) => o.kind === 'ClusterRole' && o.metadata.name === 'weft-waypoint');
+  if (role !== undefined) {
+    const read = role.rules!.flatMap((r) => r.resources);
+    for (const r of ['pods', 'services', 'endpointslices', 'gateways', 'httproutes', 'grpcroutes', 'authorizationpolicies']) assert.ok(read.includes(r), `the shipped weft-waypoint role reads ${r}`);
+  }
+  assert.deepEqual(find('Role').rules, [{ apiGroups: ['gateway.networking.k8s.io'], resources: ['gateways/status'], resourceNames: ['reviews-wp'], verbs: ['get', 'patch', 'update'] }]);
 });
 
 test('refuses names that are not DNS labels', () => {
