@@ -13,6 +13,7 @@ import { WeftError } from '../errors.js';
 import { fetchAdmin, type AdminTarget } from '../admin/client.js';
 import type { ManifestObject } from '../discovery/types.js';
 import type { Sample } from './graph.js';
+import { DEFAULT_ADMIN_ADDRESS } from '../config.js';
 
 const QUERY_TIMEOUT_MS = 5_000;
 
@@ -110,7 +111,6 @@ export function prometheusOnlySources(url: string): DashboardSources {
 
 /** A lab's Prometheus, agents and objects; every socket is made inside the lab's namespaces. */
 export async function labSources(lab: string, prometheusUrl: string | undefined): Promise<DashboardSources> {
-  const { labStatus } = await import('../lab/lab.js');
   const { readState } = await import('../lab/state.js');
   const { fabricNetns, NETNS_DIR } = await import('../lab/paths.js');
   const { LAB_PROMETHEUS_URL } = await import('../lab/prometheus.js');
@@ -122,9 +122,12 @@ export async function labSources(lab: string, prometheusUrl: string | undefined)
   return {
     description: `lab ${lab} (Prometheus ${url} in ${fabricNetns(lab)})`,
     query: (q) => queryPrometheus(url, q, () => socketInNetns(fabric).connect(port, target.hostname)),
+    // From the state file, not labStatus: a Kubernetes-mode lab's status asks its API server on
+    // the host's loopback, which the lab's own dashboard (in the fabric namespace) cannot reach.
     agentDumps: async () => {
-      const status = await labStatus(lab);
-      return dumpsOf(status.nodes.map((n) => ({ label: `node ${n.name}`, admin: n.agentAddresses.admin, netns: `${NETNS_DIR}/${n.netns}` })));
+      const state = await readState(lab);
+      if (state === undefined) return [{ agent: `lab ${lab}`, error: `lab ${lab} is not up` }];
+      return dumpsOf(state.nodes.map((n) => ({ label: `node ${n.name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: `${NETNS_DIR}/${n.netns}` })));
     },
     objects: async () => {
       const state = await readState(lab);

@@ -17,10 +17,12 @@ import { promisify } from 'node:util';
 import { labDown, labStatus, labUp } from '../../agent/lab/index.js';
 import { REPO_DIR, WEFT_MAIN } from '../../agent/lab/paths.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
+import { processAlive } from '../../agent/lab/procs.js';
 import { chromiumMissing, launchChromium, type Browser, type Page } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/wait.js';
 import { load, waitCaptured } from '../e2e/helpers.js';
 import { workloadId } from '../../agent/dashboard/graph.js';
+import { bookinfoPodName } from '../helpers/bookinfo.js';
 
 const LAB = 'dashweb';
 const REQUESTS = 30;
@@ -60,24 +62,26 @@ let expected: Map<string, { made: number; mtls: string }>;
 before(async () => {
   if (skip !== undefined) return;
   await labDown({ name: LAB });
-  await labUp({ name: LAB });
-  await waitCaptured(LAB, 'node-1', ['default/productpage-v1', 'default/reviews-v1', 'default/reviews-v2', 'default/reviews-v3']);
-  await waitCaptured(LAB, 'node-2', ['default/details-v1', 'default/ratings-v1']);
+  const up = await labUp({ name: LAB });
+  // Versions are Deployments: pods are found by app and version (their names carry a hash).
+  const pod = (app: string, version: string): string => bookinfoPodName(up, app, version);
+  await waitCaptured(LAB, 'node-1', [pod('productpage', 'v1'), pod('reviews', 'v1'), pod('reviews', 'v2'), pod('reviews', 'v3')].map((n) => `default/${n}`));
+  await waitCaptured(LAB, 'node-2', [pod('details', 'v1'), pod('ratings', 'v1')].map((n) => `default/${n}`));
   const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', REQUESTS);
   assert.equal(summary.ok, REQUESTS, `demo traffic failed: ${JSON.stringify(summary.firstFailure)}`);
   // What carried traffic, from the apps' own counts (which pod answered how often).
-  const pods = summary.pods;
+  const answered = (app: string, version: string): number => summary.pods[pod(app, version)] ?? 0;
   const wl = (name: string, version?: string): string => workloadId(name === 'client' ? 'outside' : 'default', name, version);
   expected = new Map();
   const add = (from: string, to: string, made: number, mtls: string): void => {
     if (made > 0) expected.set(`${from}->${to}`, { made, mtls });
   };
   add(wl('client'), wl('productpage', 'v1'), REQUESTS, 'none');
-  add(wl('productpage', 'v1'), wl('details', 'v1'), pods['details-v1'] ?? 0, 'mutual_tls');
-  for (const v of ['v1', 'v2', 'v3']) add(wl('productpage', 'v1'), wl('reviews', v), pods[`reviews-${v}`] ?? 0, 'mutual_tls');
+  add(wl('productpage', 'v1'), wl('details', 'v1'), answered('details', 'v1'), 'mutual_tls');
+  for (const v of ['v1', 'v2', 'v3']) add(wl('productpage', 'v1'), wl('reviews', v), answered('reviews', v), 'mutual_tls');
   // reviews v2 and v3 call ratings once per request they answer; v1 does not.
-  for (const v of ['v2', 'v3']) add(wl('reviews', v), wl('ratings', 'v1'), pods[`reviews-${v}`] ?? 0, 'mutual_tls');
-  assert.equal(pods['ratings-v1'] ?? 0, (pods['reviews-v2'] ?? 0) + (pods['reviews-v3'] ?? 0), 'ratings answered once per v2/v3 review');
+  for (const v of ['v2', 'v3']) add(wl('reviews', v), wl('ratings', 'v1'), answered('reviews', v), 'mutual_tls');
+  assert.equal(answered('ratings', 'v1'), answered('reviews', 'v2') + answered('reviews', 'v3'), 'ratings answered once per v2/v3 review');
   // Prometheus has scraped the last connection of every pair before the browser looks.
   await waitFor(async () => {
     const samples = await queryLabPrometheus(LAB, 'sum(istio_tcp_connections_closed_total{reporter="destination"})');
@@ -177,7 +181,7 @@ test('clicking an edge opens its details: both ends, identities, certificate exp
   assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage/);
   assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-details/);
   // The destination pod's certificate, from the agent that captures it.
-  assert.match(text, /details-v1 on node-2 \(198\.18\.\d+\.\d+\): certificate expires \d{4}-\d\d-\d\dT[\d:.]+Z \(in \d+ h \d+ min\)/);
+  assert.match(text, /details-v1-[a-z0-9]+-[a-z0-9]+ on node-2 \(198\.18\.\d+\.\d+\): certificate expires \d{4}-\d\d-\d\dT[\d:.]+Z \(in \d+ h \d+ min\)/);
   assert.match(text, /top callers\s+productpage v1: [\d.]+ (k?B\/s) \(TCP\)/i);
   assert.equal(await page.evaluate<string>(`document.querySelector('#edge-mtls').textContent`), 'mTLS');
   await page.screenshot(SCREENSHOT);
@@ -188,4 +192,14 @@ test('the page needs nothing but the dashboard: every request went to its own ad
   const elsewhere = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:'));
   assert.deepEqual(elsewhere, []);
   assert.deepEqual(page.errors, []);
+});
+
+test('down stops the dashboard with the lab, like its Prometheus', { skip }, async () => {
+  const pid = (await labStatus(LAB)).dashboard?.pid;
+  assert.ok(pid !== undefined && processAlive(pid));
+  await browser?.close();
+  browser = undefined;
+  await labDown({ name: LAB });
+  assert.equal(processAlive(pid), false);
+  await assert.rejects(fetch(`${url}healthz`));
 });

@@ -40,6 +40,10 @@ function get(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
+test('a lab without Prometheus runs no dashboard (it would have nothing to show)', async () => {
+  assert.equal((await labStatus(LAB)).dashboard, undefined);
+});
+
 test('ports and targets are read as kubectl reads them', () => {
   assert.deepEqual(parsePortSpec('8080:80'), { local: 8080, remote: 80 });
   assert.deepEqual(parsePortSpec(':80'), { local: 0, remote: 80 });
