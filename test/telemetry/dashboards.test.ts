@@ -88,6 +88,11 @@ before(async () => {
     60_000,
   );
   const details = podIp(status, 'default', POD['details-v1']!);
+  // A request to a reviews pod by its address: not routed through the waypoint (routes bind to the
+  // Service), so reviews' agent sees a connection that closes (the waypoint's own stay pooled).
+  const reviewsV2 = podIp(status, 'default', POD['reviews-v2']!);
+  const direct = await podNode(LAB, POD['productpage-v1']!, 'default', `require('http').get('http://${reviewsV2}:9080/reviews/1', (r) => { r.resume(); r.on('end', () => process.exit(r.statusCode === 200 ? 0 : 1)); }).on('error', () => process.exit(2))`);
+  assert.equal(direct.code, 0, direct.stderr);
   await podNode(LAB, POD['productpage-v1']!, 'default', `require('net').connect(9999, ${JSON.stringify(details)}).on('error', () => process.exit(0)).on('connect', () => process.exit(1))`);
   await waitFor(
     async () => (await queryLabPrometheus(LAB, 'sum(istio_tcp_connections_closed_total{response_flags="UF"})')).length > 0 && (await queryLabPrometheus(LAB, 'sum(istio_tcp_connections_opened_total{reporter="destination", connection_security_policy="none"})')).length > 0,
