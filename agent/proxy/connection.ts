@@ -114,9 +114,10 @@ export class ConnectionTracker {
     }
     if (info.direction === 'outbound') this.#openOutbound++;
     else this.#openInbound++;
-    const record = new ConnectionRecord(this, this.#nextId++, info, series);
+    const pair = this.#pair(info);
+    pair.opened++;
+    const record = new ConnectionRecord(this, this.#nextId++, info, series, pair);
     this.#open.set(record.id, record);
-    this.#pair(info).opened++;
     if (this.events.hasSubscribers) this.events.publish(connectionEvent('open', record.id, info));
     return record;
   }
@@ -132,7 +133,9 @@ export class ConnectionTracker {
       series.sentBytes += summary.bytesToClient;
     }
     if (this.#metrics && summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
-    const t = this.#pair(summary);
+    // The pair found at open (not looked up again); if the bounded table dropped it meanwhile,
+    // this connection's counts go with it, as the oldest pair's do.
+    const t = record.pair;
     t.connections++;
     t.bytesFromClient += summary.bytesFromClient;
     t.bytesToClient += summary.bytesToClient;
@@ -302,7 +305,11 @@ export class ConnectionRecord implements RelayOwner {
   /** Why the agent closed it, when it did (reported instead of the socket error). */
   closeReason: string | undefined;
 
-  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, series: TcpSeries | undefined) {
+  /** @internal the per-pair totals this connection counts in */
+  readonly pair: PairTotals;
+
+  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, series: TcpSeries | undefined, pair: PairTotals) {
+    this.pair = pair;
     this.#tracker = tracker;
     this.#series = series;
     this.id = id;
