@@ -3,7 +3,7 @@
  * when it closes (access log line, counters), whatever path it took.
  */
 import type { Workload } from '../discovery/types.js';
-import { relay, abort, type RelayOwner, type RelayResult } from './relay.js';
+import { relay, abort, relayByteCounts, type RelayOwner, type RelayResult } from './relay.js';
 import type { Duplex } from 'node:stream';
 import type { InboundQuestion, InboundVerdict } from './authorization.js';
 import type { Logger } from '../log.js';
@@ -75,6 +75,9 @@ export class ConnectionTracker {
     this.#metrics = metrics;
     this.#clusterName = clusterName;
     if (metrics) {
+      // Bytes of connections still open count at scrape time (a pooled or long-lived
+      // connection would otherwise show no bytes until it closes), as ztunnel counts them.
+      metrics.liveTcpBytes = () => this.#liveBytes();
       const gauge = metrics.openConnections;
       // prom-client calls a metric's `collect` before serialising it; the typings omit the property.
       (gauge as unknown as { collect: () => void }).collect = () => {
@@ -111,9 +114,10 @@ export class ConnectionTracker {
     }
     if (info.direction === 'outbound') this.#openOutbound++;
     else this.#openInbound++;
-    const record = new ConnectionRecord(this, this.#nextId++, info, series);
+    const pair = this.#pair(info);
+    pair.opened++;
+    const record = new ConnectionRecord(this, this.#nextId++, info, series, pair);
     this.#open.set(record.id, record);
-    this.#pair(info).opened++;
     if (this.events.hasSubscribers) this.events.publish(connectionEvent('open', record.id, info));
     return record;
   }
@@ -129,7 +133,9 @@ export class ConnectionTracker {
       series.sentBytes += summary.bytesToClient;
     }
     if (this.#metrics && summary.errorCode) this.#metrics.errors.inc({ kind: summary.errorCode });
-    const t = this.#pair(summary);
+    // The pair found at open (not looked up again); if the bounded table dropped it meanwhile,
+    // this connection's counts go with it, as the oldest pair's do.
+    const t = record.pair;
     t.connections++;
     t.bytesFromClient += summary.bytesFromClient;
     t.bytesToClient += summary.bytesToClient;
@@ -172,6 +178,21 @@ export class ConnectionTracker {
       },
       'connection closed',
     );
+  }
+
+  /** Bytes so far of every relaying connection with a series, by series. */
+  #liveBytes(): Map<TcpSeries, { fromClient: number; toClient: number }> {
+    const bySeries = new Map<TcpSeries, { fromClient: number; toClient: number }>();
+    for (const r of this.#open.values()) {
+      const live = r.liveBytes();
+      if (!live) continue;
+      const sum = bySeries.get(live.series);
+      if (sum) {
+        sum.fromClient += live.fromClient;
+        sum.toClient += live.toClient;
+      } else bySeries.set(live.series, { fromClient: live.fromClient, toClient: live.toClient });
+    }
+    return bySeries;
   }
 
   /** The totals of the connection's pair, made on first use. */
@@ -284,7 +305,11 @@ export class ConnectionRecord implements RelayOwner {
   /** Why the agent closed it, when it did (reported instead of the socket error). */
   closeReason: string | undefined;
 
-  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, series: TcpSeries | undefined) {
+  /** @internal the per-pair totals this connection counts in */
+  readonly pair: PairTotals;
+
+  constructor(tracker: ConnectionTracker, id: number, info: ConnectionInfo, series: TcpSeries | undefined, pair: PairTotals) {
+    this.pair = pair;
     this.#tracker = tracker;
     this.#series = series;
     this.id = id;
@@ -311,6 +336,13 @@ export class ConnectionRecord implements RelayOwner {
     loadBalancer.acquire(endpoint);
     this.#loadBalancer = loadBalancer;
     this.#endpoint = endpoint;
+  }
+
+  /** The bytes this connection has relayed so far and its series, while it relays. */
+  liveBytes(): { series: TcpSeries; fromClient: number; toClient: number } | undefined {
+    if (!this.#series || !this.#downstream || !this.#upstream) return undefined;
+    const b = relayByteCounts(this.#downstream, this.#upstream);
+    return { series: this.#series, fromClient: b.bytesFromDownstream, toClient: b.bytesFromUpstream };
   }
 
   /** Copies both ways until both sides close, then records the result. */

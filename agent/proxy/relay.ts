@@ -121,22 +121,21 @@ class Relay {
 
   sideClosed(): void {
     if (++this.closed !== 2) return;
-    // Byte counts come from whichever side is a TCP socket (HTTP/2 streams do not count bytes).
-    const d = this.downstream;
-    const u = this.upstream;
-    let fromDown = 0;
-    let fromUp = 0;
-    if (d instanceof net.Socket) {
-      fromDown = d.bytesRead;
-      fromUp = d.bytesWritten;
-    } else if (u instanceof net.Socket) {
-      fromDown = u.bytesWritten;
-      fromUp = u.bytesRead;
-    }
-    const result = { bytesFromDownstream: fromDown, bytesFromUpstream: fromUp, error: this.error };
+    const result = { ...relayByteCounts(this.downstream, this.upstream), error: this.error };
     if (typeof this.done === 'function') this.done(result);
     else this.done.relayDone(result);
   }
+}
+
+/**
+ * Bytes each way so far, from whichever side is a TCP socket (HTTP/2 streams do not count
+ * bytes): the relay's result at the end, and the live count of an open connection (telemetry
+ * reads it at scrape time; the same counters, so the total only grows when the relay ends).
+ */
+export function relayByteCounts(downstream: Duplex, upstream: Duplex): { bytesFromDownstream: number; bytesFromUpstream: number } {
+  if (downstream instanceof net.Socket) return { bytesFromDownstream: downstream.bytesRead, bytesFromUpstream: downstream.bytesWritten };
+  if (upstream instanceof net.Socket) return { bytesFromDownstream: upstream.bytesWritten, bytesFromUpstream: upstream.bytesRead };
+  return { bytesFromDownstream: 0, bytesFromUpstream: 0 };
 }
 
 export function relay(downstream: Duplex, upstream: Duplex, done: RelayDone | RelayOwner): void {

@@ -136,15 +136,19 @@ export class TcpSeriesTable {
   }
 }
 
+/** Bytes so far of the connections still open, by series (see AgentMetrics.liveTcpBytes). */
+export type LiveTcpBytes = () => Map<TcpSeries, { fromClient: number; toClient: number }>;
+
 /** Feeds the TCP counters from the series table when prom-client collects them. */
-function collectTcpOnScrape(counter: Counter<TcpLabelName>, table: TcpSeriesTable, value: (s: TcpSeries) => number): void {
+function collectTcpOnScrape(counter: Counter<TcpLabelName>, table: TcpSeriesTable, value: (s: TcpSeries, live: Map<TcpSeries, { fromClient: number; toClient: number }> | undefined) => number, live?: () => LiveTcpBytes | undefined): void {
   // prom-client calls a metric's `collect` before serialising it; the typings omit the property.
   (counter as unknown as { collect: () => void }).collect = () => {
     counter.reset();
+    const open = live?.()?.();
     // Series with nothing to count are left out, as they were when counters were incremented
     // per connection (bytes only when > 0, closed only once one closed).
     for (const s of table.all()) {
-      const v = value(s);
+      const v = value(s, open);
       if (v > 0) counter.inc(s.labels, v);
     }
   };
@@ -160,6 +164,8 @@ export class AgentMetrics {
   readonly tcpReceivedBytes: Counter<TcpLabelName>;
   /** What the four counters above report, added to per connection (see TcpSeries). */
   readonly tcpSeries = new TcpSeriesTable();
+  /** Set by the connection tracker: the bytes of open connections, added at scrape time. */
+  liveTcpBytes: LiveTcpBytes | undefined;
   readonly capturedPods: Gauge;
   readonly openConnections: Gauge<'direction'>;
   readonly discoveryUpdates: Counter<'result'>;
@@ -180,8 +186,10 @@ export class AgentMetrics {
     this.tcpReceivedBytes = tcp('istio_tcp_received_bytes_total', 'Bytes received from the client during the connection (request direction)');
     collectTcpOnScrape(this.tcpOpened, this.tcpSeries, (s) => s.opened);
     collectTcpOnScrape(this.tcpClosed, this.tcpSeries, (s) => s.closed);
-    collectTcpOnScrape(this.tcpSentBytes, this.tcpSeries, (s) => s.sentBytes);
-    collectTcpOnScrape(this.tcpReceivedBytes, this.tcpSeries, (s) => s.receivedBytes);
+    // Closed connections' bytes plus those of the open ones so far: the live part becomes the
+    // closed part when the connection ends, from the same socket counters, so the total only grows.
+    collectTcpOnScrape(this.tcpSentBytes, this.tcpSeries, (s, open) => s.sentBytes + (open?.get(s)?.toClient ?? 0), () => this.liveTcpBytes);
+    collectTcpOnScrape(this.tcpReceivedBytes, this.tcpSeries, (s, open) => s.receivedBytes + (open?.get(s)?.fromClient ?? 0), () => this.liveTcpBytes);
     this.capturedPods = new Gauge({ name: 'weft_captured_pods', help: 'Pods on this node whose traffic the agent captures', registers: [registry] });
     this.openConnections = new Gauge({ name: 'weft_open_connections', help: 'Proxied connections open now', labelNames: ['direction'], registers: [registry] });
     this.discoveryUpdates = new Counter({ name: 'weft_discovery_updates_total', help: 'Discovery updates applied (result=applied) or refused as invalid (result=invalid)', labelNames: ['result'], registers: [registry] });

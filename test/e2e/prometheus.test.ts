@@ -152,7 +152,7 @@ test('up restarts a Prometheus that died, on the same data', async () => {
   assert.notEqual(again.prometheus?.pid, pid);
   await waitFor(async () => (await upNodes(restartedAt)).join(',') === 'node-1,node-2', 'the restarted Prometheus scrapes both agents', 20_000);
   // The counters of the previous test are still there (storage under the lab's state dir).
-  const opened = await queryLabPrometheus(LAB, 'sum(istio_tcp_connections_opened_total{reporter="destination", destination_workload="details"})');
+  const opened = await queryLabPrometheus(LAB, 'sum(istio_tcp_connections_opened_total{reporter="destination", destination_workload="details-v1"})');
   assert.ok((opened[0]?.value ?? 0) >= 3, `details connections after the restart: ${JSON.stringify(opened)}`);
 });
 

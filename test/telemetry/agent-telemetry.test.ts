@@ -155,6 +155,31 @@ test('a connect the app refuses closes with response_flags UF at both reporters'
   assert.deepEqual(openedUF, []);
 });
 
+test('bytes of an open connection count at scrape time, and count once when it closes', async () => {
+  const received = async (reporter: string) => (await scrape())
+    .filter((x) => x.name === 'istio_tcp_received_bytes_total' && x.labels['reporter'] === reporter && x.labels['destination_workload'] === 'server')
+    .reduce((n, x) => n + x.value, 0);
+  const before = { source: await received('source'), destination: await received('destination') };
+  const socket = t.open(t.IP_B, 9080);
+  try {
+    socket.write('live-bytes');
+    // Still open: the 10 bytes are in the counters of both reporters.
+    for (const r of ['source', 'destination'] as const) {
+      await waitFor(async () => (await received(r)) === before[r] + 10, `${r} reporter counts the open connection's 10 bytes`);
+    }
+    const reply = new Promise<string>((resolve) => {
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve(Buffer.concat(chunks).toString()));
+    });
+    socket.end();
+    assert.equal(await reply, `${t.IP_A}|live-bytes`);
+  } finally {
+    socket.destroy();
+  }
+  await waitFor(() => t.agent.inputs.connections.openConnections().length === 0, 'the connection closed on both sides');
+  for (const r of ['source', 'destination'] as const) assert.equal(await received(r), before[r] + 10, `${r}: the closed connection's bytes, not counted twice`);
+});
+
 test('weft status top --once shows the edge with its totals and mTLS', async () => {
   for (let i = 0; i < 3; i++) await t.request(t.IP_B, 9080, `top-${i}`);
   const { stdout } = await promisify(execFile)(process.execPath, [WEFT, 'status', 'top', '--admin', ADMIN, '--once', '--interval', '0.2']);
