@@ -193,6 +193,24 @@ test('clicking an edge opens its details: both ends, identities, certificate exp
   await page.screenshot(SCREENSHOT);
 });
 
+test('clicking a node opens its details: its pod and certificate, its services, its callers', { skip }, async () => {
+  const id = wl('reviews', 'v2');
+  const point = await page.evaluate<{ x: number; y: number } | undefined>(`window.weftDashboard.view.clickPoint(${JSON.stringify(id)})`);
+  assert.ok(point, `the node ${id} is drawn`);
+  await page.click(point.x, point.y);
+  const text = await waitFor(
+    () => page.evaluate<string | null>(`(() => { const d = document.querySelector('#details > div[data-kind="node"]'); return d && d.dataset.id === ${JSON.stringify(id)} ? d.innerText : null; })()`),
+    'the details panel shows the clicked node',
+    15_000,
+  );
+  assert.match(text, /^default\/reviews-v2\n/);
+  assert.match(text, /version\s+v2/i);
+  assert.match(text, /identity\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-reviews/i);
+  assert.match(text, /reviews-v2-[a-z0-9]+-[a-z0-9]+ on node-1 \(198\.18\.\d+\.\d+\): certificate expires \d{4}-/);
+  assert.match(text, /services\s+default\/reviews/i);
+  assert.match(text, /top callers\s+productpage-v1: [\d.]+ (k?B\/s) \(TCP\)/i);
+});
+
 test('the page needs nothing but the dashboard: every request went to its own address, no script error', { skip }, async () => {
   assert.ok(page.requests.length > 0);
   const elsewhere = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:'));
