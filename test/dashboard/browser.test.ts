@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { labDown, labStatus, labUp } from '../../agent/lab/index.js';
+import { labApply, labDown, labStatus, labUp } from '../../agent/lab/index.js';
 import { REPO_DIR, WEFT_MAIN } from '../../agent/lab/paths.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
 import { processAlive } from '../../agent/lab/procs.js';
@@ -216,6 +216,30 @@ test('the page needs nothing but the dashboard: every request went to its own ad
   const elsewhere = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:'));
   assert.deepEqual(elsewhere, []);
   assert.deepEqual(page.errors, []);
+});
+
+test('a policy that refuses productpage -> details: the edge shows the denied connections, the details the policy', { skip }, async () => {
+  const DENIED = 5;
+  await labApply({ name: LAB, file: join(REPO_DIR, 'test', 'dashboard', 'fixtures', 'deny-details.yaml') });
+  await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', DENIED);
+  const id = `tcp:${wl('productpage', 'v1')}->${wl('details', 'v1')}`;
+  let edge: ViewEdge & { denied?: number } | undefined;
+  await waitFor(async () => {
+    edge = (await viewElements()).edges.find((e) => e.id === id);
+    return edge !== undefined && withinTolerance(edge.denied ?? 0, DENIED);
+  }, `the edge ${id} shows ${DENIED} denied connections`, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}; last: ${JSON.stringify(edge)}`);
+  });
+  assert.match(edge!.label, new RegExp(`· ${edge!.denied} denied · mTLS$`));
+  const row = await page.evaluate<string>(`[...document.querySelectorAll('#edges tbody tr')].find((tr) => tr.dataset.edge === ${JSON.stringify(id)}).children[5].textContent`);
+  assert.equal(row, `${edge!.denied} denied`);
+  const point = await page.evaluate<{ x: number; y: number }>(`window.weftDashboard.view.clickPoint(${JSON.stringify(wl('details', 'v1'))})`);
+  await page.click(point.x, point.y);
+  await waitFor(
+    () => page.evaluate<boolean>(`(() => { const d = document.querySelector('#details > div[data-kind="node"]'); return !!d && /AuthorizationPolicy default\\/deny-details: DENY \\(app=details\\)/.test(d.innerText); })()`),
+    'the details of details-v1 name the policy that selects it',
+    15_000,
+  );
 });
 
 test('down stops the dashboard with the lab, like its Prometheus', { skip }, async () => {
