@@ -136,6 +136,8 @@ export const DISCOVERY_BACKOFF_INITIAL_MS = 800;
 export const DISCOVERY_BACKOFF_MAX_MS = 30_000;
 /** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
 export const WATCH_IDLE_GRACE_MS = 30_000;
+/** Kubernetes mode: how often an API server without the Gateway API is asked again (its CRDs may be installed later). */
+export const GATEWAY_API_RECHECK_MS = 60_000;
 /** Local manifests: changes are applied this long after the last event, at most this late, and the directory is rescanned this often. */
 export const MANIFEST_DEBOUNCE_MS = 100;
 export const MANIFEST_MAX_WAIT_MS = 1000;
@@ -180,7 +182,7 @@ export function effectiveConfig(input: EffectiveConfigInput) {
     timeouts: { upstreamConnectMs: UPSTREAM_CONNECT_TIMEOUT_MS, connectResponseMs: CONNECT_RESPONSE_TIMEOUT_MS, certWaitMs: CERT_WAIT_MS, cniSeconds: CNI_TIMEOUT_SECONDS },
     identity: { certPendingLogIntervalMs: CERT_PENDING_LOG_INTERVAL_MS, workloadLifetimeMs: DEFAULT_WORKLOAD_LIFETIME_MS, caRequestTimeoutMs: CA_REQUEST_TIMEOUT_MS, renewAt: RENEW_AT_FRACTION, renewJitter: RENEW_JITTER_FRACTION, maxIdentities: MAX_IDENTITIES, retryInitialMs: IDENTITY_RETRY_INITIAL_MS, retryMaxMs: IDENTITY_RETRY_MAX_MS, trustBundlePollMs: TRUST_BUNDLE_POLL_MS },
     limits: { maxPairTotals: MAX_PAIR_TOTALS, maxObjectBytes: MAX_OBJECT_BYTES, maxManifestFileBytes: MAX_MANIFEST_FILE_BYTES },
-    discovery: { backoffInitialMs: DISCOVERY_BACKOFF_INITIAL_MS, backoffMaxMs: DISCOVERY_BACKOFF_MAX_MS, watchIdleGraceMs: WATCH_IDLE_GRACE_MS, manifestDebounceMs: MANIFEST_DEBOUNCE_MS, manifestMaxWaitMs: MANIFEST_MAX_WAIT_MS, manifestRescanMs: MANIFEST_RESCAN_MS },
+    discovery: { backoffInitialMs: DISCOVERY_BACKOFF_INITIAL_MS, backoffMaxMs: DISCOVERY_BACKOFF_MAX_MS, watchIdleGraceMs: WATCH_IDLE_GRACE_MS, gatewayApiRecheckMs: GATEWAY_API_RECHECK_MS, manifestDebounceMs: MANIFEST_DEBOUNCE_MS, manifestMaxWaitMs: MANIFEST_MAX_WAIT_MS, manifestRescanMs: MANIFEST_RESCAN_MS },
   };
 }
 

@@ -333,18 +333,19 @@ async function showL7(o: Options): Promise<boolean> {
   out();
   const sent = jason.ok + others.ok;
   const t1 = Date.now();
-  const by = 'sum by (source_workload, destination_workload, destination_version, response_code)';
-  const sel = '{job="weft-waypoints", reporter="waypoint", destination_service_name="reviews"}';
+  const by = 'sum by (source_workload, destination_service_name, destination_workload, destination_version, response_code)';
+  // The route's backends are the per-version Services: the requests count under them.
+  const sel = '{job="weft-waypoints", reporter="waypoint", destination_service_name=~"reviews(-v[0-9]+)?"}';
   await poll(`Prometheus has the waypoint's ${sent} requests to reviews`, PROMETHEUS_TIMEOUT_MS, async () => {
     const [total] = await queryLabPrometheus(o.name, `sum(istio_requests_total${sel})`);
     return total !== undefined && total.value >= sent ? true : undefined;
   });
   const rows = (await queryLabPrometheus(o.name, `${by} (istio_requests_total${sel})`))
-    .map((s) => [String(s.metric['source_workload']), String(s.metric['destination_workload']), String(s.metric['destination_version']), String(s.metric['response_code']), num(s.value)])
+    .map((s) => [String(s.metric['source_workload']), String(s.metric['destination_service_name']), String(s.metric['destination_workload']), String(s.metric['destination_version']), String(s.metric['response_code']), num(s.value)])
     .sort((a, b) => a.join().localeCompare(b.join()));
   out(`[L7 3/3] The waypoint's request metrics as Prometheus scraped them (caught up in ${secs(Date.now() - t1)}):`);
   out(`  ${by} (istio_requests_total${sel}):`);
-  out(table(['SOURCE', 'DESTINATION WORKLOAD', 'VERSION', 'CODE', '>REQUESTS'], rows));
+  out(table(['SOURCE', 'SERVICE', 'DESTINATION WORKLOAD', 'VERSION', 'CODE', '>REQUESTS'], rows));
   out();
   const v2 = jason.versions['reviews']?.['v2'] ?? 0;
   const otherV2 = others.versions['reviews']?.['v2'] ?? 0;

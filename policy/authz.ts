@@ -391,10 +391,13 @@ export function beginRequestMatch(r: HttpRequestInfo): MatchContext {
 /** Ends the decision of `x` (optional: a context not ended is garbage collected). Do not use `x` after. */
 export function endMatch(x: MatchContext): void {
   x.conn = NO_CONNECTION;
-  x.request = null;
-  x.remoteFamily = -1;
-  x.host = undefined;
-  x.path = undefined;
+  if (x.request !== null) {
+    // Only request decisions derive these; an L4 decision leaves them as they were (reset).
+    x.request = null;
+    x.remoteFamily = -1;
+    x.host = undefined;
+    x.path = undefined;
+  }
   if (idle.length < 16) idle.push(x);
 }
 

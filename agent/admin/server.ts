@@ -73,11 +73,38 @@ export function configDump(view: AdminView) {
       key: s.key,
       clusterIP: s.clusterIP,
       ports: [...s.ports].map(([port, endpoints]) => ({ port, endpoints: endpoints.map((e) => `${e.ip}:${e.port}`) })),
+      waypoint: s.waypoint,
     })),
+    waypoints: waypointsDump(model),
     captured: [...view.captured.keys()],
     /** HBONE connection pools per captured pod: connections opened (handshakes) and streams. */
     pools: [...view.captured].map(([pod, c]) => ({ pod, ...(c.pool?.stats() ?? {}) })),
   };
+}
+
+/**
+ * Waypoints and the services bound to each: `ready` (has ready pods), `down` (none: its
+ * services' connections are refused), `missing` (a label names a waypoint that does not exist).
+ */
+function waypointsDump(model: MeshModel) {
+  const bound = new Map<string, string[]>();
+  for (const s of model.services.values()) {
+    if (s.waypoint === undefined) continue;
+    const list = bound.get(s.waypoint);
+    if (list === undefined) bound.set(s.waypoint, [s.key]);
+    else list.push(s.key);
+  }
+  const keys = [...new Set([...model.waypoints.keys(), ...bound.keys()])].sort();
+  return keys.map((key) => {
+    const w = model.waypoints.get(key);
+    return {
+      key,
+      identity: w?.identity,
+      endpoints: (w?.endpoints ?? []).map((e) => `${e.ip}:${e.port}`),
+      state: w === undefined ? 'missing' : w.endpoints.length > 0 ? 'ready' : 'down',
+      services: (bound.get(key) ?? []).sort(),
+    };
+  });
 }
 
 export async function startAdminServer(view: AdminView, address: string): Promise<http.Server> {

@@ -94,6 +94,7 @@ export function registerAgentCommand(program: Command): void {
       setDefaultHboneImpl(opts.hboneImpl);
       if (opts.nodeIp !== undefined && !isIPv4(opts.nodeIp)) throw new WeftError('WEFT_ERR_CONFIG', `--node-ip must be an IPv4 address, got ${opts.nodeIp}`);
       const logger = createLogger({ component: 'agent', node: opts.node });
+      logger.info({ hboneImpl: opts.hboneImpl }, 'HBONE implementation');
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       // Loaded only when used: the Kubernetes client is ~20 MiB of code in every agent's heap.

@@ -69,6 +69,9 @@ export function components(namespace: string): Component[] {
         ...watch('discovery.k8s.io', 'endpointslices', 'service endpoints, selectorless Services included'),
         ...watch(POLICY_GROUP, 'authorizationpolicies', 'L4 policy'),
         ...watch(POLICY_GROUP, 'peerauthentications', 'mTLS mode'),
+        ...watch('gateway.networking.k8s.io', 'gateways', 'waypoints (Gateways of class weft-waypoint)'),
+        ...watch('gateway.networking.k8s.io', 'httproutes', 'HTTP routes of waypointed services'),
+        ...watch('gateway.networking.k8s.io', 'grpcroutes', 'gRPC routes of waypointed services'),
       ],
     },
     {

@@ -8,7 +8,7 @@ import type { RouteStatus } from '../l7/types.js';
 import { runTop } from './status-top.js';
 import { followConnections } from './status-follow.js';
 
-const SECTIONS = ['workloads', 'services', 'policies', 'certs', 'connections', 'routes', 'top'] as const;
+const SECTIONS = ['workloads', 'services', 'waypoints', 'policies', 'certs', 'connections', 'routes', 'top'] as const;
 type Section = (typeof SECTIONS)[number];
 
 /** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
@@ -36,7 +36,12 @@ function rowsFor(section: Section, dump: Record<string, unknown>, connections: R
     case 'services':
       return {
         rows: list('services').map((s) => ({ ...s, ports: (s['ports'] as unknown as { port: number; endpoints: string[] }[]).map((p) => `${p.port}->${p.endpoints.join(',') || 'none'}`).join(' ') })),
-        columns: ['key', 'clusterIP', 'ports'],
+        columns: ['key', 'clusterIP', 'ports', 'waypoint'],
+      };
+    case 'waypoints':
+      return {
+        rows: list('waypoints').map((w) => ({ ...w, endpoints: (w['endpoints'] as unknown as string[]).join(',') || 'none', services: (w['services'] as unknown as string[]).join(',') || 'none' })),
+        columns: ['key', 'state', 'identity', 'endpoints', 'services'],
       };
     case 'policies':
       return { rows: list('policies'), columns: ['kind', 'namespace', 'name', 'action', 'scope', 'warning'] };
@@ -61,7 +66,7 @@ function routeRows(items: Row[]): Row[] {
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint); `top` shows the busiest edges live")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, waypoints, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint); `top` shows the busiest edges live")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
     .option('--admin <host:port...>', "the agent's admin API (several: ask each)", [DEFAULT_ADMIN_ADDRESS])
@@ -120,6 +125,11 @@ export function registerStatusCommand(program: Command): void {
         return;
       }
       for (const r of results) {
+        if (section === 'routes' && !Array.isArray(r.dump['routes'])) {
+          // Routes live in waypoints; a node agent's dump has none.
+          process.stdout.write(`# ${r.target.label}: no routes here (not a waypoint; give --admin and --netns of a waypoint's admin API)\n\n`);
+          continue;
+        }
         const { rows, columns } = rowsFor(section, r.dump, r.connections);
         process.stdout.write(`# ${r.target.label} (node ${String(r.dump['node'] ?? '?')})\n${table(rows, columns)}\n`);
       }

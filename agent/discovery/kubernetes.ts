@@ -10,7 +10,11 @@
  *   names telemetry reports, for every endpoint this node may dial. Its own node's pods are
  *   left to the first watch;
  * - Services and EndpointSlices (discovery.k8s.io/v1): the routing, as kube-proxy reads it,
- *   selectorless Services included; Namespaces (mesh opt-in); Weft's policies.
+ *   selectorless Services included; Namespaces (mesh opt-in); Weft's policies;
+ * - the Gateway API's Gateways, HTTPRoutes and GRPCRoutes (waypoints and their routes), only when
+ *   the server serves `gateway.networking.k8s.io/v1` (its CRDs are optional on a cluster): asked
+ *   once at start (before the first model, so a waypointed service is never routed at L4 for a
+ *   moment), then every GATEWAY_API_RECHECK_MS while absent.
  * Nothing else is listed, and no raw object is kept.
  *
  * `start()` resolves once every collection was listed successfully (retrying with backoff
@@ -19,7 +23,10 @@
 import { EventEmitter } from 'node:events';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
-import type { BackoffOptions, Clock } from './backoff.js';
+import { Backoff, realClock, type BackoffOptions, type Clock } from './backoff.js';
+import { servedResources } from './api-groups.js';
+import { GATEWAY_API_GROUP, GATEWAY_API_VERSION } from './waypoints.js';
+import { GATEWAY_API_RECHECK_MS } from '../config.js';
 import { metaOf, namespaceFacts, podFacts, serviceFacts, sliceFacts, DEFAULT_NAMESPACE, type PodFacts } from './facts.js';
 import { Reflector, type Converted, type ReflectorHandler, type SharedTls } from './reflector.js';
 import { MeshStore } from './store.js';
@@ -40,6 +47,8 @@ export interface KubernetesSourceOptions {
   backoff?: BackoffOptions;
   pageSize?: number;
   maxObjectBytes?: number;
+  /** How often a server without the Gateway API is asked again (default GATEWAY_API_RECHECK_MS). */
+  gatewayApiRecheckMs?: number;
 }
 
 export interface KubernetesSourceStats {
@@ -51,6 +60,13 @@ export interface KubernetesSourceStats {
 
 const EVENT_SAMPLES = 2000;
 
+/** The Gateway API kinds the agent watches, by their plural (what discovery lists). */
+const GATEWAY_API_KINDS: readonly (readonly [kind: string, plural: string])[] = [
+  ['Gateway', 'gateways'],
+  ['HTTPRoute', 'httproutes'],
+  ['GRPCRoute', 'grpcroutes'],
+];
+
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -61,8 +77,14 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
 
 export class KubernetesSource extends EventEmitter {
   readonly #log: Logger;
+  readonly #options: KubernetesSourceOptions;
   readonly #store: MeshStore;
   readonly #reflectors: Reflector<unknown>[] = [];
+  readonly #abort = new AbortController();
+  /** Adds a reflector of one more collection (started by the caller). */
+  readonly #addOther: (kind: string, path: string, apiVersion: string) => Reflector<unknown>;
+  /** Whether the server serves the Gateway API (undefined until asked). */
+  #gatewayApi: boolean | undefined;
   readonly #refusals = new Map<string, Refusal>();
   readonly #requests = { list: 0, watch: 0 };
   readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
@@ -73,19 +95,19 @@ export class KubernetesSource extends EventEmitter {
   constructor(options: KubernetesSourceOptions) {
     super();
     this.#log = options.logger;
+    this.#options = options;
     this.#store = new MeshStore({ selectorEndpoints: false, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
     const node = options.nodeName;
     const store = this.#store;
     const sharedTls: SharedTls = {};
-    const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string): void => {
+    const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string): Reflector<unknown> => {
       const handler: ReflectorHandler<T> = {
         upsert: (_key, value) => apply.upsert(value),
         remove: (key, value) => apply.remove(value, key),
         flush: () => this.#flush(),
         refused: (key, reason) => this.#refused(kind, key, reason),
       };
-      this.#reflectors.push(
-        new Reflector<T>({
+      const reflector = new Reflector<T>({
           kubeConfig: options.kubeConfig,
           kind,
           path,
@@ -100,8 +122,9 @@ export class KubernetesSource extends EventEmitter {
           ...(options.backoff ? { backoff: options.backoff } : {}),
           ...(options.pageSize ? { pageSize: options.pageSize } : {}),
           ...(options.maxObjectBytes ? { maxObjectBytes: options.maxObjectBytes } : {}),
-        }) as Reflector<unknown>,
-      );
+        }) as Reflector<unknown>;
+      this.#reflectors.push(reflector);
+      return reflector;
     };
     const keyed = <T extends { key: string }>(f: T | undefined): Converted<T> | undefined => (f === undefined ? undefined : { key: f.key, value: f });
 
@@ -121,15 +144,59 @@ export class KubernetesSource extends EventEmitter {
     }
     add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
     add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
-    const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
-    for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
-      add(kind, `/apis/${apiVersion}/${plural}`, (raw) => {
+    const other = (kind: string, path: string, apiVersion: string): Reflector<unknown> =>
+      add(kind, path, (raw) => {
         const meta = metaOf(raw);
         if (meta === undefined) return undefined;
-        // List items come without apiVersion/kind; policy/ keys on both.
+        // List items come without apiVersion/kind; policy/ and the route table key on both.
         const object = { ...(raw as object), apiVersion, kind } as OtherObject;
         return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
       }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
+    this.#addOther = other;
+    const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
+    for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
+      other(kind, `/apis/${apiVersion}/${plural}`, apiVersion);
+    }
+  }
+
+  /** Whether the server serves the Gateway API (undefined before start asked). */
+  get gatewayApi(): boolean | undefined {
+    return this.#gatewayApi;
+  }
+
+  /**
+   * Asks the server whether it serves the Gateway API, retrying with backoff until it answers;
+   * when it does, adds and starts the reflectors of the kinds it has. Returns whether it does.
+   */
+  async #watchGatewayApi(): Promise<boolean> {
+    const clock = this.#options.clock ?? realClock;
+    const backoff = new Backoff(this.#options.backoff);
+    for (;;) {
+      if (this.#stopped) return false;
+      try {
+        const served = await servedResources(this.#options.kubeConfig, GATEWAY_API_VERSION, this.#abort.signal);
+        this.#gatewayApi = served !== undefined;
+        if (served === undefined) return false;
+        const kinds = GATEWAY_API_KINDS.filter(([, plural]) => served.has(plural));
+        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
+        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
+        return true;
+      } catch (err) {
+        if (this.#stopped) return false;
+        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${GATEWAY_API_GROUP}; asking again`);
+        await clock.sleep(backoff.next(), this.#abort.signal);
+      }
+    }
+  }
+
+  /**
+   * While the Gateway API is absent: asks again now and then (its CRDs may be installed later).
+   * On the real clock: the injected one simulates the reflectors' backoff, not this period.
+   */
+  async #recheckGatewayApi(): Promise<void> {
+    while (!this.#stopped) {
+      await realClock.sleep(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS, this.#abort.signal);
+      if (this.#stopped || (await this.#watchGatewayApi())) return;
     }
   }
 
@@ -141,6 +208,11 @@ export class KubernetesSource extends EventEmitter {
   /** Lists every collection (retrying with backoff until each succeeded once), then keeps watching. */
   async start(): Promise<MeshModel> {
     for (const r of this.#reflectors) r.start();
+    // Before the first model: a waypointed service must not be routed at L4 for a moment.
+    if (!(await this.#watchGatewayApi()) && !this.#stopped) {
+      this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
+      void this.#recheckGatewayApi();
+    }
     await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
     this.#synced = true;
     this.#store.commit();
@@ -192,6 +264,7 @@ export class KubernetesSource extends EventEmitter {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     await Promise.all(this.#reflectors.map((r) => r.stop()));
   }
 

@@ -84,11 +84,14 @@ export interface CompiledBackend {
   readonly responseHeaders: HeaderModifier | undefined;
   /** URLRewrites in order (rule's, then backend's). */
   readonly rewrites: readonly { readonly hostname: string | undefined; readonly path: PathModifier | undefined }[];
-  readonly mirrors: readonly { readonly backend: BackendTarget; readonly percent: number }[];
+  /** `fired`: what plan() lists when the mirror's draw succeeds (made once, percent 100). */
+  readonly mirrors: readonly { readonly percent: number; readonly fired: { readonly backend: BackendTarget; readonly percent: number } }[];
 }
 
 export interface CompiledRule {
   readonly model: RouteRule;
+  /** A GRPCRoute rule: its 500s are gRPC UNAVAILABLE. */
+  readonly grpc: boolean;
   readonly redirect: Extract<RouteFilter, { type: 'RequestRedirect' }> | undefined;
   readonly backends: readonly CompiledBackend[];
   readonly totalWeight: number;
@@ -116,10 +119,9 @@ interface RouteInfo {
   readonly created: string | undefined;
 }
 
-/** Precedence keys of one (route, rule, match), compared in sortEntries. */
+/** Precedence keys of one (route, rule, match), compared by compareRanked (HTTPRoute: -path kind, path length, method, headers, query; GRPCRoute: service length, method length, headers). */
 interface Ranked {
   readonly entry: TableEntry;
-  readonly grpc: boolean;
   readonly k1: number;
   readonly k2: number;
   readonly k3: number;
@@ -311,10 +313,10 @@ function compileBackend(
   const invalid = problem?.[1];
   const model: WeightedBackend = { target: t, weight, filters, ...(invalid !== undefined ? { invalid } : {}) };
   const rewrites: { hostname: string | undefined; path: PathModifier | undefined }[] = [];
-  const mirrors: { backend: BackendTarget; percent: number }[] = [];
+  const mirrors: CompiledBackend['mirrors'][number][] = [];
   for (const f of [...ruleFilters, ...filters]) {
     if (f.type === 'URLRewrite') rewrites.push({ hostname: f.hostname, path: f.path });
-    else if (f.type === 'RequestMirror') mirrors.push({ backend: f.backend, percent: f.percent });
+    else if (f.type === 'RequestMirror') mirrors.push({ percent: f.percent, fired: Object.freeze({ backend: f.backend, percent: 100 }) });
   }
   return {
     model,
@@ -363,7 +365,15 @@ function cond(type: 'Accepted' | 'ResolvedRefs', ok: boolean, reason: string, me
 }
 
 /** Compiles one route: its rules (with precedence keys) per frontend, and its status. */
-function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolver: Resolver, byFrontend: Map<string, Ranked[]>): RouteStatus {
+interface CompiledRouteStatus {
+  readonly info: RouteInfo;
+  readonly status: RouteStatus;
+  /** Index in status.parents -> the frontends that parent attached the route to. */
+  readonly attachments: ReadonlyMap<number, readonly string[]>;
+}
+
+function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolver: Resolver, byFrontend: Map<string, Ranked[]>): CompiledRouteStatus {
+  const attachments = new Map<number, string[]>();
   const generation = r.metadata.generation;
   const problems: (readonly [string, string])[] = [];
   const grpc = r.kind === 'GRPCRoute';
@@ -386,12 +396,12 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       timeouts,
     };
     const redirect = ruleFilters.find((f): f is Extract<RouteFilter, { type: 'RequestRedirect' }> => f.type === 'RequestRedirect');
-    const compiledRule: CompiledRule = { model, redirect, backends, totalWeight: backends.reduce((s, b) => s + b.weight, 0), timeouts };
+    const compiledRule: CompiledRule = { model, grpc, redirect, backends, totalWeight: backends.reduce((s, b) => s + b.weight, 0), timeouts };
     matches.forEach((m, matchIndex) => {
       const c = m.compiled;
       const entry: TableEntry = { match: c, rule: compiledRule };
-      if (grpc) ranked.push({ entry, grpc, k1: m.serviceLen, k2: m.methodLen, k3: c.headers.length, k4: 0, k5: 0, ruleIndex, matchIndex });
-      else ranked.push({ entry, grpc, k1: -c.pathKind, k2: c.pathValue.length, k3: c.method !== undefined ? 1 : 0, k4: c.headers.length, k5: c.query.length, ruleIndex, matchIndex });
+      if (grpc) ranked.push({ entry, k1: m.serviceLen, k2: m.methodLen, k3: c.headers.length, k4: 0, k5: 0, ruleIndex, matchIndex });
+      else ranked.push({ entry, k1: -c.pathKind, k2: c.pathValue.length, k3: c.method !== undefined ? 1 : 0, k4: c.headers.length, k5: c.query.length, ruleIndex, matchIndex });
     });
   });
 
@@ -426,6 +436,7 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       accepted(false, 'NoMatchingParent', `Service ${svcKey} has no port ${p.port}`);
     } else {
       const ports = p.port !== undefined ? [p.port] : [...svc.ports.keys()];
+      attachments.set(parents.length, ports.map((port) => `${svcKey}:${port}`));
       for (const port of ports) {
         const fk = `${svcKey}:${port}`;
         let list = byFrontend.get(fk);
@@ -439,7 +450,26 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       accepted(true, 'Accepted', `attached to ${p.port !== undefined ? `port ${p.port}` : `every port (${ports.join(', ')})`} of Service ${svcKey}${unbound}`);
     }
   }
-  return { route: `${info.kind} ${info.key}`, kind: info.kind, namespace: info.namespace, name: info.name, ...(generation !== undefined ? { generation } : {}), parents };
+  return { info, attachments, status: { route: `${info.kind} ${info.key}`, kind: info.kind, namespace: info.namespace, name: info.name, ...(generation !== undefined ? { generation } : {}), parents } };
+}
+
+/** A route's status after the kind conflicts: a parent whose every frontend went to the other kind is not Accepted. */
+function withConflicts(c: CompiledRouteStatus, lost: ReadonlyMap<string, RouteInfo> | undefined): RouteStatus {
+  if (lost === undefined) return c.status;
+  const parents = c.status.parents.map((p, i) => {
+    const fks = c.attachments.get(i);
+    if (fks === undefined) return p;
+    const gone = fks.filter((fk) => lost.has(fk));
+    if (gone.length === 0) return p;
+    const why = gone.map((fk) => `${fk} is held by ${lost.get(fk)!.kind} ${lost.get(fk)!.key}`).join(', ');
+    const note = `${why} (HTTPRoutes and GRPCRoutes do not share a Service port: the oldest route's kind keeps it)`;
+    const conditions = p.conditions.map((x) => {
+      if (x.type !== 'Accepted') return x;
+      return gone.length === fks.length ? { ...x, status: 'False' as const, reason: 'Conflicted', message: note } : { ...x, message: `${x.message}; not on ${note}` };
+    });
+    return { ...p, conditions };
+  });
+  return { ...c.status, parents };
 }
 
 function cmpStr(a: string, b: string): number {
@@ -452,32 +482,63 @@ function cmpStr(a: string, b: string): number {
  * patterns first, as Istio orders them), then a method match, then more header matches, then
  * more query matches. GRPCRoute: more characters in the service, then in the method, then more
  * header matches. Ties: the oldest route (creationTimestamp; routes without one last), then
- * namespace/name, then rule order, then match order. GRPCRoute entries come before HTTPRoute
- * entries: they only match gRPC requests, for which they are the more specific route.
+ * namespace/name, then rule order, then match order. One Service port holds one kind of route
+ * (resolveKindConflicts), so the two orders never meet.
  */
 function compareRanked(a: Ranked, b: Ranked): number {
-  if (a.grpc !== b.grpc) return a.grpc ? -1 : 1;
   if (a.k1 !== b.k1) return b.k1 - a.k1;
   if (a.k2 !== b.k2) return b.k2 - a.k2;
   if (a.k3 !== b.k3) return b.k3 - a.k3;
   if (a.k4 !== b.k4) return b.k4 - a.k4;
   if (a.k5 !== b.k5) return b.k5 - a.k5;
   if (a.route !== b.route) {
-    const ca = a.route.created;
-    const cb = b.route.created;
-    if (ca !== cb) {
-      if (ca === undefined) return 1;
-      if (cb === undefined) return -1;
-      const ta = Date.parse(ca);
-      const tb = Date.parse(cb);
-      if (!Number.isNaN(ta) && !Number.isNaN(tb) && ta !== tb) return ta - tb;
-    }
-    const byKey = cmpStr(a.route.key, b.route.key);
-    if (byKey !== 0) return byKey;
-    if (a.route.kind !== b.route.kind) return cmpStr(a.route.kind, b.route.kind);
+    const byRoute = compareRoutes(a.route, b.route);
+    if (byRoute !== 0) return byRoute;
   }
   if (a.ruleIndex !== b.ruleIndex) return a.ruleIndex - b.ruleIndex;
   return a.matchIndex - b.matchIndex;
+}
+
+/** The spec's tie-break between routes: the oldest (creationTimestamp; none last), then namespace/name. */
+function compareRoutes(a: RouteInfo, b: RouteInfo): number {
+  const ca = a.created;
+  const cb = b.created;
+  if (ca !== cb) {
+    if (ca === undefined) return 1;
+    if (cb === undefined) return -1;
+    const ta = Date.parse(ca);
+    const tb = Date.parse(cb);
+    if (!Number.isNaN(ta) && !Number.isNaN(tb) && ta !== tb) return ta - tb;
+  }
+  const byKey = cmpStr(a.key, b.key);
+  return byKey !== 0 ? byKey : cmpStr(a.kind, b.kind);
+}
+
+/**
+ * HTTPRoutes and GRPCRoutes are never merged (the GRPCRoute spec): on a Service port that
+ * both kinds attach to, the kind of the oldest route (compareRoutes) keeps it and the routes of
+ * the other kind are left out there. Returns, per losing route, the frontends it lost and to whom.
+ */
+function resolveKindConflicts(ranked: Map<string, Ranked[]>): Map<RouteInfo, Map<string, RouteInfo>> {
+  const lost = new Map<RouteInfo, Map<string, RouteInfo>>();
+  for (const [fk, list] of ranked) {
+    let winner: RouteInfo | undefined;
+    let mixed = false;
+    for (const x of list) {
+      if (winner !== undefined && x.route.kind !== winner.kind) mixed = true;
+      if (winner === undefined || compareRoutes(x.route, winner) < 0) winner = x.route;
+    }
+    if (!mixed || winner === undefined) continue;
+    const keep = list.filter((x) => x.route.kind === winner.kind);
+    for (const x of list) {
+      if (x.route.kind === winner.kind) continue;
+      let m = lost.get(x.route);
+      if (m === undefined) lost.set(x.route, (m = new Map()));
+      m.set(fk, winner);
+    }
+    ranked.set(fk, keep);
+  }
+  return lost;
 }
 
 /**
@@ -487,8 +548,10 @@ function compareRanked(a: Ranked, b: Ranked): number {
 export function compileRoutes(model: RouteModel, routes: readonly RouteObject[], defaultNamespace = 'default'): CompiledRoutes {
   const resolver = new Resolver(model);
   const ranked = new Map<string, Ranked[]>();
-  const statuses: RouteStatus[] = [];
-  for (const r of routes) statuses.push(compileRoute(r, routeInfo(r, defaultNamespace), model, resolver, ranked));
+  const compiled: CompiledRouteStatus[] = [];
+  for (const r of routes) compiled.push(compileRoute(r, routeInfo(r, defaultNamespace), model, resolver, ranked));
+  const lost = resolveKindConflicts(ranked);
+  const statuses = compiled.map((c) => withConflicts(c, lost.get(c.info)));
   const byFrontend = new Map<string, readonly TableEntry[]>();
   for (const [k, list] of ranked) byFrontend.set(k, list.sort(compareRanked).map((x) => x.entry));
   statuses.sort((a, b) => cmpStr(a.route, b.route));

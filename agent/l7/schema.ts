@@ -173,7 +173,8 @@ export const HTTPRouteObject = Type.Object({
   spec: obj({
     parentRefs: Type.Optional(Type.Array(ParentReference, { maxItems: 32 })),
     hostnames: Hostnames,
-    rules: Type.Optional(Type.Array(HTTPRouteRule, { maxItems: 16 })),
+    // MinItems 1 as in the CRD (which defaults an absent list to one catch-all rule).
+    rules: Type.Optional(Type.Array(HTTPRouteRule, { minItems: 1, maxItems: 16 })),
   }),
   status: Type.Optional(Type.Unknown()),
 });

@@ -4,7 +4,7 @@
  * plan() allocates only its result (and the parsed query when a match needs it); no regex is
  * compiled and no closure made per request.
  */
-import { PATH_EXACT, PATH_PREFIX, type CompiledBackend, type CompiledMatch, type CompiledRoutes, type CompiledStringMatch, type TableEntry } from './compile.js';
+import { PATH_EXACT, PATH_PREFIX, type CompiledBackend, type CompiledRule, type CompiledMatch, type CompiledRoutes, type CompiledStringMatch, type TableEntry } from './compile.js';
 import { modifyPath, prefixMatches, redirectLocation } from './paths.js';
 import type { BackendTarget, RequestPlan, RequestView, RouteRule, RouteStatus, RouteTable, RouteTimeouts } from './types.js';
 
@@ -16,6 +16,8 @@ const NO_MIRRORS: readonly never[] = Object.freeze([]);
 const NOT_FOUND: RequestPlan = Object.freeze({ kind: 'reply', rule: undefined, statusCode: 404, responseFlag: 'NR', reason: NO_ROUTE_MATCHED });
 /** The golden ratio's fraction: spreads one uniform draw into several (mirrors) that are each uniform. */
 const PHI = 0.6180339887498949;
+/** grpc-status UNAVAILABLE. */
+export const GRPC_UNAVAILABLE = 14;
 
 function headerValue(request: RequestView, name: string): string | undefined {
   const v: unknown = request.headers[name];
@@ -140,6 +142,13 @@ function queryMatches(m: CompiledMatch, query: Map<string, string>): boolean {
   return true;
 }
 
+/** 500 NR for an HTTPRoute rule; gRPC UNAVAILABLE (14) for a GRPCRoute rule (the specs). */
+function noBackend(rule: CompiledRule, reason: string): RequestPlan {
+  return rule.grpc
+    ? { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason, grpcStatus: GRPC_UNAVAILABLE }
+    : { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason };
+}
+
 /** What the matched entry does with the request: redirect, a 500, or forward to a weighted backend. */
 function act(e: TableEntry, request: RequestView, port: number, random: number): RequestPlan {
   const rule = e.rule;
@@ -149,8 +158,8 @@ function act(e: TableEntry, request: RequestView, port: number, random: number):
     const path = modifyPath(request.path, r.path, prefix);
     return { kind: 'redirect', rule: rule.model, statusCode: r.statusCode, location: redirectLocation(r, path, request.query, request.authority, port) };
   }
-  if (rule.backends.length === 0) return { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason: 'the rule has no backendRefs' };
-  if (rule.totalWeight === 0) return { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason: 'every backendRef of the rule has weight 0' };
+  if (rule.backends.length === 0) return noBackend(rule, 'the rule has no backendRefs');
+  if (rule.totalWeight === 0) return noBackend(rule, 'every backendRef of the rule has weight 0');
   // Weighted choice; what is left of the draw inside the chosen bucket is again uniform and
   // independent of the choice: it decides the mirrors.
   // A draw outside [0, 1) (NaN included) counts as 0 rather than picking a weight-0 backend.
@@ -172,7 +181,7 @@ function act(e: TableEntry, request: RequestView, port: number, random: number):
     chosen = last!;
     point = 0;
   }
-  if (chosen.invalid !== undefined) return { kind: 'reply', rule: rule.model, statusCode: 500, responseFlag: 'NR', reason: chosen.invalid };
+  if (chosen.invalid !== undefined) return noBackend(rule, chosen.invalid);
   const rest = chosen.weight > 0 ? Math.min(point / chosen.weight, 0.9999999999999999) : 0;
   let path = request.path;
   let authority = request.authority;
@@ -187,7 +196,7 @@ function act(e: TableEntry, request: RequestView, port: number, random: number):
     for (let i = 0; i < chosen.mirrors.length; i++) {
       const m = chosen.mirrors[i]!;
       const u = (rest + i * PHI) % 1;
-      if (u * 100 < m.percent) fired.push(m);
+      if (u * 100 < m.percent) fired.push(m.fired);
     }
     if (fired.length > 0) mirrors = fired;
   }

@@ -131,15 +131,27 @@ export type RequestPlan =
       readonly requestHeaders: HeaderModifier | undefined;
       readonly responseHeaders: HeaderModifier | undefined;
       /**
-       * The mirrors to send this request to: the table has already drawn each mirror's percentage
-       * (agent/l7/table.ts), so the engine sends every one listed; `percent` is the configured one.
+       * The mirrors to send this request to. The table has already drawn each mirror's percentage
+       * (agent/l7/table.ts) and lists only those that fired, each with `percent` 100, so an engine
+       * that draws again against `percent` still sends every one listed.
        */
       readonly mirrors: readonly { readonly backend: BackendTarget; readonly percent: number }[];
       readonly timeouts: RouteTimeouts;
     }
   | { readonly kind: 'redirect'; readonly rule: RouteRule; readonly statusCode: number; readonly location: string }
   /** An answer without any upstream: 500 for a rule without valid backends (flag NR), 404 when nothing matched a routed service. */
-  | { readonly kind: 'reply'; readonly rule: RouteRule | undefined; readonly statusCode: number; readonly responseFlag: string; readonly reason: string };
+  | {
+      readonly kind: 'reply';
+      readonly rule: RouteRule | undefined;
+      readonly statusCode: number;
+      readonly responseFlag: string;
+      readonly reason: string;
+      /**
+       * Set for a GRPCRoute rule: answer as gRPC does (HTTP 200, trailers-only, this grpc-status;
+       * 14 UNAVAILABLE where an HTTPRoute answers 500), the GRPCRoute spec's behaviour.
+       */
+      readonly grpcStatus?: number | undefined;
+    };
 
 export interface RouteTable {
   /**

@@ -224,6 +224,10 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await wirePods(pods, nodes);
     const planned = serviceViewsFor(state, [...keep, ...retire, ...pods], spec, retiring);
     await Promise.all(pods.map((p) => writeNetnsEtc(state.name, p, planned)));
+    // A waypoint is ready only once the CA signed its certificate, and the CA signs for service
+    // accounts of pods it sees on the asking node: its pod is published (Pending) before it starts.
+    const early = start.filter((s) => s.want.labels[GATEWAY_NAME_LABEL] !== undefined).map((s) => s.pod);
+    if (early.length > 0) await publishManifests(state, published(), early);
     const results = await Promise.allSettled(start.map((s) => startPod(state, s.pod, s.want, options)));
     for (let i = 0; i < start.length; i++) {
       const r = results[i]!;
@@ -368,11 +372,15 @@ async function publishServices(state: LabState, spec: ClusterSpec, alsoPods?: Re
   ]);
 }
 
-/** `objects`: the state's and the ones the lab derived from them (waypoints, Deployments' pods). */
-async function publishManifests(state: LabState, objects: readonly ManifestObject[]): Promise<void> {
+/**
+ * `objects`: the state's and the ones the lab derived from them (waypoints, Deployments' pods);
+ * `pending`: pods being started that are published before they run (Pending, with their IP).
+ */
+async function publishManifests(state: LabState, objects: readonly ManifestObject[], pending: readonly PodState[] = []): Promise<void> {
   const podIps = new Map(state.pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
+  const pendingIps = new Map(pending.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
   const clusterIps = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
-  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, clusterIps }));
+  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, pendingIps, clusterIps }));
 }
 
 /**

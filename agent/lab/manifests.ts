@@ -20,8 +20,10 @@ export function manifestFileName(o: ManifestObject): string {
 
 export interface RenderInput {
   objects: Iterable<ManifestObject>;
-  /** `<ns>/<name>` -> IP of the pods the lab runs; pods not in it are left out. */
+  /** `<ns>/<name>` -> IP of the pods the lab runs; pods not in it (nor in `pendingIps`) are left out. */
   podIps: ReadonlyMap<string, string>;
+  /** Pods being started, published as `Pending` with their IP (not ready: no endpoint yet). */
+  pendingIps?: ReadonlyMap<string, string>;
   /** `<ns>/<name>` -> ClusterIP (undefined: headless). */
   clusterIps: ReadonlyMap<string, string | undefined>;
 }
@@ -34,8 +36,10 @@ export function renderManifests(input: RenderInput): Map<string, string> {
     let out: ManifestObject = o;
     if (isPod(o)) {
       const ip = input.podIps.get(key);
-      if (ip === undefined) continue;
-      out = { ...o, status: { ...o.status, podIP: ip, phase: 'Running' } };
+      const pending = input.pendingIps?.get(key);
+      if (ip !== undefined) out = { ...o, status: { ...o.status, podIP: ip, phase: 'Running' } };
+      else if (pending !== undefined) out = { ...o, status: { ...o.status, podIP: pending, phase: 'Pending' } };
+      else continue;
     } else if (isService(o)) {
       const vip = input.clusterIps.get(key);
       out = { ...o, spec: { ...o.spec, clusterIP: vip ?? 'None' } };

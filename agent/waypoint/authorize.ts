@@ -5,6 +5,8 @@
  */
 import type { Service, Workload } from '../discovery/types.js';
 import type { RequestView } from '../l7/types.js';
+import type { PolicyState } from '../proxy/authorization.js';
+import { evaluateRequest, evaluateWaypointConnection, type WaypointPolicy } from '../../policy/index.js';
 
 export interface L7AuthorizationInput {
   readonly request: RequestView;
@@ -25,7 +27,57 @@ export type L7Verdict =
 
 export interface RequestAuthorizer {
   authorize(input: L7AuthorizationInput): L7Verdict;
+  /** A stream relayed as L4 (not HTTP); absent: allowed. */
+  authorizeConnection?(input: Omit<L7AuthorizationInput, 'request'>): L7Verdict;
 }
 
-/** Until L7 policies exist for a waypoint: everything L4 let through is allowed. */
-export const allowAll: RequestAuthorizer = { authorize: () => ({ allow: true }) };
+/**
+ * The model's AuthorizationPolicies with targetRefs (this waypoint's Gateway, its class, the
+ * addressed Service), evaluated per request by policy/'s pure evaluator. The PolicyState is the
+ * agent's: it validates on arrival and keeps the last good version of a refused policy.
+ */
+export class PolicyAuthorizer implements RequestAuthorizer {
+  readonly #state: PolicyState;
+  readonly #name: string;
+  readonly #namespace: string;
+  readonly #trustDomain: string;
+
+  constructor(state: PolicyState, waypoint: { name: string; namespace: string }, trustDomain: string) {
+    this.#state = state;
+    this.#name = waypoint.name;
+    this.#namespace = waypoint.namespace;
+    this.#trustDomain = trustDomain;
+  }
+
+  #view(service: Service): WaypointPolicy {
+    return this.#state.store.forWaypointTarget({ namespace: this.#namespace, name: this.#name, service: service.key });
+  }
+
+  authorize(input: L7AuthorizationInput): L7Verdict {
+    const r = input.request;
+    const d = evaluateRequest(this.#view(input.service), {
+      sourceIp: input.sourceIp,
+      sourcePrincipal: input.sourcePrincipal,
+      trustDomain: this.#trustDomain,
+      destinationIp: input.service.clusterIP ?? '0.0.0.0',
+      destinationPort: input.port,
+      method: r.method,
+      path: r.path,
+      authority: r.authority,
+      headers: r.headers,
+    });
+    return d.allowed ? { allow: true, policy: d.policy } : { allow: false, policy: d.policy, reason: d.reason };
+  }
+
+  /** Non-HTTP traffic through the waypoint: the same policies' L4 rules (HTTP fields fail closed). */
+  authorizeConnection(input: Omit<L7AuthorizationInput, 'request'>): L7Verdict {
+    const d = evaluateWaypointConnection(this.#view(input.service), {
+      sourceIp: input.sourceIp,
+      sourcePrincipal: input.sourcePrincipal,
+      trustDomain: this.#trustDomain,
+      destinationIp: input.service.clusterIP ?? '0.0.0.0',
+      destinationPort: input.port,
+    });
+    return d.allowed ? { allow: true, policy: d.policy } : { allow: false, policy: d.policy, reason: d.reason };
+  }
+}

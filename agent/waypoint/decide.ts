@@ -8,6 +8,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { Endpoint, Service } from '../discovery/types.js';
 import type { RequestPlan, RequestView } from '../l7/types.js';
 import { formatAuthority } from '../tunnel/authority.js';
+import { normalizeRequestPath } from '../../policy/index.js';
 import type { RequestRecord, TunnelContext, WaypointInputs } from './context.js';
 
 export type ForwardPlan = Extract<RequestPlan, { kind: 'forward' }>;
@@ -75,7 +76,14 @@ export function timeoutOf(plan: ForwardPlan): number | undefined {
 }
 
 /** The RequestView of a request head (path and query split at the first `?`). */
+/**
+ * The RequestView of a request head: the path normalized as Istio's default (BASE: dot segments
+ * removed, unreserved escapes decoded, `\\` as `/`), so that routes and policies match, and the
+ * backend is sent, exactly the path that was authorized; the query as received, without a fragment.
+ */
 export function requestView(method: string, target: string, authority: string, headers: RequestView['headers']): RequestView {
   const q = target.indexOf('?');
-  return { method: method.toUpperCase(), path: q < 0 ? target : target.slice(0, q), query: q < 0 ? '' : target.slice(q + 1), authority, headers };
+  const h = target.indexOf('#');
+  const query = q < 0 ? '' : target.slice(q + 1, h > q ? h : undefined);
+  return { method: method.toUpperCase(), path: normalizeRequestPath(target), query, authority, headers };
 }

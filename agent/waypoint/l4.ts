@@ -15,10 +15,20 @@ export type TcpSeriesFor = (tunnel: TunnelContext, destination: import('../disco
 
 export function serveL4(inputs: WaypointInputs, tcpSeries: TcpSeriesFor, socket: StreamSocket, tunnel: TunnelContext): void {
   const started = performance.now();
-  const endpoint = inputs.picker.pick(tunnel.service, { service: tunnel.service.key, port: tunnel.port });
   const log = (fields: Record<string, unknown>): void => {
     inputs.accessLog.info({ protocol: 'tcp', service: tunnel.service.key, authority: tunnel.authority, sourcePrincipal: tunnel.sourcePrincipal, sourceWorkload: tunnel.sourceWorkload?.key, clientIp: tunnel.clientIp, durationMs: Math.round((performance.now() - started) * 1000) / 1000, ...fields }, 'connection');
   };
+  const verdict = inputs.authorizer.authorizeConnection?.({ sourcePrincipal: tunnel.sourcePrincipal, sourceWorkload: tunnel.sourceWorkload, sourceIp: tunnel.clientIp, service: tunnel.service, port: tunnel.port, waypoint: inputs.key });
+  if (verdict !== undefined && !verdict.allow) {
+    inputs.logger.info({ code: 'WEFT_ERR_POLICY_DENIED', policy: verdict.policy, reason: verdict.reason, sourcePrincipal: tunnel.sourcePrincipal, service: tunnel.service.key }, 'connection denied by policy');
+    const series = tcpSeries(tunnel, undefined, '-');
+    series.opened++;
+    series.closed++;
+    log({ flags: '-', policy: verdict.policy, reason: `WEFT_ERR_POLICY_DENIED: ${verdict.reason}` });
+    socket.destroy();
+    return;
+  }
+  const endpoint = inputs.picker.pick(tunnel.service, { service: tunnel.service.key, port: tunnel.port });
   if (endpoint === undefined) {
     const series = tcpSeries(tunnel, undefined, 'UH');
     series.opened++;

@@ -26,7 +26,8 @@ import { listenNodePort, startMetricsServer, startReadinessServer } from '../tel
 import { HbonePool, type SocketFactory } from '../tunnel/pool.js';
 import { createHboneServer, type HboneServer, type HboneStreamInfo } from '../tunnel/server.js';
 import { parseHostPort } from '../util/host-port.js';
-import { allowAll, type RequestAuthorizer } from './authorize.js';
+import { PolicyAuthorizer, type RequestAuthorizer } from './authorize.js';
+import { PolicyState } from '../proxy/authorization.js';
 import type { RequestMetricsLike, TunnelContext, WaypointInputs } from './context.js';
 import { createHttp1Server, serveHttp1 } from './http1.js';
 import { Http2Front } from './http2.js';
@@ -93,6 +94,7 @@ export class Waypoint {
   #stopping = false;
   #refused = 0;
   readonly #routes = new RouteStore();
+  readonly #policy: PolicyState;
   #saidRefused = '';
 
   constructor(opts: WaypointOptions) {
@@ -104,6 +106,7 @@ export class Waypoint {
     this.#identity = new IdentityManager({ ...opts.identityOptions, caClient: opts.caClient, logger: opts.logger.child({ component: 'identity' }) });
     this.#identity.setWanted([this.identity]);
     this.metrics = new AgentMetrics(this.registry);
+    this.#policy = new PolicyState(opts.logger.child({ component: 'policy' }), trustDomain);
     const requestMetrics: RequestMetricsLike = new RequestMetrics(this.registry);
     this.#pool = new HbonePool({ credentials: (id) => this.#identity.get(id), logger: this.#log, ...(opts.createSocket ? { createSocket: opts.createSocket } : {}) });
     this.#upstreams = new Upstreams({
@@ -123,7 +126,7 @@ export class Waypoint {
       accessLog: opts.logger.child({ component: 'access' }),
       model: () => this.#model!,
       table: () => this.#table,
-      authorizer: opts.authorizer ?? allowAll,
+      authorizer: opts.authorizer ?? new PolicyAuthorizer(this.#policy, { name: opts.name, namespace: opts.namespace }, trustDomain),
       picker: new RequestPicker(random),
       upstreams: this.#upstreams,
       requestMetrics,
@@ -196,6 +199,7 @@ export class Waypoint {
       certificate: cert === undefined ? undefined : { serial: cert.serial, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
       config: { hbone: this.#opts.hboneAddress, metrics: this.#opts.metricsAddress ?? '', readiness: this.#opts.readinessAddress ?? '', admin: this.#opts.adminAddress ?? '', sniffTimeoutMs: this.#opts.sniffTimeoutMs ?? WAYPOINT_SNIFF_TIMEOUT_MS, sniffMaxBytes: WAYPOINT_SNIFF_MAX_BYTES },
       services: this.boundServices().map((s) => ({ key: s.key, clusterIP: s.clusterIP, ports: [...s.ports].map(([port, eps]) => ({ port, endpoints: eps.map((e) => `${e.ip}:${e.port}`) })) })),
+      policies: this.#policy.objects().map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`),
       routes: this.#opts.routes === undefined ? routeStatusRows(this.#routes.statuses()) : undefined,
       refusedStreams: this.#refused,
       hbone: this.#hbone?.stats(),
@@ -219,6 +223,8 @@ export class Waypoint {
 
   #apply(model: MeshModel): void {
     this.#model = model;
+    // Refused policies are logged (and the last good kept) by the PolicyState, as in the agent.
+    this.#policy.update(model.others);
     this.#table = this.#tableFor(model);
     // Pools to pods that left the model (or whose IP another identity holds now) go at once.
     this.#upstreams.closeGone((e) => {

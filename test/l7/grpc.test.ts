@@ -85,3 +85,28 @@ test('GRPCRoute header matches, header modifiers, mirrors and weights', () => {
   // 10% within ±1.5 points (five standard deviations over 10 000 draws).
   assert.ok(Math.abs(v2 / draws - 0.1) <= 0.015, String(v2));
 });
+
+test('GRPCRoute: no backend, all weights 0 or an unresolved backendRef answer gRPC UNAVAILABLE (14), not a bare 500', () => {
+  const t = table([
+    grpcRoute('g', {
+      parentRefs: [CART_PARENT],
+      rules: [
+        { matches: [{ method: { service: 'a.None' } }] },
+        { matches: [{ method: { service: 'a.Zero' } }], backendRefs: [backend('cart-v1', 8080, { weight: 0 })] },
+        { matches: [{ method: { service: 'a.Gone' } }], backendRefs: [backend('gone')] },
+      ],
+    }),
+  ]);
+  for (const svc of ['a.None', 'a.Zero', 'a.Gone']) {
+    const p = t.plan('shop/cart', 8080, grpc(`/${svc}/M`), 0.5);
+    assert.equal(p.kind, 'reply');
+    if (p.kind === 'reply') {
+      assert.equal(p.grpcStatus, 14, svc);
+      assert.equal(p.responseFlag, 'NR');
+    }
+  }
+  // Nothing matched: 404, which gRPC clients read as UNIMPLEMENTED.
+  const miss = t.plan('shop/cart', 8080, grpc('/a.Other/M'), 0.5);
+  assert.equal(miss.kind === 'reply' && miss.statusCode, 404);
+  assert.equal(miss.kind === 'reply' && miss.grpcStatus, undefined);
+});

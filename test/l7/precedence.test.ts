@@ -71,12 +71,31 @@ test('precedence is per match, not per rule: a later rule\'s Exact match beats a
   assert.deepEqual(t.rulesFor('shop/cart', 8080).map((r) => r.name), ['HTTPRoute shop/cart rule 1', 'HTTPRoute shop/cart rule 0']);
 });
 
-test('GRPCRoute rules come first for gRPC requests and never take plain HTTP ones', () => {
-  const http = cartRoute([rule({ path: { type: 'PathPrefix', value: '/' } })], 'web');
-  const grpc = grpcRoute('rpc', { parentRefs: [CART_PARENT], rules: [{ backendRefs: [backend('cart-v2')] }] });
-  const t = table([http, grpc]);
-  assert.equal(winner(t.plan('shop/cart', 8080, request('/shop.Cart/Get', { method: 'POST', headers: { 'content-type': 'application/grpc' } }), 0)), 'GRPCRoute shop/rpc rule 0');
-  assert.equal(winner(t.plan('shop/cart', 8080, request('/shop.Cart/Get', { method: 'POST', headers: { 'content-type': 'application/json' } }), 0)), 'HTTPRoute shop/web rule 0');
+test('HTTPRoutes and GRPCRoutes never share a Service port: the oldest route\'s kind keeps it', () => {
+  const http = cartRoute([rule({ path: { type: 'PathPrefix', value: '/' } })], 'web', { creationTimestamp: '2024-01-01T00:00:00Z' });
+  const grpc = (created: string, parentRefs: unknown[] = [CART_PARENT]) => grpcRoute('rpc', { parentRefs, rules: [{ backendRefs: [backend('cart-v2')] }] }, { creationTimestamp: created });
+  const grpcReq = request('/shop.Cart/Get', { method: 'POST', headers: { 'content-type': 'application/grpc' } });
+  const plainReq = request('/shop.Cart/Get', { method: 'POST', headers: { 'content-type': 'application/json' } });
+  // The GRPCRoute is older: it holds both ports of shop/cart; the HTTPRoute is not accepted.
+  const older = table([http, grpc('2023-01-01T00:00:00Z')]);
+  assert.equal(winner(older.plan('shop/cart', 8080, grpcReq, 0)), 'GRPCRoute shop/rpc rule 0');
+  assert.equal(older.plan('shop/cart', 8080, plainReq, 0).kind, 'reply', 'a GRPCRoute takes gRPC requests only');
+  const web = older.statuses().find((s) => s.route === 'HTTPRoute shop/web')!;
+  const accepted = web.parents[0]!.conditions.find((c) => c.type === 'Accepted')!;
+  assert.equal(accepted.status, 'False');
+  assert.equal(accepted.reason, 'Conflicted');
+  assert.match(accepted.message, /shop\/cart:8080 is held by GRPCRoute shop\/rpc/);
+  // The HTTPRoute is older: it keeps the port, gRPC requests included.
+  const newer = table([http, grpc('2025-01-01T00:00:00Z')]);
+  assert.equal(winner(newer.plan('shop/cart', 8080, grpcReq, 0)), 'HTTPRoute shop/web rule 0');
+  assert.equal(newer.statuses().find((s) => s.route === 'GRPCRoute shop/rpc')!.parents[0]!.conditions[0]!.reason, 'Conflicted');
+  // A conflict on some ports only: accepted, and the message names the port it lost.
+  const partial = table([cartRoute([rule({ path: { type: 'PathPrefix', value: '/' } })], 'web', { creationTimestamp: '2024-01-01T00:00:00Z' }), grpc('2023-01-01T00:00:00Z', [{ ...CART_PARENT, port: 9090 }])]);
+  const webPartial = partial.statuses().find((s) => s.route === 'HTTPRoute shop/web')!.parents[0]!.conditions[0]!;
+  assert.equal(webPartial.status, 'True');
+  assert.match(webPartial.message, /not on shop\/cart:9090 is held by GRPCRoute shop\/rpc/);
+  assert.equal(winner(partial.plan('shop/cart', 8080, plainReq, 0)), 'HTTPRoute shop/web rule 0');
+  assert.equal(winner(partial.plan('shop/cart', 9090, grpcReq, 0)), 'GRPCRoute shop/rpc rule 0');
 });
 
 test('GRPCRoute precedence: longer service, then longer method, then more headers', () => {

@@ -38,6 +38,10 @@ test('weft status routes shows each route and parent with its conditions', async
     body = { node: 'waypoint shop/waypoint', routes: routeStatusRows(store.statuses()) };
     const again = await promisify(execFile)(process.execPath, [MAIN, 'status', 'routes', '--admin', admin], { encoding: 'utf8' });
     assert.equal(again.stdout, stdout);
+    // A node agent's dump has no routes: said so, not an empty table.
+    body = { node: 'n1', workloads: [] };
+    const agent = await promisify(execFile)(process.execPath, [MAIN, 'status', 'routes', '--admin', admin], { encoding: 'utf8' });
+    assert.match(agent.stdout, /no routes here \(not a waypoint/);
   } finally {
     server.close();
   }

@@ -48,7 +48,13 @@ spec:
 
 /** Listens where a waypoint does and prints its argv, so the test sees what the lab ran. */
 const STAND_IN = `import net from 'node:net';
+import { readFileSync } from 'node:fs';
 process.stdout.write('ARGV ' + JSON.stringify(process.argv.slice(2)) + '\\n');
+// What the CA would see of this pod when it asks for its certificate, before it listens.
+const dir = process.argv.find((a) => a.startsWith('--manifests=')).slice(12);
+let own = '';
+try { own = readFileSync(dir + '/pod.' + process.env.POD_NAMESPACE + '.' + process.env.POD_NAME + '.yaml', 'utf8'); } catch {}
+process.stdout.write('PUBLISHED ' + (/phase: (\\w+)/.exec(own)?.[1] ?? 'no') + ' ' + (/podIP: (\\S+)/.exec(own)?.[1] ?? 'no') + '\\n');
 for (const port of [15008, 15020, 15021]) net.createServer((s) => s.end()).listen(port, '0.0.0.0');
 process.on('SIGTERM', () => process.exit(0));
 `;
@@ -161,6 +167,8 @@ describe('lab Deployments', () => {
     assert.deepEqual(argv.slice(0, 3), ['waypoint', '--name=wp', '--namespace=default']);
     assert.ok(argv.includes(`--manifests=${manifests}`), argv.join(' '));
     assert.ok(argv.includes(`--ca-token-file=${labCaPaths(LAB).tokenFile(pod.node)}`), `the token of its node: ${argv.join(' ')}`);
+    // Its pod was in the manifests (Pending, with its IP) before it ran: the CA signs only for pods it sees.
+    assert.ok(readFileSync(pod.log, 'utf8').includes(`PUBLISHED Pending ${pod.ip}`), readFileSync(pod.log, 'utf8'));
 
     await labDelete({ name: LAB, file });
     const after1 = await labStatus(LAB);

@@ -26,6 +26,7 @@ import { HbonePool } from '../../agent/tunnel/pool.js';
 import { InProcessCaClient } from '../../agent/identity/ca-client.js';
 import { requestCertificate, type WorkloadCertificate } from '../../agent/identity/manager.js';
 import { silentLogger } from '../../agent/log.js';
+import { configDump } from '../../agent/admin/server.js';
 
 const SUBNET = 124;
 const W_IP = '198.18.125.2';
@@ -145,6 +146,12 @@ test('a VIP connection goes to the waypoint: authority the VIP:port, the client 
   const inbound = await waitFor(() => t.logs.find((l) => l['direction'] === 'inbound' && l['msg'] === 'connection closed' && l['src_principal'] === id('waypoint') && l['error'] === undefined), 'destination access log of the waypoint connection');
   assert.match(String(inbound['src']), new RegExp(`^${t.IP_A.replace(/\./g, '\\.')}:`), 'the source is the client the waypoint forwarded for');
   assert.match(String(inbound['peer']), new RegExp(`^${W_IP.replace(/\./g, '\\.')}:`), 'the waypoint is named as the peer');
+});
+
+test('the config dump (weft status waypoints / services) shows the waypoint, its state and the services bound to it', () => {
+  const dump = configDump({ ready: true, model: t.agent.model, inputs: t.agent.inputs, captured: t.agent.captured, refusals: () => [] });
+  assert.deepEqual(dump.waypoints, [{ key: 'shop/waypoint', identity: id('waypoint'), endpoints: [`${W_IP}:15008`], state: 'ready', services: ['shop/server'] }]);
+  assert.equal(dump.services.find((s) => s.key === 'shop/server')?.waypoint, 'shop/waypoint');
 });
 
 test("policy sees the forwarded client's address from the waypoint, and ignores a forged forwarded from any other identity", async () => {

@@ -84,7 +84,7 @@ export class FixedSource extends EventEmitter implements DiscoverySource {
   }
 }
 
-export function modelOf(pods: PodSpec[], services: ServiceSpec[], generation = 1): MeshModel {
+export function modelOf(pods: PodSpec[], services: ServiceSpec[], generation = 1, extra: ManifestObject[] = []): MeshModel {
   const objects: ManifestObject[] = [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS, labels: { 'weft.dev/mesh': 'enabled' } } },
     {
@@ -113,7 +113,7 @@ export function modelOf(pods: PodSpec[], services: ServiceSpec[], generation = 1
       spec: { clusterIP: s.vip, selector: s.selector, ports: [{ name: 'http', port: 80, targetPort: HTTP_PORT }, { name: 'grpc', port: 9090, targetPort: H2_PORT }, { name: 'tcp', port: 7000, targetPort: TCP_PORT }] },
     });
   }
-  return buildModel(objects, { generation });
+  return buildModel([...objects, ...extra], { generation });
 }
 
 /** One backend pod: a stand-in destination agent on loopback and the pod's apps. */
@@ -156,6 +156,8 @@ export interface HarnessOptions {
   app?: AppHandler;
   h2app?: H2Handler;
   waypoint?: Partial<WaypointOptions>;
+  /** More objects in the model (policies, routes, a Gateway). */
+  extra?: ManifestObject[];
   /** Pods whose 15008 is not served (connect refused). */
   deadAgents?: string[];
 }
@@ -241,7 +243,7 @@ export async function startHarness(opts: HarnessOptions): Promise<Harness> {
     for (const spec of opts.pods) pods.set(spec.name, await startPod(ca, spec, opts, connects));
     const byIp = new Map([...pods.values()].map((p) => [p.spec.ip, p]));
     const { logger, lines } = captureLogger('info');
-    const source = new FixedSource(modelOf(opts.pods, opts.services));
+    const source = new FixedSource(modelOf(opts.pods, opts.services, 1, opts.extra));
     const createSocket = (host: string, port: number): net.Socket => {
       const pod = byIp.get(host);
       // A pod's 15008 -> its stand-in agent; a pod's app port (plain TCP, unmeshed) -> the app.

@@ -71,6 +71,11 @@ export interface KubeApiServerOptions {
   bookmarkIntervalMs?: number;
   /** Changes kept for watches (default 10,000). */
   historyLimit?: number;
+  /**
+   * Install the Gateway API's standard CRDs and the weft-waypoint GatewayClass at first start
+   * (default true: the lab is a cluster with the Gateway API, as Istio's ambient mode needs).
+   */
+  gatewayApi?: boolean;
   now?: () => number;
   logger?: Logger;
 }
@@ -141,7 +146,7 @@ export class KubeApiServer {
     this.#objects.loadCrds();
     const listened = this.#listen.find((l) => l.netnsPath !== undefined) ?? this.#listen[0];
     const usable = listened !== undefined && listened.port !== 0 && listened.host !== '0.0.0.0';
-    this.#objects.bootstrap(options.advertise ?? (usable ? { ip: listened.host, port: listened.port } : undefined));
+    this.#objects.bootstrap(options.advertise ?? (usable ? { ip: listened.host, port: listened.port } : undefined), options.gatewayApi ?? true);
     let keys = this.#store.extra('tokenKeys');
     if (typeof keys !== 'object' || keys === null || Array.isArray(keys) || typeof keys['signingKeyPem'] !== 'string' || typeof keys['adminToken'] !== 'string') {
       const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

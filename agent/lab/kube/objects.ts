@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { apiVersionOf, resourceKey, type ResourceRegistry, type ResourceType } from './resources.js';
 import { StatusError, errors, qualified } from './status.js';
 import type { Store } from './store.js';
+import { GATEWAY_API_GROUP, gatewayApiCrds, waypointGatewayClass } from './gateway-api.js';
 import { clone, isJsonObject, type JsonObject, type JsonValue, type KubeObject } from './types.js';
 
 /** Service ClusterIPs come from 198.19.128.0/17; .1 is the `kubernetes` Service's. */
@@ -455,6 +456,19 @@ export class ObjectService {
     }
   }
 
+  /** The Gateway API's standard CRDs and the weft-waypoint GatewayClass, when absent (gateway-api.ts). */
+  #installGatewayApi(): void {
+    const crdType = this.#registry.lookup('apiextensions.k8s.io/v1', 'customresourcedefinitions')!;
+    for (const crd of gatewayApiCrds()) {
+      const name = (crd['metadata'] as JsonObject)['name'] as string;
+      if (this.#store.peek(resourceKey(crdType), undefined, name) === undefined) this.create(crdType, undefined, crd);
+    }
+    const classType = this.#registry.lookup(`${GATEWAY_API_GROUP}/v1`, 'gatewayclasses');
+    const gc = waypointGatewayClass();
+    const gcName = (gc['metadata'] as JsonObject)['name'] as string;
+    if (classType !== undefined && this.#store.peek(resourceKey(classType), undefined, gcName) === undefined) this.create(classType, undefined, gc);
+  }
+
   /** Registers the kinds of CRDs found in the store at start. */
   loadCrds(): void {
     for (const crd of this.#store.items('apiextensions.k8s.io/customresourcedefinitions')) this.#registry.addCrd(crd);
@@ -465,8 +479,9 @@ export class ObjectService {
    * Service; with `advertise`, that Service's Endpoints and EndpointSlice name this server
    * (a Service without selector and hand-managed endpoints, as on every cluster).
    */
-  bootstrap(advertise?: { ip: string; port: number }): void {
+  bootstrap(advertise?: { ip: string; port: number }, gatewayApi = true): void {
     const nsType = this.#registry.lookup('v1', 'namespaces')!;
+    if (gatewayApi) this.#installGatewayApi();
     for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       if (this.#store.peek('/namespaces', undefined, ns) === undefined) this.create(nsType, undefined, { metadata: { name: ns } });
     }

@@ -31,8 +31,11 @@ export interface LeanSessionOptions {
 
 /** Bytes queued on the socket above which stream writes wait for 'drain' (their backpressure). */
 const CANCEL_CODE = c.CANCEL;
+/** Batches up to this size are joined into one buffer before the write. */
+const SMALL_BATCH_BYTES = 16 * 1024;
 const SOCKET_HIGH_WATER = 256 * 1024;
-const READ_BUFFER_BYTES = 64 * 1024;
+/** TLSWrap hands over cleartext a record (at most 16 KiB) at a time: a larger buffer would idle. */
+const READ_BUFFER_BYTES = 16 * 1024;
 const HEADER_TABLE_SIZE = 4096;
 /** Request headers RFC 9113 8.2.2 calls connection-specific (malformed in HTTP/2). */
 const CONNECTION_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
@@ -271,12 +274,19 @@ export class LeanSession extends EventEmitter {
     if (!this.#corked) return;
     this.#corked = false;
     const out = this.#out;
+    const bytes = this.#outBytes;
     this.#out = [];
     this.#outBytes = 0;
     const socket = this.socket;
     if (socket.destroyed) return;
     if (out.length === 1) {
       socket.write(out[0]!);
+      return;
+    }
+    if (bytes <= SMALL_BATCH_BYTES) {
+      // A request's or response's few frames: one copy is cheaper than a writev's bookkeeping per
+      // buffer (TLSWrap copies a writev into one record anyway).
+      socket.write(Buffer.concat(out, bytes));
       return;
     }
     // Corked only for the span of these writes: a TLS socket left corked across ticks stalled

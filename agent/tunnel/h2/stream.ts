@@ -77,9 +77,10 @@ export class LeanStream extends Duplex {
   /** @internal Payload bytes of a DATA frame (a copy the stream may keep). */
   deliver(chunk: Buffer): void {
     if (this.destroyed || this.remoteEnded) return;
-    // Always pushed (the window bounds what is buffered); credited back only while the reader keeps up.
+    // Always pushed (the window bounds what is buffered); what the reader's buffer took below its
+    // high-water mark is credited back at once, the rest when it reads (_read).
     const keepingUp = this.push(chunk);
-    if (this.held > 0 || !keepingUp) this.held += chunk.length;
+    if (!keepingUp) this.held += chunk.length;
     else this.#session.credit(this, chunk.length);
   }
 
