@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { MeshModel, Refusal } from '../discovery/types.js';
 import type { ProxyInputs } from '../proxy/inputs.js';
 import { listenNodePort } from '../telemetry/server.js';
+import { canonicalRevision, istioWorkloadName } from '../telemetry/labels.js';
 
 export interface AdminView {
   readonly ready: boolean;
@@ -44,8 +45,9 @@ export function configDump(view: AdminView) {
       inMesh: w.inMesh,
       captured: view.captured.has(w.key),
       certExpiry: view.captured.has(w.key) ? expiry.get(w.identity) : undefined,
-      // For the dashboard: which policies select the pod and which graph node it is.
-      labels: w.labels, workloadName: w.workloadName, version: w.version,
+      // For the dashboard: which policies select the pod and which graph node it is (the
+      // workload and revision its metrics name it by).
+      labels: w.labels, workloadName: istioWorkloadName(w), version: canonicalRevision(w),
     })),
     certificates: certs.map((c) => ({
       identity: c.identity,

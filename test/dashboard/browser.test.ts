@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { labDown, labStatus, labUp } from '../../agent/lab/index.js';
+import { labApply, labDown, labStatus, labUp } from '../../agent/lab/index.js';
 import { REPO_DIR, WEFT_MAIN } from '../../agent/lab/paths.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
 import { processAlive } from '../../agent/lab/procs.js';
@@ -54,6 +54,14 @@ interface ViewNode {
   label: string;
 }
 
+/**
+ * A graph node's id: bookinfo's versions are Deployments, named as Istio names a workload (the
+ * Deployment, `reviews-v2`), one node per version; the client is a bare Pod.
+ */
+function wl(app: string, version?: string): string {
+  return app === 'client' ? workloadId('outside', 'client') : workloadId('default', `${app}-${version}`, version);
+}
+
 let browser: Browser | undefined;
 let page: Page;
 let url: string;
@@ -71,7 +79,6 @@ before(async () => {
   assert.equal(summary.ok, REQUESTS, `demo traffic failed: ${JSON.stringify(summary.firstFailure)}`);
   // What carried traffic, from the apps' own counts (which pod answered how often).
   const answered = (app: string, version: string): number => summary.pods[pod(app, version)] ?? 0;
-  const wl = (name: string, version?: string): string => workloadId(name === 'client' ? 'outside' : 'default', name, version);
   expected = new Map();
   const add = (from: string, to: string, made: number, mtls: string): void => {
     if (made > 0) expected.set(`${from}->${to}`, { made, mtls });
@@ -137,9 +144,8 @@ test('the graph shows exactly the workloads and pairs that carried traffic, with
   const workloads = nodes.filter((n) => n.kind === 'workload').map((n) => n.id).sort();
   const carried = [...new Set(want.flatMap((k) => k.split('->')))].sort();
   assert.deepEqual(workloads, carried);
-  // Services are shown where an agent saw the service the traffic was addressed to: the client
-  // outside the mesh has no agent, and productpage's agent sees only the pod address.
-  assert.deepEqual(nodes.filter((n) => n.kind === 'service').map((n) => n.label).sort(), ['details', 'ratings', 'reviews']);
+  // Services are shown, each joined to the workloads its traffic reached.
+  assert.deepEqual(nodes.filter((n) => n.kind === 'service').map((n) => n.label).sort(), ['details', 'productpage', 'ratings', 'reviews']);
   // The table says the same, in words a person reads.
   const rows = await page.evaluate<{ source: string; target: string; protocol: string; mtls: string }[]>(
     `[...document.querySelectorAll('#edges tbody tr')].map((tr) => ({ source: tr.dataset.source, target: tr.dataset.target, protocol: tr.children[2].textContent, mtls: tr.children[4].textContent }))`,
@@ -156,14 +162,14 @@ test('the namespace filter keeps only the edges of the chosen namespaces', { ski
   await toggle('default');
   await waitFor(async () => {
     const { edges } = await viewElements();
-    return edges.length === 1 && edges[0]!.source === workloadId('outside', 'client');
+    return edges.length === 1 && edges[0]!.source === wl('client');
   }, 'only client -> productpage with namespace outside alone', 15_000);
   await toggle('default');
   await waitFor(async () => (await viewElements()).edges.length === expected.size, 'every edge again with both namespaces', 15_000);
 });
 
 test('clicking an edge opens its details: both ends, identities, certificate expiry, connections, mTLS', { skip }, async () => {
-  const id = `tcp:${workloadId('default', 'productpage', 'v1')}->${workloadId('default', 'details', 'v1')}`;
+  const id = `tcp:${wl('productpage', 'v1')}->${wl('details', 'v1')}`;
   const point = await page.evaluate<{ x: number; y: number } | undefined>(`window.weftDashboard.view.clickPoint(${JSON.stringify(id)})`);
   assert.ok(point, `the edge ${id} is drawn`);
   await page.click(point.x, point.y);
@@ -171,8 +177,8 @@ test('clicking an edge opens its details: both ends, identities, certificate exp
     const t = await page.evaluate<string | null>(`(() => { const d = document.querySelector('#details > div[data-kind="edge"]'); return d && d.dataset.id === ${JSON.stringify(id)} ? d.innerText : null; })()`);
     return t;
   }, 'the details panel shows the clicked edge', 15_000);
-  const made = expected.get(`${workloadId('default', 'productpage', 'v1')}->${workloadId('default', 'details', 'v1')}`)!.made;
-  assert.match(text, /default\/productpage v1 → default\/details v1/);
+  const made = expected.get(`${wl('productpage', 'v1')}->${wl('details', 'v1')}`)!.made;
+  assert.match(text, /default\/productpage-v1 → default\/details-v1/);
   assert.match(text, /protocol\s+TCP/i);
   assert.match(text, /security\s+mTLS/);
   assert.match(text, /service\s+default\/details/);
@@ -182,9 +188,27 @@ test('clicking an edge opens its details: both ends, identities, certificate exp
   assert.match(text, /spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-details/);
   // The destination pod's certificate, from the agent that captures it.
   assert.match(text, /details-v1-[a-z0-9]+-[a-z0-9]+ on node-2 \(198\.18\.\d+\.\d+\): certificate expires \d{4}-\d\d-\d\dT[\d:.]+Z \(in \d+ h \d+ min\)/);
-  assert.match(text, /top callers\s+productpage v1: [\d.]+ (k?B\/s) \(TCP\)/i);
+  assert.match(text, /top callers\s+productpage-v1: [\d.]+ (k?B\/s) \(TCP\)/i);
   assert.equal(await page.evaluate<string>(`document.querySelector('#edge-mtls').textContent`), 'mTLS');
   await page.screenshot(SCREENSHOT);
+});
+
+test('clicking a node opens its details: its pod and certificate, its services, its callers', { skip }, async () => {
+  const id = wl('reviews', 'v2');
+  const point = await page.evaluate<{ x: number; y: number } | undefined>(`window.weftDashboard.view.clickPoint(${JSON.stringify(id)})`);
+  assert.ok(point, `the node ${id} is drawn`);
+  await page.click(point.x, point.y);
+  const text = await waitFor(
+    () => page.evaluate<string | null>(`(() => { const d = document.querySelector('#details > div[data-kind="node"]'); return d && d.dataset.id === ${JSON.stringify(id)} ? d.innerText : null; })()`),
+    'the details panel shows the clicked node',
+    15_000,
+  );
+  assert.match(text, /^default\/reviews-v2\n/);
+  assert.match(text, /version\s+v2/i);
+  assert.match(text, /identity\s+spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-reviews/i);
+  assert.match(text, /reviews-v2-[a-z0-9]+-[a-z0-9]+ on node-1 \(198\.18\.\d+\.\d+\): certificate expires \d{4}-/);
+  assert.match(text, /services\s+default\/reviews/i);
+  assert.match(text, /top callers\s+productpage-v1: [\d.]+ (k?B\/s) \(TCP\)/i);
 });
 
 test('the page needs nothing but the dashboard: every request went to its own address, no script error', { skip }, async () => {
@@ -192,6 +216,30 @@ test('the page needs nothing but the dashboard: every request went to its own ad
   const elsewhere = page.requests.filter((r) => !r.startsWith(url) && !r.startsWith('data:'));
   assert.deepEqual(elsewhere, []);
   assert.deepEqual(page.errors, []);
+});
+
+test('a policy that refuses productpage -> details: the edge shows the denied connections, the details the policy', { skip }, async () => {
+  const DENIED = 5;
+  await labApply({ name: LAB, file: join(REPO_DIR, 'test', 'dashboard', 'fixtures', 'deny-details.yaml') });
+  await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', DENIED);
+  const id = `tcp:${wl('productpage', 'v1')}->${wl('details', 'v1')}`;
+  let edge: ViewEdge & { denied?: number } | undefined;
+  await waitFor(async () => {
+    edge = (await viewElements()).edges.find((e) => e.id === id);
+    return edge !== undefined && withinTolerance(edge.denied ?? 0, DENIED);
+  }, `the edge ${id} shows ${DENIED} denied connections`, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}; last: ${JSON.stringify(edge)}`);
+  });
+  assert.match(edge!.label, new RegExp(`· ${edge!.denied} denied · mTLS$`));
+  const row = await page.evaluate<string>(`[...document.querySelectorAll('#edges tbody tr')].find((tr) => tr.dataset.edge === ${JSON.stringify(id)}).children[5].textContent`);
+  assert.equal(row, `${edge!.denied} denied`);
+  const point = await page.evaluate<{ x: number; y: number }>(`window.weftDashboard.view.clickPoint(${JSON.stringify(wl('details', 'v1'))})`);
+  await page.click(point.x, point.y);
+  await waitFor(
+    () => page.evaluate<boolean>(`(() => { const d = document.querySelector('#details > div[data-kind="node"]'); return !!d && /AuthorizationPolicy default\\/deny-details: DENY \\(app=details\\)/.test(d.innerText); })()`),
+    'the details of details-v1 name the policy that selects it',
+    15_000,
+  );
 });
 
 test('down stops the dashboard with the lab, like its Prometheus', { skip }, async () => {
