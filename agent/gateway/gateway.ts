@@ -46,6 +46,8 @@ export interface GatewayOptions {
   source: DiscoverySource;
   /** The Secrets the listeners' certificateRefs name. */
   secrets: SecretLookup;
+  /** Called before each model update's listeners are read (SecretFiles.refresh: Secrets re-read). */
+  refreshSecrets?: () => void;
   caClient: CaClient;
   identityOptions?: Partial<Pick<IdentityManagerOptions, 'renewAt' | 'jitter' | 'retryInitialMs' | 'retryMaxMs' | 'trustBundle'>>;
   logger: Logger;
@@ -220,6 +222,7 @@ export class IngressGateway {
     if (this.#stopping) return;
     this.#model = model;
     this.#policy.update(model.others);
+    this.#opts.refreshSecrets?.();
     const g = model.others.find((o) => isIngressGateway(o, this.#opts.namespace, this.#opts.name));
     this.#config = g === undefined ? { ...NO_GATEWAY, key: this.key, name: this.#opts.name, namespace: this.#opts.namespace, conditions: [{ type: 'Accepted', status: 'False', reason: 'NotFound', message: `no Gateway ${this.key} of class weft` }] } : readGateway(g, this.#opts.secrets);
     this.#routes = bindRoutes(this.#config, model);
