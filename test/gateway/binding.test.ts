@@ -85,3 +85,30 @@ describe('gateway listeners', () => {
     }
   });
 });
+
+describe('gatewayObjects', () => {
+  it('deploys `weft gateway` for a Gateway of class weft: its own service account, uncaptured pods, a LoadBalancer Service of the listener ports', async () => {
+    const { gatewayObjects, isIngressGatewayObject } = await import('../../agent/gateway/objects.js');
+    const g = {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway' as const,
+      metadata: { name: 'public', namespace: 'edge' },
+      spec: { gatewayClassName: 'weft', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }, { name: 'a', port: 443, protocol: 'HTTPS' }, { name: 'b', port: 443, protocol: 'HTTPS' }] },
+    };
+    assert.ok(isIngressGatewayObject(g));
+    assert.ok(!isIngressGatewayObject({ ...g, spec: { ...g.spec, gatewayClassName: 'weft-waypoint' } } as typeof g));
+    const [sa, deploy, svc] = gatewayObjects(g, { cli: ['weft'], args: ['--manifests=/m'] }) as unknown as [
+      { kind: string; metadata: { name: string } },
+      { spec: { template: { metadata: { labels: Record<string, string> }; spec: { serviceAccountName: string; containers: { args: string[] }[] } } } },
+      { spec: { type: string; ports: { port: number }[]; selector: Record<string, string> } },
+    ];
+    assert.equal(sa.kind, 'ServiceAccount');
+    assert.equal(sa.metadata.name, 'public');
+    assert.equal(deploy.spec.template.spec.serviceAccountName, 'public');
+    assert.equal(deploy.spec.template.metadata.labels['weft.dev/mesh'], 'disabled');
+    assert.deepEqual(deploy.spec.template.spec.containers[0]!.args, ['gateway', '--name=public', '--namespace=edge', '--manifests=/m']);
+    assert.equal(svc.spec.type, 'LoadBalancer');
+    assert.deepEqual(svc.spec.ports.map((p) => p.port), [80, 443]);
+    assert.deepEqual(svc.spec.selector, { 'gateway.networking.k8s.io/gateway-name': 'public' });
+  });
+});
