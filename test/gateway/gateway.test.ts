@@ -76,6 +76,8 @@ const routes: ManifestObject[] = [
   route('other', 'team', { parentRefs: [{ name: GW, namespace: NS, sectionName: 'http-team' }], rules: [{ backendRefs: [{ name: 'web', namespace: NS, port: 80 }] }] }),
   { apiVersion: 'gateway.networking.k8s.io/v1beta1', kind: 'ReferenceGrant', metadata: { name: 'from-other', namespace: NS }, spec: { from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'other' }], to: [{ group: '', kind: 'Service' }] } },
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'other', labels: { team: 'a' } } },
+  // L7 policy on the Gateway itself: nobody from outside reaches /admin.
+  { apiVersion: 'weft.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'no-admin', namespace: NS }, spec: { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: GW }], action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin*'] } }] }] } } as ManifestObject,
 ];
 
 async function selfSigned(dir: string, base: string, cn: string): Promise<void> {
@@ -212,6 +214,13 @@ describe('weft gateway: HTTP and HTTPS listeners of a Gateway of class weft', ()
     assert.equal(bar.status, 200);
     assert.equal(bar.headers['x-pod'], 'api-1');
     assert.equal((await rawGet(plain, 'nobody.example.com', '/')).status, 404);
+  });
+
+  it('enforces an L7 AuthorizationPolicy with targetRefs to the Gateway (403 RBAC: access denied)', async () => {
+    const denied = await rawGet(plain, 'x.bar.example.com', '/admin/users');
+    assert.equal(denied.status, 403);
+    assert.equal(denied.body, 'RBAC: access denied');
+    assert.equal((await rawGet(plain, 'x.bar.example.com', '/adm')).status, 200);
   });
 
   it('a TLS connection of one hostname does not serve another (421)', async () => {
