@@ -119,7 +119,7 @@ interface RouteInfo {
   readonly created: string | undefined;
 }
 
-/** Precedence keys of one (route, rule, match), compared in sortEntries. */
+/** Precedence keys of one (route, rule, match), compared by compareRanked (HTTPRoute: -path kind, path length, method, headers, query; GRPCRoute: service length, method length, headers). */
 interface Ranked {
   readonly entry: TableEntry;
   readonly k1: number;

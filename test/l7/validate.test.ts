@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateRouteObject } from '../../agent/l7/validate.js';
-import { regexProblem } from '../../agent/l7/regex.js';
+import { anchoredRegex, LINEAR_ENGINE, regexEngine, regexProblem } from '../../agent/l7/regex.js';
 import { backend, cartRoute, grpcRoute, CART_PARENT, httpRoute } from './helpers.js';
 
 function errorsOf(obj: unknown): { path: string; message: string }[] {
@@ -63,7 +63,7 @@ const refusals: { name: string; obj: unknown; path: string; message: RegExp }[] 
   { name: 'a path with %2F', obj: rule1({ matches: [{ path: { value: '/a%2Fb' } }] }), path: 'spec.rules[0].matches[0].path.value', message: /%2f/ },
   { name: 'a path type', obj: rule1({ matches: [{ path: { type: 'Glob', value: '/a' } }] }), path: 'spec.rules[0].matches[0].path.type', message: /must be Exact, PathPrefix or RegularExpression/ },
   { name: 'an invalid regex', obj: rule1({ matches: [{ path: { type: 'RegularExpression', value: '/a(' } }] }), path: 'spec.rules[0].matches[0].path.value', message: /not a valid regular expression/ },
-  { name: 'a nested quantifier', obj: rule1({ matches: [{ path: { type: 'RegularExpression', value: '/(a+)+' } }] }), path: 'spec.rules[0].matches[0].path.value', message: /catastrophic backtracking/ },
+  { name: 'a regex neither engine can bound', obj: rule1({ matches: [{ path: { type: 'RegularExpression', value: '/(a+)+x{1,1000}' } }] }), path: 'spec.rules[0].matches[0].path.value', message: /catastrophic backtracking|linear time/ },
   { name: 'a header regex with a backreference', obj: rule1({ matches: [{ headers: [{ type: 'RegularExpression', name: 'x', value: '(a)\\1' }] }] }), path: 'spec.rules[0].matches[0].headers[0].value', message: /backreferences/ },
   { name: 'a query regex with lookahead', obj: rule1({ matches: [{ queryParams: [{ type: 'RegularExpression', name: 'x', value: '(?=a)a' }] }] }), path: 'spec.rules[0].matches[0].queryParams[0].value', message: /lookahead/ },
   { name: 'a header name', obj: rule1({ matches: [{ headers: [{ name: 'bad header', value: '1' }] }] }), path: 'spec.rules[0].matches[0].headers[0].name', message: /HTTP header name/ },
@@ -105,7 +105,7 @@ const refusals: { name: string; obj: unknown; path: string; message: RegExp }[] 
   { name: 'GRPCRoute: a method match naming nothing', obj: grpcRoute('g', { rules: [{ matches: [{ method: {} }] }] }), path: 'spec.rules[0].matches[0].method', message: /one or both of service and method/ },
   { name: 'GRPCRoute: an Exact service name', obj: grpcRoute('g', { rules: [{ matches: [{ method: { service: 'shop/Cart' } }] }] }), path: 'spec.rules[0].matches[0].method.service', message: /fully qualified gRPC service name/ },
   { name: 'GRPCRoute: an Exact method name', obj: grpcRoute('g', { rules: [{ matches: [{ method: { method: 'Get.*' } }] }] }), path: 'spec.rules[0].matches[0].method.method', message: /gRPC method name/ },
-  { name: 'GRPCRoute: an unsafe method regex', obj: grpcRoute('g', { rules: [{ matches: [{ method: { type: 'RegularExpression', method: '(G+)*' } }] }] }), path: 'spec.rules[0].matches[0].method.method', message: /catastrophic/ },
+  { name: 'GRPCRoute: an unsafe method regex', obj: grpcRoute('g', { rules: [{ matches: [{ method: { type: 'RegularExpression', method: '(G+)*a{0,500}' } }] }] }), path: 'spec.rules[0].matches[0].method.method', message: /catastrophic|linear time/ },
   { name: 'GRPCRoute: RequestRedirect is not a GRPCRoute filter', obj: grpcRoute('g', { rules: [{ filters: [{ type: 'RequestRedirect', requestRedirect: {} }] }] }), path: 'spec.rules[0].filters[0].type', message: /must be one of RequestHeaderModifier, ResponseHeaderModifier, RequestMirror, ExtensionRef/ },
   { name: 'GRPCRoute: timeouts are not a GRPCRoute field', obj: grpcRoute('g', { rules: [{ timeouts: { request: '1s' } }] }), path: 'spec.rules[0].timeouts', message: /unknown field/ },
 ];
@@ -119,11 +119,24 @@ test('every problem of a route is reported in one go', () => {
   assert.deepEqual(errors.map((e) => e.path).sort(), ['spec.rules[0].backendRefs[0].port', 'spec.rules[0].matches[0].method', 'spec.rules[0].matches[0].path.value']);
 });
 
-test('regex safety: what is accepted and what is refused', () => {
-  for (const ok of ['/api/v[0-9]+/.*', '.*foo.*', '[a-z]{1,8}', 'a|b|c', '(?:ab)+', '(foo|bar)', '\\d+-\\d+', '(?<year>[0-9]{4})-x', 'a*?b', '[(+*]+', '\\(a+\\)+']) {
-    assert.equal(regexProblem(ok), undefined, ok);
+test('regex safety: what is accepted, on which engine, and what is refused', () => {
+  // Cheap shapes stay on V8's backtracking engine (fast); anchored, their work is linear.
+  for (const p of ['[a-z]{1,8}', 'a|b|c', '(?:ab)+', '(foo|bar)', '[a-z]{1,63}\\.[a-z]{1,63}', 'v[12]', 'a*?b', '\\(a+\\)', '(?<year>[0-9]{4})-x']) {
+    assert.equal(regexEngine(p), 'backtracking', p);
   }
-  for (const bad of ['(a+)+', '(a*)*', '(a|ab)*', '(?:a|b)+', '(a{2,})+', '.*a.*b.*c', 'x{1,1000}y+z*', '(a)\\1', '\\k<n>(?<n>a)', '(?<=a)b', '(?!a)b', 'x'.repeat(257), '[']) {
+  // Several unbounded quantifiers or nested ones: the linear-time engine, or refused without it.
+  for (const p of ['/api/v[0-9]+/.*', '.*foo.*', '.*a.*b', '(a+)+', '(a|ab)*', '(?:a|b)+', '\\d+-\\d+']) {
+    assert.equal(regexEngine(p), LINEAR_ENGINE ? 'linear' : undefined, p);
+  }
+  for (const bad of ['(a)\\1', '\\k<n>(?<n>a)', '(?<=a)b', '(?!a)b', '(?=a)a', 'x'.repeat(257), '[', 'a**', '(a+)+x{1,1000}', '(a{1,20}){1,20}']) {
     assert.notEqual(regexProblem(bad), undefined, bad);
   }
+});
+
+test('a pattern that backtracks quadratically (.*a.*b took 1.6 s on 16 KiB) runs on the linear engine and still answers right', { skip: !LINEAR_ENGINE && 'no linear-time engine in this Node' }, () => {
+  const r = anchoredRegex('.*a.*b');
+  assert.equal(r.flags, 'l');
+  assert.equal(r.test('a'.repeat(16_000)), false);
+  assert.equal(r.test(`x${'a'.repeat(16_000)}b`), true);
+  assert.equal(anchoredRegex('(a+)+').test('a'.repeat(50_000)), true);
 });
