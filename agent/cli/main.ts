@@ -8,6 +8,7 @@ import { registerCheckCommand } from './check-command.js';
 import { registerWaypointGenerate } from './waypoint-generate.js';
 import { registerDashboardCommand } from './dashboard-command.js';
 import { registerWaypointCommand } from './waypoint-command.js';
+import { registerGatewayCommand } from './gateway-command.js';
 
 const program = new Command();
 program
@@ -28,6 +29,7 @@ registerLabCommands(program);
 registerStatusCommand(program);
 registerCheckCommand(program);
 registerWaypointCommand(program);
+registerGatewayCommand(program);
 // After `weft waypoint` (wp's), which it adds `generate` to.
 registerWaypointGenerate(program);
 registerDashboardCommand(program);

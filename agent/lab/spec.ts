@@ -9,6 +9,7 @@ import { isNamespace, isPod, isService, objectKey } from '../discovery/manifest.
 import { MESH_DISABLED, MESH_ENABLED, MESH_LABEL } from '../discovery/types.js';
 import type { ManifestError, ManifestObject, PodObject, ServicePort } from '../discovery/types.js';
 import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
+import { gatewayObjects, isIngressGatewayObject } from '../gateway/objects.js';
 import { clusterIpProblem } from './addressing.js';
 import { deploymentPods, isDeployment, pinnedNode, planDeployment } from './deployments.js';
 
@@ -56,6 +57,8 @@ export interface DesiredDeployment {
 export interface SpecOptions {
   /** How the lab starts a waypoint's pods; without it Gateways deploy nothing (plans, tests). */
   waypoint?: WaypointObjectOptions;
+  /** How the lab starts an ingress Gateway's (class weft) pods (agent/gateway/objects.ts); without it they deploy nothing. */
+  gateway?: WaypointObjectOptions;
 }
 
 export interface DesiredService {
@@ -110,9 +113,11 @@ export function clusterSpec(
   const given = new Set(objects.map(objectKey));
   const all: { o: ManifestObject; source: string; gateway?: string }[] = objects.map((o) => ({ o, source: objectKey(o) }));
   for (const o of objects) {
-    if (options.waypoint === undefined || !isWaypointGateway(o)) continue;
+    const ingress = options.gateway !== undefined && isIngressGatewayObject(o);
+    if (!ingress && (options.waypoint === undefined || !isWaypointGateway(o))) continue;
     const gateway = `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
-    for (const made of waypointObjects(o, options.waypoint) as ManifestObject[]) {
+    const deployed = ingress ? gatewayObjects(o as Parameters<typeof gatewayObjects>[0], options.gateway!) : waypointObjects(o as Parameters<typeof waypointObjects>[0], options.waypoint!);
+    for (const made of deployed as ManifestObject[]) {
       const key = objectKey(made);
       if (given.has(key)) continue;
       spec.derived.set(key, made);

@@ -21,5 +21,6 @@ export function labWaypointOptions(lab: string): WaypointObjectOptions {
 
 /** What every clusterSpec of lab `lab` is built with. */
 export function labSpecOptions(lab: string): SpecOptions {
-  return { waypoint: labWaypointOptions(lab) };
+  // An ingress Gateway's pods (agent/gateway/objects.ts) run `weft gateway` with the same flags.
+  return { waypoint: labWaypointOptions(lab), gateway: labWaypointOptions(lab) };
 }

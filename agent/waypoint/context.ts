@@ -12,10 +12,10 @@ import type { Upstreams } from './upstream.js';
 
 /**
  * The request metrics as agent/telemetry/request-metrics.ts defines them (RequestMetrics
- * satisfies this); `reporter` is always `waypoint` here.
+ * satisfies this); `reporter` is `waypoint` here, `source` in the ingress gateway (agent/gateway).
  */
 export interface RequestLabelInputLike {
-  reporter: 'waypoint';
+  reporter: 'waypoint' | 'source';
   source: Workload | undefined;
   sourcePrincipal: string | undefined;
   destination: Workload | undefined;
@@ -39,6 +39,11 @@ export interface WaypointInputs {
   /** The waypoint's own SPIFFE ID. */
   readonly identity: string;
   readonly clusterName: string;
+  /**
+   * The request metrics' `reporter` (default `waypoint`). The ingress gateway reports `source`,
+   * as Istio's ingress gateway does, and its clients prove no identity (`mutualTls` false).
+   */
+  readonly reporter?: 'waypoint' | 'source' | undefined;
   readonly logger: Logger;
   /** One line per request (and per L4 connection). */
   readonly accessLog: Logger;
@@ -124,9 +129,9 @@ export class RequestRecord {
     const metrics = i.requestMetrics;
     metrics.observe(
       metrics.labels({
-        reporter: 'waypoint',
+        reporter: i.reporter ?? 'waypoint',
         source: t.sourceWorkload,
-        sourcePrincipal: t.sourcePrincipal,
+        sourcePrincipal: t.sourcePrincipal === '' ? undefined : t.sourcePrincipal,
         destination,
         destinationService: this.backendService ?? t.service.key,
         destinationPrincipal: destination?.inMesh ? destination.identity : undefined,
@@ -134,7 +139,7 @@ export class RequestRecord {
         responseCode: this.status,
         grpcStatus: this.grpcStatus,
         responseFlags: this.flags,
-        mutualTls: true,
+        mutualTls: t.sourcePrincipal !== '',
         clusterName: i.clusterName,
       }),
       durationMs,
