@@ -67,6 +67,17 @@ const GATEWAY_API_KINDS: readonly (readonly [kind: string, plural: string])[] = 
   ['GRPCRoute', 'grpcroutes'],
 ];
 
+/**
+ * Istio's networking kinds the waypoint's routes read (agent/l7/istio, issue 12), watched once the
+ * Gateway API is (a waypoint is a Gateway) and only when the server serves this group version
+ * (Istio's CRDs installed): the API server converts v1beta1/v1alpha3 objects to it.
+ */
+const ISTIO_NETWORKING_VERSION = 'networking.istio.io/v1';
+const ISTIO_NETWORKING_KINDS: readonly (readonly [kind: string, plural: string])[] = [
+  ['VirtualService', 'virtualservices'],
+  ['DestinationRule', 'destinationrules'],
+];
+
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -180,10 +191,32 @@ export class KubernetesSource extends EventEmitter {
         const kinds = GATEWAY_API_KINDS.filter(([, plural]) => served.has(plural));
         for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
         this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
+        // Before the first model too, so that a VirtualService is in force from the start.
+        await this.#watchIstioNetworking();
         return true;
       } catch (err) {
         if (this.#stopped) return false;
         this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${GATEWAY_API_GROUP}; asking again`);
+        await clock.sleep(backoff.next(), this.#abort.signal);
+      }
+    }
+  }
+
+  /** Like #watchGatewayApi for Istio's VirtualService and DestinationRule (asked once: absent, not watched). */
+  async #watchIstioNetworking(): Promise<void> {
+    const clock = this.#options.clock ?? realClock;
+    const backoff = new Backoff(this.#options.backoff);
+    while (!this.#stopped) {
+      try {
+        const served = await servedResources(this.#options.kubeConfig, ISTIO_NETWORKING_VERSION, this.#abort.signal);
+        if (served === undefined) return;
+        const kinds = ISTIO_NETWORKING_KINDS.filter(([, plural]) => served.has(plural));
+        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${ISTIO_NETWORKING_VERSION}/${plural}`, ISTIO_NETWORKING_VERSION).start();
+        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${ISTIO_NETWORKING_VERSION} served: watching Istio's routes`);
+        return;
+      } catch (err) {
+        if (this.#stopped) return;
+        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${ISTIO_NETWORKING_VERSION}; asking again`);
         await clock.sleep(backoff.next(), this.#abort.signal);
       }
     }
