@@ -68,14 +68,13 @@ const GATEWAY_API_KINDS: readonly (readonly [kind: string, plural: string])[] = 
 ];
 
 /**
- * Istio's networking kinds the waypoint's routes read (agent/l7/istio, issue 12), watched once the
- * Gateway API is (a waypoint is a Gateway) and only when the server serves this group version
- * (Istio's CRDs installed): the API server converts v1beta1/v1alpha3 objects to it.
+ * Istio's kinds Weft accepts as its own (issue 12): the waypoint's routes (agent/l7/istio) and
+ * the policies (policy/). Watched only when the server serves the group version (Istio's CRDs
+ * installed), asked once at start; the API server converts older versions' objects to these.
  */
-const ISTIO_NETWORKING_VERSION = 'networking.istio.io/v1';
-const ISTIO_NETWORKING_KINDS: readonly (readonly [kind: string, plural: string])[] = [
-  ['VirtualService', 'virtualservices'],
-  ['DestinationRule', 'destinationrules'],
+const ISTIO_APIS: readonly (readonly [groupVersion: string, kinds: readonly (readonly [kind: string, plural: string])[]])[] = [
+  ['networking.istio.io/v1', [['VirtualService', 'virtualservices'], ['DestinationRule', 'destinationrules']]],
+  ['security.istio.io/v1', [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']]],
 ];
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
@@ -191,8 +190,6 @@ export class KubernetesSource extends EventEmitter {
         const kinds = GATEWAY_API_KINDS.filter(([, plural]) => served.has(plural));
         for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${GATEWAY_API_VERSION}/${plural}`, GATEWAY_API_VERSION).start();
         this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
-        // Before the first model too, so that a VirtualService is in force from the start.
-        await this.#watchIstioNetworking();
         return true;
       } catch (err) {
         if (this.#stopped) return false;
@@ -202,21 +199,21 @@ export class KubernetesSource extends EventEmitter {
     }
   }
 
-  /** Like #watchGatewayApi for Istio's VirtualService and DestinationRule (asked once: absent, not watched). */
-  async #watchIstioNetworking(): Promise<void> {
+  /** Like #watchGatewayApi for one of ISTIO_APIS (asked once: absent at start, not watched). */
+  async #watchIstioApi(groupVersion: string, wanted: readonly (readonly [kind: string, plural: string])[]): Promise<void> {
     const clock = this.#options.clock ?? realClock;
     const backoff = new Backoff(this.#options.backoff);
     while (!this.#stopped) {
       try {
-        const served = await servedResources(this.#options.kubeConfig, ISTIO_NETWORKING_VERSION, this.#abort.signal);
+        const served = await servedResources(this.#options.kubeConfig, groupVersion, this.#abort.signal);
         if (served === undefined) return;
-        const kinds = ISTIO_NETWORKING_KINDS.filter(([, plural]) => served.has(plural));
-        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${ISTIO_NETWORKING_VERSION}/${plural}`, ISTIO_NETWORKING_VERSION).start();
-        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${ISTIO_NETWORKING_VERSION} served: watching Istio's routes`);
+        const kinds = wanted.filter(([, plural]) => served.has(plural));
+        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${groupVersion}/${plural}`, groupVersion).start();
+        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${groupVersion} served: watching Istio's kinds as Weft's`);
         return;
       } catch (err) {
         if (this.#stopped) return;
-        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${ISTIO_NETWORKING_VERSION}; asking again`);
+        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${groupVersion}; asking again`);
         await clock.sleep(backoff.next(), this.#abort.signal);
       }
     }
@@ -246,6 +243,8 @@ export class KubernetesSource extends EventEmitter {
       this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
       void this.#recheckGatewayApi();
     }
+    // Also before the first model: an Istio policy or route is in force from the start.
+    await Promise.all(ISTIO_APIS.map(([gv, kinds]) => this.#watchIstioApi(gv, kinds)));
     await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
     this.#synced = true;
     this.#store.commit();
