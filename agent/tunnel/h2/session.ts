@@ -30,7 +30,6 @@ export interface LeanSessionOptions {
 }
 
 /** Bytes queued on the socket above which stream writes wait for 'drain' (their backpressure). */
-const CANCEL_CODE = c.CANCEL;
 /** Batches up to this size are joined into one buffer before the write. */
 const SMALL_BATCH_BYTES = 16 * 1024;
 const SOCKET_HIGH_WATER = 256 * 1024;
@@ -181,13 +180,6 @@ export class LeanSession extends EventEmitter {
 
   get destroyed(): boolean {
     return this.#destroyed;
-  }
-  get closed(): boolean {
-    return this.#closing || this.#destroyed;
-  }
-  /** Streams open now. */
-  get streamCount(): number {
-    return this.#streams.size;
   }
 
   // ---- public API (node:http2's names) ----
@@ -511,7 +503,7 @@ export class LeanSession extends EventEmitter {
     for (const s of [...this.#streams.values()]) {
       this.forget(s);
       s.reset = true;
-      s.rstCode ??= CANCEL_CODE;
+      s.rstCode ??= c.CANCEL;
       s.destroy(err);
     }
   }
