@@ -43,7 +43,7 @@ import {
 } from './peer-auth.js';
 import {
   DEFAULT_ROOT_NAMESPACE,
-  POLICY_API_VERSION,
+  isPolicyApiVersion,
   TARGET_GATEWAY,
   TARGET_GATEWAY_CLASS,
   TARGET_SERVICE,
@@ -461,7 +461,7 @@ export function compilePolicies(objects: readonly unknown[], options: CompileOpt
 
   for (const obj of objects) {
     const o = obj as { apiVersion?: unknown; kind?: unknown } | null;
-    if (o === null || typeof o !== 'object' || o.apiVersion !== POLICY_API_VERSION) continue;
+    if (o === null || typeof o !== 'object' || !isPolicyApiVersion(o.apiVersion)) continue;
     if (o.kind !== 'AuthorizationPolicy' && o.kind !== 'PeerAuthentication') continue;
     const v = validatePolicyObject(obj, { rootNamespace, defaultNamespace });
     if (!v.ok) {

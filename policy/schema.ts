@@ -11,6 +11,14 @@ export const POLICY_GROUP = 'weft.dev';
 export const POLICY_VERSION = 'v1alpha1';
 export const POLICY_API_VERSION = `${POLICY_GROUP}/${POLICY_VERSION}`;
 export const DEFAULT_ROOT_NAMESPACE = 'weft-system';
+/** Istio's security API, accepted as Weft's own (issue 12: Istio's policies apply unchanged). */
+export const ISTIO_SECURITY_API_VERSIONS: readonly string[] = ['security.istio.io/v1', 'security.istio.io/v1beta1'];
+/** Every apiVersion whose AuthorizationPolicy and PeerAuthentication Weft enforces. */
+export const ACCEPTED_POLICY_API_VERSIONS: readonly string[] = [POLICY_API_VERSION, ...ISTIO_SECURITY_API_VERSIONS];
+
+export function isPolicyApiVersion(v: unknown): v is string {
+  return typeof v === 'string' && ACCEPTED_POLICY_API_VERSIONS.includes(v);
+}
 
 // Formats are global in TypeBox; the `weft-` prefix keeps ours apart from anyone else's. The CRD
 // generator drops them (the API server ignores unknown formats) and keeps the `pattern`s.
@@ -178,15 +186,17 @@ export const PolicyMetadata = Type.Object({
   creationTimestamp: Type.Optional(Type.String()),
 });
 
+const PolicyApiVersion = msg(Type.Union([Type.Literal(POLICY_API_VERSION), Type.Literal('security.istio.io/v1'), Type.Literal('security.istio.io/v1beta1')]), `must be ${POLICY_API_VERSION}, security.istio.io/v1 or security.istio.io/v1beta1`);
+
 export const AuthorizationPolicyObject = Type.Object({
-  apiVersion: msg(Type.Literal(POLICY_API_VERSION), `must be ${POLICY_API_VERSION}`),
+  apiVersion: PolicyApiVersion,
   kind: Type.Literal('AuthorizationPolicy'),
   metadata: PolicyMetadata,
   spec: Type.Optional(AuthorizationPolicySpec),
 });
 
 export const PeerAuthenticationObject = Type.Object({
-  apiVersion: msg(Type.Literal(POLICY_API_VERSION), `must be ${POLICY_API_VERSION}`),
+  apiVersion: PolicyApiVersion,
   kind: Type.Literal('PeerAuthentication'),
   metadata: PolicyMetadata,
   spec: Type.Optional(PeerAuthenticationSpec),

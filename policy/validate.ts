@@ -16,7 +16,8 @@ import {
   isMatchPattern,
   isPortString,
   PeerAuthenticationObject,
-  POLICY_API_VERSION,
+  ACCEPTED_POLICY_API_VERSIONS,
+  isPolicyApiVersion,
   type AuthorizationPolicy,
   type PeerAuthentication,
   type PolicyObject,
@@ -69,8 +70,8 @@ export function validatePolicyObject(obj: unknown, options: ValidateOptions = {}
   if (kind !== 'AuthorizationPolicy' && kind !== 'PeerAuthentication') {
     return { ok: false, errors: [{ path: 'kind', message: `must be AuthorizationPolicy or PeerAuthentication (got ${describe(kind)})` }] };
   }
-  if (apiVersion !== POLICY_API_VERSION) {
-    return { ok: false, errors: [{ path: 'apiVersion', message: `must be ${POLICY_API_VERSION} (got ${describe(apiVersion)})` }] };
+  if (!isPolicyApiVersion(apiVersion)) {
+    return { ok: false, errors: [{ path: 'apiVersion', message: `must be ${ACCEPTED_POLICY_API_VERSIONS.join(', ')} (got ${describe(apiVersion)})` }] };
   }
   const schema: TSchema = kind === 'AuthorizationPolicy' ? AuthorizationPolicyObject : PeerAuthenticationObject;
   // Check first: most objects are valid, and Check is much cheaper than collecting errors.

@@ -9,7 +9,7 @@
  * Facts are also what the Kubernetes source keeps instead of the objects: a pod of another node
  * is kept as a handful of strings (no spec, no status history, only the labels telemetry reads).
  */
-import { GATEWAY_NAME_LABEL, MESH_LABEL, SERVICE_NAME_LABEL, USE_WAYPOINT_LABEL } from './types.js';
+import { ACCEPTED_USE_WAYPOINT_LABELS, GATEWAY_NAME_LABEL, MESH_LABEL, SERVICE_NAME_LABEL } from './types.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -130,7 +130,7 @@ export function namespaceFacts(raw: unknown): NamespaceFacts | undefined {
 }
 
 /** The labels a pod of another node keeps: what telemetry, mesh membership and waypoints read. */
-export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, USE_WAYPOINT_LABEL, GATEWAY_NAME_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version', 'pod-template-hash'];
+export const REMOTE_POD_LABELS: readonly string[] = [MESH_LABEL, ...ACCEPTED_USE_WAYPOINT_LABELS, GATEWAY_NAME_LABEL, 'app', 'app.kubernetes.io/name', 'version', 'app.kubernetes.io/version', 'pod-template-hash'];
 
 export interface PodFactsOptions {
   /** Keep only REMOTE_POD_LABELS (pods of other nodes: policy selectors only match local pods). */

@@ -73,6 +73,16 @@ const GATEWAY_API_KINDS: readonly GatewayKind[] = [
 const REFERENCE_GRANT: GatewayKind = ['ReferenceGrant', 'referencegrants', 'v1beta1'];
 type GatewayKind = readonly [kind: string, plural: string, version: string];
 
+/**
+ * Istio's kinds Weft accepts as its own (issue 12): the waypoint's routes (agent/l7/istio) and
+ * the policies (policy/). Watched only when the server serves the group version (Istio's CRDs
+ * installed), asked once at start; the API server converts older versions' objects to these.
+ */
+const ISTIO_APIS: readonly (readonly [groupVersion: string, kinds: readonly (readonly [kind: string, plural: string])[]])[] = [
+  ['networking.istio.io/v1', [['VirtualService', 'virtualservices'], ['DestinationRule', 'destinationrules']]],
+  ['security.istio.io/v1', [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']]],
+];
+
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -208,6 +218,26 @@ export class KubernetesSource extends EventEmitter {
     }
   }
 
+  /** Like #watchGatewayApi for one of ISTIO_APIS (asked once: absent at start, not watched). */
+  async #watchIstioApi(groupVersion: string, wanted: readonly (readonly [kind: string, plural: string])[]): Promise<void> {
+    const clock = this.#options.clock ?? realClock;
+    const backoff = new Backoff(this.#options.backoff);
+    while (!this.#stopped) {
+      try {
+        const served = await servedResources(this.#options.kubeConfig, groupVersion, this.#abort.signal);
+        if (served === undefined) return;
+        const kinds = wanted.filter(([, plural]) => served.has(plural));
+        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${groupVersion}/${plural}`, groupVersion).start();
+        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${groupVersion} served: watching Istio's kinds as Weft's`);
+        return;
+      } catch (err) {
+        if (this.#stopped) return;
+        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${groupVersion}; asking again`);
+        await clock.sleep(backoff.next(), this.#abort.signal);
+      }
+    }
+  }
+
   /**
    * While the Gateway API, or one of its kinds, is absent: asks again now and then (its CRDs
    * may be installed later, one by one). On the real clock: the injected one simulates the
@@ -232,6 +262,8 @@ export class KubernetesSource extends EventEmitter {
     const served = await this.#watchGatewayApi();
     if (!served && !this.#stopped) this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
     if (this.#gatewayKinds.size < this.#gatewayWanted.length) void this.#recheckGatewayApi();
+    // Also before the first model: an Istio policy or route is in force from the start.
+    await Promise.all(ISTIO_APIS.map(([gv, kinds]) => this.#watchIstioApi(gv, kinds)));
     await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
     this.#synced = true;
     this.#store.commit();

@@ -33,7 +33,7 @@ import {
   MESH_DISABLED,
   MESH_ENABLED,
   MESH_LABEL,
-  USE_WAYPOINT_LABEL,
+  ACCEPTED_USE_WAYPOINT_LABELS,
   type Endpoint,
   type ManifestObject,
   type MeshModel,
@@ -60,6 +60,9 @@ export const KEPT_OTHER_KINDS: ReadonlySet<string> = new Set([
   'HTTPRoute',
   'GRPCRoute',
   'ReferenceGrant',
+  // Istio's networking kinds (agent/l7/istio, issue 12)
+  'VirtualService',
+  'DestinationRule',
 ]);
 
 export interface StoreOptions {
@@ -500,7 +503,7 @@ export class MeshStore {
 
   /** A namespace's labels moved: its services rebind when its use-waypoint label did. */
   #rebindNamespaceServices(namespace: string, old: Record<string, string> | undefined, next: Record<string, string>): void {
-    if (old?.[USE_WAYPOINT_LABEL] === next[USE_WAYPOINT_LABEL]) return;
+    if (ACCEPTED_USE_WAYPOINT_LABELS.every((k) => old?.[k] === next[k])) return;
     for (const key of this.#servicesByNamespace.get(namespace) ?? []) this.#dirtyServices.add(key);
   }
 

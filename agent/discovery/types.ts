@@ -172,6 +172,20 @@ export interface Service {
 
 /** The Gateway class whose Gateways are waypoints. */
 export const WAYPOINT_GATEWAY_CLASS = 'weft-waypoint';
+
+/**
+ * Issue 12 (teams moving from Istio): Istio's names accepted as Weft's own. A Service or
+ * namespace labelled `istio.io/use-waypoint` binds as with `weft.dev/use-waypoint` (Weft's label
+ * wins when both are set); a Gateway of class `istio-waypoint` is a waypoint like `weft-waypoint`.
+ */
+export const ACCEPTED_USE_WAYPOINT_LABELS: readonly string[] = [USE_WAYPOINT_LABEL, 'istio.io/use-waypoint'];
+export const ACCEPTED_WAYPOINT_GATEWAY_CLASSES: readonly string[] = [WAYPOINT_GATEWAY_CLASS, 'istio-waypoint'];
+
+/** The first accepted use-waypoint label set in `labels` (Weft's first), undefined when none is. */
+export function useWaypointLabel(labels: Readonly<Record<string, string>>): string | undefined {
+  for (const k of ACCEPTED_USE_WAYPOINT_LABELS) if (labels[k] !== undefined) return labels[k];
+  return undefined;
+}
 /** The label every waypoint pod carries (as Gateway API implementations label what they deploy). */
 export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 

@@ -11,7 +11,7 @@
  */
 import { HBONE_PORT } from '../config.js';
 import { DEFAULT_NAMESPACE } from './facts.js';
-import { GATEWAY_NAME_LABEL, USE_WAYPOINT_LABEL, WAYPOINT_GATEWAY_CLASS } from './types.js';
+import { ACCEPTED_WAYPOINT_GATEWAY_CLASSES, GATEWAY_NAME_LABEL, WAYPOINT_GATEWAY_CLASS, useWaypointLabel } from './types.js';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const GATEWAY_API_VERSION = `${GATEWAY_API_GROUP}/v1`;
@@ -40,7 +40,7 @@ export function gatewayFacts(raw: unknown): GatewayFacts | undefined {
   const namespace = typeof meta?.namespace === 'string' && meta.namespace !== '' ? meta.namespace : DEFAULT_NAMESPACE;
   const key = `${namespace}/${name}`;
   const spec = record(o.spec);
-  if (spec?.gatewayClassName !== WAYPOINT_GATEWAY_CLASS) return { kind: 'ignored', key };
+  if (spec === undefined || !ACCEPTED_WAYPOINT_GATEWAY_CLASSES.includes(spec.gatewayClassName as string)) return { kind: 'ignored', key };
   const invalid = (reason: string): GatewayFacts => ({ kind: 'invalid', key, name, namespace, reason });
   if (o.apiVersion !== GATEWAY_API_VERSION) return invalid(`apiVersion: ${JSON.stringify(o.apiVersion)} is not ${GATEWAY_API_VERSION}`);
   if (!Array.isArray(spec.listeners)) return invalid(`spec.listeners: required, with a listener {protocol: ${HBONE_PROTOCOL}, port: ${HBONE_PORT}}`);
@@ -63,8 +63,8 @@ export function gatewayFacts(raw: unknown): GatewayFacts | undefined {
  * undefined: none (L4 only).
  */
 export function serviceWaypoint(namespace: string, serviceLabels: Record<string, string>, namespaceLabels: Record<string, string>): string | undefined {
-  const own = serviceLabels[USE_WAYPOINT_LABEL];
-  const name = own ?? namespaceLabels[USE_WAYPOINT_LABEL];
+  const own = useWaypointLabel(serviceLabels);
+  const name = own ?? useWaypointLabel(namespaceLabels);
   if (name === undefined || name === '' || name === NO_WAYPOINT) return undefined;
   return `${namespace}/${name}`;
 }

@@ -55,6 +55,8 @@ export interface RouteModel {
 export const PATH_EXACT = 0;
 export const PATH_PREFIX = 1;
 export const PATH_REGEX = 2;
+/** Istio's `uri.prefix`: character-wise (agent/l7/istio). */
+export const PATH_CHAR_PREFIX = 3;
 
 export interface CompiledStringMatch {
   readonly name: string;

@@ -36,6 +36,7 @@ export function replacePrefix(path: string, normalizedPrefix: string, replacemen
 export function modifyPath(path: string, modifier: PathModifier | undefined, matchedPrefix: string | undefined): string {
   if (modifier === undefined) return path;
   if (modifier.type === 'ReplaceFullPath') return modifier.value;
+  if (modifier.type === 'ReplaceCharPrefix') return path.startsWith(modifier.prefix) ? modifier.value + path.slice(modifier.prefix.length) : path;
   return replacePrefix(path, matchedPrefix ?? '', modifier.value);
 }
 

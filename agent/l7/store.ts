@@ -12,6 +12,9 @@ import type { ParentReferenceT, RouteObject } from './schema.js';
 import { CompiledRouteTable } from './table.js';
 import type { RouteCondition, RouteStatus } from './types.js';
 import { isRouteKind, validateRouteObject } from './validate.js';
+import { compileIstio } from './istio/compile.js';
+import type { DestinationRule, VirtualService } from './istio/schema.js';
+import { isIstioRouteKind, validateIstioObject } from './istio/validate.js';
 
 /** A route refused by validation (the shape of policy/engine.ts RejectedPolicy). */
 export interface RejectedRoute {
@@ -39,7 +42,7 @@ function metaOf(obj: unknown): Meta {
 
 export class RouteStore {
   readonly #defaultNamespace: string;
-  #lastGood = new Map<string, RouteObject>();
+  #lastGood = new Map<string, RouteObject | VirtualService | DestinationRule>();
   #rejected: RejectedRoute[] = [];
   #table: CompiledRouteTable = new CompiledRouteTable({ byFrontend: new Map(), statuses: [] });
   #statuses: readonly RouteStatus[] = [];
@@ -50,18 +53,20 @@ export class RouteStore {
 
   /** Rebuilds the table from the model (its services, ReferenceGrants and routes). */
   update(model: RouteModel): CompiledRouteTable {
-    const byKey = new Map<string, RouteObject>();
-    const lastGood = new Map<string, RouteObject>();
+    const byKey = new Map<string, RouteObject | VirtualService | DestinationRule>();
+    const lastGood = new Map<string, RouteObject | VirtualService | DestinationRule>();
     const rejected: RejectedRoute[] = [];
     const refused = new Map<string, { obj: unknown; rejected: RejectedRoute }>();
     for (const obj of model.others) {
       const kind = (obj as { kind?: unknown } | null)?.kind;
-      if (!isRouteKind(kind)) continue;
+      // Istio's networking kinds (agent/l7/istio) go through the same last-good bookkeeping.
+      const istio = isIstioRouteKind(kind, (obj as { apiVersion?: unknown } | null)?.apiVersion);
+      if (!isRouteKind(kind) && !istio) continue;
       const md = metaOf(obj);
       const ns = typeof md.namespace === 'string' ? md.namespace : this.#defaultNamespace;
       const named = typeof md.name === 'string';
       const key = `${kind} ${ns}/${named ? (md.name as string) : '<unnamed>'}`;
-      const v = validateRouteObject(obj);
+      const v = istio ? validateIstioObject(obj) : validateRouteObject(obj);
       if (v.ok) {
         byKey.set(key, v.value);
         lastGood.set(key, v.value);
@@ -84,7 +89,16 @@ export class RouteStore {
       } else byKey.delete(key);
       if (named) refused.set(key, { obj, rejected: r });
     }
-    const compiled = compileRoutes(model, [...byKey.values()], this.#defaultNamespace);
+    const all = [...byKey.values()];
+    const gateway = compileRoutes(model, all.filter((o): o is RouteObject => isRouteKind(o.kind)), this.#defaultNamespace);
+    const istio = compileIstio(
+      model,
+      all.filter((o): o is VirtualService => o.kind === 'VirtualService'),
+      all.filter((o): o is DestinationRule => o.kind === 'DestinationRule'),
+      gateway.byFrontend,
+      this.#defaultNamespace,
+    );
+    const compiled = { byFrontend: new Map([...gateway.byFrontend, ...istio.byFrontend]), statuses: [...gateway.statuses, ...istio.statuses] };
     this.#lastGood = lastGood;
     this.#rejected = rejected;
     this.#statuses = withRefusals(compiled.statuses, refused, this.#defaultNamespace);

@@ -4,7 +4,7 @@
  * plan() allocates only its result (and the parsed query when a match needs it); no regex is
  * compiled and no closure made per request.
  */
-import { PATH_EXACT, PATH_PREFIX, type CompiledBackend, type CompiledRule, type CompiledMatch, type CompiledRoutes, type CompiledStringMatch, type TableEntry } from './compile.js';
+import { PATH_CHAR_PREFIX, PATH_EXACT, PATH_PREFIX, type CompiledBackend, type CompiledRule, type CompiledMatch, type CompiledRoutes, type CompiledStringMatch, type TableEntry } from './compile.js';
 import { modifyPath, prefixMatches, redirectLocation } from './paths.js';
 import type { BackendTarget, RequestPlan, RequestView, RouteRule, RouteStatus, RouteTable, RouteTimeouts } from './types.js';
 
@@ -123,6 +123,7 @@ export class CompiledRouteTable implements RouteTable {
 function pathMatches(m: CompiledMatch, path: string): boolean {
   if (m.pathKind === PATH_EXACT) return path === m.pathValue;
   if (m.pathKind === PATH_PREFIX) return prefixMatches(m.pathValue, path);
+  if (m.pathKind === PATH_CHAR_PREFIX) return path.startsWith(m.pathValue);
   return m.pathRegex!.test(path);
 }
 

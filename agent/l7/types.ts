@@ -22,7 +22,8 @@ export interface StringMatch {
 }
 
 export interface PathMatch {
-  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression';
+  /** `CharPrefix` (issue 12, Istio's `uri.prefix`): a character-wise prefix, `/foo` matches `/foobar`. */
+  readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression' | 'CharPrefix';
   readonly value: string;
 }
 
@@ -43,7 +44,9 @@ export interface HeaderModifier {
 
 export type PathModifier =
   | { readonly type: 'ReplaceFullPath'; readonly value: string }
-  | { readonly type: 'ReplacePrefixMatch'; readonly value: string };
+  | { readonly type: 'ReplacePrefixMatch'; readonly value: string }
+  /** Istio's `rewrite.uri` after a `uri.prefix` match: the matched characters replaced (no segment logic). */
+  | { readonly type: 'ReplaceCharPrefix'; readonly prefix: string; readonly value: string };
 
 /** A Service (and port) that requests go to. */
 export interface BackendTarget {
@@ -52,6 +55,55 @@ export interface BackendTarget {
   readonly port: number;
   /** Issue 12 (DestinationRule subsets): only the service's endpoints whose pods carry these labels. */
   readonly subset?: { readonly name: string; readonly labels: Readonly<Record<string, string>> } | undefined;
+  /**
+   * Issue 12 (DestinationRule trafficPolicy, the subset's merged over the host's): what the
+   * engine applies to connections and endpoints of this backend. Undefined: no policy.
+   */
+  readonly policy?: BackendPolicy | undefined;
+}
+
+/** DestinationRule trafficPolicy as the engine reads it (durations in ms). Executed by the waypoint later (issue 12 point 1). */
+export interface BackendPolicy {
+  readonly loadBalancer?:
+    | { readonly simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' | 'UNSPECIFIED' | 'LEAST_CONN' }
+    | { readonly consistentHash: { readonly httpHeaderName?: string | undefined; readonly useSourceIp?: boolean | undefined; readonly httpQueryParameterName?: string | undefined } }
+    | undefined;
+  readonly connectionPool?:
+    | {
+        readonly maxConnections?: number | undefined;
+        readonly connectTimeoutMs?: number | undefined;
+        readonly http1MaxPendingRequests?: number | undefined;
+        readonly http2MaxRequests?: number | undefined;
+        readonly maxRequestsPerConnection?: number | undefined;
+        readonly maxRetries?: number | undefined;
+        readonly idleTimeoutMs?: number | undefined;
+      }
+    | undefined;
+  readonly outlierDetection?:
+    | {
+        readonly consecutive5xxErrors?: number | undefined;
+        readonly consecutiveGatewayErrors?: number | undefined;
+        readonly intervalMs?: number | undefined;
+        readonly baseEjectionTimeMs?: number | undefined;
+        readonly maxEjectionPercent?: number | undefined;
+        readonly minHealthPercent?: number | undefined;
+      }
+    | undefined;
+}
+
+/** Retries of a rule (Istio `retries`, later GEP-1731). Executed by the waypoint later (issue 12 point 1). */
+export interface RouteRetry {
+  /** Retries after the first attempt; 0: none. */
+  readonly attempts: number;
+  readonly perTryTimeoutMs: number | undefined;
+  /** Envoy's retry_on conditions (`5xx`, `gateway-error`, `connect-failure`, `reset`, `retriable-4xx`, ...) and status codes. */
+  readonly retryOn: readonly string[];
+}
+
+/** Fault injection of a rule (Istio `fault`, a Weft HTTPFault later). Executed by the waypoint later (issue 12 point 1). */
+export interface RouteFault {
+  readonly delay?: { readonly ms: number; readonly percent: number } | undefined;
+  readonly abort?: { readonly statusCode: number; readonly percent: number } | undefined;
 }
 
 export type RouteFilter =
@@ -98,7 +150,10 @@ export interface RouteRule {
   /** Empty: requests matching the rule get a 500 (Gateway API). */
   readonly backends: readonly WeightedBackend[];
   readonly timeouts: RouteTimeouts;
-  // Issue 12 adds optional retry, fault, rateLimit here.
+  /** Issue 12: the engine retries as this says (not executed yet by the waypoint). */
+  readonly retry?: RouteRetry | undefined;
+  /** Issue 12: the engine injects these faults (not executed yet by the waypoint). */
+  readonly fault?: RouteFault | undefined;
 }
 
 /** A request as routing sees it (the engine fills it from node:http / node:http2). */
@@ -193,7 +248,7 @@ export interface RouteStatus {
     /** False for a parent that is not the mesh's (a Gateway of another controller): not Weft's status to write. */
     readonly mesh?: boolean | undefined;
   }[];
-  readonly kind?: 'HTTPRoute' | 'GRPCRoute' | undefined;
+  readonly kind?: 'HTTPRoute' | 'GRPCRoute' | 'VirtualService' | 'DestinationRule' | undefined;
   readonly namespace?: string | undefined;
   readonly name?: string | undefined;
   /** metadata.generation of the version the conditions are about. */

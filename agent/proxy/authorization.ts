@@ -10,7 +10,7 @@ import type { OtherObject, Workload } from '../discovery/types.js';
 import { compilePolicies, evaluate, mtlsModeForPort, type PolicyStore, type PolicyDecision, type MtlsMode } from '../../policy/engine.js';
 import { validatePolicyObject } from '../../policy/validate.js';
 import { formatFieldErrors } from '../../policy/errors.js';
-import { POLICY_API_VERSION } from '../../policy/schema.js';
+import { isPolicyApiVersion } from '../../policy/schema.js';
 
 const POLICY_KINDS = new Set(['AuthorizationPolicy', 'PeerAuthentication']);
 
@@ -65,7 +65,7 @@ export class PolicyState {
     const seen = new Set<string>();
     let changed = false;
     for (const obj of objects) {
-      if (obj.apiVersion !== POLICY_API_VERSION || !POLICY_KINDS.has(obj.kind)) continue;
+      if (!isPolicyApiVersion(obj.apiVersion) || !POLICY_KINDS.has(obj.kind)) continue;
       const key = `${obj.kind}/${obj.metadata.namespace ?? 'default'}/${obj.metadata.name}`;
       seen.add(key);
       const result = validatePolicyObject(obj);

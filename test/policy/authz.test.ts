@@ -219,7 +219,7 @@ test('invalid objects are rejected and take no part; other kinds are ignored', (
   const store = compilePolicies([
     ap('bad', 'default', { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['nope'] } }] }] }),
     { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'x' } },
-    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'istio' }, spec: {} },
+    { apiVersion: 'security.istio.io/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'istio' }, spec: {} },
     null,
     ap('ok', 'default', { action: 'DENY', rules: [{ to: [{ operation: { ports: ['22'] } }] }] }),
   ]);

@@ -41,7 +41,7 @@ test('every problem is reported with the path of its field', () => {
   const table: { name: string; obj: unknown; errors: [string, RegExp][] }[] = [
     { name: 'not an object', obj: 'x', errors: [['', /must be an object/]] },
     { name: 'other kind', obj: { apiVersion: 'weft.dev/v1alpha1', kind: 'Pod' }, errors: [['kind', /must be AuthorizationPolicy or PeerAuthentication/]] },
-    { name: 'istio apiVersion', obj: { ...ap({}), apiVersion: 'security.istio.io/v1' }, errors: [['apiVersion', /must be weft\.dev\/v1alpha1/]] },
+    { name: 'an apiVersion neither Weft nor Istio serves', obj: { ...ap({}), apiVersion: 'security.istio.io/v1alpha1' }, errors: [['apiVersion', /must be weft\.dev\/v1alpha1, security\.istio\.io\/v1, security\.istio\.io\/v1beta1/]] },
     { name: 'no name', obj: ap({}, { namespace: 'x' }), errors: [['metadata.name', /is required/]] },
     { name: 'bad CIDR', obj: ap({ rules: [{ from: [{ source: { ipBlocks: ['10.0.0.0/8', '10.0.0.0/33'] } }] }] }), errors: [['spec.rules[0].from[0].source.ipBlocks[1]', /^not a CIDR/]] },
     { name: 'bad notIpBlocks', obj: ap({ rules: [{ from: [{ source: { notIpBlocks: ['fe80::x'] } }] }] }), errors: [['spec.rules[0].from[0].source.notIpBlocks[0]', /^not a CIDR/]] },
