@@ -40,6 +40,8 @@ fi
 # Optional: an independent HTTP/2 client for the lean HBONE framer's interop test
 # (test/tunnel/h2-interop.test.ts skips its python3-h2 case without it), so a failed install warns only.
 if ! /usr/bin/python3 -c 'import h2' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+  # A fresh machine may have no package lists yet (the required installs above update them only when they ran).
+  [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || apt-get update -qq >/dev/null 2>&1 || true
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-h2 >/dev/null 2>&1 ||
     echo "weft setup: python3-h2 could not be installed; the interop test skips its python3-h2 case" >&2
 fi
