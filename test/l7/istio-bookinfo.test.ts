@@ -1,6 +1,7 @@
 /**
- * Istio's own Bookinfo, httpbin circuit-breaking and mirroring manifests (test/fixtures/istio/,
- * unchanged) plan as Istio's task pages describe, through the waypoint's RouteStore.
+ * The objects of Istio's Bookinfo, httpbin circuit-breaking and mirroring task manifests
+ * (test/fixtures/istio/: the same objects in Weft's own files, Istio's are not copied) plan as
+ * Istio's task pages describe, through the waypoint's RouteStore.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
