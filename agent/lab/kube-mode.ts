@@ -57,6 +57,25 @@ export interface KubeLabOptions {
 const AGENT_NAMESPACE = 'weft-system';
 const AGENT_ACCOUNT = 'weft-agent';
 const CA_ACCOUNT = 'weft-ca';
+/**
+ * The lab's waypoint pods read the API as this account, bound to the shipped weft-waypoint
+ * ClusterRole (on a cluster each waypoint has its own, bound by `weft waypoint generate`), so the
+ * lab holds them to the waypoint's RBAC, not the agents'.
+ */
+const WAYPOINT_ACCOUNT = 'weft-waypoint';
+
+function labWaypointAccount(): ManifestObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: WAYPOINT_ACCOUNT, namespace: AGENT_NAMESPACE } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'weft-lab-waypoint' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'weft-waypoint' },
+      subjects: [{ kind: 'ServiceAccount', name: WAYPOINT_ACCOUNT, namespace: AGENT_NAMESPACE }],
+    } as ManifestObject,
+  ];
+}
 /** The agents' and CA's API credentials: as long-lived as the lab may reasonably run. */
 const ACCOUNT_TOKEN_SECONDS = 7 * 24 * 3600;
 const START_TIMEOUT_MS = 20_000;
@@ -358,7 +377,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
       },
     });
   }
-  await applyObjects(admin, await shippedObjects());
+  await applyObjects(admin, [...(await shippedObjects()), ...labWaypointAccount()]);
   await ensureKubernetesEndpoints(admin);
 
   // ---- control plane roles
@@ -386,7 +405,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   // ---- Weft: the CA and one agent pod per node, with their service accounts' credentials
   if (options.startAgents) {
     const caPem = kubeconfigCa(admin);
-    for (const [account, file] of [[AGENT_ACCOUNT, paths.agentKubeconfig], [CA_ACCOUNT, paths.caKubeconfig]] as const) {
+    for (const [account, file] of [[AGENT_ACCOUNT, paths.agentKubeconfig], [CA_ACCOUNT, paths.caKubeconfig], [WAYPOINT_ACCOUNT, paths.waypointKubeconfig]] as const) {
       const res = await core.createNamespacedServiceAccountToken({ name: account, namespace: AGENT_NAMESPACE, body: { spec: { audiences: [], expirationSeconds: ACCOUNT_TOKEN_SECONDS } } });
       if (!res.status?.token) throw new WeftError('WEFT_ERR_LAB', `TokenRequest for ${AGENT_NAMESPACE}/${account} returned no token`);
       await writeKubeconfig(file, { server: LAB_API_FABRIC_URL, caPem, user: `system:serviceaccount:${AGENT_NAMESPACE}:${account}`, token: res.status.token });

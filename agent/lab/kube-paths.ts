@@ -28,6 +28,8 @@ export function kubePaths(lab: string) {
     /** The agents' and the CA's: their service accounts' tokens, nothing more (RBAC applies). */
     agentKubeconfig: join(dir, 'weft-agent.kubeconfig'),
     caKubeconfig: join(dir, 'weft-ca.kubeconfig'),
+    /** The lab's waypoint pods': the weft-waypoint ClusterRole's account (kube-mode.ts). */
+    waypointKubeconfig: join(dir, 'weft-waypoint.kubeconfig'),
     podsDir: join(dir, 'pods'),
     kubeletCheckpoint: (node: string) => join(dir, `kubelet-${node}.json`),
     /** Per node: the chained plugin's configuration names the node's own run dir. */

@@ -29,7 +29,7 @@ export function kubeLabWaypointOptions(lab: string): WaypointObjectOptions {
   const agentPodDir = join(paths.podsDir, 'weft-system_weft-agent-$(NODE_NAME)');
   return {
     cli: process.env['WEFT_LAB_WAYPOINT_CLI']?.split(' ').filter((a) => a !== '') ?? ['weft'],
-    args: [`--kubeconfig=${paths.agentKubeconfig}`, `--ca=${LAB_CA_URL}`, `--ca-token-file=${join(agentPodDir, 'ca-token', 'token')}`, `--ca-root=${join(agentPodDir, 'ca-root', 'root-cert.pem')}`],
+    args: [`--kubeconfig=${paths.waypointKubeconfig}`, `--ca=${LAB_CA_URL}`, `--ca-token-file=${join(agentPodDir, 'ca-token', 'token')}`, `--ca-root=${join(agentPodDir, 'ca-root', 'root-cert.pem')}`],
   };
 }
 
