@@ -142,7 +142,8 @@ describe('lab Deployments, Kubernetes mode', () => {
     const log = readFileSync(join('/run/weft/lab', LAB, 'logs', `pod-default-${pod.metadata.name}.log`), 'utf8');
     const argv = JSON.parse(log.split('\n').find((l) => l.startsWith('ARGV '))!.slice(5)) as string[];
     assert.deepEqual(argv.slice(0, 3), ['waypoint', '--name=wp', '--namespace=default']);
-    assert.ok(argv.includes(`--kubeconfig=${kubePaths(LAB).agentKubeconfig}`), argv.join(' '));
+    // The waypoint reads the API as the lab's weft-waypoint account (the shipped ClusterRole), not as the agents.
+    assert.ok(argv.includes(`--kubeconfig=${kubePaths(LAB).waypointKubeconfig}`), argv.join(' '));
     assert.ok(argv.some((a) => a === `--ca-token-file=${join(kubePaths(LAB).podsDir, `weft-system_weft-agent-${pod.spec.nodeName}`, 'ca-token', 'token')}`), `its node's agent token: ${argv.join(' ')}`);
     const status = await labStatus(LAB);
     assert.equal(status.deployments.find((d) => d.name === 'wp')?.gateway, 'default/wp');
