@@ -1,6 +1,7 @@
 import { defaultHboneImpl, parseHboneImpl, setDefaultHboneImpl, type HboneImpl } from '../tunnel/impl.js';
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
+import { exitOnStopSignals } from './stop-signals.js';
 import { readFileSync } from 'node:fs';
 import { Agent } from '../agent.js';
 import { HttpCaClient } from '../identity/ca-client.js';
@@ -123,26 +124,8 @@ export function registerAgentCommand(program: Command): void {
         runDir: opts.runDir,
         trustDomain: opts.trustDomain,
         logger, adminAddress: opts.admin, metricsAddress: opts.metrics, readinessAddress: opts.readiness });
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        const drainMs = signal === 'SIGTERM' ? opts.drainTimeout * 1000 : 0;
-        logger.info({ signal, drainMs }, 'stopping');
-        agent.stop(drainMs).then(
-          () => {
-            logger.flush();
-            process.exit(0);
-          },
-          (err: unknown) => {
-            logger.error({ err }, 'stop failed');
-            logger.flush();
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      const drainMs = (signal: string): number => (signal === 'SIGTERM' ? opts.drainTimeout * 1000 : 0);
+      exitOnStopSignals(logger, (signal) => agent.stop(drainMs(signal)), (signal) => ({ drainMs: drainMs(signal) }));
       await agent.start();
     });
 }

@@ -13,6 +13,7 @@ import { TrustBundleFile } from '../identity/trust-bundle.js';
 import { LocalSource } from '../discovery/local.js';
 import type { DiscoverySource } from '../discovery/types.js';
 import { createLogger } from '../log.js';
+import { exitOnStopSignals } from './stop-signals.js';
 import { parseHostPort } from '../util/host-port.js';
 
 interface GatewayFlags {
@@ -102,25 +103,7 @@ export function registerGatewayCommand(program: Command): Command {
         readinessAddress: opts.readiness,
         adminAddress: opts.admin,
       });
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping');
-        gateway.stop().then(
-          () => {
-            logger.flush();
-            process.exit(0);
-          },
-          (err: unknown) => {
-            logger.error({ err }, 'stop failed');
-            logger.flush();
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      exitOnStopSignals(logger, () => gateway.stop());
       await gateway.start();
     });
 }

@@ -13,6 +13,7 @@ import { TrustBundleFile } from '../identity/trust-bundle.js';
 import { LocalSource } from '../discovery/local.js';
 import type { DiscoverySource } from '../discovery/types.js';
 import { createLogger } from '../log.js';
+import { exitOnStopSignals } from './stop-signals.js';
 import { parseHostPort } from '../util/host-port.js';
 
 interface WaypointFlags {
@@ -109,25 +110,7 @@ export function registerWaypointCommand(program: Command): Command {
         readinessAddress: opts.readiness,
         adminAddress: opts.admin,
       });
-      let stopping = false;
-      const stop = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping');
-        waypoint.stop().then(
-          () => {
-            logger.flush();
-            process.exit(0);
-          },
-          (err: unknown) => {
-            logger.error({ err }, 'stop failed');
-            logger.flush();
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      exitOnStopSignals(logger, () => waypoint.stop());
       await waypoint.start();
     });
 }
