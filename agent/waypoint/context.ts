@@ -5,6 +5,7 @@
  */
 import type { Endpoint, MeshModel, Service, Workload } from '../discovery/types.js';
 import type { RouteTable } from '../l7/types.js';
+import type { RequestLabelInput } from '../telemetry/request-metrics.js';
 import type { Logger } from '../log.js';
 import type { RequestAuthorizer } from './authorize.js';
 import type { RequestPicker } from './picker.js';
@@ -14,22 +15,8 @@ import type { Upstreams } from './upstream.js';
  * The request metrics as agent/telemetry/request-metrics.ts defines them (RequestMetrics
  * satisfies this); `reporter` is `waypoint` here, `source` in the ingress gateway (agent/gateway).
  */
-export interface RequestLabelInputLike {
-  reporter: 'waypoint' | 'source';
-  source: Workload | undefined;
-  sourcePrincipal: string | undefined;
-  destination: Workload | undefined;
-  destinationService: string | undefined;
-  destinationPrincipal: string | undefined;
-  requestProtocol: 'http' | 'grpc';
-  responseCode: number;
-  grpcStatus: string | undefined;
-  responseFlags: string;
-  mutualTls: boolean;
-  clusterName: string;
-}
 export interface RequestMetricsLike<L = unknown> {
-  labels(input: RequestLabelInputLike): L;
+  labels(input: RequestLabelInput): L;
   observe(labels: L, durationMs: number, requestBytes: number, responseBytes: number): void;
 }
 
