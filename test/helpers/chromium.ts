@@ -64,7 +64,9 @@ export async function launchChromium(options: { width?: number; height?: number 
       await gone;
       clearTimeout(timer);
     }
-    rmSync(profile, { recursive: true, force: true });
+    // Chromium's helper processes (crashpad, utility) may still write into the profile for a
+    // moment after the browser exits: rmSync's own retries on ENOTEMPTY/EBUSY cover that.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   };
   try {
     const browserWs = await new Promise<string>((resolve, reject) => {
