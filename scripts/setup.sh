@@ -37,14 +37,22 @@ if [ ${#need[@]} -gt 0 ]; then
   trap - EXIT
 fi
 
-# Optional: an independent HTTP/2 client for the lean HBONE framer's interop test
-# (test/tunnel/h2-interop.test.ts skips its python3-h2 case without it), so a failed install warns only.
-if ! /usr/bin/python3 -c 'import h2' 2>/dev/null && [ "$(id -u)" = 0 ]; then
+# Optional: independent HTTP/2 and gRPC implementations for interop tests (test/tunnel/h2-interop
+# skips its python h2 case without h2; the waypoint's gRPC test skips its grpcio case without
+# grpcio), so a failed install warns only. Debian's python3-h2 through apt; otherwise h2 and
+# grpcio with pip, from whatever index pip is configured with (a machine may carry a local one).
+if ! /usr/bin/python3 -c 'import h2' 2>/dev/null && ! python3 -c 'import h2' 2>/dev/null && [ "$(id -u)" = 0 ]; then
   # A fresh machine may have no package lists yet (the required installs above update them only when they ran).
-  [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-h2 >/dev/null 2>&1 ||
-    echo "weft setup: python3-h2 could not be installed; the interop test skips its python3-h2 case" >&2
+  [ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ] || timeout 120 apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends python3-h2 >/dev/null 2>&1 || true
 fi
+for module in h2 grpc; do
+  if ! /usr/bin/python3 -c "import $module" 2>/dev/null && ! python3 -c "import $module" 2>/dev/null; then
+    package=$module; [ "$module" = grpc ] && package=grpcio
+    timeout 300 python3 -m pip install -q --disable-pip-version-check "$package" >/dev/null 2>&1 ||
+      echo "weft setup: python $package could not be installed; the interop tests that need it skip" >&2
+  fi
+done
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error

@@ -91,13 +91,30 @@ export interface BackendPolicy {
     | undefined;
 }
 
-/** Retries of a rule (Istio `retries`, later GEP-1731). Executed by the waypoint later (issue 12 point 1). */
+/** Retries of a rule (Istio `retries`, Gateway API GEP-1731 `retry`). Executed by the engine (issue 12 point 1). */
 export interface RouteRetry {
   /** Retries after the first attempt; 0: none. */
   readonly attempts: number;
   readonly perTryTimeoutMs: number | undefined;
-  /** Envoy's retry_on conditions (`5xx`, `gateway-error`, `connect-failure`, `reset`, `retriable-4xx`, ...) and status codes. */
+  /** Envoy's retry_on conditions (`5xx`, `gateway-error`, `connect-failure`, `reset`, `retriable-4xx`, `retriable-status-codes`, ...); a bare number is a status code (Istio writes codes into retryOn). */
   readonly retryOn: readonly string[];
+  /** Status codes that are retried (GEP-1731 `codes`; Istio's numeric retryOn entries). Empty: none beyond retryOn's classes. */
+  readonly statusCodes?: readonly number[] | undefined;
+  /** Base interval of the exponential backoff between attempts (GEP-1731 `backoff`; Envoy's default 25 ms when unset). */
+  readonly backoffBaseMs?: number | undefined;
+}
+
+/**
+ * Local rate limit of a rule (a Weft `LocalRateLimitPolicy` targeting the route, issue 12 point
+ * 1): Envoy's local_ratelimit token bucket, one bucket per rule per engine process. Requests
+ * that find no token get 429 with response flag RL.
+ */
+export interface RouteRateLimit {
+  /** `LocalRateLimitPolicy ns/name`: for logs, metrics and status. */
+  readonly policy: string;
+  readonly maxTokens: number;
+  readonly tokensPerFill: number;
+  readonly fillIntervalMs: number;
 }
 
 /** Fault injection of a rule (Istio `fault`, a Weft HTTPFault later). Executed by the waypoint later (issue 12 point 1). */
@@ -150,10 +167,12 @@ export interface RouteRule {
   /** Empty: requests matching the rule get a 500 (Gateway API). */
   readonly backends: readonly WeightedBackend[];
   readonly timeouts: RouteTimeouts;
-  /** Issue 12: the engine retries as this says (not executed yet by the waypoint). */
+  /** Issue 12: the engine retries as this says. */
   readonly retry?: RouteRetry | undefined;
-  /** Issue 12: the engine injects these faults (not executed yet by the waypoint). */
+  /** Issue 12: the engine injects these faults (Istio `fault`; Weft's `HTTPFault` by ExtensionRef). */
   readonly fault?: RouteFault | undefined;
+  /** Issue 12: the engine limits the rule's request rate (a Weft LocalRateLimitPolicy). */
+  readonly rateLimit?: RouteRateLimit | undefined;
 }
 
 /** A request as routing sees it (the engine fills it from node:http / node:http2). */
