@@ -52,7 +52,13 @@ class TunnelAgent extends http.Agent {
 
   override createConnection(_options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     this.#open().then(
-      (s) => callback?.(null, s),
+      (s) => {
+        // As a net.Socket without allowHalfOpen: the app's FIN (an idle keep-alive connection it
+        // closed) ends ours too, so the stream closes and leaves the pool; a stream is half-open
+        // otherwise, and the next request went into a connection nobody read.
+        s.once('end', () => s.end());
+        callback?.(null, s);
+      },
       (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
     return undefined;
