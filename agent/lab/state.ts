@@ -47,6 +47,8 @@ export interface ServiceState {
   namespace: string;
   /** Allocated or from the manifest; undefined for a headless service. */
   clusterIP: string | undefined;
+  /** A LoadBalancer Service's external address (internet.ts), kept for the life of the Service. */
+  externalIP?: string;
 }
 
 export interface LabState {
