@@ -10,6 +10,7 @@ import type { ManifestObject } from '../discovery/types.js';
 import { labPaths, STATE_ROOT } from './paths.js';
 import { processAlive, type ProcRef } from './procs.js';
 import type { LabDashboardState } from '../dashboard/lab.js';
+import type { LabForwardState } from './forwards.js';
 
 export const STATE_VERSION = 1;
 
@@ -70,6 +71,8 @@ export interface LabState {
   prometheus?: ProcRef | undefined;
   /** The lab's dashboard (agent/dashboard/lab.ts; fabric namespace, listening on the host's loopback). */
   dashboard?: LabDashboardState | undefined;
+  /** Port-forwards the lab keeps running (forwards.ts; fabric namespace, listening on the host's loopback). */
+  forwards?: LabForwardState[];
   nodes: NodeState[];
   pods: PodState[];
   services: ServiceState[];

@@ -12,6 +12,7 @@ import { clusterSpec, podInMesh } from './spec.js';
 import { labSpecOptions } from './waypoints.js';
 import { isIngressGatewayObject } from '../gateway/objects.js';
 import { internetStatus, type InternetStatus } from './internet.js';
+import { statusOfForward, type LabForwardStatus } from './forwards.js';
 import type { LabState } from './state.js';
 import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../config.js';
 
@@ -103,6 +104,8 @@ export interface LabStatus {
   prometheus: PrometheusStatus | undefined;
   /** The lab's dashboard (agent/dashboard/lab.ts): its URL answers on this machine's loopback. */
   dashboard?: LabDashboardStatus | undefined;
+  /** Port-forwards the lab keeps running (the demo's, to its ingress gateway). */
+  forwards: LabForwardStatus[];
   /** Ingress Gateways and their external addresses. */
   gateways: IngressGatewayStatus[];
   /** The network outside the cluster (`weft lab exec --internet -- CMD` runs on its client). */
@@ -187,6 +190,7 @@ export function statusOf(state: LabState): LabStatus {
     services,
     deployments,
     gateways,
+    forwards: (state.forwards ?? []).map(statusOfForward),
     internet: internetStatus(state.name),
     prometheus: labPrometheusStatus(state),
     dashboard: labDashboardStatus(state),
@@ -204,6 +208,9 @@ export function formatStatus(s: LabStatus): string {
   if (s.dashboard !== undefined) {
     const d = s.dashboard;
     out.push(table(['DASHBOARD', 'PID', 'STATUS', 'LOG'], [[d.url, String(d.pid ?? '-'), d.running ? 'running' : 'stopped', d.log]]), '');
+  }
+  if (s.forwards.length > 0) {
+    out.push(table(['FORWARD', 'TO', 'PID', 'STATUS'], s.forwards.map((f) => [f.url, `${f.namespace}/${f.target}:${f.remote}`, String(f.pid), f.running ? 'running' : 'stopped'])), '');
   }
   out.push(
     table(
