@@ -52,7 +52,12 @@ class TunnelAgent extends http.Agent {
 
   override createConnection(_options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     this.#open().then(
-      (s) => callback?.(null, s),
+      (s) => {
+        // As a net.Socket without allowHalfOpen: the pod's FIN (its keep-alive timeout) ends the
+        // connection, so the pool drops it; a half-open stream handed to the next request hung it.
+        s.once('end', () => s.end());
+        callback?.(null, s);
+      },
       (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
     return undefined;
