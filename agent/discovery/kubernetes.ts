@@ -81,6 +81,8 @@ type GatewayKind = readonly [kind: string, plural: string, version: string];
 const ISTIO_APIS: readonly (readonly [groupVersion: string, kinds: readonly (readonly [kind: string, plural: string])[]])[] = [
   ['networking.istio.io/v1', [['VirtualService', 'virtualservices'], ['DestinationRule', 'destinationrules']]],
   ['security.istio.io/v1', [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']]],
+  // Weft's traffic kinds (agent/l7/weft, issue 12), newer than its policy CRDs: watched where installed.
+  ['weft.dev/v1alpha1', [['HTTPFault', 'httpfaults'], ['LocalRateLimitPolicy', 'localratelimitpolicies']]],
 ];
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
