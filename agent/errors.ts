@@ -37,6 +37,7 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_ROUTE_INVALID: 'an HTTPRoute or GRPCRoute does not validate or uses what Weft does not support (the message lists each field path and problem); it is refused and its last good version kept',
+  WEFT_ERR_ROUTE_CONFLICT: 'a Gateway API route (HTTPRoute, GRPCRoute) and an Istio VirtualService both route one Service port: they are not merged, the Gateway API route routes it and the VirtualService is left out there (status Conflicted)',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
