@@ -63,6 +63,7 @@ export const KEPT_OTHER_KINDS: ReadonlySet<string> = new Set([
   // Istio's networking kinds (agent/l7/istio, issue 12)
   'VirtualService',
   'DestinationRule',
+  'Ingress', 'IngressClass', // the ingress gateway's Kubernetes Ingress (agent/gateway/ingress.ts, issue 13)
 ]);
 
 export interface StoreOptions {

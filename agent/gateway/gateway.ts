@@ -36,6 +36,7 @@ import { bindRoutes, type BoundRoutes } from './binding.js';
 import { certificateFor, isIngressGateway, mostSpecific, readGateway, type GatewayConfig, type Listener, type SecretLookup } from './config.js';
 import { translateIngresses, type IngressTranslation } from './ingress.js';
 import { ISTIO_INGRESS_SELECTOR, translateIstioGateways, type IstioTranslation } from './istio-gateway.js';
+import { H2Front } from './h2-front.js';
 import { buildTable, frontendOf, mergeListeners, portFrontendOf, type MergedListeners } from './vhosts.js';
 
 export interface GatewayOptions {
@@ -103,6 +104,7 @@ export class IngressGateway {
   readonly #upstreams: Upstreams;
   readonly #inputs: WaypointInputs;
   readonly #http1: http.Server;
+  readonly #h2: H2Front;
   readonly #policy: PolicyState;
   readonly #ports = new Map<number, PortServer>();
   readonly #servers: http.Server[] = [];
@@ -155,6 +157,7 @@ export class IngressGateway {
       random,
     };
     this.#http1 = createHttp1Server(this.#inputs);
+    this.#h2 = new H2Front(this.#http1, this.#log);
   }
 
   readiness(): true | string {
@@ -198,6 +201,7 @@ export class IngressGateway {
     }
     for (const port of [...this.#ports.keys()]) await this.#closePort(port);
     this.#http1.closeAllConnections();
+    this.#h2.close();
     this.#upstreams.close();
     await this.#opts.source.stop();
     this.#identity.close();
@@ -311,17 +315,17 @@ export class IngressGateway {
     const onSocket = (socket: net.Socket | tls.TLSSocket, service: Service, listenerPort: number): void => {
       socket.on('error', () => socket.destroy());
       const tunnel: TunnelContext = { service, port: listenerPort, authority: `${service.hostname}:${listenerPort}`, sourcePrincipal: '', sourceWorkload: undefined, clientIp: plainIp(socket.remoteAddress) };
-      serveHttp1(this.#http1, socket, tunnel);
+      // ALPN h2 (RFC 7301): node:http2 parses, the HTTP/1 request path forwards (h2-front.ts).
+      if ((socket as tls.TLSSocket).alpnProtocol === 'h2') this.#h2.serve(socket, tunnel);
+      else serveHttp1(this.#http1, socket, tunnel);
     };
     let server: net.Server;
     if (protocol === 'HTTP') {
       server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.key, port)), port));
     } else {
       server = tls.createServer({
-        // HTTP/1.1 only: the engine forwards HTTP/2 as HTTP/2 (the waypoint's clients speak the
-        // app's protocol), but a browser's ALPN h2 says nothing of the backend's. Downstream h2
-        // needs the upstream protocol from the Service port's appProtocol first (docs/architecture.md).
-        ALPNProtocols: ['http/1.1'],
+        // h2 first, as browsers and curl offer it; a client that offers neither gets HTTP/1.1.
+        ALPNProtocols: ['h2', 'http/1.1'],
         SNICallback: (servername, cb) => {
           const l = this.#listenerForSni(port, servername);
           const ctx = l === undefined ? undefined : this.#secureContext(l, servername);
