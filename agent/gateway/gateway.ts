@@ -31,6 +31,7 @@ import { PolicyAuthorizer, type RequestAuthorizer } from '../waypoint/authorize.
 import type { RequestMetricsLike, TunnelContext, WaypointInputs } from '../waypoint/context.js';
 import { createHttp1Server, serveHttp1 } from '../waypoint/http1.js';
 import { RequestPicker } from '../waypoint/picker.js';
+import { Resilience } from '../waypoint/resilience/index.js';
 import { Upstreams } from '../waypoint/upstream.js';
 import { bindRoutes, type BoundRoutes } from './binding.js';
 import { certificateFor, isIngressGateway, mostSpecific, readGateway, type GatewayConfig, type Listener, type SecretLookup } from './config.js';
@@ -154,6 +155,7 @@ export class IngressGateway {
       picker: new RequestPicker(random),
       upstreams: this.#upstreams,
       requestMetrics,
+      resilience: new Resilience(),
       random,
     };
     this.#http1 = createHttp1Server(this.#inputs);
