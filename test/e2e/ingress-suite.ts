@@ -35,6 +35,8 @@ const READY_MS = 60_000;
 export interface IngressSuiteMode {
   lab: string;
   kubernetes: boolean;
+  /** Istio's Gateway + VirtualService (the Kubernetes-mode lab has no Istio CRDs installed). */
+  istio: boolean;
   /**
    * The HTTPS cases. Off in Kubernetes mode until `weft gateway` reads Secrets from the API server
    * (issue 13 point 2, agent/gateway): the lab's gateway pods get an empty --secrets directory there.
@@ -135,6 +137,31 @@ spec:
     - backendRefs: [{name: productpage, namespace: ${NS}, port: 9080}]
 `;
 
+/**
+ * Istio's Gateway + VirtualService for the same backend as the HTTPRoute of bookinfo.example.com
+ * (as Istio's samples/bookinfo/networking/bookinfo-gateway.yaml, on its own host): selected by
+ * the Weft gateway pod's own label, served on the same port 80.
+ */
+const ISTIO_YAML = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-gw, namespace: ${NS}}
+spec:
+  selector: {gateway.networking.k8s.io/gateway-name: ${GW}}
+  servers:
+    - port: {number: 80, name: http, protocol: HTTP}
+      hosts: [istio.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: istio-bookinfo, namespace: ${NS}}
+spec:
+  hosts: [istio.example.com]
+  gateways: [istio-gw]
+  http:
+    - match: [{uri: {exact: /productpage}}]
+      route: [{destination: {host: productpage, port: {number: 9080}}}]
+`;
+
 async function selfSigned(dir: string, base: string, cn: string): Promise<void> {
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(dir, `${base}.key`), '-out', join(dir, `${base}.crt`)]);
 }
@@ -183,6 +210,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       const broken = secretYaml('broken-cert', dir, 'broken').replace(/tls\.key: .*/, `tls.key: ${readFileSync(join(dir, 'other.key')).toString('base64')}`);
       writeFileSync(join(dir, 'secrets.yaml'), [secretYaml('shop-cert', dir, 'shop'), secretYaml('api-cert', dir, 'api'), broken].join('---\n'));
       writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
+      writeFileSync(join(dir, 'istio.yaml'), ISTIO_YAML);
       await labUp({ name: LAB, dir: join(REPO_DIR, 'examples', 'bookinfo'), kubernetes: mode.kubernetes, readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(REPO_DIR, 'examples', 'httpbin', 'httpbin.yaml'), readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(dir, 'secrets.yaml'), readyTimeoutMs: READY_MS });
@@ -271,6 +299,20 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.deepEqual((JSON.parse(bin.stdout) as { headers: Record<string, string[]> }).headers['Host'], ['httpbin.example.com']);
       assert.equal(await curl(['-w', '%{http_code}', '-H', 'Host: bookinfo.example.com', `http://${address}/headers`]), '404');
       assert.equal(await curl(['-w', '%{http_code}', '-H', 'Host: nobody.example.com', `http://${address}/productpage`]), '404');
+    });
+
+    if (mode.istio) it('an Istio Gateway + VirtualService (gateways: [istio-gw]) routes as the equivalent HTTPRoute does', async () => {
+      await labApply({ name: LAB, file: join(dir, 'istio.yaml'), readyTimeoutMs: READY_MS });
+      const get = async (host: string, path: string): Promise<{ code: string; product?: string }> => {
+        const r = await internet(['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', '-H', `Host: ${host}`, `http://${address}${path}`]);
+        const lines = r.stdout.trimEnd().split('\n');
+        const code = lines.pop()!;
+        return code === '200' ? { code, product: (JSON.parse(lines.join('\n')) as { product: string }).product } : { code };
+      };
+      await waitFor(async () => (await get('istio.example.com', '/productpage')).code === '200', 'the VirtualService is served', 30_000);
+      assert.deepEqual(await get('istio.example.com', '/productpage'), await get('bookinfo.example.com', '/productpage'));
+      assert.deepEqual(await get('istio.example.com', '/headers'), await get('bookinfo.example.com', '/headers'));
+      assert.equal((await get('istio.example.com', '/headers')).code, '404');
     });
 
     it('allowedRoutes Same refuses the route from namespace outside (NotAllowedByListeners); its host is not served', async () => {
