@@ -20,7 +20,8 @@ import { promisify } from 'node:util';
 import { fetchAdmin } from '../../agent/admin/client.js';
 import { DEFAULT_ADMIN_ADDRESS } from '../../agent/config.js';
 import { exposeBookinfo } from '../../agent/lab/bookinfo-ingress.js';
-import { labApply, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
+import { labApply, labDelete, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
+import { formatStatus } from '../../agent/lab/status.js';
 import { internetNetns, REPO_DIR } from '../../agent/lab/paths.js';
 import { labPortForward } from '../../agent/lab/port-forward.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
@@ -231,10 +232,12 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.match(address, /^198\.19\.65\.\d+$/);
       const svc = status.services.find((s) => s.namespace === NS && s.name === GW)!;
       assert.equal(svc.externalIP, address);
-      assert.deepEqual(status.gateways.find((g) => g.name === GW)!.ports.sort(), [443, 80]);
+      assert.deepEqual([...status.gateways.find((g) => g.name === GW)!.ports].sort((a, b) => a - b), [80, 443]);
       assert.deepEqual(status.gateways.find((g) => g.name === GW)!.addresses, [address]);
       // The gateway pod is not captured: it does its own mutual TLS upstream.
       assert.equal(gatewayPod().inMesh, false);
+      // `weft lab status` prints it.
+      assert.match(formatStatus(status), new RegExp(`^${NS}\\s+${GW}\\s+${address.replace(/\./g, '\\.')}\\s+80,443\\s`, 'm'));
     });
 
     it('from the internet only the external address answers: no pod IP, ClusterIP or control plane', async () => {
@@ -355,6 +358,19 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.match(line, /destination_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage"/);
       assert.ok(r.stdout.split('\n').some((l) => l.startsWith('istio_requests_total{') && l.includes('response_code="301"')), 'the redirect is counted too');
       await waitFor(async () => (await queryLabPrometheus(LAB, `sum(istio_requests_total{reporter="source", job="weft-waypoints", destination_service_name="productpage"})`))[0]?.value, 'the lab\'s Prometheus scraped the gateway', 30_000);
+    });
+
+    it('deleting the Gateway takes its pod, its Service and its external address away', async () => {
+      await labDelete({ name: LAB, file: join(dir, 'gateway.yaml') });
+      await waitFor(async () => {
+        const st = await labStatus(LAB);
+        return !st.gateways.some((g) => g.name === GW) && !st.services.some((v) => v.name === GW) && !st.pods.some((p) => p.labels['gateway.networking.k8s.io/gateway-name'] === GW);
+      }, 'the gateway and its objects are gone', READY_MS);
+      // Nothing answers on the address any more (the other gateway, bookinfo-gateway, has its own).
+      await waitFor(async () => (await internet(['curl', '-sS', '-m', '3', '-o', '/dev/null', '-H', 'Host: bookinfo.example.com', `http://${address}/productpage`])).code !== 0, 'the external address no longer leads anywhere', 30_000);
+      const other = (await labStatus(LAB)).gateways.find((g) => g.name === 'bookinfo-gateway')!;
+      assert.notEqual(other.addresses[0], undefined);
+      assert.notEqual(other.addresses[0], address);
     });
   });
 }
