@@ -26,13 +26,15 @@ import { scale } from './scenarios/scale.js';
 import { soak } from './scenarios/soak.js';
 import { scaleK8s } from './scenarios/scale-k8s.js';
 import { l7 } from './scenarios/l7.js';
+import { ingress } from './scenarios/ingress.js';
+import { nginxVersion } from './systems/reverse-proxy.js';
 import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
 import { startProfiles, type RunningProfiles } from './profile.js';
 
-export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak, l7];
+export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak, l7, ingress];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function newSystem(name: SystemName): System {
@@ -60,7 +62,7 @@ function machine(): Machine {
       return undefined;
     }
   })();
-  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, kernel: release(), node: process.version, haproxy: haproxyVersion(), iperf3: iperf };
+  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, kernel: release(), node: process.version, haproxy: haproxyVersion(), iperf3: iperf, nginx: nginxVersion() };
 }
 
 /** File-name-safe UTC timestamp: 2026-11-25T02-30-05Z. */
