@@ -71,7 +71,11 @@ class TunnelAgent extends http.Agent {
 
   override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
     (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(0);
-    request.reusedSocket = true;
+    // node:http's own reuseSocket removes the error listener it put on the free socket (without
+    // it, one leaked per request on the connection) and refs the socket, which a stream cannot.
+    const s = socket as Duplex & { ref?: () => unknown };
+    if (typeof s.ref !== 'function') s.ref = () => s;
+    super.reuseSocket(socket as Socket, request);
   }
 }
 

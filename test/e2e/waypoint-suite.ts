@@ -202,10 +202,13 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         [{ url: u('/v2x') }, 'status 404'],
         [{ url: u('/re/123') }, 'v2'],
         [{ url: u('/re/12a') }, 'status 404'],
-        [{ url: u('/anything'), headers: { 'x-canary': 'yes' } }, 'v2'],
-        [{ url: u('/anything'), headers: { 'x-canary': 'no' } }, 'v1'],
-        [{ url: u('/anything?canary=yes') }, 'v2'],
-        [{ url: u('/anything?canary=no') }, 'v1'],
+        // Paths no PathPrefix rule takes (a longer prefix outranks header and query matches).
+        [{ url: u('/h'), headers: { 'x-canary': 'yes' } }, 'v2'],
+        [{ url: u('/h'), headers: { 'x-canary': 'no' } }, 'status 404'],
+        [{ url: u('/q?canary=yes') }, 'v2'],
+        [{ url: u('/q?canary=no') }, 'status 404'],
+        // The longer prefix wins over the header match.
+        [{ url: u('/anything'), headers: { 'x-canary': 'yes' } }, 'v1'],
         [{ url: u('/form'), method: 'POST', body: 'a=1' }, 'v2'],
         [{ url: u('/form') }, 'status 404'],
       ];
@@ -293,7 +296,7 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
       assert.match(h1.stdout, /^HTTP\/1\.1 200/);
       assert.match(h1.stdout, /"version":"v2"/);
       assert.match(h1.stdout, /"protocol":"HTTP\/1\.1"/);
-      const h2 = await curl('-i', '--http2-prior-knowledge', '-H', 'x-canary: yes', '--data-binary', 'hello', `http://${echoVip}:8080/anything`);
+      const h2 = await curl('-i', '--http2-prior-knowledge', '-H', 'x-canary: yes', '--data-binary', 'hello', `http://${echoVip}:8080/h2c`);
       assert.equal(h2.code, 0, h2.stderr);
       assert.match(h2.stdout, /^HTTP\/2 200/);
       assert.match(h2.stdout, /"version":"v2"/);
@@ -413,14 +416,20 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         .replace(/(name: anything[\s\S]*backendRefs: \[\{name: )echo-v1/, '$1echo-v2');
       assert.notEqual(bad, routesYaml().split('\n---\n')[0]);
       let refusedByApi: unknown;
+      let applied: Awaited<ReturnType<typeof apply>> | undefined;
       try {
-        await apply('bad-route.yaml', bad);
+        applied = await apply('bad-route.yaml', bad);
       } catch (err) {
         // The Kubernetes-mode API server may refuse it itself (the CRD's validation): refused by field too.
         refusedByApi = err;
       }
       if (refusedByApi !== undefined) assert.match((refusedByApi as Error).message, /spec\.rules\[13\]\.matches\[0\]\.path/);
       else {
+        // `weft lab apply` says so, from the agents (they read the routes too).
+        const said = (applied!.refused ?? []).find((r) => r.object === 'HTTPRoute/default/echo');
+        assert.ok(said, JSON.stringify(applied));
+        assert.equal(said.code, 'WEFT_ERR_ROUTE_INVALID');
+        assert.match(said.reason, /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
         const refusal = await waitFor(() => waypointLog().find((l) => l['code'] === 'WEFT_ERR_ROUTE_INVALID' && String(l['route']).includes('default/echo')), 'the waypoint logs the refusal', 30_000);
         assert.equal(refusal['servingLastGood'], true);
         assert.match(JSON.stringify(refusal['errors']), /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
@@ -464,7 +473,7 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
       // Refused from the model (no ready waypoint pod: WEFT_ERR_WAYPOINT_UNAVAILABLE) or, before the
       // model says so, by the tunnel to the dead pod failing: either way a warning naming the waypoint.
       const reason = await waitFor(
-        () => accessLog(LAB, clientNode).find((l) => Number(l['time']) >= killedAt && (l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE' || l['msg'] === 'outbound: HBONE tunnel failed; connection reset')),
+        () => accessLog(LAB, clientNode).find((l) => Date.parse(String(l['time'])) >= killedAt && (l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE' || l['msg'] === 'outbound: HBONE tunnel failed; connection reset')),
         'the agent logs why the connection was refused',
         20_000,
       );
