@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { RequestAuthorizer } from './authorize.js';
 import type { RequestPicker } from './picker.js';
 import type { Upstreams } from './upstream.js';
+import type { Resilience } from './resilience/index.js';
 
 /**
  * The request metrics as agent/telemetry/request-metrics.ts defines them (RequestMetrics
@@ -40,6 +41,8 @@ export interface WaypointInputs {
   readonly picker: RequestPicker;
   readonly upstreams: Upstreams;
   readonly requestMetrics: RequestMetricsLike;
+  /** Circuit breakers, retry budgets, outlier detectors and rate-limit buckets (issue 12), shared by the HTTP/1 and HTTP/2 handlers. */
+  readonly resilience: Resilience;
   /** [0, 1) for weights, mirror percentages and the picker. */
   random(): number;
 }
