@@ -11,6 +11,7 @@
  * standard deviations (16..64); a fair split leaves that band with probability below 1e-4.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -318,9 +319,12 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
     });
 
     describe('gRPC with grpcio through the GRPCRoute', { skip: noGrpc }, () => {
-      it('unary: a header match and the default split; grpc-status and trailers pass', async () => {
-        const canary = await grpc<{ code: string; version: string; trailers: Record<string, string> }[]>('unary', '--count', '5', '--metadata', 'x-canary=yes');
+      it('unary: a header match with its RequestHeaderModifier; grpc-status, details and trailers pass', async () => {
+        const canary = await grpc<{ code: string; version: string; metadata: Record<string, string>; trailers: Record<string, string> }[]>('unary', '--count', '5', '--metadata', 'x-canary=yes', '--metadata', 'x-drop=1');
         assert.deepEqual(canary.map((a) => `${a.code} ${a.version}`), Array(5).fill('OK v2'));
+        // The rule's RequestHeaderModifier, as the server received the call's metadata.
+        assert.equal(canary[0]!.metadata['x-route'], 'canary-header');
+        assert.equal(canary[0]!.metadata['x-drop'], undefined);
         assert.match(canary[0]!.trailers['x-echo-pod']!, /^grpc-echo-v2-/);
         const failed = await grpc<{ code: string; details: string; trailers: Record<string, string> }[]>('unary', '--metadata', 'x-fail=NOT_FOUND', '--metadata', 'x-canary=yes');
         assert.equal(failed[0]!.code, 'NOT_FOUND');
@@ -437,6 +441,11 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         const rows = JSON.stringify(dump['routes']);
         assert.match(rows, /UnsupportedValue/);
         assert.match(rows, /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
+        // And as the operator reads it: `weft status routes` against the waypoint's admin API.
+        const netns = status.pods.find((p) => p.name === waypointPod)!.netns;
+        const shown = execFileSync(process.execPath, [join(REPO_DIR, 'dist', 'agent', 'cli', 'main.js'), 'status', 'routes', '--admin', DEFAULT_ADMIN_ADDRESS, '--netns', `/run/netns/${netns}`], { encoding: 'utf8', timeout: 30_000 });
+        const line = shown.split('\n').find((l) => l.includes('default/echo') && l.includes('UnsupportedValue'));
+        assert.ok(line, shown);
       }
       // Still the last good version: the catch-all answers from v1 with its response header.
       const a = await fetchOne({ url: `http://${echoVip}:8080/anything` });
