@@ -284,8 +284,9 @@ export class LeanSession extends EventEmitter {
       for (const b of out) socket.write(b);
       socket.uncork();
     }
-    // Writers held back because the batch itself was large: the socket took it without needing a
-    // drain, so no 'drain' will come for them.
+    // A guard: writers wait in #drainWaiters when socket and batch together pass SOCKET_HIGH_WATER;
+    // a batch that large makes the socket's write() return false, so 'drain' comes. Should the
+    // socket ever take it without needing one, no 'drain' would release them: release them here.
     if (this.#drainWaiters.length > 0 && !socket.writableNeedDrain) this.#onDrain();
   }
 
