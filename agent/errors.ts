@@ -37,6 +37,7 @@ export const ErrorCodes = {
   WEFT_ERR_HBONE_BAD_REQUEST: 'an HBONE request is not a CONNECT or its :authority is not ip:port',
   WEFT_ERR_POLICY_INVALID: 'an AuthorizationPolicy or PeerAuthentication does not validate (the message lists each field path and problem); it is refused and the previous version kept',
   WEFT_ERR_ROUTE_INVALID: 'an HTTPRoute or GRPCRoute does not validate or uses what Weft does not support (the message lists each field path and problem); it is refused and its last good version kept',
+  WEFT_ERR_ROUTE_CONFLICT: 'a Gateway API route (HTTPRoute, GRPCRoute) and an Istio VirtualService both route one Service port: they are not merged, the Gateway API route routes it and the VirtualService is left out there (status Conflicted)',
   WEFT_ERR_POLICY_DENIED: 'a connection was refused by an AuthorizationPolicy (the message names the deciding policy or says no ALLOW policy matched)',
   WEFT_ERR_KUBE_API: 'the lab\'s Kubernetes API server (a test double) could not start: state file unreadable, a listen address taken or a network namespace missing',
   WEFT_ERR_POLICY_MTLS_REQUIRED: 'a plaintext connection was refused because PeerAuthentication makes the port STRICT',
@@ -61,7 +62,11 @@ export const ErrorCodes = {
   WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
   WEFT_ERR_GATEWAY_INVALID: 'weft gateway found no Gateway of class weft with its --name/--namespace; it serves no listener until one appears',
   WEFT_ERR_GATEWAY_LISTENER: 'a listener of an ingress Gateway is not served: a certificateRef Secret missing, not kubernetes.io/tls or not loading, an unsupported protocol, a conflict, or its port cannot be opened; the other listeners keep serving',
+  WEFT_ERR_GATEWAY_STATUS: 'weft gateway could not write a status (Gateway, HTTPRoute parent, Ingress loadBalancer) to the API server; it writes again on the next change',
+  WEFT_ERR_GATEWAY_INGRESS: 'a part of an Ingress of class weft or of an Istio Gateway is not served (a bad path, a Resource backend, a named port, a bad Secret, an unsupported server protocol or tls mode); the rest is',
   WEFT_ERR_GATEWAY_ROUTE_NOT_ATTACHED: 'an HTTPRoute with a parentRef to an ingress Gateway is not attached: no such listener, allowedRoutes refuses its namespace, or no hostname intersects',
+  WEFT_ERR_KIND_UNAVAILABLE: 'Kubernetes mode: an optional kind (Gateway API, Istio) is not watched: not served (CRD not installed) or forbidden (403); the agent is ready without it and picks it up when it comes',
+  WEFT_ERR_ROUTE_STATUS: 'Kubernetes mode: writing a route status (HTTPRoute/GRPCRoute status.parents) to the API server failed; retried with backoff, the data path is not affected',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

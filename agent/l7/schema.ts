@@ -108,10 +108,13 @@ export const HTTPRequestMirrorFilter = obj({
   ),
 });
 
+/** Gateway API LocalObjectReference: what an ExtensionRef filter names (Weft: group weft.dev, kind HTTPFault). */
+export const LocalObjectReference = obj({ group: Group, kind: Kind, name: Name });
+
 /**
  * Every filter type of the API, so that an unsupported one is refused with a clear message
- * (validate.ts) rather than as an unknown value. The shapes of the unsupported ones are not
- * checked.
+ * (validate.ts) rather than as an unknown value. The shapes of the unsupported ones (CORS,
+ * ExternalAuth) are not checked.
  */
 export const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite', 'ExtensionRef', 'CORS', 'ExternalAuth'] as const;
 export const HTTPRouteFilter = obj({
@@ -121,7 +124,7 @@ export const HTTPRouteFilter = obj({
   requestMirror: Type.Optional(HTTPRequestMirrorFilter),
   requestRedirect: Type.Optional(HTTPRequestRedirectFilter),
   urlRewrite: Type.Optional(HTTPURLRewriteFilter),
-  extensionRef: Type.Optional(Type.Unknown()),
+  extensionRef: Type.Optional(LocalObjectReference),
   cors: Type.Optional(Type.Unknown()),
   externalAuth: Type.Optional(Type.Unknown()),
 });
@@ -143,6 +146,13 @@ const Duration = msg(Type.String({ pattern: '^([0-9]{1,5}(h|m|s|ms)){1,4}$' }), 
 
 export const HTTPRouteTimeouts = obj({ request: Type.Optional(Duration), backendRequest: Type.Optional(Duration) });
 
+/** GEP-1731 (standard channel since v1.3): codes 400-599 as the CRD bounds them, attempts, backoff. */
+export const HTTPRouteRetry = obj({
+  codes: Type.Optional(Type.Array(msg(Type.Integer({ minimum: 400, maximum: 599 }), 'must be an HTTP status code 400-599'), { maxItems: 200 })),
+  attempts: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
+  backoff: Type.Optional(Duration),
+});
+
 const SectionName = msg(Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' }), 'must be a lower-case RFC 1123 name');
 
 export const HTTPRouteRule = obj({
@@ -151,8 +161,8 @@ export const HTTPRouteRule = obj({
   filters: Type.Optional(Type.Array(HTTPRouteFilter, { maxItems: 16 })),
   backendRefs: Type.Optional(Type.Array(HTTPBackendRef, { maxItems: 16 })),
   timeouts: Type.Optional(HTTPRouteTimeouts),
-  // Experimental fields Weft does not implement (issue 12 brings retries): refused in validate.ts.
-  retry: Type.Optional(Type.Unknown()),
+  retry: Type.Optional(HTTPRouteRetry),
+  // An experimental field Weft does not implement: refused in validate.ts.
   sessionPersistence: Type.Optional(Type.Unknown()),
 });
 
@@ -197,7 +207,7 @@ export const GRPCRouteFilter = obj({
   requestHeaderModifier: Type.Optional(HTTPHeaderFilter),
   responseHeaderModifier: Type.Optional(HTTPHeaderFilter),
   requestMirror: Type.Optional(HTTPRequestMirrorFilter),
-  extensionRef: Type.Optional(Type.Unknown()),
+  extensionRef: Type.Optional(LocalObjectReference),
 });
 
 export const GRPCBackendRef = obj({
@@ -238,6 +248,7 @@ export type HTTPPathModifierT = Static<typeof HTTPPathModifier>;
 export type HTTPRouteFilterT = Static<typeof HTTPRouteFilter>;
 export type HTTPBackendRefT = Static<typeof HTTPBackendRef>;
 export type HTTPRouteRuleT = Static<typeof HTTPRouteRule>;
+export type HTTPRouteRetryT = Static<typeof HTTPRouteRetry>;
 export type HTTPRoute = Static<typeof HTTPRouteObject>;
 export type GRPCMethodMatchT = Static<typeof GRPCMethodMatch>;
 export type GRPCRouteMatchT = Static<typeof GRPCRouteMatch>;
