@@ -11,6 +11,8 @@
  *            file appears (or a deadline), so the harness can measure the proxies meanwhile
  *   soak     mixed traffic for a long time: persistent connections at a fixed request rate and
  *            new connections (one request each) at a fixed rate, side by side
+ *   http     HTTP/1.1 keep-alive (or HTTPS, or a new connection per request) and gRPC-like HTTP/2
+ *            requests, open or closed loop (http-load.ts)
  *
  * Every socket keeps an 'error' listener from creation to destruction, and every error is counted
  * by its code: a reset (ECONNRESET) is a figure of the run, never an unhandled 'error' that kills
@@ -22,6 +24,7 @@ import { performance } from 'node:perf_hooks';
 import { buildRequest } from './protocol.js';
 import { newLatencyHistogram, summarize, type LatencySummary } from './histogram.js';
 import { OpenLoopSchedule } from './schedule.js';
+import { runHttp, type HttpLoadSpec, type HttpResult } from './http-load.js';
 
 export interface Target {
   host: string;
@@ -33,7 +36,8 @@ export type LoadSpec =
   | { mode: 'closed'; target: Target; connections: number; durationMs: number; warmupMs: number; requestBytes: number; responseBytes: number }
   | { mode: 'connect'; target: Target; concurrency: number; durationMs: number; maxConnections: number; requestBytes: number; responseBytes: number }
   | { mode: 'idle'; target: Target; connections: number; concurrency: number; readyFile: string; releaseFile: string; maxHoldMs: number }
-  | { mode: 'soak'; target: Target; durationMs: number; persistentConnections: number; persistentRate: number; newConnectionRate: number; requestBytes: number; responseBytes: number };
+  | { mode: 'soak'; target: Target; durationMs: number; persistentConnections: number; persistentRate: number; newConnectionRate: number; requestBytes: number; responseBytes: number }
+  | HttpLoadSpec;
 
 export interface LatencyResult {
   mode: 'latency';
@@ -93,7 +97,8 @@ export interface SoakResult {
   errorsByCode: Record<string, number>;
   achievedRps: number;
 }
-export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult | SoakResult;
+export type { HttpLoadSpec, HttpResult };
+export type LoadResult = LatencyResult | ClosedResult | ConnectResult | IdleResult | SoakResult | HttpResult;
 
 /**
  * The load generator's own CPU over its run (process.cpuUsage), so that a saturated generator is
@@ -341,55 +346,64 @@ export async function runClosed(spec: Extract<LoadSpec, { mode: 'closed' }>): Pr
   };
 }
 
+/**
+ * One request on a new TCP connection: connect, write `request`, read `responseBytes`, then the
+ * client closes first (as an HTTP/1.0 client would; TIME_WAIT stays in the client pod). Resolves
+ * whether the answer was complete; every error and the time-out are counted into `tally`. The
+ * connect and soak modes both open their connections with it.
+ */
+function oneShot(target: Target, request: Buffer, responseBytes: number, tally: ErrorTally): Promise<boolean> {
+  return new Promise((resolve) => {
+    let got = 0;
+    let done = false;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(ok);
+    };
+    const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const timer = setTimeout(() => {
+      tally.note({ code: 'ETIMEDOUT' });
+      s.destroy();
+      finish(false);
+    }, CONNECT_TIMEOUT_MS);
+    s.on('connect', () => s.write(request));
+    s.on('data', (chunk: Buffer) => {
+      got += chunk.length;
+      if (got >= responseBytes) {
+        s.end();
+        finish(true);
+      }
+    });
+    s.on('error', (err) => {
+      tally.note(err);
+      s.destroy();
+      finish(false);
+    });
+    s.on('close', () => finish(got >= responseBytes));
+  });
+}
+
 export async function runConnect(spec: Extract<LoadSpec, { mode: 'connect' }>): Promise<ConnectResult> {
   const request = buildRequest(spec.requestBytes, spec.responseBytes);
   const hist = newLatencyHistogram();
+  const tally = new ErrorTally();
   const start = performance.now();
   const deadline = start + spec.durationMs;
   let started = 0;
   let completed = 0;
   let errors = 0;
-  const once = (): Promise<void> =>
-    new Promise((resolve) => {
-      const t0 = performance.now();
-      let got = 0;
-      let done = false;
-      const finish = (ok: boolean): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        if (ok) {
-          completed++;
-          hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-        } else {
-          errors++;
-        }
-        resolve();
-      };
-      const s = net.connect({ host: spec.target.host, port: spec.target.port, noDelay: true });
-      const timer = setTimeout(() => {
-        s.destroy();
-        finish(false);
-      }, CONNECT_TIMEOUT_MS);
-      s.on('connect', () => s.write(request));
-      s.on('data', (chunk: Buffer) => {
-        got += chunk.length;
-        if (got >= spec.responseBytes) {
-          // The client closes first (as an HTTP/1.0 client would); TIME_WAIT stays in the client pod.
-          s.end();
-          finish(true);
-        }
-      });
-      s.on('error', () => {
-        s.destroy();
-        finish(false);
-      });
-      s.on('close', () => finish(got >= spec.responseBytes));
-    });
   const worker = async (): Promise<void> => {
     while (started < spec.maxConnections && performance.now() < deadline && errors < MAX_ERRORS) {
       started++;
-      await once();
+      const t0 = performance.now();
+      if (await oneShot(spec.target, request, spec.responseBytes, tally)) {
+        completed++;
+        hist.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+      } else {
+        errors++;
+      }
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
@@ -495,35 +509,11 @@ export async function runSoak(spec: Extract<LoadSpec, { mode: 'soak' }>): Promis
   const once = (): void => {
     inFlight++;
     started++;
-    let got = 0;
-    let done = false;
-    const finish = (ok: boolean): void => {
-      if (done) return;
-      done = true;
+    void oneShot(spec.target, request, spec.responseBytes, tally).then((ok) => {
       inFlight--;
-      clearTimeout(timer);
       if (ok) completed++;
       else failed++;
-    };
-    const s = net.connect({ host: spec.target.host, port: spec.target.port, noDelay: true });
-    const timer = setTimeout(() => {
-      tally.note({ code: 'ETIMEDOUT' });
-      s.destroy();
-      finish(false);
-    }, CONNECT_TIMEOUT_MS);
-    s.on('error', (err) => {
-      tally.note(err);
-      finish(false);
     });
-    s.on('connect', () => s.write(request));
-    s.on('data', (chunk: Buffer) => {
-      got += chunk.length;
-      if (got >= spec.responseBytes) {
-        s.end();
-        finish(true);
-      }
-    });
-    s.on('close', () => finish(got >= spec.responseBytes));
   };
   const start = performance.now();
   const end = start + spec.durationMs;
@@ -581,6 +571,8 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       return runIdle(spec);
     case 'soak':
       return runSoak(spec);
+    case 'http':
+      return runHttp(spec);
   }
 }
 

@@ -11,6 +11,25 @@ export const HEADER_BYTES = 8;
 export const RR_PORT = 7000;
 export const SINK_PORT = 7001;
 export const IPERF_PORT = 5201;
+/** HTTP/1.1 (keep-alive) request/response server of the l7 and ingress scenarios. */
+export const HTTP_PORT = 7080;
+/** h2c (prior knowledge) gRPC-like server of the l7 scenario. */
+export const H2_PORT = 7090;
+/** The l7 and ingress scenarios' request and response message size. */
+export const HTTP_MESSAGE_BYTES = 1024;
+/** The path of the gRPC-like call (a unary method, as gRPC names them). */
+export const GRPC_PATH = '/weft.bench.Echo/Call';
+
+/**
+ * A gRPC length-prefixed message (gRPC over HTTP/2: 1 byte compressed flag, 4 bytes big-endian
+ * length, the message), `messageBytes` of payload. Built once, written many times.
+ */
+export function grpcFrame(messageBytes: number): Buffer {
+  const buf = Buffer.alloc(5 + messageBytes, 0x63);
+  buf.writeUInt8(0, 0);
+  buf.writeUInt32BE(messageBytes, 1);
+  return buf;
+}
 /** A request or response larger than this is refused: a corrupt header must not allocate GBs. */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 

@@ -127,18 +127,12 @@ export interface RouteRateLimit {
 /** Fault injection of a rule (Istio `fault`; a Weft `HTTPFault` by ExtensionRef). Executed by the engine (issue 12 point 1). */
 export interface RouteFault {
   readonly delay?: { readonly ms: number; readonly percent: number } | undefined;
-  readonly abort?:
-    | {
-        readonly statusCode: number;
-        readonly percent: number;
-        /**
-         * (Additive, issue 12.) Set: answer as gRPC does (HTTP 200, trailers-only, this grpc-status)
-         * instead of `statusCode` (Istio's `abort.grpcStatus`; an HTTPFault used by a GRPCRoute rule,
-         * its httpStatus mapped as gRPC's HTTP-to-gRPC table says when it names no grpcStatus).
-         */
-        readonly grpcStatus?: number | undefined;
-      }
-    | undefined;
+  /**
+   * `grpcStatus` (issue 12, Istio's `abort.grpcStatus` as its number): the answer to a gRPC request
+   * carries it; unset: derived from statusCode as Envoy does. (A grpcStatus-only fault has
+   * statusCode 200, the HTTP status of a gRPC answer; agent/l7/weft/fault.ts.)
+   */
+  readonly abort?: { readonly statusCode: number; readonly percent: number; readonly grpcStatus?: number | undefined } | undefined;
   /** (Additive, issue 12.) `HTTPFault ns/name` when the fault came from one: for logs and metrics. */
   readonly source?: string | undefined;
 }
