@@ -133,3 +133,11 @@ test('a Gateway API route and a VirtualService on one port: reported on both sid
   assert.match(hrStatus.message, /not merged with VirtualService default\/reviews \(default\/reviews:9080\)/);
   assert.equal(s.statuses().find((x) => x.route === 'VirtualService default/reviews')!.parents[0]!.conditions[0]!.reason, 'Conflicted');
 });
+
+test('one policy object per Service port (and subset) in a table: the engine keys its circuit-breaker state on it', () => {
+  const hr = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'h', namespace: 'default' }, spec: { parentRefs: [{ group: '', kind: 'Service', name: 'productpage' }], rules: [{ backendRefs: [{ name: 'httpbin', port: 8000 }] }] } };
+  const s = storeOf([...fixture('httpbin-circuit-breaker-destination-rule.yaml'), hr]);
+  assert.equal(forward(s, 'default/productpage', 9080).backend.policy, forward(s, 'default/httpbin', 8000).backend.policy);
+  const two = storeOf([POLICY_DR, vs('r', { hosts: ['reviews'], http: [{ match: [{ uri: { prefix: '/a' } }], route: [{ destination: { host: 'reviews', subset: 'v2', port: { number: 9080 } } }] }, { route: [{ destination: { host: 'reviews', subset: 'v2', port: { number: 9080 } } }] }] })], { 'default/reviews': [9080, 9081] });
+  assert.equal(forward(two, 'default/reviews', 9080, '/a').backend.policy, forward(two, 'default/reviews', 9080, '/b').backend.policy);
+});
