@@ -46,7 +46,12 @@ export type PathModifier =
   | { readonly type: 'ReplaceFullPath'; readonly value: string }
   | { readonly type: 'ReplacePrefixMatch'; readonly value: string }
   /** Istio's `rewrite.uri` after a `uri.prefix` match: the matched characters replaced (no segment logic). */
-  | { readonly type: 'ReplaceCharPrefix'; readonly prefix: string; readonly value: string };
+  | { readonly type: 'ReplaceCharPrefix'; readonly prefix: string; readonly value: string }
+  /**
+   * (Additive, issue 12.) Istio's `rewrite.uriRegexRewrite` (Envoy's regex_rewrite): every match of
+   * `pattern` in the path is replaced by `substitution` (`\1` names a group, as in RE2).
+   */
+  | { readonly type: 'RegexReplace'; readonly pattern: string; readonly substitution: string };
 
 /** A Service (and port) that requests go to. */
 export interface BackendTarget {

@@ -141,3 +141,20 @@ test('one policy object per Service port (and subset) in a table: the engine key
   const two = storeOf([POLICY_DR, vs('r', { hosts: ['reviews'], http: [{ match: [{ uri: { prefix: '/a' } }], route: [{ destination: { host: 'reviews', subset: 'v2', port: { number: 9080 } } }] }, { route: [{ destination: { host: 'reviews', subset: 'v2', port: { number: 9080 } } }] }] })], { 'default/reviews': [9080, 9081] });
   assert.equal(forward(two, 'default/reviews', 9080, '/a').backend.policy, forward(two, 'default/reviews', 9080, '/b').backend.policy);
 });
+
+test('rewrite.uriRegexRewrite replaces every match in the path (RE2\'s \\1 groups), the query kept; refused with uri or with an unsafe pattern', () => {
+  const s = storeOf([vs('r', { hosts: ['reviews'], http: [{ rewrite: { uriRegexRewrite: { match: '^/service/([^/]+)(/.*)$', rewrite: '\\2/instance/\\1' } }, route: [{ destination: { host: 'reviews' } }] }] })]);
+  const p = s.table().plan('default/reviews', 9080, request('/service/foo/v1/api', { query: 'a=1', authority: 'reviews:9080' }), 0);
+  assert.ok(p.kind === 'forward');
+  assert.equal(p.pathAndQuery, '/v1/api/instance/foo?a=1');
+  const all = storeOf([vs('r', { hosts: ['reviews'], http: [{ rewrite: { uriRegexRewrite: { match: 'a', rewrite: '$b' } }, route: [{ destination: { host: 'reviews' } }] }] })]);
+  const q = all.table().plan('default/reviews', 9080, request('/banana', { authority: 'reviews:9080' }), 0);
+  assert.equal(q.kind === 'forward' && q.pathAndQuery, '/b$bn$bn$b', 'every match; a $ in the substitution is literal');
+  const refuse = (rewrite: unknown, path: string) => {
+    const st = new RouteStore();
+    st.update(bookinfo([vs('r', { hosts: ['reviews'], http: [{ rewrite, route: [{ destination: { host: 'reviews' } }] }] })]));
+    assert.ok(st.rejected()[0]?.errors.some((e) => e.path === path), JSON.stringify(st.rejected()));
+  };
+  refuse({ uri: '/x', uriRegexRewrite: { match: 'a', rewrite: 'b' } }, 'spec.http[0].rewrite.uriRegexRewrite');
+  refuse({ uriRegexRewrite: { match: '(a)\\1', rewrite: 'b' } }, 'spec.http[0].rewrite.uriRegexRewrite.match');
+});

@@ -404,7 +404,9 @@ function compileHttp(ctx: Ctx, r: IstioHTTPRoute, index: number, name: string, g
   };
   return matches.map((m) => {
     let rewritePath: PathModifier | undefined;
-    if (r.rewrite?.uri !== undefined) rewritePath = m.compiled.pathKind === PATH_CHAR_PREFIX ? { type: 'ReplaceCharPrefix', prefix: m.compiled.pathValue, value: r.rewrite.uri } : { type: 'ReplaceFullPath', value: r.rewrite.uri };
+    const rx = r.rewrite?.uriRegexRewrite;
+    if (rx !== undefined) rewritePath = { type: 'RegexReplace', pattern: rx.match, substitution: rx.rewrite };
+    else if (r.rewrite?.uri !== undefined) rewritePath = m.compiled.pathKind === PATH_CHAR_PREFIX ? { type: 'ReplaceCharPrefix', prefix: m.compiled.pathValue, value: r.rewrite.uri } : { type: 'ReplaceFullPath', value: r.rewrite.uri };
     const rewrites = r.rewrite !== undefined ? [{ hostname: r.rewrite.authority, path: rewritePath }] : [];
     const compiledBackends: CompiledBackend[] = backends.map((b) => ({
       model: b,
