@@ -66,6 +66,7 @@ export const KEPT_OTHER_KINDS: ReadonlySet<string> = new Set([
   // Weft's traffic kinds for Gateway API routes (agent/l7/weft, issue 12)
   'HTTPFault',
   'LocalRateLimitPolicy',
+  'Ingress', 'IngressClass', // the ingress gateway's Kubernetes Ingress (agent/gateway/ingress.ts, issue 13)
 ]);
 
 export interface StoreOptions {
