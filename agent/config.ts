@@ -207,3 +207,12 @@ export const WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS = 64;
 export const WAYPOINT_MIRROR_MAX_BUFFER_BYTES = 1024 * 1024;
 /** Headers of an HTTP/1 request on a tunnelled stream must arrive within this long. */
 export const WAYPOINT_HEADERS_TIMEOUT_MS = 60_000;
+/**
+ * Retries (issue 12): a request body is kept for a retry up to this size; a request whose body
+ * streams past it is never retried (Envoy's per-connection buffer limit, 1 MiB by default).
+ */
+export const WAYPOINT_RETRY_BUFFER_BYTES = 1024 * 1024;
+/** Envoy's retry budget: retries in flight at most this percent of the backend's active and pending requests ... */
+export const RETRY_BUDGET_PERCENT = 20;
+/** ... but this many concurrent retries are always allowed (Envoy's min_retry_concurrency). */
+export const RETRY_BUDGET_MIN_CONCURRENT = 3;

@@ -52,11 +52,19 @@ export const ErrorCodes = {
   WEFT_ERR_WAYPOINT_NO_ENDPOINT: 'the waypoint found no ready endpoint for the service a request is routed to (503, response flag UH)',
   WEFT_ERR_WAYPOINT_UPSTREAM: 'the waypoint could not reach the chosen endpoint of a request (HBONE connect, TLS, CONNECT refused: 503, response flag UF)',
   WEFT_ERR_WAYPOINT_TIMEOUT: 'a request through the waypoint exceeded its route timeout (request or backendRequest: 504, response flag UT)',
+  WEFT_ERR_WAYPOINT_OVERFLOW: 'a DestinationRule connectionPool limit of the backend was reached (http2MaxRequests, maxConnections with http1MaxPendingRequests waiting): 503 at once, response flag UO',
+  WEFT_ERR_WAYPOINT_RATE_LIMITED: 'a request found no token in its route rule\'s local rate-limit bucket (LocalRateLimitPolicy): 429 local_rate_limited, response flag RL',
+  WEFT_ERR_WAYPOINT_FAULT_INJECTED: 'a request was aborted by its route\'s fault injection (VirtualService fault, HTTPFault): the configured status, response flag FI',
+  WEFT_ERR_WAYPOINT_RETRIES_EXHAUSTED: 'a request failed on its last allowed attempt (route retries used up): the last answer or failure goes back, response flag URX',
+  WEFT_ERR_WAYPOINT_ENDPOINT_EJECTED: 'outlier detection ejected an endpoint of a backend after consecutive 5xx or gateway errors (logged; the picker skips it for baseEjectionTime x ejections)',
   WEFT_ERR_DASHBOARD: 'the dashboard could not get its data: Prometheus unreachable or refusing a query, or the listen address taken (the message names which)',
   WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
   WEFT_ERR_GATEWAY_INVALID: 'weft gateway found no Gateway of class weft with its --name/--namespace; it serves no listener until one appears',
   WEFT_ERR_GATEWAY_LISTENER: 'a listener of an ingress Gateway is not served: a certificateRef Secret missing, not kubernetes.io/tls or not loading, an unsupported protocol, a conflict, or its port cannot be opened; the other listeners keep serving',
+  WEFT_ERR_GATEWAY_INGRESS: 'a part of an Ingress of class weft or of an Istio Gateway is not served (a bad path, a Resource backend, a named port, a bad Secret, an unsupported server protocol or tls mode); the rest is',
   WEFT_ERR_GATEWAY_ROUTE_NOT_ATTACHED: 'an HTTPRoute with a parentRef to an ingress Gateway is not attached: no such listener, allowedRoutes refuses its namespace, or no hostname intersects',
+  WEFT_ERR_KIND_UNAVAILABLE: 'Kubernetes mode: an optional kind (Gateway API, Istio) is not watched: not served (CRD not installed) or forbidden (403); the agent is ready without it and picks it up when it comes',
+  WEFT_ERR_ROUTE_STATUS: 'Kubernetes mode: writing a route status (HTTPRoute/GRPCRoute status.parents) to the API server failed; retried with backoff, the data path is not affected',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -9,7 +9,9 @@
  *   4. prints what the agents saw (admin API: connections and bytes per source -> destination,
  *      and from their access logs whether each went over mutual TLS);
  *   5. prints what the lab's Prometheus scraped from them (once it agrees with the agents);
- *   6. tears the lab down, or keeps it with --keep and says how to look around.
+ *   6. tears the lab down, or keeps it with --keep and says how to look around; with --keep
+ *      first bookinfo's ingress Gateway and route (examples/ingress), productpage asked for from
+ *      the lab's internet client, and a kept port-forward whose URL a browser here opens.
  *
  * With --l7 (issue 11), between 5 and 6: a waypoint for reviews (examples/l7: the Gateway, the
  * reviews Service labelled to use it, an HTTPRoute sending `end-user: jason` to v2 and the rest
@@ -27,6 +29,7 @@ import type { PairTotals } from '../agent/proxy/connection.js';
 import { labApply, labDown, labExec, labStatus, labUp, nodeNetns, type LabStatus } from '../agent/lab/index.js';
 import { DEFAULT_LAB_DIR, REPO_DIR, WEFT_MAIN } from '../agent/lab/paths.js';
 import { queryLabPrometheus, type PromSample } from '../agent/lab/prometheus.js';
+import { exposeBookinfo, type BookinfoIngress } from '../agent/lab/bookinfo-ingress.js';
 
 interface Options {
   name: string;
@@ -352,14 +355,27 @@ async function showL7(o: Options): Promise<boolean> {
   return jason.failed === 0 && others.failed === 0 && v2 === jason.ok && otherV2 === 0;
 }
 
-function printKeep(o: Options): void {
+/** --keep: bookinfo through the ingress gateway, on the internet client and in this machine's browser. */
+async function showIngress(o: Options): Promise<BookinfoIngress> {
+  const t0 = Date.now();
+  const ingress = await exposeBookinfo(o.name, ROUTE_TIMEOUT_MS);
+  out(`[ingress] Gateway default/bookinfo-gateway (class weft, examples/ingress/bookinfo-gateway.yaml) up in ${secs(Date.now() - t0)}: external address ${ingress.address}`);
+  out(`  from the lab's internet client: ${ingress.externalUrl} answers 200`);
+  out(`  in a browser on this machine:   ${ingress.localUrl}`);
+  out();
+  return ingress;
+}
+
+function printKeep(o: Options, ingress: BookinfoIngress | undefined): void {
   const weft = `node ${relative(process.cwd(), WEFT_MAIN) || WEFT_MAIN}`;
+  if (ingress !== undefined) out(`Open the bookinfo productpage through the ingress gateway: ${ingress.localUrl}`);
   out(`The lab ${o.name} is still up. Look around (as root):`);
   out(`  ${weft} lab status --name ${o.name}`);
   if (o.kubernetes) out(`  kubectl --kubeconfig /run/weft/lab/${o.name}/kube/admin.kubeconfig get pods -A`);
   out(`  ${weft} status workloads --lab ${o.name}`);
   out(`  ${weft} status connections --lab ${o.name}`);
   out(`  ${weft} lab exec client -n outside --name ${o.name} -- node app/load.mjs ${URL} --count 20`);
+  if (ingress !== undefined) out(`  ${weft} lab exec --internet --name ${o.name} -- curl -s ${ingress.externalUrl}`);
   out(`  ${weft} lab query --name ${o.name} 'sum by (source_workload, destination_workload) (istio_tcp_connections_opened_total{reporter="destination"})'`);
   out(`  logs of the agents, pods, CA and Prometheus: /run/weft/lab/${o.name}/logs/`);
   out('Tear it down:');
@@ -374,6 +390,7 @@ async function demo(o: Options): Promise<number> {
   out();
   let code = 0;
   let up = false;
+  let ingress: BookinfoIngress | undefined;
   const stop = (signal: NodeJS.Signals): void => {
     process.stderr.write(`\nweft demo: ${signal}; ${o.keep || !up ? 'stopping' : `tearing lab ${o.name} down`}\n`);
     const done = (): void => process.exit(130);
@@ -390,6 +407,7 @@ async function demo(o: Options): Promise<number> {
     const closed = await showAgents(o, status);
     await showPrometheus(o, status, closed);
     if (o.l7 && !(await showL7(o))) code = 1;
+    if (o.keep) ingress = await showIngress(o);
   } catch (err) {
     code = 1;
     const e = err as Error & { code?: string };
@@ -398,7 +416,7 @@ async function demo(o: Options): Promise<number> {
     out();
   }
   if (o.keep) {
-    printKeep(o);
+    printKeep(o, ingress);
   } else {
     await labDown({ name: o.name });
     out(`Lab ${o.name} torn down (run with --keep to look around first).`);

@@ -40,7 +40,7 @@ export function labDashboardUrl(port: number): string {
 }
 
 /** A port free on this machine's loopback now (the dashboard binds it a moment later). */
-async function freeLoopbackPort(preferred: number | undefined): Promise<number> {
+export async function freeLoopbackPort(preferred: number | undefined): Promise<number> {
   const tryPort = (port: number): Promise<number | undefined> =>
     new Promise((resolve) => {
       const server = net.createServer();

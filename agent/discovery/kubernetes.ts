@@ -11,11 +11,12 @@
  *   left to the first watch;
  * - Services and EndpointSlices (discovery.k8s.io/v1): the routing, as kube-proxy reads it,
  *   selectorless Services included; Namespaces (mesh opt-in); Weft's policies;
- * - the Gateway API's Gateways, HTTPRoutes and GRPCRoutes (waypoints and their routes; a
- *   waypoint's source also ReferenceGrants, `referenceGrants`), only when
- *   the server serves `gateway.networking.k8s.io/v1` (its CRDs are optional on a cluster): asked
- *   once at start (before the first model, so a waypointed service is never routed at L4 for a
- *   moment), then every GATEWAY_API_RECHECK_MS while absent.
+ * - optional kinds, watched only when served (their CRDs are optional on a cluster): the
+ *   Gateway API's Gateways, HTTPRoutes and GRPCRoutes (waypoints and their routes; a waypoint's
+ *   source also ReferenceGrants, `referenceGrants`) and Istio's VirtualService, DestinationRule,
+ *   AuthorizationPolicy, PeerAuthentication: asked at start (before the first model, so a
+ *   waypointed service is never routed at L4 for a moment), then every GATEWAY_API_RECHECK_MS
+ *   while absent; one that is not served or forbidden (403) does not hold the first model.
  * Nothing else is listed, and no raw object is kept.
  *
  * `start()` resolves once every collection was listed successfully (retrying with backoff
@@ -29,7 +30,7 @@ import { servedResources } from './api-groups.js';
 import { GATEWAY_API_GROUP, GATEWAY_API_VERSION } from './waypoints.js';
 import { GATEWAY_API_RECHECK_MS } from '../config.js';
 import { metaOf, namespaceFacts, podFacts, serviceFacts, sliceFacts, DEFAULT_NAMESPACE, type PodFacts } from './facts.js';
-import { Reflector, type Converted, type ReflectorHandler, type SharedTls } from './reflector.js';
+import { ApiError, Reflector, type Converted, type ReflectorHandler, type ReflectorOptions, type SharedTls } from './reflector.js';
 import { MeshStore } from './store.js';
 import type { ManifestError, MeshModel, OtherObject, Refusal } from './types.js';
 import { ENDPOINT_SLICE_API_VERSION } from './types.js';
@@ -63,25 +64,41 @@ export interface KubernetesSourceStats {
 
 const EVENT_SAMPLES = 2000;
 
-/** The Gateway API kinds the agent watches: kind, plural (what discovery lists), version. */
-const GATEWAY_API_KINDS: readonly GatewayKind[] = [
-  ['Gateway', 'gateways', 'v1'],
-  ['HTTPRoute', 'httproutes', 'v1'],
-  ['GRPCRoute', 'grpcroutes', 'v1'],
+/** A kind the cluster may not have (its CRDs are optional): kind, plural, group version. */
+type OptionalKind = readonly [kind: string, plural: string, groupVersion: string];
+
+/** The Gateway API kinds the agent watches (waypoints and their routes). */
+const GATEWAY_API_KINDS: readonly OptionalKind[] = [
+  ['Gateway', 'gateways', GATEWAY_API_VERSION],
+  ['HTTPRoute', 'httproutes', GATEWAY_API_VERSION],
+  ['GRPCRoute', 'grpcroutes', GATEWAY_API_VERSION],
 ];
 /** What a waypoint also reads: the grants that allow cross-namespace backendRefs (standard channel: v1beta1). */
-const REFERENCE_GRANT: GatewayKind = ['ReferenceGrant', 'referencegrants', 'v1beta1'];
-type GatewayKind = readonly [kind: string, plural: string, version: string];
+const REFERENCE_GRANT: OptionalKind = ['ReferenceGrant', 'referencegrants', `${GATEWAY_API_GROUP}/v1beta1`];
 
 /**
  * Istio's kinds Weft accepts as its own (issue 12): the waypoint's routes (agent/l7/istio) and
- * the policies (policy/). Watched only when the server serves the group version (Istio's CRDs
- * installed), asked once at start; the API server converts older versions' objects to these.
+ * the policies (policy/). The API server converts older versions' objects to these.
  */
-const ISTIO_APIS: readonly (readonly [groupVersion: string, kinds: readonly (readonly [kind: string, plural: string])[]])[] = [
-  ['networking.istio.io/v1', [['VirtualService', 'virtualservices'], ['DestinationRule', 'destinationrules']]],
-  ['security.istio.io/v1', [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']]],
+const ISTIO_KINDS: readonly OptionalKind[] = [
+  ['VirtualService', 'virtualservices', 'networking.istio.io/v1'],
+  ['DestinationRule', 'destinationrules', 'networking.istio.io/v1'],
+  ['AuthorizationPolicy', 'authorizationpolicies', 'security.istio.io/v1'],
+  ['PeerAuthentication', 'peerauthentications', 'security.istio.io/v1'],
 ];
+
+/** Why an optional kind is not watched now (`weft status`, /refusals, readiness detail). */
+export interface OptionalKindState {
+  /** `networking.istio.io/v1 VirtualService` */
+  readonly kind: string;
+  /**
+   * watching: listed and watched; not-served: the API server does not serve it (CRD not
+   * installed; asked again now and then); forbidden: 403 (RBAC: the account may not list it);
+   * failing: asking or listing fails otherwise (retried); pending: not asked yet.
+   */
+  readonly state: 'watching' | 'not-served' | 'forbidden' | 'failing' | 'pending';
+  readonly reason?: string;
+}
 
 /** Kubernetes loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -101,10 +118,14 @@ export class KubernetesSource extends EventEmitter {
   readonly #addOther: (kind: string, path: string, apiVersion: string) => Reflector<unknown>;
   /** Whether the server serves the Gateway API (undefined until asked). */
   #gatewayApi: boolean | undefined;
-  /** The Gateway API kinds this source wants (the agent's, plus ReferenceGrant for a waypoint). */
-  readonly #gatewayWanted: readonly GatewayKind[];
-  /** The Gateway API kinds watched so far (CRDs are installed one by one: some may come later). */
-  readonly #gatewayKinds = new Set<string>();
+  /** The optional kinds this source wants (Gateway API, ReferenceGrant for a waypoint, Istio's). */
+  readonly #optionalWanted: readonly OptionalKind[];
+  /** The reflectors of the optional kinds watched so far, by `groupVersion kind` (CRDs come one by one). */
+  readonly #optionalReflectors = new Map<string, Reflector<unknown>>();
+  /** The last discovery answer per group version: served, or why not. */
+  readonly #groupState = new Map<string, { state: 'served' | 'not-served' | 'forbidden' | 'failing'; reason?: string }>();
+  /** What was logged per optional kind, so each change is logged once. */
+  readonly #loggedState = new Map<string, string>();
   readonly #refusals = new Map<string, Refusal>();
   readonly #requests = { list: 0, watch: 0 };
   readonly #events = { count: 0, maxMs: 0, recentMs: [] as number[] };
@@ -116,12 +137,12 @@ export class KubernetesSource extends EventEmitter {
     super();
     this.#log = options.logger;
     this.#options = options;
-    this.#gatewayWanted = options.referenceGrants === true ? [...GATEWAY_API_KINDS, REFERENCE_GRANT] : GATEWAY_API_KINDS;
+    this.#optionalWanted = [...GATEWAY_API_KINDS, ...(options.referenceGrants === true ? [REFERENCE_GRANT] : []), ...ISTIO_KINDS];
     this.#store = new MeshStore({ selectorEndpoints: false, ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}) });
     const node = options.nodeName;
     const store = this.#store;
     const sharedTls: SharedTls = {};
-    const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string): Reflector<unknown> => {
+    const add = <T>(kind: string, path: string, convert: (raw: unknown) => Converted<T> | undefined, apply: { upsert: (v: T) => void; remove: (v: T, key: string) => void }, fieldSelector?: string, optional?: { onAvailability: ReflectorOptions<T>['onAvailability'] }): Reflector<unknown> => {
       const handler: ReflectorHandler<T> = {
         upsert: (_key, value) => apply.upsert(value),
         remove: (key, value) => apply.remove(value, key),
@@ -139,6 +160,7 @@ export class KubernetesSource extends EventEmitter {
           onRequest: (verb) => this.#requests[verb]++,
           onEventApplied: (ms) => this.#eventApplied(ms),
           ...(fieldSelector !== undefined ? { fieldSelector } : {}),
+          ...(optional !== undefined ? { optional: true, onAvailability: optional.onAvailability } : {}),
           ...(options.clock ? { clock: options.clock } : {}),
           ...(options.backoff ? { backoff: options.backoff } : {}),
           ...(options.pageSize ? { pageSize: options.pageSize } : {}),
@@ -165,15 +187,15 @@ export class KubernetesSource extends EventEmitter {
     }
     add('Service', '/api/v1/services', (raw) => keyed(serviceFacts(raw)), { upsert: (f) => store.upsertService(f), remove: (f) => store.deleteService(f.key) });
     add('EndpointSlice', `/apis/${ENDPOINT_SLICE_API_VERSION}/endpointslices`, (raw) => keyed(sliceFacts(raw)), { upsert: (f) => store.upsertSlice(f), remove: (f) => store.deleteSlice(f.key) });
-    const other = (kind: string, path: string, apiVersion: string): Reflector<unknown> =>
-      add(kind, path, (raw) => {
+    const other = (kind: string, path: string, apiVersion: string, optional?: { onAvailability: ReflectorOptions<OtherObject>['onAvailability'] }): Reflector<unknown> =>
+      add<OtherObject>(kind, path, (raw) => {
         const meta = metaOf(raw);
         if (meta === undefined) return undefined;
         // List items come without apiVersion/kind; policy/ and the route table key on both.
         const object = { ...(raw as object), apiVersion, kind } as OtherObject;
         return { key: `${meta.namespace ?? DEFAULT_NAMESPACE}/${meta.name}`, value: object };
-      }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) });
-    this.#addOther = other;
+      }, { upsert: (o) => store.upsertOther(o), remove: (o) => this.#deleteOther(o) }, undefined, optional);
+    this.#addOther = (kind, path, apiVersion) => other(kind, path, apiVersion, { onAvailability: () => this.#logOptionalKinds() });
     const apiVersion = `${POLICY_GROUP}/${POLICY_VERSION}`;
     for (const [kind, plural] of [['AuthorizationPolicy', 'authorizationpolicies'], ['PeerAuthentication', 'peerauthentications']] as const) {
       other(kind, `/apis/${apiVersion}/${plural}`, apiVersion);
@@ -185,68 +207,106 @@ export class KubernetesSource extends EventEmitter {
     return this.#gatewayApi;
   }
 
-  /**
-   * Asks the server whether it serves the Gateway API, retrying with backoff until it answers;
-   * when it does, adds and starts the reflectors of the kinds it has. Returns whether it does.
-   */
-  async #watchGatewayApi(): Promise<boolean> {
-    const clock = this.#options.clock ?? realClock;
-    const backoff = new Backoff(this.#options.backoff);
-    for (;;) {
-      if (this.#stopped) return false;
-      try {
-        const served = await servedResources(this.#options.kubeConfig, GATEWAY_API_VERSION, this.#abort.signal);
-        this.#gatewayApi = served !== undefined;
-        if (served === undefined) return false;
-        const byVersion = new Map<string, Set<string>>([['v1', served]]);
-        for (const [, , version] of this.#gatewayWanted) {
-          if (!byVersion.has(version)) byVersion.set(version, (await servedResources(this.#options.kubeConfig, `${GATEWAY_API_GROUP}/${version}`, this.#abort.signal)) ?? new Set());
-        }
-        const kinds = this.#gatewayWanted.filter(([kind, plural, version]) => byVersion.get(version)!.has(plural) && !this.#gatewayKinds.has(kind));
-        for (const [kind, plural, version] of kinds) {
-          this.#gatewayKinds.add(kind);
-          const apiVersion = `${GATEWAY_API_GROUP}/${version}`;
-          this.#addOther(kind, `/apis/${apiVersion}/${plural}`, apiVersion).start();
-        }
-        if (kinds.length > 0) this.#log.info({ kinds: kinds.map(([k]) => k) }, `${GATEWAY_API_GROUP} served: watching waypoints and routes`);
-        return true;
-      } catch (err) {
-        if (this.#stopped) return false;
-        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${GATEWAY_API_GROUP}; asking again`);
-        await clock.sleep(backoff.next(), this.#abort.signal);
-      }
-    }
+  /** The group versions of the optional kinds this source wants, in order. */
+  #optionalGroups(): string[] {
+    return [...new Set(this.#optionalWanted.map(([, , gv]) => gv))];
   }
 
-  /** Like #watchGatewayApi for one of ISTIO_APIS (asked once: absent at start, not watched). */
-  async #watchIstioApi(groupVersion: string, wanted: readonly (readonly [kind: string, plural: string])[]): Promise<void> {
+  /**
+   * Asks the server whether it serves `groupVersion` (its discovery document) and starts the
+   * reflectors of the wanted kinds it has. Settles on an answer: served, 404 (not served) or 403
+   * (forbidden); other failures are retried with backoff (the API server is away: the required
+   * kinds wait for it too).
+   */
+  async #discoverGroup(groupVersion: string): Promise<void> {
     const clock = this.#options.clock ?? realClock;
     const backoff = new Backoff(this.#options.backoff);
     while (!this.#stopped) {
       try {
         const served = await servedResources(this.#options.kubeConfig, groupVersion, this.#abort.signal);
-        if (served === undefined) return;
-        const kinds = wanted.filter(([, plural]) => served.has(plural));
-        for (const [kind, plural] of kinds) this.#addOther(kind, `/apis/${groupVersion}/${plural}`, groupVersion).start();
-        this.#log.info({ kinds: kinds.map(([k]) => k) }, `${groupVersion} served: watching Istio's kinds as Weft's`);
+        if (served === undefined) {
+          this.#groupState.set(groupVersion, { state: 'not-served', reason: `${groupVersion} is not served (its CRDs are not installed)` });
+        } else {
+          this.#groupState.set(groupVersion, { state: 'served' });
+          const kinds = this.#optionalWanted.filter(([kind, plural, gv]) => gv === groupVersion && served.has(plural) && !this.#optionalReflectors.has(`${gv} ${kind}`));
+          for (const [kind, plural] of kinds) {
+            const reflector = this.#addOther(kind, `/apis/${groupVersion}/${plural}`, groupVersion);
+            this.#optionalReflectors.set(`${groupVersion} ${kind}`, reflector);
+            reflector.start();
+          }
+          if (kinds.length > 0) this.#log.info({ kinds: kinds.map(([k]) => k) }, `${groupVersion} served: watching ${kinds.map(([k]) => k).join(', ')}`);
+        }
+        this.#logOptionalKinds();
         return;
       } catch (err) {
         if (this.#stopped) return;
-        this.#log.warn({ err: (err as Error).message }, `cannot tell whether the API server serves ${groupVersion}; asking again`);
+        const message = (err as Error).message;
+        if (err instanceof ApiError && err.status === 403) {
+          this.#groupState.set(groupVersion, { state: 'forbidden', reason: message });
+          this.#logOptionalKinds();
+          return;
+        }
+        this.#groupState.set(groupVersion, { state: 'failing', reason: message });
+        this.#log.warn({ err: message }, `cannot tell whether the API server serves ${groupVersion}; asking again`);
         await clock.sleep(backoff.next(), this.#abort.signal);
       }
     }
   }
 
+  /** Whether the Gateway API is served, from the last discovery answer. */
+  #updateGatewayApi(): void {
+    const s = this.#groupState.get(GATEWAY_API_VERSION)?.state;
+    if (s === 'served') this.#gatewayApi = true;
+    else if (s === 'not-served' || s === 'forbidden') this.#gatewayApi = false;
+  }
+
   /**
-   * While the Gateway API, or one of its kinds, is absent: asks again now and then (its CRDs
-   * may be installed later, one by one). On the real clock: the injected one simulates the
-   * reflectors' backoff, not this period.
+   * While an optional kind is not watched (not served, discovery forbidden): asks again now and
+   * then (CRDs may be installed later, one by one). On the real clock: the injected one
+   * simulates the reflectors' backoff, not this period. Kinds being listed retry by themselves.
    */
-  async #recheckGatewayApi(): Promise<void> {
-    while (!this.#stopped && this.#gatewayKinds.size < this.#gatewayWanted.length) {
+  async #recheckOptionalKinds(): Promise<void> {
+    while (!this.#stopped && this.#optionalReflectors.size < this.#optionalWanted.length) {
       await realClock.sleep(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS, this.#abort.signal);
-      if (!this.#stopped) await this.#watchGatewayApi();
+      if (this.#stopped) return;
+      const missing = this.#optionalGroups().filter((gv) => this.#optionalWanted.some(([kind, , g]) => g === gv && !this.#optionalReflectors.has(`${g} ${kind}`)));
+      await Promise.all(missing.map((gv) => this.#discoverGroup(gv)));
+      this.#updateGatewayApi();
+    }
+  }
+
+  /** Every optional kind and whether it is watched, or why not. */
+  optionalKinds(): OptionalKindState[] {
+    return this.#optionalWanted.map(([kind, , gv]): OptionalKindState => {
+      const name = `${gv} ${kind}`;
+      const reflector = this.#optionalReflectors.get(name);
+      if (reflector !== undefined) {
+        const u = reflector.unavailable;
+        if (u !== undefined) return { kind: name, state: u.status === 403 ? 'forbidden' : 'not-served', reason: u.message };
+        if (reflector.synced) return { kind: name, state: 'watching' };
+        return reflector.lastError === undefined ? { kind: name, state: 'pending' } : { kind: name, state: 'failing', reason: reflector.lastError };
+      }
+      const group = this.#groupState.get(gv);
+      if (group === undefined) return { kind: name, state: 'pending' };
+      if (group.state === 'served') return { kind: name, state: 'not-served', reason: `${gv} is served without ${kind} (its CRD is not installed)` };
+      return { kind: name, state: group.state, ...(group.reason !== undefined ? { reason: group.reason } : {}) };
+    });
+  }
+
+  /** Logs each optional kind's change of state once: WEFT_ERR_KIND_UNAVAILABLE while it is not watched. */
+  #logOptionalKinds(): void {
+    for (const k of this.optionalKinds()) {
+      if (k.state === 'pending' || k.state === 'failing') continue;
+      if (this.#loggedState.get(k.kind) === k.state) continue;
+      const before = this.#loggedState.get(k.kind);
+      this.#loggedState.set(k.kind, k.state);
+      if (k.state === 'watching') {
+        if (before !== undefined) this.#log.info({ kind: k.kind }, `${k.kind} available: watching it now`);
+      } else if (k.state === 'forbidden') {
+        this.#log.warn({ kind: k.kind, code: 'WEFT_ERR_KIND_UNAVAILABLE', reason: k.reason }, `${k.kind} unavailable (403: may this account list and watch it? see daemonset/rbac.yaml); not watched, retrying`);
+      } else {
+        this.#log.info({ kind: k.kind, code: 'WEFT_ERR_KIND_UNAVAILABLE', reason: k.reason }, `${k.kind} not served (CRD not installed); asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s`);
+      }
     }
   }
 
@@ -255,19 +315,25 @@ export class KubernetesSource extends EventEmitter {
     this.#store.deleteObject({ ...o, metadata: { ...o.metadata, namespace: ns } });
   }
 
-  /** Lists every collection (retrying with backoff until each succeeded once), then keeps watching. */
+  /**
+   * Lists every collection (retrying with backoff until each succeeded once), then keeps
+   * watching. The optional kinds are asked for before the first model (a waypointed service must
+   * not be routed at L4 for a moment, an Istio policy is in force from the start), but one that
+   * is not served or is forbidden does not hold it: it is reported (optionalKinds(), refusals())
+   * and picked up when it comes.
+   */
   async start(): Promise<MeshModel> {
-    for (const r of this.#reflectors) r.start();
-    // Before the first model: a waypointed service must not be routed at L4 for a moment.
-    const served = await this.#watchGatewayApi();
-    if (!served && !this.#stopped) this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
-    if (this.#gatewayKinds.size < this.#gatewayWanted.length) void this.#recheckGatewayApi();
-    // Also before the first model: an Istio policy or route is in force from the start.
-    await Promise.all(ISTIO_APIS.map(([gv, kinds]) => this.#watchIstioApi(gv, kinds)));
-    await Promise.all(this.#reflectors.map((r) => r.whenSynced()));
+    const required = [...this.#reflectors];
+    for (const r of required) r.start();
+    await Promise.all(this.#optionalGroups().map((gv) => this.#discoverGroup(gv)));
+    this.#updateGatewayApi();
+    if (this.#gatewayApi === false && !this.#stopped) this.#log.info(`${GATEWAY_API_VERSION} not served by the API server: no waypoints (asked again every ${(this.#options.gatewayApiRecheckMs ?? GATEWAY_API_RECHECK_MS) / 1000} s)`);
+    if (this.#optionalReflectors.size < this.#optionalWanted.length) void this.#recheckOptionalKinds();
+    await Promise.all([...required.map((r) => r.whenSynced()), ...[...this.#optionalReflectors.values()].map((r) => r.whenSettled())]);
     this.#synced = true;
     this.#store.commit();
-    this.#log.info({ generation: this.#store.generation, workloads: this.#store.workloads.size, services: this.#store.services.size }, 'mesh model synced from Kubernetes');
+    this.#logOptionalKinds();
+    this.#log.info({ generation: this.#store.generation, workloads: this.#store.workloads.size, services: this.#store.services.size, unavailable: this.optionalKinds().filter((k) => k.state !== 'watching').map((k) => k.kind) }, 'mesh model synced from Kubernetes');
     return this.#store.snapshot();
   }
 
@@ -280,8 +346,12 @@ export class KubernetesSource extends EventEmitter {
     return this.#store.snapshot();
   }
 
+  /** Refused objects, and the optional kinds this account may not read (403: RBAC to fix). */
   refusals(): Refusal[] {
-    return [...this.#refusals.values(), ...this.#store.refusals()];
+    const forbidden = this.optionalKinds()
+      .filter((k) => k.state === 'forbidden')
+      .map((k): Refusal => ({ object: `kind ${k.kind}`, code: 'WEFT_ERR_KIND_UNAVAILABLE', reason: `not watched: ${k.reason ?? '403'}` }));
+    return [...this.#refusals.values(), ...this.#store.refusals(), ...forbidden];
   }
 
   /**

@@ -62,6 +62,14 @@ export interface ReflectorOptions<T> {
   onRequest?: (verb: 'list' | 'watch') => void;
   /** How long applying one watch event took (parse, convert, model update), in ms. */
   onEventApplied?: (ms: number) => void;
+  /**
+   * An optional kind (Gateway API, Istio): a list answered 403 (RBAC) or 404 (CRD not
+   * installed) settles it as unavailable instead of holding the first sync; it keeps retrying
+   * with the backoff and is picked up once it lists.
+   */
+  optional?: boolean;
+  /** An optional kind became unavailable (`status`, `message`) or available again (undefined). */
+  onAvailability?: (unavailable: { status: number; message: string } | undefined) => void;
 }
 
 export interface SharedTls {
@@ -108,6 +116,9 @@ export class Reflector<T> {
   #running: Promise<void> | undefined;
   #lastError: string | undefined;
   #agent: https.Agent | undefined;
+  #unavailable: { status: number; message: string } | undefined;
+  #resolveSettled!: () => void;
+  readonly #settledPromise: Promise<void>;
 
   constructor(options: ReflectorOptions<T>) {
     this.#o = options;
@@ -116,6 +127,20 @@ export class Reflector<T> {
     this.#backoff = new Backoff(options.backoff);
     this.#maxObjectBytes = options.maxObjectBytes ?? MAX_OBJECT_BYTES;
     this.#syncedPromise = new Promise((resolve) => (this.#resolveSynced = resolve));
+    this.#settledPromise = new Promise((resolve) => (this.#resolveSettled = resolve));
+  }
+
+  /** An optional kind's list answered 403 or 404 (and has not listed since): why. */
+  get unavailable(): { status: number; message: string } | undefined {
+    return this.#unavailable;
+  }
+
+  /**
+   * Resolves after the first successful list, or, for an optional kind, once a list answered
+   * 403 or 404 (it keeps retrying): what the first model waits for.
+   */
+  whenSettled(): Promise<void> {
+    return this.#settledPromise;
   }
 
   get kind(): string {
@@ -168,9 +193,14 @@ export class Reflector<T> {
           await this.#list();
           this.#backoff.reset();
           this.#recovered();
+          if (this.#unavailable !== undefined) {
+            this.#unavailable = undefined;
+            this.#o.onAvailability?.(undefined);
+          }
           if (!this.#synced) {
             this.#synced = true;
             this.#resolveSynced();
+            this.#resolveSettled();
           }
           continue;
         }
@@ -193,7 +223,21 @@ export class Reflector<T> {
           this.#resourceVersion = undefined;
           continue;
         }
+        // An optional kind's watch answered 404: its CRD is gone; the list says so (below).
+        if (this.#o.optional === true && err instanceof ApiError && err.status === 404 && this.#resourceVersion !== undefined) {
+          this.#resourceVersion = undefined;
+          continue;
+        }
         if (err instanceof ApiError) retryAfterMs = err.retryAfterMs;
+        if (this.#o.optional === true && err instanceof ApiError && (err.status === 403 || err.status === 404) && this.#resourceVersion === undefined) {
+          const was = this.#unavailable;
+          this.#unavailable = { status: err.status, message: err.message };
+          if (was?.status !== err.status) this.#o.onAvailability?.(this.#unavailable);
+          // 404: the kind is not served (its CRD was deleted: so were its objects). 403 keeps
+          // the last state, as any failure does.
+          if (err.status === 404) this.#forgetAll();
+          this.#resolveSettled();
+        }
         const delay = Math.max(this.#backoff.next(), retryAfterMs ?? 0);
         const message = err instanceof Error ? err.message : String(err);
         if (this.#lastError !== message || this.#backoff.attempt <= 1) {
@@ -203,6 +247,16 @@ export class Reflector<T> {
         await this.#clock.sleep(delay, this.#abort.signal);
       }
     }
+  }
+
+  #forgetAll(): void {
+    if (this.#cache.size === 0) return;
+    for (const [key, value] of [...this.#cache]) {
+      this.#cache.delete(key);
+      this.#o.handler.remove(key, value);
+      this.#o.handler.refused(key, undefined);
+    }
+    this.#o.handler.flush();
   }
 
   #recovered(): void {

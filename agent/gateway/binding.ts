@@ -10,53 +10,30 @@
  * - the route's hostnames are intersected with the listener's (exact, `*.suffix` wildcards), no
  *   intersection: NoMatchingListenerHostname.
  *
- * Each (listener, hostname) is one virtual host, as Envoy has them: a request is given to the
- * listener of its port whose hostname matches its Host most specifically, then to the virtual
- * host that does, then to the rules of the routes on it in the spec's precedence. The routes are
- * compiled by agent/l7 (validation, matches, filters, backends, ReferenceGrants) with a stand-in
- * Service parent per route; this module only merges their entries per virtual host.
+ * Each (listener, hostname) of a bound route is one virtual-host part (vhosts.ts merges them and
+ * chooses per request). The routes are compiled by agent/l7 (validation, matches, filters,
+ * backends, ReferenceGrants) with a stand-in Service parent per route (compileStandIns).
  */
-import { compileRoutes, CompiledRouteTable, hostOf, GATEWAY_GROUP, NO_ROUTE_MATCHED, validateRouteObject, type RouteCondition, type RouteParentRef, type RouteStatus, type RouteTable, type RequestPlan, type RequestView } from '../l7/index.js';
+import { compileRoutes, GATEWAY_GROUP, validateRouteObject, type RouteCondition, type RouteModel, type RouteParentRef, type RouteStatus } from '../l7/index.js';
 import type { TableEntry } from '../l7/compile.js';
 import type { HTTPRoute, RouteObject } from '../l7/schema.js';
 import type { PolicyFieldError } from '../../policy/errors.js';
 import type { MeshModel } from '../discovery/types.js';
-import { hostnameMatches, mostSpecific, type GatewayConfig, type Listener } from './config.js';
-
-export interface VirtualHost {
-  /** Lower case; undefined: every hostname. */
-  readonly hostname: string | undefined;
-  readonly frontend: string;
-}
-
-export interface BoundListener {
-  readonly listener: Listener;
-  readonly vhosts: readonly VirtualHost[];
-  /** Routes attached (the listener status' attachedRoutes). */
-  readonly attachedRoutes: number;
-}
+import { hostnameMatches, type GatewayConfig, type Listener } from './config.js';
+import type { VhostPart } from './vhosts.js';
 
 export interface RefusedRoute {
   readonly route: string;
   readonly errors: readonly PolicyFieldError[];
 }
 
-export interface GatewayRoutes {
-  /** plan(frontendOf(listener) for a TLS connection, portFrontendOf(port) for plain HTTP, port, ...). */
-  readonly table: RouteTable;
-  readonly listeners: ReadonlyMap<string, BoundListener>;
+export interface BoundRoutes {
+  /** The routes' entries per (listener, hostname) of the Gateway. */
+  readonly parts: readonly VhostPart[];
+  /** Routes attached per listener name (the listener status' attachedRoutes). */
+  readonly attached: ReadonlyMap<string, number>;
   readonly routes: readonly RouteStatus[];
   readonly refused: readonly RefusedRoute[];
-}
-
-/** The `service` the engine passes to plan() for a listener (the key of its stand-in Service). */
-export function frontendOf(gateway: GatewayConfig, listener: Listener): string {
-  return `${gateway.key}/${listener.name}`;
-}
-
-/** The `service` for a plain HTTP connection to `port`: the listener is chosen per request by its Host. */
-export function portFrontendOf(gateway: GatewayConfig, port: number): string {
-  return `${gateway.key}:${port}`;
 }
 
 /**
@@ -114,7 +91,7 @@ interface Binding {
 }
 
 /** Binds the model's HTTPRoutes to the Gateway's listeners and compiles them. */
-export function bindRoutes(gateway: GatewayConfig, model: Pick<MeshModel, 'namespaces' | 'services' | 'others'>): GatewayRoutes {
+export function bindRoutes(gateway: GatewayConfig, model: Pick<MeshModel, 'namespaces' | 'services' | 'others'>): BoundRoutes {
   const bindings: Binding[] = [];
   const statuses: RouteStatus[] = [];
   const refused: RefusedRoute[] = [];
@@ -161,95 +138,58 @@ export function bindRoutes(gateway: GatewayConfig, model: Pick<MeshModel, 'names
   }
 
   // Compile each bound route once, with a stand-in Service parent; agent/l7 does the rest.
-  const services = new Map(model.services as ReadonlyMap<string, { key: string; ports: ReadonlyMap<number, unknown> }>);
-  const toCompile: RouteObject[] = [];
+  const compiled = compileStandIns(model, ours.map((r) => r.route));
   for (const r of ours) {
-    const ns = r.route.metadata.namespace ?? 'default';
-    const s = standIn({ namespace: ns, name: r.route.metadata.name });
-    services.set(s, { key: s, ports: new Map([[STAND_IN_PORT, []]]) });
-    toCompile.push({ ...r.route, metadata: { ...r.route.metadata, namespace: ns }, spec: { ...r.route.spec, parentRefs: [{ group: '', kind: 'Service', name: s.slice(ns.length + 1), port: STAND_IN_PORT }] } });
-  }
-  const compiled = compileRoutes({ services: services as never, others: model.others }, toCompile);
-  const resolvedOf = new Map<string, RouteCondition | undefined>();
-  for (const st of compiled.statuses) resolvedOf.set(`${st.namespace}/${st.name}`, st.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs'));
-  for (const r of ours) {
-    const resolved = resolvedOf.get(r.key) ?? cond('ResolvedRefs', true, 'ResolvedRefs', 'all references resolved', r.route.metadata.generation);
+    const resolved = compiled.resolved.get(r.key) ?? cond('ResolvedRefs', true, 'ResolvedRefs', 'all references resolved', r.route.metadata.generation);
     statuses.push({ route: `HTTPRoute ${r.key}`, kind: 'HTTPRoute', namespace: r.route.metadata.namespace ?? 'default', name: r.route.metadata.name, ...(r.route.metadata.generation !== undefined ? { generation: r.route.metadata.generation } : {}), parents: r.parents.map((p) => ({ parent: p.parent, parentRef: p.parentRef, mesh: true, conditions: [p.accepted, resolved] })) });
   }
-
-  // Virtual hosts: per listener and hostname, the entries of every route on it, in precedence.
-  const byVhost = new Map<string, { hostname: string | undefined; listener: Listener; parts: { route: HTTPRoute; entries: readonly TableEntry[] }[] }>();
+  const parts: VhostPart[] = [];
   for (const b of bindings) {
-    const entries = compiled.byFrontend.get(`${standIn({ namespace: b.route.metadata.namespace ?? 'default', name: b.route.metadata.name })}:${STAND_IN_PORT}`) ?? [];
-    for (const h of b.hostnames) {
-      const fk = `${frontendOf(gateway, b.listener)}#${h ?? '*'}`;
-      let v = byVhost.get(fk);
-      if (v === undefined) byVhost.set(fk, (v = { hostname: h, listener: b.listener, parts: [] }));
-      if (!v.parts.some((p) => p.route === b.route)) v.parts.push({ route: b.route, entries });
-    }
+    const entries = compiled.entries.get(b.key) ?? [];
+    for (const h of new Set(b.hostnames)) parts.push({ listener: b.listener.name, hostname: h, entries, tier: 0, order: routeOrder(b.route) });
   }
-  const byFrontend = new Map<string, readonly TableEntry[]>();
-  const vhostsOf = new Map<string, VirtualHost[]>();
-  for (const [fk, v] of byVhost) {
-    v.parts.sort((a, b) => compareRoutes(a.route, b.route));
-    const merged = v.parts.flatMap((p) => p.entries);
-    // Stable: equal keys keep route order (oldest first), then each route's own order.
-    merged.sort(comparePrecedence);
-    byFrontend.set(`${fk}:${v.listener.port}`, merged);
-    let list = vhostsOf.get(v.listener.name);
-    if (list === undefined) vhostsOf.set(v.listener.name, (list = []));
-    list.push({ hostname: v.hostname, frontend: fk });
-  }
-  const listeners = new Map<string, BoundListener>();
-  for (const l of gateway.listeners) {
-    const attachedRoutes = new Set(bindings.filter((b) => b.listener === l).map((b) => b.key)).size;
-    listeners.set(l.name, { listener: l, vhosts: vhostsOf.get(l.name) ?? [], attachedRoutes });
-  }
-  const inner = new CompiledRouteTable({ byFrontend, statuses: [] });
-  const byListenerKey = new Map([...listeners.values()].map((b) => [frontendOf(gateway, b.listener), b]));
-  const table: RouteTable = {
-    plan(service: string, port: number, request: RequestView, random: number): RequestPlan {
-      const host = hostOf(request.authority).toLowerCase();
-      let bound = byListenerKey.get(service);
-      if (bound !== undefined && !hostnameMatches(bound.listener.hostname, host)) {
-        // A TLS connection belongs to the listener its SNI chose; a request for another host on it is misdirected (RFC 9110 15.5.20).
-        return { kind: 'reply', rule: undefined, statusCode: 421, responseFlag: 'NR', reason: `${host} is not served on listener ${bound.listener.name} (${bound.listener.hostname ?? '*'}) that the TLS server name chose` };
-      }
-      if (bound === undefined && service === portFrontendOf(gateway, port)) {
-        bound = mostSpecific(
-          [...listeners.values()].filter((b) => b.listener.ready && b.listener.port === port).map((b) => ({ hostname: b.listener.hostname, b })),
-          host,
-        )?.b;
-      }
-      const vhost = bound === undefined ? undefined : mostSpecific(bound.vhosts, host);
-      // Never the engine's "no route: to the addressed service" (the stand-in is no Service): 404.
-      if (vhost === undefined || !inner.routed(vhost.frontend, port)) return { kind: 'reply', rule: undefined, statusCode: 404, responseFlag: 'NR', reason: NO_ROUTE_MATCHED };
-      return inner.plan(vhost.frontend, port, request, random);
-    },
-  };
+  const attached = new Map<string, number>();
+  for (const l of gateway.listeners) attached.set(l.name, new Set(bindings.filter((b) => b.listener === l).map((b) => b.key)).size);
   statuses.sort((a, b) => (a.route < b.route ? -1 : a.route > b.route ? 1 : 0));
-  return { table, listeners, routes: statuses, refused };
+  return { parts, attached, routes: statuses, refused };
 }
 
-/** agent/l7's precedence (compile.ts compareRanked) on compiled matches, without the route tie-break. */
-function comparePrecedence(a: TableEntry, b: TableEntry): number {
-  const x = a.match;
-  const y = b.match;
-  if (x.pathKind !== y.pathKind) return x.pathKind - y.pathKind;
-  if (x.pathValue.length !== y.pathValue.length) return y.pathValue.length - x.pathValue.length;
-  const mx = x.method !== undefined ? 1 : 0;
-  const my = y.method !== undefined ? 1 : 0;
-  if (mx !== my) return my - mx;
-  if (x.headers.length !== y.headers.length) return y.headers.length - x.headers.length;
-  return y.query.length - x.query.length;
+/** A route's place among routes of equal precedence: the oldest first, then namespace/name (the spec's tie-break). */
+export function routeOrder(r: { metadata: { namespace?: string | undefined; name: string; creationTimestamp?: string | undefined } }): readonly [number, string] {
+  const t = r.metadata.creationTimestamp === undefined ? NaN : Date.parse(r.metadata.creationTimestamp);
+  return [Number.isNaN(t) ? Infinity : t, `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`];
 }
 
-/** The spec's tie-break: the oldest route, then namespace/name. */
-function compareRoutes(a: HTTPRoute, b: HTTPRoute): number {
-  const ta = a.metadata.creationTimestamp === undefined ? Infinity : Date.parse(a.metadata.creationTimestamp);
-  const tb = b.metadata.creationTimestamp === undefined ? Infinity : Date.parse(b.metadata.creationTimestamp);
-  if (ta !== tb) return ta - tb;
-  const ka = `${a.metadata.namespace ?? 'default'}/${a.metadata.name}`;
-  const kb = `${b.metadata.namespace ?? 'default'}/${b.metadata.name}`;
-  return ka < kb ? -1 : ka > kb ? 1 : 0;
+export interface StandInCompiled {
+  /** `<namespace>/<name>` of the route -> its entries. */
+  readonly entries: ReadonlyMap<string, readonly TableEntry[]>;
+  /** Its ResolvedRefs condition as agent/l7 found it. */
+  readonly resolved: ReadonlyMap<string, RouteCondition | undefined>;
+}
+
+/**
+ * Compiles HTTPRoutes (valid ones; their parentRefs are ignored) by agent/l7 as if each were
+ * attached to a Service of its own (a stand-in whose name no Kubernetes Service can have), so
+ * that matches, filters, backends and ReferenceGrants are agent/l7's. Ingress rules become such
+ * HTTPRoutes too (ingress.ts).
+ */
+export function compileStandIns(model: Pick<MeshModel, 'services' | 'others'>, routes: readonly HTTPRoute[]): StandInCompiled {
+  const services = new Map(model.services as ReadonlyMap<string, { key: string; ports: ReadonlyMap<number, unknown> }>);
+  const toCompile: RouteObject[] = [];
+  for (const r of routes) {
+    const ns = r.metadata.namespace ?? 'default';
+    const s = standIn({ namespace: ns, name: r.metadata.name });
+    services.set(s, { key: s, ports: new Map([[STAND_IN_PORT, []]]) });
+    toCompile.push({ ...r, metadata: { ...r.metadata, namespace: ns }, spec: { ...r.spec, parentRefs: [{ group: '', kind: 'Service', name: s.slice(ns.length + 1), port: STAND_IN_PORT }] } });
+  }
+  // The stand-ins are Services to agent/l7 only for this compilation (the model's map is not changed).
+  const compiled = compileRoutes({ services: services as unknown as RouteModel['services'], others: model.others }, toCompile);
+  const entries = new Map<string, readonly TableEntry[]>();
+  const resolved = new Map<string, RouteCondition | undefined>();
+  for (const r of routes) {
+    const ns = r.metadata.namespace ?? 'default';
+    entries.set(`${ns}/${r.metadata.name}`, compiled.byFrontend.get(`${standIn({ namespace: ns, name: r.metadata.name })}:${STAND_IN_PORT}`) ?? []);
+  }
+  for (const st of compiled.statuses) resolved.set(`${st.namespace}/${st.name}`, st.parents[0]?.conditions.find((c) => c.type === 'ResolvedRefs'));
+  return { entries, resolved };
 }

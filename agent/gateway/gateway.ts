@@ -17,7 +17,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { DEFAULT_TRUST_DOMAIN, WAYPOINT_HEADERS_TIMEOUT_MS } from '../config.js';
-import type { DiscoverySource, MeshModel, Service } from '../discovery/types.js';
+import { GATEWAY_NAME_LABEL, type DiscoverySource, type MeshModel, type Service } from '../discovery/types.js';
 import { buildModel, spiffeId } from '../discovery/model.js';
 import type { CaClient } from '../identity/ca-types.js';
 import { IdentityManager, type IdentityManagerOptions } from '../identity/manager.js';
@@ -31,9 +31,13 @@ import { PolicyAuthorizer, type RequestAuthorizer } from '../waypoint/authorize.
 import type { RequestMetricsLike, TunnelContext, WaypointInputs } from '../waypoint/context.js';
 import { createHttp1Server, serveHttp1 } from '../waypoint/http1.js';
 import { RequestPicker } from '../waypoint/picker.js';
+import { Resilience } from '../waypoint/resilience/index.js';
 import { Upstreams } from '../waypoint/upstream.js';
-import { bindRoutes, frontendOf, portFrontendOf, type GatewayRoutes } from './binding.js';
+import { bindRoutes, type BoundRoutes } from './binding.js';
 import { certificateFor, isIngressGateway, mostSpecific, readGateway, type GatewayConfig, type Listener, type SecretLookup } from './config.js';
+import { translateIngresses, type IngressTranslation } from './ingress.js';
+import { ISTIO_INGRESS_SELECTOR, translateIstioGateways, type IstioTranslation } from './istio-gateway.js';
+import { buildTable, frontendOf, mergeListeners, portFrontendOf, type MergedListeners } from './vhosts.js';
 
 export interface GatewayOptions {
   /** The Gateway (class `weft`) this process serves. */
@@ -60,6 +64,13 @@ export interface GatewayOptions {
   upstreamHbonePort?: number;
   authorizer?: RequestAuthorizer;
   random?: () => number;
+  /**
+   * The cluster's ingress gateway (as istio-ingressgateway is): also serves the Ingresses of
+   * class weft (ingress.ts) and the Istio Gateways with selector `istio: ingressgateway`.
+   */
+  ingress?: boolean;
+  /** Its pods' labels, which Istio Gateways select (default: the gateway-name label, and istio=ingressgateway with `ingress`). */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** The Gateway API status of the Gateway (as `kubectl get gateway -o yaml` shows it). */
@@ -99,7 +110,10 @@ export class IngressGateway {
   readonly #contexts = new Map<string, tls.SecureContext>();
   #model: MeshModel;
   #config: GatewayConfig = NO_GATEWAY;
-  #routes: GatewayRoutes | undefined;
+  #routes: BoundRoutes | undefined;
+  #ingresses: IngressTranslation | undefined;
+  #istio: IstioTranslation | undefined;
+  #merged: MergedListeners = { listeners: [], alias: new Map() };
   #table: RouteTable = { plan: () => ({ kind: 'reply', rule: undefined, statusCode: 404, responseFlag: 'NR', reason: 'no Gateway' }) };
   #ready = false;
   #stopping = false;
@@ -139,6 +153,7 @@ export class IngressGateway {
       picker: new RequestPicker(random),
       upstreams: this.#upstreams,
       requestMetrics,
+      resilience: new Resilience(),
       random,
     };
     this.#http1 = createHttp1Server(this.#inputs);
@@ -194,12 +209,13 @@ export class IngressGateway {
   status(): GatewayStatus {
     return {
       conditions: this.#config.conditions,
-      listeners: this.#config.listeners.map((l) => ({ name: l.name, attachedRoutes: this.#routes?.listeners.get(l.name)?.attachedRoutes ?? 0, conditions: l.conditions })),
+      // A Gateway API listener refused for a conflict with an Ingress's or an Istio Gateway's shows it.
+      listeners: this.#config.listeners.map((l) => ({ name: l.name, attachedRoutes: this.#routes?.attached.get(l.name) ?? 0, conditions: (this.#merged.listeners.find((m) => m.name === l.name) ?? l).conditions })),
     };
   }
 
   /** The status of the HTTPRoutes with a parentRef to this Gateway. */
-  routeStatuses(): GatewayRoutes['routes'] {
+  routeStatuses(): BoundRoutes['routes'] {
     return this.#routes?.routes ?? [];
   }
 
@@ -211,7 +227,10 @@ export class IngressGateway {
       generation: this.#model.generation,
       ports: [...this.#ports].map(([port, p]) => ({ port, protocol: p.protocol, address: p.address })),
       status: this.status(),
-      routes: routeStatusRows(this.routeStatuses()),
+      routes: routeStatusRows([...this.routeStatuses(), ...(this.#istio?.routes ?? [])]),
+      ingresses: this.#ingresses?.ingresses ?? [],
+      istioGateways: this.#istio?.gateways ?? [],
+      listeners: this.#merged.listeners.map((l) => ({ name: l.name, port: l.port, protocol: l.protocol, hostname: l.hostname ?? '*', ready: l.ready, alias: this.#merged.alias.get(l.name) })),
       refusedRoutes: this.#routes?.refused ?? [],
       upstreams: this.#upstreams.stats(),
       pool: this.#pool.stats(),
@@ -226,7 +245,10 @@ export class IngressGateway {
     const g = model.others.find((o) => isIngressGateway(o, this.#opts.namespace, this.#opts.name));
     this.#config = g === undefined ? { ...NO_GATEWAY, key: this.key, name: this.#opts.name, namespace: this.#opts.namespace, conditions: [{ type: 'Accepted', status: 'False', reason: 'NotFound', message: `no Gateway ${this.key} of class weft` }] } : readGateway(g, this.#opts.secrets);
     this.#routes = bindRoutes(this.#config, model);
-    this.#table = this.#routes.table;
+    this.#ingresses = this.#opts.ingress === true ? translateIngresses(model, this.#opts.secrets) : undefined;
+    this.#istio = translateIstioGateways(model, this.#opts.secrets, this.#labels(), this.#opts.namespace);
+    this.#merged = mergeListeners([this.#config.listeners, this.#ingresses?.listeners ?? [], this.#istio.listeners]);
+    this.#table = buildTable(this.key, this.#merged, [...this.#routes.parts, ...(this.#ingresses?.parts ?? []), ...this.#istio.parts]).table;
     this.#contexts.clear();
     this.#report();
     this.#upstreams.closeGone((e) => {
@@ -235,7 +257,7 @@ export class IngressGateway {
     });
     // Ports: one server per port of the served listeners (a port's protocol is its listeners').
     const want = new Map<number, 'HTTP' | 'HTTPS'>();
-    for (const l of this.#config.listeners) if (l.ready) want.set(l.port, l.protocol as 'HTTP' | 'HTTPS');
+    for (const l of this.#merged.listeners) if (l.ready) want.set(l.port, l.protocol as 'HTTP' | 'HTTPS');
     for (const [port, p] of [...this.#ports]) if (want.get(port) !== p.protocol) await this.#closePort(port);
     for (const [port, protocol] of want) {
       if (this.#ports.has(port)) {
@@ -252,20 +274,25 @@ export class IngressGateway {
 
   /** Logs what is wrong when it changes: refused listeners and routes, not on every update. */
   #report(): void {
-    const bad = this.#config.listeners.filter((l) => !l.ready).map((l) => `${l.name}: ${l.conditions.filter((c) => c.status === 'False' || c.type === 'Conflicted').map((c) => `${c.type} ${c.reason}: ${c.message}`).join('; ')}`);
+    const bad = this.#merged.listeners.filter((l) => !l.ready).map((l) => `${l.name}: ${l.conditions.filter((c) => c.status === 'False' || c.type === 'Conflicted').map((c) => `${c.type} ${c.reason}: ${c.message}`).join('; ')}`);
     const routes = (this.#routes?.routes ?? []).flatMap((r) => r.parents.flatMap((p) => p.conditions.filter((c) => c.status === 'False').map((c) => `${r.route} ${p.parent} ${c.type} ${c.reason}: ${c.message}`)));
     const refused = (this.#routes?.refused ?? []).map((r) => `${r.route}: ${r.errors.map((e) => `${e.path} ${e.message}`).join('; ')}`);
-    const said = [...bad, ...routes, ...refused, ...this.#config.conditions.filter((c) => c.status === 'False').map((c) => c.message)].join('\n');
+    const ingress = (this.#ingresses?.ingresses ?? []).flatMap((i) => i.problems.map((p) => `Ingress ${i.key}: ${p}`));
+    const istio = (this.#istio?.gateways ?? []).flatMap((g) => g.problems.map((p) => `Gateway ${g.key} (networking.istio.io): ${p}`));
+    const vs = (this.#istio?.routes ?? []).flatMap((r) => r.parents.flatMap((p) => p.conditions.filter((c) => c.status === 'False').map((c) => `${r.route} ${p.parent} ${c.type} ${c.reason}: ${c.message}`)));
+    const said = [...bad, ...routes, ...refused, ...ingress, ...istio, ...vs, ...this.#config.conditions.filter((c) => c.status === 'False').map((c) => c.message)].join('\n');
     if (said === this.#said) return;
     this.#said = said;
     for (const c of this.#config.conditions) if (c.status === 'False') this.#log.warn({ code: 'WEFT_ERR_GATEWAY_INVALID', reason: c.message }, 'gateway not served');
     for (const b of bad) this.#log.warn({ code: 'WEFT_ERR_GATEWAY_LISTENER', listener: b }, 'listener not served');
     for (const r of routes) this.#log.warn({ code: 'WEFT_ERR_GATEWAY_ROUTE_NOT_ATTACHED', route: r }, 'route not attached');
     for (const r of refused) this.#log.warn({ code: 'WEFT_ERR_ROUTE_INVALID', route: r }, 'route refused');
+    for (const r of [...ingress, ...istio]) this.#log.warn({ code: 'WEFT_ERR_GATEWAY_INGRESS', problem: r }, 'ingress configuration not served');
+    for (const r of vs) this.#log.warn({ code: 'WEFT_ERR_GATEWAY_ROUTE_NOT_ATTACHED', route: r }, 'route not attached');
   }
 
   #listenersOn(port: number, protocol: 'HTTP' | 'HTTPS'): Listener[] {
-    return this.#config.listeners.filter((l) => l.ready && l.port === port && l.protocol === protocol);
+    return this.#merged.listeners.filter((l) => l.ready && l.port === port && l.protocol === protocol && !this.#merged.alias.has(l.name));
   }
 
   #secureContext(l: Listener, servername: string): tls.SecureContext | undefined {
@@ -290,7 +317,7 @@ export class IngressGateway {
     };
     let server: net.Server;
     if (protocol === 'HTTP') {
-      server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.#config, port)), port));
+      server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.key, port)), port));
     } else {
       server = tls.createServer({
         // HTTP/1.1 only: the engine forwards HTTP/2 as HTTP/2 (the waypoint's clients speak the
@@ -312,7 +339,7 @@ export class IngressGateway {
         const servername = typeof socket.servername === 'string' ? socket.servername : '';
         const l = this.#listenerForSni(port, servername);
         if (l === undefined) return socket.destroy();
-        onSocket(socket, this.#standIn(frontendOf(this.#config, l)), port);
+        onSocket(socket, this.#standIn(frontendOf(this.key, l.name)), port);
       });
       server.on('tlsClientError', (err) => this.#log.debug({ port, err: err.message }, 'TLS handshake failed'));
     }
@@ -350,6 +377,10 @@ export class IngressGateway {
     // A port no listener serves any more: its connections go too (else close waits for them).
     for (const s of p.sockets) s.destroy();
     await closed;
+  }
+
+  #labels(): Readonly<Record<string, string>> {
+    return this.#opts.labels ?? { [GATEWAY_NAME_LABEL]: this.#opts.name, ...(this.#opts.ingress === true ? ISTIO_INGRESS_SELECTOR : {}) };
   }
 
   /** The stand-in Service a connection is given to (the engine's TunnelContext needs one). */

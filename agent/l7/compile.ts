@@ -22,6 +22,7 @@ import {
   type HTTPHeaderFilterT,
   type HTTPRouteFilterT,
   type HTTPRouteMatchT,
+  type HTTPRouteRetryT,
   type HTTPRouteRuleT,
   type ParentReferenceT,
   type ReferenceGrant,
@@ -35,6 +36,7 @@ import type {
   RouteFilter,
   RouteMatch,
   RouteParentRef,
+  RouteRetry,
   RouteRule,
   RouteStatus,
   RouteTimeouts,
@@ -340,6 +342,29 @@ function timeoutsOf(t: { request?: string; backendRequest?: string } | undefined
   return { requestMs: ms(t?.request), backendRequestMs: ms(t?.backendRequest) };
 }
 
+/** GEP-1731 leaves the count to the implementation when `attempts` is unset: Istio's default, 2. */
+export const DEFAULT_RETRY_ATTEMPTS = 2;
+/** GEP-1731: with a retry stanza, connection errors (disconnect, reset, timeout, TCP failure) SHOULD be retried. */
+const CONNECTION_ERRORS: readonly string[] = ['connect-failure', 'refused-stream', 'reset'];
+
+/**
+ * A rule's GEP-1731 `retry`: `codes` are retried as retriable status codes, connection errors
+ * always; `backoff` is the base interval; the per-try timeout is the rule's backendRequest timeout
+ * (GEP-1731: an attempt that reaches it is cancelled and retried), the whole is bounded by request.
+ */
+function retryOf(r: HTTPRouteRetryT | undefined, timeouts: RouteTimeouts): RouteRetry | undefined {
+  if (r === undefined) return undefined;
+  const codes = [...new Set(r.codes ?? [])].sort((a, b) => a - b);
+  const backoff = r.backoff === undefined ? undefined : parseDuration(r.backoff);
+  return {
+    attempts: r.attempts ?? DEFAULT_RETRY_ATTEMPTS,
+    perTryTimeoutMs: timeouts.backendRequestMs,
+    retryOn: codes.length > 0 ? [...CONNECTION_ERRORS, 'retriable-status-codes'] : [...CONNECTION_ERRORS],
+    statusCodes: codes,
+    ...(backoff !== undefined && backoff > 0 ? { backoffBaseMs: backoff } : {}),
+  };
+}
+
 function routeInfo(r: RouteObject, defaultNamespace: string): RouteInfo {
   const namespace = r.metadata.namespace ?? defaultNamespace;
   return { kind: r.kind, namespace, name: r.metadata.name, key: `${namespace}/${r.metadata.name}`, created: r.metadata.creationTimestamp };
@@ -390,12 +415,14 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       ? ((rawRule as NonNullable<GRPCRoute['spec']['rules']>[number]).matches ?? [{}]).map(compileGrpcMatch)
       : (rule.matches !== undefined && rule.matches.length > 0 ? rule.matches : [DEFAULT_MATCH]).map((m) => ({ ...compileHttpMatch(m), serviceLen: 0, methodLen: 0 }));
     const timeouts = timeoutsOf(grpc ? undefined : rule.timeouts);
+    const retry = grpc ? undefined : retryOf(rule.retry, timeouts);
     const model: RouteRule = {
       name: `${info.kind} ${info.key} rule ${ruleIndex}${rule.name !== undefined ? ` (${rule.name})` : ''}`,
       matches: matches.map((m) => m.model),
       filters: ruleFilters,
       backends: backends.map((b) => b.model),
       timeouts,
+      ...(retry !== undefined ? { retry } : {}),
     };
     const redirect = ruleFilters.find((f): f is Extract<RouteFilter, { type: 'RequestRedirect' }> => f.type === 'RequestRedirect');
     const compiledRule: CompiledRule = { model, grpc, redirect, backends, totalWeight: backends.reduce((s, b) => s + b.weight, 0), timeouts };

@@ -143,6 +143,13 @@ const Duration = msg(Type.String({ pattern: '^([0-9]{1,5}(h|m|s|ms)){1,4}$' }), 
 
 export const HTTPRouteTimeouts = obj({ request: Type.Optional(Duration), backendRequest: Type.Optional(Duration) });
 
+/** GEP-1731 (standard channel since v1.3): codes 400-599 as the CRD bounds them, attempts, backoff. */
+export const HTTPRouteRetry = obj({
+  codes: Type.Optional(Type.Array(msg(Type.Integer({ minimum: 400, maximum: 599 }), 'must be an HTTP status code 400-599'), { maxItems: 200 })),
+  attempts: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
+  backoff: Type.Optional(Duration),
+});
+
 const SectionName = msg(Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$' }), 'must be a lower-case RFC 1123 name');
 
 export const HTTPRouteRule = obj({
@@ -151,8 +158,8 @@ export const HTTPRouteRule = obj({
   filters: Type.Optional(Type.Array(HTTPRouteFilter, { maxItems: 16 })),
   backendRefs: Type.Optional(Type.Array(HTTPBackendRef, { maxItems: 16 })),
   timeouts: Type.Optional(HTTPRouteTimeouts),
-  // Experimental fields Weft does not implement (issue 12 brings retries): refused in validate.ts.
-  retry: Type.Optional(Type.Unknown()),
+  retry: Type.Optional(HTTPRouteRetry),
+  // An experimental field Weft does not implement: refused in validate.ts.
   sessionPersistence: Type.Optional(Type.Unknown()),
 });
 
@@ -238,6 +245,7 @@ export type HTTPPathModifierT = Static<typeof HTTPPathModifier>;
 export type HTTPRouteFilterT = Static<typeof HTTPRouteFilter>;
 export type HTTPBackendRefT = Static<typeof HTTPBackendRef>;
 export type HTTPRouteRuleT = Static<typeof HTTPRouteRule>;
+export type HTTPRouteRetryT = Static<typeof HTTPRouteRetry>;
 export type HTTPRoute = Static<typeof HTTPRouteObject>;
 export type GRPCMethodMatchT = Static<typeof GRPCMethodMatch>;
 export type GRPCRouteMatchT = Static<typeof GRPCRouteMatch>;

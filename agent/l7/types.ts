@@ -120,7 +120,8 @@ export interface RouteRateLimit {
 /** Fault injection of a rule (Istio `fault`, a Weft HTTPFault later). Executed by the waypoint later (issue 12 point 1). */
 export interface RouteFault {
   readonly delay?: { readonly ms: number; readonly percent: number } | undefined;
-  readonly abort?: { readonly statusCode: number; readonly percent: number } | undefined;
+  /** `grpcStatus` (issue 12, Istio's `abort.grpcStatus` as its number): the answer to a gRPC request carries it; unset: derived from statusCode as Envoy does. */
+  readonly abort?: { readonly statusCode: number; readonly percent: number; readonly grpcStatus?: number | undefined } | undefined;
 }
 
 export type RouteFilter =

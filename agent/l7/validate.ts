@@ -196,7 +196,6 @@ function checkHTTPRoute(route: HTTPRoute, errors: PolicyFieldError[]): void {
   checkRuleNames(route.spec.rules, errors);
   (route.spec.rules ?? []).forEach((rule, r) => {
     const at = `spec.rules[${r}]`;
-    if (rule.retry !== undefined) errors.push({ path: `${at}.retry`, message: 'is not supported by Weft (retries come with issue 12)' });
     if (rule.sessionPersistence !== undefined) errors.push({ path: `${at}.sessionPersistence`, message: 'is not supported by Weft' });
     const matches = rule.matches ?? [];
     total += Math.max(1, matches.length);

@@ -4,12 +4,22 @@
  *   node i (1-based)     fabric IP 198.19.0.i/24, pod CIDR 198.18.i.0/24
  *   pod n on node i      198.18.i.n/32 (n >= 2)
  *   service ClusterIPs   198.19.128.0/17 (from the manifest or allocated)
+ *   the "internet"       198.19.64.0/24: the link between the fabric (198.19.64.1, the lab's edge
+ *                        router) and the internet namespace's client host (198.19.64.2)
+ *   external addresses   198.19.65.0/24: one per Service of type LoadBalancer (an ingress
+ *                        Gateway's), reachable from the internet only, DNATed by the fabric
  * Pure functions: allocation state is passed in and returned.
  */
 
 export const LAB_RANGE = '198.18.0.0/15';
 export const SERVICE_CIDR = '198.19.128.0/17';
 export const FABRIC_CIDR = '198.19.0.0/24';
+/** The internet link: outside the cluster, routed by the fabric like a cloud's edge. */
+export const INTERNET_CIDR = '198.19.64.0/24';
+export const INTERNET_ROUTER_IP = '198.19.64.1';
+export const INTERNET_CLIENT_IP = '198.19.64.2';
+/** LoadBalancer addresses (status.loadBalancer.ingress, a Gateway's status.addresses). */
+export const EXTERNAL_CIDR = '198.19.65.0/24';
 /** The pods' default gateway (Calico's trick): answered by proxy ARP on the node's veth. */
 export const POD_GATEWAY = '169.254.1.1';
 
@@ -91,6 +101,15 @@ export function allocateClusterIp(used: ReadonlySet<string>): string | undefined
   const end = ipToInt('198.19.255.254');
   for (let n = start; n <= end; n++) {
     const ip = intToIp(n);
+    if (!used.has(ip)) return ip;
+  }
+  return undefined;
+}
+
+/** Lowest free external (LoadBalancer) address, 198.19.65.1 .. .254. */
+export function allocateExternalIp(used: ReadonlySet<string>): string | undefined {
+  for (let host = 1; host <= 254; host++) {
+    const ip = `198.19.65.${host}`;
     if (!used.has(ip)) return ip;
   }
   return undefined;

@@ -5,6 +5,7 @@
 import { formatRefusals } from './refusals.js';
 import { issueLabCertificate } from './ca.js';
 import { Command, InvalidArgumentError } from 'commander';
+import { WeftError } from '../errors.js';
 import { createLogger, silentLogger, type Logger } from '../log.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type ChangeSummary } from './lab.js';
 import { DEFAULT_LAB_DIR, DEFAULT_LAB_NAME, STATE_ROOT } from './paths.js';
@@ -157,16 +158,23 @@ export function registerLabCommands(program: Command): void {
     .description(
       "run a command inside a pod's network namespace with the pod's environment and hosts file, in the lab's manifest " +
         'directory (so `node app/load.mjs` works); exits with the command\'s exit code. ' +
-        'Example: weft lab exec client -n outside -- node app/load.mjs http://productpage.default:9080/ --count 20',
+        'With --internet, on the client host outside the cluster instead (the lab\'s internet namespace, which reaches the ' +
+        'external addresses of LoadBalancer Services and ingress Gateways, and nothing else of the lab). ' +
+        'Examples: weft lab exec client -n outside -- node app/load.mjs http://productpage.default:9080/ --count 20; ' +
+        'weft lab exec --internet -- curl -s http://198.19.65.1/productpage',
     )
-    .argument('<pod>', 'pod name, or deploy/NAME for a running pod of that Deployment')
-    .argument('<command...>', 'command and arguments (put them after --)')
+    .argument('[pod]', 'pod name, or deploy/NAME for a running pod of that Deployment (none with --internet)')
+    .argument('[command...]', 'command and arguments (put them after --)')
     .option('-n, --namespace <namespace>', 'namespace of the pod', 'default')
+    .option('--internet', "run on the lab's internet client host (outside the cluster) instead of in a pod")
     .option('--name <name>', NAME_HELP, DEFAULT_LAB_NAME)
     // No passThroughOptions: `--` ends the options (as kubectl exec), so -n and --name after the
     // pod are exec's own, now that the root command takes positional options (weft waypoint).
-    .action(async (pod: string, command: string[], opts: { namespace: string; name: string }) => {
-      const { code } = await labExec({ pod, namespace: opts.namespace, name: opts.name, command, stdio: 'inherit' });
+    .action(async (pod: string | undefined, command: string[], opts: { namespace: string; name: string; internet?: boolean }) => {
+      // With --internet there is no pod: what came first is the command.
+      const argv = opts.internet === true ? [...(pod === undefined ? [] : [pod]), ...command] : command;
+      if (opts.internet !== true && pod === undefined) throw new WeftError('WEFT_ERR_CONFIG', 'weft lab exec: give a pod (or --internet) and the command after --');
+      const { code } = await labExec({ pod: pod ?? '', internet: opts.internet === true, namespace: opts.namespace, name: opts.name, command: argv, stdio: 'inherit' });
       process.exitCode = code;
     });
 

@@ -19,7 +19,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { WeftError } from '../errors.js';
-import { allocateClusterIp, allocateNodeIndex, allocatePodHost, fabricIp, podCidr, podIp } from './addressing.js';
+import { allocateClusterIp, allocateExternalIp, allocateNodeIndex, allocatePodHost, EXTERNAL_CIDR, fabricIp, podCidr, podIp } from './addressing.js';
+import { ensureInternet, installExternalRules, type ExternalFrontend } from './internet.js';
 import { renderManifests, syncManifestDir } from './manifests.js';
 import {
   addNetns,
@@ -191,6 +192,7 @@ export async function converge(state: LabState, spec: ClusterSpec, options: Conv
     await wireNodes(state.fabricNetns, freshNodes, state.nodes);
     log.info({ nodes: freshNodes.map((n) => n.name) }, 'nodes wired');
   }
+  await ensureInternet(state, freshNodes);
   await writeState(state);
   if (options.startAgents) {
     await prepareLabCa(state);
@@ -299,6 +301,7 @@ export function nameOf(o: { kind: string; metadata: { name: string; namespace?: 
 /** ClusterIPs: the manifest's, else the one the service already has, else the lowest free one. */
 function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
   const previous = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
+  const previousExternal = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.externalIP]));
   const used = new Set<string>();
   for (const svc of spec.services.values()) {
     if (svc.clusterIP !== undefined && svc.clusterIP !== 'None') used.add(svc.clusterIP);
@@ -326,6 +329,23 @@ function planServices(state: LabState, spec: ClusterSpec): ServiceState[] {
     if (vip === undefined) throw new WeftError('WEFT_ERR_LAB', 'the service range has no free ClusterIP left');
     entry.clusterIP = vip;
     used.add(vip);
+  }
+  // LoadBalancer Services keep their external address while they exist; new ones get the lowest free.
+  const balanced = out.filter((e) => spec.services.get(`${e.namespace}/${e.name}`)?.type === 'LoadBalancer');
+  const usedExternal = new Set<string>();
+  for (const e of balanced) {
+    const old = previousExternal.get(`${e.namespace}/${e.name}`);
+    if (old !== undefined) {
+      e.externalIP = old;
+      usedExternal.add(old);
+    }
+  }
+  for (const e of balanced) {
+    if (e.externalIP !== undefined) continue;
+    const ip = allocateExternalIp(usedExternal);
+    if (ip === undefined) throw new WeftError('WEFT_ERR_LAB', `no external address left in ${EXTERNAL_CIDR} for service ${e.namespace}/${e.name}`);
+    e.externalIP = ip;
+    usedExternal.add(ip);
   }
   return out;
 }
@@ -364,12 +384,28 @@ async function publishServices(state: LabState, spec: ClusterSpec, alsoPods?: Re
   const running = state.pods.filter((p) => p.procs.every(refAlive));
   const views = serviceViewsFor(state, running, spec, alsoPods);
   const present = new Set(await listNetns());
+  const external = new Map(state.services.filter((s) => s.externalIP !== undefined).map((s) => [`${s.namespace}/${s.name}`, s.externalIP!]));
   await Promise.all([
+    present.has(state.fabricNetns) ? installExternalRules(state.fabricNetns, externalFrontends(views, external)) : Promise.resolve(),
     ...state.nodes
       .filter((n) => present.has(n.netns))
       .map(async (n) => restoreIptables(n.netns, serviceRules(views, await saveIptables(n.netns)))),
     ...state.pods.map((p) => writeNetnsEtc(state.name, p, views)),
   ]);
+}
+
+/** The external address of each LoadBalancer Service, on every port, to its ready endpoints. */
+export function externalFrontends(views: readonly ServiceView[], external: ReadonlyMap<string, string>): ExternalFrontend[] {
+  const out: ExternalFrontend[] = [];
+  for (const v of views) {
+    const ip = external.get(v.key);
+    if (ip === undefined) continue;
+    for (const p of v.ports) {
+      if (p.protocol !== 'TCP') continue;
+      out.push({ service: v.key, ip, port: p.port, endpoints: p.endpoints.map((e) => ({ ip: e.ip, port: e.targetPort })) });
+    }
+  }
+  return out;
 }
 
 /**
@@ -380,7 +416,8 @@ async function publishManifests(state: LabState, objects: readonly ManifestObjec
   const podIps = new Map(state.pods.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
   const pendingIps = new Map(pending.map((p) => [`${p.namespace}/${p.name}`, p.ip]));
   const clusterIps = new Map(state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]));
-  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, pendingIps, clusterIps }));
+  const externalIps = new Map(state.services.filter((s) => s.externalIP !== undefined).map((s) => [`${s.namespace}/${s.name}`, s.externalIP!]));
+  await syncManifestDir(labPaths(state.name).manifestsDir, renderManifests({ objects, podIps, pendingIps, clusterIps, externalIps }));
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   DEFAULT_LAB_NAME,
   ETC_NETNS_DIR,
   fabricNetns,
+  internetNetns,
   labOfNetns,
   labPaths,
   labPrefix,
@@ -384,8 +385,28 @@ async function podOfTarget(state: LabState, namespace: string, target: string): 
   return pod;
 }
 
+async function podTarget(state: LabState, namespace: string, asked: string): Promise<{ netns: string; env: Record<string, string> }> {
+  const pod = await podOfTarget(state, namespace, asked);
+  return state.kubernetes !== undefined ? kubeLabPod(state, namespace, pod) : localPod(state, namespace, pod);
+}
+
+/** The client host outside the cluster (internet.ts): its namespace and a plain environment. */
+async function internetHost(state: LabState): Promise<{ netns: string; env: Record<string, string> }> {
+  const netns = internetNetns(state.name);
+  if (!(await listNetns()).includes(netns)) {
+    throw new WeftError('WEFT_ERR_LAB_NOT_FOUND', `lab ${state.name} has no internet namespace ${netns} (built by an older weft? run weft lab up --name ${state.name} again)`);
+  }
+  return {
+    netns,
+    env: { PATH: process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root', HOSTNAME: 'internet' },
+  };
+}
+
 export interface LabExecOptions {
+  /** Pod name or deploy/NAME; ignored with `internet`. */
   pod: string;
+  /** Run on the client host of the lab's internet namespace instead (outside the cluster). */
+  internet?: boolean;
   namespace?: string;
   name?: string;
   /** argv; `node` is the lab's own Node binary. */
@@ -410,8 +431,7 @@ export async function labExec(options: LabExecOptions): Promise<ExecResult> {
   const namespace = options.namespace ?? 'default';
   if (options.command.length === 0) throw new WeftError('WEFT_ERR_CONFIG', 'no command given: weft lab exec POD -- CMD...');
   const state = await requireState(name);
-  const pod = await podOfTarget(state, namespace, options.pod);
-  const target = state.kubernetes !== undefined ? await kubeLabPod(state, namespace, pod) : localPod(state, namespace, pod);
+  const target = options.internet === true ? await internetHost(state) : await podTarget(state, namespace, options.pod);
   const env = target.env;
   if (process.env.TERM !== undefined) env.TERM = process.env.TERM;
   const inherit = options.stdio === 'inherit';
@@ -429,7 +449,7 @@ export async function labExec(options: LabExecOptions): Promise<ExecResult> {
       options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs).unref();
     child.on('error', (e) => {
       if (timer !== undefined) clearTimeout(timer);
-      reject(new WeftError('WEFT_ERR_LAB', `exec in pod ${namespace}/${options.pod}: ${e.message}`, { cause: e }));
+      reject(new WeftError('WEFT_ERR_LAB', `exec ${options.internet === true ? 'on the internet client' : `in pod ${namespace}/${options.pod}`}: ${e.message}`, { cause: e }));
     });
     child.on('close', (code, signal) => {
       if (timer !== undefined) clearTimeout(timer);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { isPod, isService } from '../discovery/manifest.js';
 import type { ManifestObject } from '../discovery/types.js';
+import { isIngressGatewayObject } from '../gateway/objects.js';
 import { writeFileAtomic } from './state.js';
 
 export function manifestFileName(o: ManifestObject): string {
@@ -26,6 +27,11 @@ export interface RenderInput {
   pendingIps?: ReadonlyMap<string, string>;
   /** `<ns>/<name>` -> ClusterIP (undefined: headless). */
   clusterIps: ReadonlyMap<string, string | undefined>;
+  /**
+   * `<ns>/<name>` -> external address of a LoadBalancer Service: its status.loadBalancer, and the
+   * status.addresses of the ingress Gateway of that name (gatewayObjects names its Service so).
+   */
+  externalIps?: ReadonlyMap<string, string>;
 }
 
 /** file name -> content of the directory as it should be. */
@@ -42,7 +48,12 @@ export function renderManifests(input: RenderInput): Map<string, string> {
       else continue;
     } else if (isService(o)) {
       const vip = input.clusterIps.get(key);
+      const external = input.externalIps?.get(key);
       out = { ...o, spec: { ...o.spec, clusterIP: vip ?? 'None' } };
+      if (external !== undefined) out = { ...out, status: { loadBalancer: { ingress: [{ ip: external }] } } } as unknown as ManifestObject;
+    } else if (isIngressGatewayObject(o)) {
+      const external = input.externalIps?.get(key);
+      if (external !== undefined) out = { ...o, status: { ...(o as { status?: object }).status, addresses: [{ type: 'IPAddress', value: external }] } } as ManifestObject;
     }
     files.set(manifestFileName(out), stringify(out));
   }

@@ -43,6 +43,11 @@ export function fabricNetns(lab: string): string {
   return `weft-${lab}-fabric`;
 }
 
+/** The network outside the cluster: a client host reaching the lab's external addresses. */
+export function internetNetns(lab: string): string {
+  return `weft-${lab}-internet`;
+}
+
 export function nodeNetns(lab: string, node: string): string {
   return checkNetnsName(`weft-${lab}-node-${node}`);
 }
@@ -59,11 +64,11 @@ function checkNetnsName(name: string): string {
 }
 
 /**
- * The lab a namespace name belongs to, for `down --all`: `weft-<lab>-fabric`, `weft-<lab>-node-*`,
+ * The lab a namespace name belongs to, for `down --all`: `weft-<lab>-fabric`, `weft-<lab>-internet`, `weft-<lab>-node-*`,
  * `weft-<lab>-pod-*`. Other `weft-*` names (a test's own namespaces) are not labs.
  */
 export function labOfNetns(netns: string): string | undefined {
-  const m = /^weft-([a-z0-9]{1,20})-(?:fabric$|node-.|pod-.)/.exec(netns);
+  const m = /^weft-([a-z0-9]{1,20})-(?:fabric$|internet$|node-.|pod-.)/.exec(netns);
   return m === null ? undefined : m[1];
 }
 

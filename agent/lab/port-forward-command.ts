@@ -1,6 +1,6 @@
 /** `weft lab port-forward` (port-forward.ts): prints what it forwards, runs until interrupted. */
-import type { Command } from 'commander';
-import { labPortForward, parsePortSpec } from './port-forward.js';
+import { Option, type Command } from 'commander';
+import { labPortForward, parseForwardSpec } from './port-forward.js';
 import { DEFAULT_LAB_NAME } from './paths.js';
 
 export function registerPortForwardCommand(lab: Command): void {
@@ -12,17 +12,27 @@ export function registerPortForwardCommand(lab: Command): void {
         'Runs until interrupted. Example: weft lab port-forward svc/productpage 9080:9080',
     )
     .argument('<target>', 'pod/NAME or svc/NAME')
-    .argument('<ports>', 'LOCAL:REMOTE, :REMOTE (any free local port) or PORT')
+    .argument('<ports>', 'LOCAL:REMOTE, :REMOTE (any free local port), PORT, or ADDRESS:LOCAL:REMOTE (127.0.0.1:8080:80)')
     .option('-n, --namespace <namespace>', 'namespace of the pod or service', 'default')
     .option('--address <address>', 'local address to listen on', '127.0.0.1')
     .option('--name <name>', 'lab name', DEFAULT_LAB_NAME)
-    .action(async (target: string, ports: string, opts: { namespace: string; address: string; name: string }) => {
+    // The lab's own forwards (labStartForward) run in its fabric namespace and listen on the host's.
+    .addOption(new Option('--listen-netns <path>', 'make the listening socket inside this network namespace').hideHelp())
+    .action(async (target: string, ports: string, opts: { namespace: string; address: string; name: string; listenNetns?: string }) => {
+      const spec = parseForwardSpec(ports);
+      const address = spec.address ?? opts.address;
+      let listenFd: number | undefined;
+      if (opts.listenNetns !== undefined) {
+        const { listeningFdInNetns } = await import('../dashboard/netns-socket.js');
+        listenFd = listeningFdInNetns(opts.listenNetns, address, spec.ports.local);
+      }
       const forward = await labPortForward({
         name: opts.name,
         namespace: opts.namespace,
         target,
-        ports: parsePortSpec(ports),
-        address: opts.address,
+        ports: spec.ports,
+        address,
+        ...(listenFd !== undefined ? { listenFd } : {}),
         onError: (err) => process.stderr.write(`weft: ${err.message}\n`),
       });
       const t = forward.target;

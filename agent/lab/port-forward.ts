@@ -38,6 +38,19 @@ export function parsePortSpec(text: string): PortSpec {
   return { local, remote };
 }
 
+/**
+ * The ports argument with an optional local address in front, `ADDRESS:LOCAL:REMOTE`
+ * (`127.0.0.1:8080:80`, as docker's -p takes it; kubectl says the same with --address).
+ */
+export function parseForwardSpec(text: string): { address?: string; ports: PortSpec } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}|localhost):(\d{0,5}:\d{1,5})$/.exec(text);
+  if (m === null) return { ports: parsePortSpec(text) };
+  if (m[1] !== 'localhost' && net.isIPv4(m[1]!) === false) {
+    throw new WeftError('WEFT_ERR_CONFIG', `port ${JSON.stringify(text)}: ${m[1]} is not an IPv4 address`);
+  }
+  return { address: m[1] === 'localhost' ? '127.0.0.1' : m[1]!, ports: parsePortSpec(m[2]!) };
+}
+
 export interface ForwardTarget {
   /** What was asked (`svc/productpage`, `pod/details-v1`). */
   asked: string;
@@ -100,6 +113,8 @@ export interface PortForwardOptions {
   address?: string;
   /** Told of each connection that could not be forwarded (kubectl prints these and goes on). */
   onError?: (err: Error) => void;
+  /** A listening socket made elsewhere (in another network namespace: the lab's own forwards). */
+  listenFd?: number;
 }
 
 function connectInPod(target: ForwardTarget): net.Socket {
@@ -138,13 +153,14 @@ export async function labPortForward(options: PortForwardOptions): Promise<PortF
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  server.listen(options.ports.local, address);
+  if (options.listenFd !== undefined) server.listen({ fd: options.listenFd });
+  else server.listen(options.ports.local, address);
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);
   } catch (err) {
     throw new WeftError('WEFT_ERR_PORT_FORWARD', `cannot listen on ${address}:${options.ports.local}: ${(err as Error).message}`, { cause: err });
   }
-  const bound = server.address() as net.AddressInfo;
+  const bound = (server.address() as net.AddressInfo | null) ?? { port: options.ports.local };
   return {
     target,
     local: { address, port: bound.port },

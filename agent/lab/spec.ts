@@ -50,8 +50,10 @@ export interface DesiredDeployment {
   hash: string;
   /** Keys of its pods (`<namespace>/<name>`), by replica index. */
   pods: string[];
-  /** `<namespace>/<name>` of the waypoint Gateway it was made for. */
+  /** `<namespace>/<name>` of the waypoint or ingress Gateway it was made for. */
   gateway?: string;
+  /** It runs an ingress gateway (class weft), not a waypoint. */
+  ingress?: boolean;
 }
 
 export interface SpecOptions {
@@ -69,6 +71,8 @@ export interface DesiredService {
   clusterIP: string | undefined;
   selector: Record<string, string> | undefined;
   ports: ServicePort[];
+  /** `LoadBalancer`: the lab gives it an external address on its internet network (internet.ts). */
+  type?: string;
 }
 
 export interface ClusterSpec {
@@ -111,7 +115,7 @@ export function clusterSpec(
   // Waypoint Gateways first: what they deploy is handled below like the objects given (an object
   // given with the same kind and name wins: the user's own ServiceAccount, say).
   const given = new Set(objects.map(objectKey));
-  const all: { o: ManifestObject; source: string; gateway?: string }[] = objects.map((o) => ({ o, source: objectKey(o) }));
+  const all: { o: ManifestObject; source: string; gateway?: string; ingress?: boolean }[] = objects.map((o) => ({ o, source: objectKey(o) }));
   for (const o of objects) {
     const ingress = options.gateway !== undefined && isIngressGatewayObject(o);
     if (!ingress && (options.waypoint === undefined || !isWaypointGateway(o))) continue;
@@ -121,7 +125,7 @@ export function clusterSpec(
       const key = objectKey(made);
       if (given.has(key)) continue;
       spec.derived.set(key, made);
-      all.push({ o: made, source: objectKey(o), gateway });
+      all.push({ o: made, source: objectKey(o), gateway, ingress });
     }
   }
   // The nodes replicas spread over: those the objects name.
@@ -132,7 +136,7 @@ export function clusterSpec(
   }
   const spread = named.size > 0 ? [...named].sort() : [DEFAULT_NODE];
 
-  for (const { o, source, gateway } of all) {
+  for (const { o, source, gateway, ingress } of all) {
     const key = objectKey(o);
     if (!spec.derived.has(key)) spec.objects.set(key, o);
     const fail = (reason: string): void => {
@@ -162,6 +166,7 @@ export function clusterSpec(
         hash: plan.hash,
         pods: made.pods.map((p) => `${plan.namespace}/${p.metadata.name}`),
         ...(gateway !== undefined ? { gateway } : {}),
+        ...(ingress === true ? { ingress } : {}),
       });
       for (const pod of made.pods) {
         spec.derived.set(objectKey(pod), pod);
@@ -192,6 +197,7 @@ export function clusterSpec(
         clusterIP: vip,
         selector: o.spec.selector,
         ports: o.spec.ports ?? [],
+        ...(o.spec.type !== undefined ? { type: o.spec.type } : {}),
       });
     }
     for (const { pod: p, owner } of pods) {

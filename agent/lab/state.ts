@@ -10,6 +10,7 @@ import type { ManifestObject } from '../discovery/types.js';
 import { labPaths, STATE_ROOT } from './paths.js';
 import { processAlive, type ProcRef } from './procs.js';
 import type { LabDashboardState } from '../dashboard/lab.js';
+import type { LabForwardState } from './forwards.js';
 
 export const STATE_VERSION = 1;
 
@@ -47,6 +48,8 @@ export interface ServiceState {
   namespace: string;
   /** Allocated or from the manifest; undefined for a headless service. */
   clusterIP: string | undefined;
+  /** A LoadBalancer Service's external address (internet.ts), kept for the life of the Service. */
+  externalIP?: string;
 }
 
 export interface LabState {
@@ -68,6 +71,8 @@ export interface LabState {
   prometheus?: ProcRef | undefined;
   /** The lab's dashboard (agent/dashboard/lab.ts; fabric namespace, listening on the host's loopback). */
   dashboard?: LabDashboardState | undefined;
+  /** Port-forwards the lab keeps running (forwards.ts; fabric namespace, listening on the host's loopback). */
+  forwards?: LabForwardState[];
   nodes: NodeState[];
   pods: PodState[];
   services: ServiceState[];

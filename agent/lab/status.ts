@@ -10,6 +10,9 @@ import { refAlive } from './procs.js';
 import { labDashboardStatus, type LabDashboardStatus } from '../dashboard/lab.js';
 import { clusterSpec, podInMesh } from './spec.js';
 import { labSpecOptions } from './waypoints.js';
+import { isIngressGatewayObject } from '../gateway/objects.js';
+import { internetStatus, type InternetStatus } from './internet.js';
+import { statusOfForward, type LabForwardStatus } from './forwards.js';
 import type { LabState } from './state.js';
 import { DEFAULT_ADMIN_ADDRESS, METRICS_PORT, READINESS_PORT } from '../config.js';
 
@@ -56,6 +59,8 @@ export interface ServiceStatus {
   ports: { name: string | undefined; port: number; protocol: string; targetPort: number | string }[];
   /** Ready endpoints, per service port. */
   endpoints: { pod: string; ip: string; port: number; targetPort: number }[];
+  /** A LoadBalancer Service's external address (reachable from the lab's internet namespace). */
+  externalIP?: string;
 }
 
 export interface DeploymentStatus {
@@ -69,8 +74,20 @@ export interface DeploymentStatus {
   templateHash: string;
   /** Its pods, of any template, that are there. */
   pods: string[];
-  /** `<namespace>/<name>` of the waypoint Gateway it runs, if it was made for one. */
+  /** `<namespace>/<name>` of the waypoint or ingress Gateway it runs, if it was made for one. */
   gateway?: string;
+  /** It runs an ingress gateway (class weft). */
+  ingress?: boolean;
+}
+
+/** An ingress Gateway (class weft) and where the internet reaches it. */
+export interface IngressGatewayStatus {
+  name: string;
+  namespace: string;
+  /** Its status.addresses (the external address of its LoadBalancer Service). */
+  addresses: string[];
+  /** Its listener ports. */
+  ports: number[];
 }
 
 export interface LabStatus {
@@ -87,6 +104,12 @@ export interface LabStatus {
   prometheus: PrometheusStatus | undefined;
   /** The lab's dashboard (agent/dashboard/lab.ts): its URL answers on this machine's loopback. */
   dashboard?: LabDashboardStatus | undefined;
+  /** Port-forwards the lab keeps running (the demo's, to its ingress gateway). */
+  forwards: LabForwardStatus[];
+  /** Ingress Gateways and their external addresses. */
+  gateways: IngressGatewayStatus[];
+  /** The network outside the cluster (`weft lab exec --internet -- CMD` runs on its client). */
+  internet: InternetStatus;
   /** Kubernetes mode: the admin kubeconfig (`kubectl --kubeconfig <it> get pods -A`). */
   kubeconfig?: string;
 }
@@ -115,6 +138,7 @@ export function statusOf(state: LabState): LabStatus {
     };
   });
   const running = state.pods.filter((p) => p.procs.length > 0 && p.procs.every(refAlive));
+  const external = new Map(state.services.filter((s) => s.externalIP !== undefined).map((s) => [`${s.namespace}/${s.name}`, s.externalIP!]));
   const services: ServiceStatus[] =
     built.spec === undefined
       ? []
@@ -124,7 +148,13 @@ export function statusOf(state: LabState): LabStatus {
           clusterIP: v.clusterIP,
           ports: v.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, targetPort: p.targetPort })),
           endpoints: v.ports.flatMap((p) => p.endpoints.map((e) => ({ pod: e.pod, ip: e.ip, port: p.port, targetPort: e.targetPort }))),
+          ...(external.has(v.key) ? { externalIP: external.get(v.key)! } : {}),
         }));
+  const gateways: IngressGatewayStatus[] = state.objects.filter(isIngressGatewayObject).map((g) => {
+    const namespace = g.metadata.namespace ?? 'default';
+    const ip = external.get(`${namespace}/${g.metadata.name}`);
+    return { name: g.metadata.name, namespace, addresses: ip === undefined ? [] : [ip], ports: [...new Set((g.spec.listeners ?? []).map((l) => l.port))] };
+  });
   const deployments: DeploymentStatus[] = [...(built.spec?.deployments.values() ?? [])].map((d) => {
     const current = new Set(d.pods);
     const mine = state.pods.filter((p) => p.namespace === d.namespace && p.name.startsWith(`${d.name}-`) && /^[a-z0-9]{10}-[a-z0-9]{5}$/.test(p.name.slice(d.name.length + 1)));
@@ -136,6 +166,7 @@ export function statusOf(state: LabState): LabStatus {
       templateHash: d.hash,
       pods: mine.map((p) => p.name),
       ...(d.gateway !== undefined ? { gateway: d.gateway } : {}),
+      ...(d.ingress === true ? { ingress: true } : {}),
     };
   });
   return {
@@ -158,6 +189,9 @@ export function statusOf(state: LabState): LabStatus {
     pods,
     services,
     deployments,
+    gateways,
+    forwards: (state.forwards ?? []).map(statusOfForward),
+    internet: internetStatus(state.name),
     prometheus: labPrometheusStatus(state),
     dashboard: labDashboardStatus(state),
   };
@@ -175,6 +209,9 @@ export function formatStatus(s: LabStatus): string {
     const d = s.dashboard;
     out.push(table(['DASHBOARD', 'PID', 'STATUS', 'LOG'], [[d.url, String(d.pid ?? '-'), d.running ? 'running' : 'stopped', d.log]]), '');
   }
+  if (s.forwards.length > 0) {
+    out.push(table(['FORWARD', 'TO', 'PID', 'STATUS'], s.forwards.map((f) => [f.url, `${f.namespace}/${f.target}:${f.remote}`, String(f.pid), f.running ? 'running' : 'stopped'])), '');
+  }
   out.push(
     table(
       ['NODE', 'NETNS', 'FABRIC IP', 'POD CIDR', 'AGENT PID', 'AGENT', 'METRICS', 'AGENT LOG'],
@@ -191,16 +228,26 @@ export function formatStatus(s: LabStatus): string {
       : [
           table(
             ['NAMESPACE', 'DEPLOYMENT', 'READY', 'TEMPLATE', 'PODS'],
-            s.deployments.map((d) => [d.namespace, d.name + (d.gateway !== undefined ? ' (waypoint)' : ''), `${d.ready}/${d.replicas}`, d.templateHash, d.pods.join(',') || '-']),
+            s.deployments.map((d) => [d.namespace, d.name + (d.gateway === undefined ? '' : d.ingress === true ? ' (gateway)' : ' (waypoint)'), `${d.ready}/${d.replicas}`, d.templateHash, d.pods.join(',') || '-']),
+          ),
+          '',
+        ]),
+    ...(s.gateways.length === 0
+      ? []
+      : [
+          table(
+            ['NAMESPACE', 'GATEWAY', 'EXTERNAL ADDRESS', 'PORTS', 'FROM'],
+            s.gateways.map((g) => [g.namespace, g.name, g.addresses.join(',') || '<pending>', g.ports.join(',') || '-', `weft lab exec --internet --name ${s.name} -- curl http://${g.addresses[0] ?? '<address>'}/ (client ${s.internet.clientIP}, netns ${s.internet.netns})`]),
           ),
           '',
         ]),
     table(
-      ['NAMESPACE', 'SERVICE', 'CLUSTER IP', 'PORTS', 'ENDPOINTS'],
+      ['NAMESPACE', 'SERVICE', 'CLUSTER IP', 'EXTERNAL IP', 'PORTS', 'ENDPOINTS'],
       s.services.map((v) => [
         v.namespace,
         v.name,
         v.clusterIP ?? 'None',
+        v.externalIP ?? '-',
         v.ports.map((p) => `${p.port}/${p.protocol}`).join(',') || '-',
         v.endpoints.map((e) => `${e.ip}:${e.targetPort}`).join(',') || '<none>',
       ]),

@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { RequestAuthorizer } from './authorize.js';
 import type { RequestPicker } from './picker.js';
 import type { Upstreams } from './upstream.js';
+import type { Resilience } from './resilience/index.js';
 
 /**
  * The request metrics as agent/telemetry/request-metrics.ts defines them (RequestMetrics
@@ -40,6 +41,8 @@ export interface WaypointInputs {
   readonly picker: RequestPicker;
   readonly upstreams: Upstreams;
   readonly requestMetrics: RequestMetricsLike;
+  /** Circuit breakers, retry budgets, outlier detectors and rate-limit buckets (issue 12), shared by the HTTP/1 and HTTP/2 handlers. */
+  readonly resilience: Resilience;
   /** [0, 1) for weights, mirror percentages and the picker. */
   random(): number;
 }
@@ -81,6 +84,8 @@ export class RequestRecord {
   requestBytes = 0;
   responseBytes = 0;
   reason: string | undefined;
+  /** Upstream attempts made (Envoy's UPSTREAM_REQUEST_ATTEMPT_COUNT): more than 1 when retried. */
+  attempts: number | undefined;
   #finished = false;
 
   constructor(inputs: WaypointInputs, tunnel: TunnelContext, head: { method: string; authority: string; path: string; protocol: DownstreamProtocol; grpc: boolean }) {
@@ -154,6 +159,7 @@ export class RequestRecord {
         clientIp: t.clientIp,
         policy: this.policy,
         reason: this.reason,
+        attempts: this.attempts,
       },
       'request',
     );

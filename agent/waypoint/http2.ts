@@ -5,12 +5,16 @@
  * (streaming gRPC in both directions), response trailers (grpc-status) are passed on, a
  * trailers-only answer stays one HEADERS frame, and a reset on one side resets the other.
  */
-import { constants as h2, createServer as createH2Server, type ClientHttp2Stream, type Http2Server, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants as h2, createServer as createH2Server, type ClientHttp2Session, type ClientHttp2Stream, type Http2Server, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import { WAYPOINT_MIRROR_MAX_BUFFER_BYTES } from '../config.js';
+import type { Endpoint } from '../discovery/types.js';
+import { WAYPOINT_MIRROR_MAX_BUFFER_BYTES, WAYPOINT_RETRY_BUFFER_BYTES } from '../config.js';
 import { isWeftError } from '../errors.js';
 import { RequestRecord, type TunnelContext, type WaypointInputs } from './context.js';
-import { decide, mirrorEndpoint, requestView, timeoutOf, type ForwardPlan } from './decide.js';
+import { decide, mirrorEndpoint, requestView, type Decision, type ForwardPlan } from './decide.js';
+import { Exchange } from './resilience/exchange.js';
+import { grpcStatusOfHttp } from './resilience/fault.js';
+import { ReplayBody } from './resilience/replay-body.js';
 import { applyHeaderModifier } from '../l7/paths.js';
 import { endToEnd, isGrpc, shadowAuthority } from './headers.js';
 
@@ -61,75 +65,112 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
     record.finish();
   });
   const decision = decide(inputs, tunnel, requestView(method, path, authority, headers), record);
+  if (decision.delayMs === undefined || decision.delayMs === 0) act(inputs, tunnel, stream, headers, record, decision);
+  else {
+    // An injected delay: nothing is read or sent meanwhile; a client gone by then ends it.
+    const timer = setTimeout(() => {
+      if (!stream.destroyed) act(inputs, tunnel, stream, headers, record, decision);
+    }, decision.delayMs);
+    stream.once('close', () => clearTimeout(timer));
+  }
+}
+
+function act(inputs: WaypointInputs, tunnel: TunnelContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, record: RequestRecord, decision: Decision): void {
   if (decision.kind === 'local') {
-    record.status = decision.status;
-    record.responseBytes = Buffer.byteLength(decision.body);
     stream.resume();
-    respondLocal(stream, decision.status, decision.headers, decision.body);
+    if (record.grpc && decision.grpcStatus !== undefined) respondGrpc(stream, record, decision.grpcStatus, decision.body);
+    else {
+      record.status = decision.status;
+      record.responseBytes = Buffer.byteLength(decision.body);
+      respondLocal(stream, decision.status, decision.headers, decision.body);
+    }
     return;
   }
-  const { plan, endpoint } = decision;
-  inputs.picker.begin(endpoint);
-  let up: ClientHttp2Stream | undefined;
-  let ended = false;
-  let timer: NodeJS.Timeout | undefined;
-  const done = (): void => {
-    if (ended) return;
-    ended = true;
-    clearTimeout(timer);
-    inputs.picker.end(endpoint);
-  };
-  stream.on('close', () => {
-    if (up !== undefined && !up.destroyed) up.close(h2.NGHTTP2_CANCEL);
-    done();
-  });
-  const timeoutMs = timeoutOf(plan);
-  if (timeoutMs !== undefined) {
-    timer = setTimeout(() => {
-      record.flag('UT');
-      record.reason = `WEFT_ERR_WAYPOINT_TIMEOUT: no complete answer within ${timeoutMs} ms`;
-      if (up !== undefined && !up.destroyed) up.close(h2.NGHTTP2_CANCEL);
-      if (!stream.headersSent) {
-        record.status = 504;
-        respondLocal(stream, 504, { 'content-type': 'text/plain' }, 'upstream request timeout');
-      } else stream.close(h2.NGHTTP2_CANCEL);
-      done();
-    }, timeoutMs);
+  const exchange = new Http2Exchange(inputs, tunnel, stream, headers, record, decision);
+  stream.on('close', () => exchange.abandon());
+  exchange.start();
+}
+
+/** A local answer to a gRPC request as Envoy gives it: HTTP 200, trailers-only, grpc-status and grpc-message. */
+function respondGrpc(stream: ServerHttp2Stream, record: RequestRecord, grpcStatus: number, message: string): void {
+  record.status = 200;
+  record.grpcStatus = String(grpcStatus);
+  if (stream.destroyed) return;
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+}
+
+/** One HTTP/2 request forwarded as attempts (resilience/exchange.ts decides; this sends and answers). */
+class Http2Exchange extends Exchange {
+  readonly #stream: ServerHttp2Stream;
+  readonly #headers: IncomingHttpHeaders;
+  readonly #rateHeaders: Readonly<Record<string, string>> | undefined;
+  /** Only for a request that may be retried. */
+  readonly #body: ReplayBody | undefined;
+  #up: ClientHttp2Stream | undefined;
+  #mirrored = false;
+  #counting = false;
+  /** The upstream's reset code, passed on to the client when the answer had begun. */
+  #rstCode: number | undefined;
+
+  constructor(inputs: WaypointInputs, tunnel: TunnelContext, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, record: RequestRecord, decision: Extract<Decision, { kind: 'forward' }>) {
+    super(inputs, tunnel, record, decision.plan, decision.service, decision.endpoint, false);
+    this.#stream = stream;
+    this.#headers = headers;
+    this.#rateHeaders = decision.rateHeaders;
+    if (this.retriable) {
+      this.#body = new ReplayBody(stream, WAYPOINT_RETRY_BUFFER_BYTES);
+      this.#countBody();
+    }
   }
-  const fail = (err: Error): void => {
-    if (ended) return;
-    const connect = isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM');
-    record.flag(connect ? 'UF' : 'UC');
-    record.reason = err.message;
-    if (connect) inputs.logger.warn({ upstream: record.upstream, code: 'WEFT_ERR_WAYPOINT_UPSTREAM', reason: err.message }, 'upstream connect failed');
-    if (!stream.headersSent && !stream.destroyed) {
-      record.status = 503;
-      respondLocal(stream, 503, { 'content-type': 'text/plain' }, connect ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
-    } else if (!stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
-    done();
-  };
-  inputs.upstreams.http2(endpoint, tunnel.clientIp).then((session) => {
-    if (ended || stream.destroyed) return;
-    const reqHeaders = upstreamHeaders(headers, plan, plan.authority);
+
+  /** Counted from the first attempt on: a 'data' listener makes the stream flow, and the body is the upstream's. */
+  #countBody(): void {
+    if (this.#counting) return;
+    this.#counting = true;
+    const record = this.record;
+    this.#stream.on('data', (c: Buffer) => {
+      record.requestBytes += c.length;
+    });
+  }
+
+  protected send(endpoint: Endpoint, attempt: number): void {
+    this.inputs.upstreams.http2(endpoint, this.tunnel.clientIp, this.plan.backend.policy?.connectionPool?.maxRequestsPerConnection).then(
+      (session) => this.#request(session, attempt),
+      (err: Error) => this.failed(attempt, 'connect-failure', err.message),
+    );
+  }
+
+  #request(session: ClientHttp2Session, attempt: number): void {
+    const stream = this.#stream;
+    if (attempt !== this.attempt || this.ended || stream.destroyed) return;
+    const plan = this.plan;
     let u: ClientHttp2Stream;
     try {
-      u = session.request(reqHeaders, { endStream: false });
+      u = session.request(upstreamHeaders(this.#headers, plan, plan.authority), { endStream: false });
     } catch (err) {
-      fail(err as Error);
+      this.failed(attempt, 'connect-failure', (err as Error).message);
       return;
     }
-    up = u;
+    this.#up = u;
     let trailers: IncomingHttpHeaders | undefined;
+    const record = this.record;
     u.on('response', (resHeaders: IncomingHttpHeaders, flags: number) => {
-      record.status = Number(resHeaders[':status'] ?? 502);
+      const status = Number(resHeaders[':status'] ?? 502);
+      const g = resHeaders['grpc-status'];
+      if (!this.responseHead(attempt, status, g === undefined ? undefined : Number(g))) {
+        u.close(h2.NGHTTP2_CANCEL);
+        return;
+      }
+      record.status = status;
       const out: OutgoingHttpHeaders = applyHeaderModifier(endToEnd(resHeaders, false), plan.responseHeaders);
-      out[':status'] = record.status;
-      if (resHeaders['grpc-status'] !== undefined) record.grpcStatus = String(resHeaders['grpc-status']);
+      if (this.#rateHeaders !== undefined) Object.assign(out, this.#rateHeaders);
+      out[':status'] = status;
+      if (g !== undefined) record.grpcStatus = String(g);
       if (stream.destroyed) return;
       // END_STREAM on the response HEADERS: a trailers-only answer (gRPC errors) stays one frame.
       if ((flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0) {
         stream.respond(out, { endStream: true });
-        done();
+        this.completed(attempt);
         return;
       }
       stream.respond(out, { waitForTrailers: true });
@@ -142,26 +183,61 @@ function onStream(inputs: WaypointInputs, stream: ServerHttp2Stream, headers: In
       trailers = t;
       if (t['grpc-status'] !== undefined) record.grpcStatus = String(t['grpc-status']);
     });
-    stream.on('wantTrailers', () => {
+    stream.once('wantTrailers', () => {
       stream.sendTrailers(trailers === undefined ? {} : endToEnd(trailers, false));
-      done();
+      this.completed(attempt);
     });
-    u.on('error', (err: Error) => fail(err));
+    u.on('error', (err: Error) => {
+      if (this.#up === u) this.failed(attempt, isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM') ? 'connect-failure' : 'reset', err.message);
+    });
     u.on('close', () => {
-      // A reset by the upstream after the answer began: the client's stream is reset too.
-      if (u.rstCode !== h2.NGHTTP2_NO_ERROR && !stream.destroyed && !ended) {
-        record.flag('UC');
-        if (stream.headersSent) stream.close(u.rstCode);
-        else fail(new Error(`upstream reset the stream (code ${u.rstCode})`));
-      }
+      // A reset by the upstream (before the answer: maybe retried; after it began: the client's stream is reset too).
+      if (this.#up !== u || u.rstCode === h2.NGHTTP2_NO_ERROR || stream.destroyed || this.ended) return;
+      this.#rstCode = u.rstCode;
+      this.failed(attempt, u.rstCode === h2.NGHTTP2_REFUSED_STREAM ? 'refused-stream' : 'reset', `upstream reset the stream (code ${u.rstCode})`);
     });
-    for (const m of plan.mirrors) mirror(inputs, tunnel, stream, headers, plan, m);
-    // Counted from here on: a 'data' listener makes the stream flow, and the body is the upstream's.
-    stream.on('data', (c: Buffer) => {
-      record.requestBytes += c.length;
-    });
-    stream.pipe(u);
-  }, fail);
+    if (!this.#mirrored) {
+      this.#mirrored = true;
+      for (const m of plan.mirrors) mirror(this.inputs, this.tunnel, stream, this.#headers, plan, m);
+    }
+    if (this.#body !== undefined) this.#body.attach(u);
+    else {
+      this.#countBody();
+      stream.pipe(u);
+    }
+  }
+
+  protected cancel(): void {
+    const u = this.#up;
+    if (u === undefined) return;
+    this.#up = undefined;
+    if (this.#body !== undefined) this.#body.detach();
+    else this.#stream.unpipe(u);
+    if (!u.destroyed) u.close(h2.NGHTTP2_CANCEL);
+  }
+
+  protected headersSent(): boolean {
+    return this.#stream.headersSent;
+  }
+
+  protected answer(status: number, body: string): void {
+    const record = this.record;
+    if (record.grpc) {
+      respondGrpc(this.#stream, record, grpcStatusOfHttp(status), body);
+      return;
+    }
+    record.responseBytes = Buffer.byteLength(body);
+    respondLocal(this.#stream, status, { 'content-type': 'text/plain' }, body);
+  }
+
+  protected reset(): void {
+    const stream = this.#stream;
+    if (!stream.destroyed) stream.close(this.#rstCode ?? (this.record.flags.includes('UT') ? h2.NGHTTP2_CANCEL : h2.NGHTTP2_INTERNAL_ERROR));
+  }
+
+  protected replayable(): boolean {
+    return this.#body !== undefined && this.#body.replayable;
+  }
 }
 
 function upstreamHeaders(headers: IncomingHttpHeaders, plan: ForwardPlan, authority: string): OutgoingHttpHeaders {

@@ -9,7 +9,7 @@
  * between the two, and the caller says that (options).
  */
 import { HBONE_PORT, METRICS_PORT, READINESS_PORT } from '../config.js';
-import { GATEWAY_NAME_LABEL, MESH_DISABLED, MESH_LABEL, WAYPOINT_GATEWAY_CLASS, type KubeObject } from '../discovery/types.js';
+import { ACCEPTED_WAYPOINT_GATEWAY_CLASSES, GATEWAY_NAME_LABEL, MESH_DISABLED, MESH_LABEL, WAYPOINT_GATEWAY_CLASS, type KubeObject } from '../discovery/types.js';
 
 export const GATEWAY_API_VERSION = 'gateway.networking.k8s.io/v1';
 /** The listener a waypoint Gateway has (Istio's waypoints have the same one). */
@@ -20,11 +20,14 @@ export interface GatewayObject extends KubeObject {
   spec: { gatewayClassName?: string; listeners?: { name: string; port: number; protocol: string }[] };
 }
 
-/** Whether `o` is a Gateway that asks for a waypoint (its class is weft-waypoint). */
+/**
+ * Whether `o` is a Gateway that asks for a waypoint: its class is weft-waypoint, or Istio's
+ * istio-waypoint (what `istioctl waypoint apply` writes), which discovery binds as Weft's own.
+ */
 export function isWaypointGateway(o: KubeObject): o is GatewayObject {
   if (o.kind !== 'Gateway' || !o.apiVersion.startsWith('gateway.networking.k8s.io/')) return false;
   const spec = (o as { spec?: unknown }).spec;
-  return typeof spec === 'object' && spec !== null && (spec as { gatewayClassName?: unknown }).gatewayClassName === WAYPOINT_GATEWAY_CLASS;
+  return typeof spec === 'object' && spec !== null && ACCEPTED_WAYPOINT_GATEWAY_CLASSES.includes((spec as { gatewayClassName?: unknown }).gatewayClassName as string);
 }
 
 export interface WaypointObjectOptions {

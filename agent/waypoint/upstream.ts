@@ -40,36 +40,56 @@ export function overHbone(endpoint: Endpoint): boolean {
   return endpoint.workload !== undefined && endpoint.workload.inMesh;
 }
 
-/** HTTP/1.1 keep-alive connections to one endpoint, each a tunnelled stream. */
+const kUses = Symbol('weft.requestsOnConnection');
+type CountedStream = Duplex & { [kUses]?: number; setTimeout(ms: number): void };
+
+/**
+ * HTTP/1.1 keep-alive connections to one endpoint, each a tunnelled stream. With
+ * `maxRequestsPerConnection` (DestinationRule connectionPool) a connection is closed after that
+ * many requests instead of going back to the pool.
+ */
 class TunnelAgent extends http.Agent {
   readonly #open: () => Promise<Duplex>;
   readonly #idleMs: number;
+  readonly #maxRequests: number;
 
-  constructor(open: () => Promise<Duplex>, idleMs: number) {
+  constructor(open: () => Promise<Duplex>, idleMs: number, maxRequests: number | undefined) {
     super({ keepAlive: true, maxFreeSockets: WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS, scheduling: 'lifo' });
     this.#open = open;
     this.#idleMs = idleMs;
+    this.#maxRequests = maxRequests !== undefined && maxRequests > 0 ? maxRequests : Infinity;
   }
 
   override createConnection(_options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     this.#open().then(
-      // Through StreamSocket, whose writes reach the stream as Buffers: node:http corks its header
-      // (a latin1 string) with the body, and an HTTP/2 stream's writev of a string chunk hands
-      // nghttp2 a copy that is freed before it is sent (the pod got heap pointers as its first 16 bytes).
-      (s) => callback?.(null, new StreamSocket(s, undefined)),
+      (stream) => {
+        // Through StreamSocket, whose writes reach the stream as Buffers: node:http corks its header
+        // (a latin1 string) with the body, and an HTTP/2 stream's writev of a string chunk hands
+        // nghttp2 a copy that is freed before it is sent (the pod got heap pointers as its first 16 bytes).
+        const s = new StreamSocket(stream, undefined);
+        // As a net.Socket without allowHalfOpen: the app's FIN (an idle keep-alive connection it
+        // closed) ends ours too, so the stream closes and leaves the pool; a stream is half-open
+        // otherwise, and the next request went into a connection nobody read.
+        s.once('end', () => s.end());
+        (s as unknown as CountedStream)[kUses] = 1;
+        callback?.(null, s);
+      },
       (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
     return undefined;
   }
 
-  /** Kept for the next request (a stream has no setKeepAlive/unref); closed after idling. */
+  /** Kept for the next request (a stream has no setKeepAlive/unref); closed after idling, or after its last allowed request. */
   override keepSocketAlive(socket: Duplex): boolean {
-    (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(this.#idleMs);
+    if (((socket as CountedStream)[kUses] ?? 0) >= this.#maxRequests) return false;
+    (socket as CountedStream).setTimeout(this.#idleMs);
     return true;
   }
 
   override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
-    (socket as Duplex & { setTimeout(ms: number): void }).setTimeout(0);
+    const s = socket as CountedStream;
+    s.setTimeout(0);
+    s[kUses] = (s[kUses] ?? 0) + 1;
     request.reusedSocket = true;
   }
 }
@@ -86,7 +106,7 @@ export class Upstreams {
   readonly #hbonePort: number;
   readonly #idleMs: number;
   readonly #agents = new Map<string, { agent: TunnelAgent; endpoint: Endpoint }>();
-  readonly #sessions = new Map<string, { session: Promise<ClientHttp2Session>; endpoint: Endpoint }>();
+  readonly #sessions = new Map<string, { session: Promise<ClientHttp2Session>; endpoint: Endpoint; requests: number }>();
   #streamsOpened = 0;
   #connectFailures = 0;
 
@@ -113,22 +133,28 @@ export class Upstreams {
     }
   }
 
-  /** The keep-alive pool of HTTP/1.1 connections to `endpoint` for requests of `clientIp`. */
-  http1(endpoint: Endpoint, clientIp: string): http.Agent {
-    const key = poolKey(endpoint, clientIp);
+  /**
+   * The keep-alive pool of HTTP/1.1 connections to `endpoint` for requests of `clientIp`
+   * (pools with a `maxRequestsPerConnection` are apart from those without).
+   */
+  http1(endpoint: Endpoint, clientIp: string, maxRequestsPerConnection?: number): http.Agent {
+    const key = maxRequestsPerConnection === undefined ? poolKey(endpoint, clientIp) : `${poolKey(endpoint, clientIp)}\u0000${maxRequestsPerConnection}`;
     let entry = this.#agents.get(key);
     if (entry === undefined) {
-      entry = { agent: new TunnelAgent(() => this.open(endpoint, clientIp), this.#idleMs), endpoint };
+      entry = { agent: new TunnelAgent(() => this.open(endpoint, clientIp), this.#idleMs, maxRequestsPerConnection), endpoint };
       this.#agents.set(key, entry);
     }
     return entry.agent;
   }
 
   /** The HTTP/2 session to `endpoint` for requests of `clientIp` (one, multiplexed; a new one after it closes). */
-  http2(endpoint: Endpoint, clientIp: string): Promise<ClientHttp2Session> {
-    const key = poolKey(endpoint, clientIp);
+  http2(endpoint: Endpoint, clientIp: string, maxRequestsPerConnection?: number): Promise<ClientHttp2Session> {
+    const key = maxRequestsPerConnection === undefined ? poolKey(endpoint, clientIp) : `${poolKey(endpoint, clientIp)}\u0000${maxRequestsPerConnection}`;
     const have = this.#sessions.get(key);
-    if (have !== undefined) return have.session;
+    if (have !== undefined) {
+      if (maxRequestsPerConnection !== undefined && ++have.requests >= maxRequestsPerConnection) this.#retire(key, have.session);
+      return have.session;
+    }
     const session = this.open(endpoint, clientIp).then((stream) => {
       const s = h2connect(`http://${formatAuthority(endpoint.ip, endpoint.port)}`, { createConnection: () => stream });
       const forget = (): void => {
@@ -150,8 +176,15 @@ export class Upstreams {
     session.catch(() => {
       if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
     });
-    this.#sessions.set(key, { session, endpoint });
+    this.#sessions.set(key, { session, endpoint, requests: 1 });
+    if (maxRequestsPerConnection !== undefined && maxRequestsPerConnection <= 1) this.#retire(key, session);
     return session;
+  }
+
+  /** The session has carried its last allowed request: later requests get a new one; it closes once its streams are done. */
+  #retire(key: string, session: Promise<ClientHttp2Session>): void {
+    if (this.#sessions.get(key)?.session === session) this.#sessions.delete(key);
+    session.then((s) => setImmediate(() => s.close()), () => undefined);
   }
 
   /** Drops the pools of endpoints that left the model (or whose pod changed identity). */

@@ -37,6 +37,7 @@ import type { RouteTableFactory } from './routes.js';
 import { sniff } from './sniff.js';
 import { StreamSocket } from './stream-socket.js';
 import { Upstreams } from './upstream.js';
+import { Resilience } from './resilience/index.js';
 
 export interface WaypointOptions {
   /** The Gateway this waypoint serves. */
@@ -65,6 +66,8 @@ export interface WaypointOptions {
   routes?: RouteTableFactory;
   authorizer?: RequestAuthorizer;
   random?: () => number;
+  /** Milliseconds, monotonic (default performance.now): outlier ejections and rate-limit buckets read it; tests move it. */
+  clock?: () => number;
   sniffTimeoutMs?: number;
 }
 
@@ -130,6 +133,7 @@ export class Waypoint {
       picker: new RequestPicker(random),
       upstreams: this.#upstreams,
       requestMetrics,
+      resilience: new Resilience(opts.clock),
       random,
     };
     this.#http1 = createHttp1Server(this.#inputs);

@@ -92,7 +92,7 @@ const refusals: { name: string; obj: unknown; path: string; message: RegExp }[] 
   { name: 'a mirror percent', obj: rule1({ filters: [{ type: 'RequestMirror', requestMirror: { backendRef: backend('mirror'), percent: 101 } }] }), path: 'spec.rules[0].filters[0].requestMirror.percent', message: /0-100/ },
   { name: 'a timeout format', obj: rule1({ timeouts: { request: '1.5s' } }), path: 'spec.rules[0].timeouts.request', message: /Gateway API duration/ },
   { name: 'backendRequest longer than request', obj: rule1({ timeouts: { request: '1s', backendRequest: '2s' } }), path: 'spec.rules[0].timeouts.backendRequest', message: /not be longer than request/ },
-  { name: 'retry (issue 12)', obj: rule1({ retry: { attempts: 2 } }), path: 'spec.rules[0].retry', message: /not supported by Weft/ },
+  { name: 'sessionPersistence', obj: rule1({ sessionPersistence: { type: 'Cookie' } }), path: 'spec.rules[0].sessionPersistence', message: /not supported by Weft/ },
   { name: 'a parentRef port', obj: httpRoute('r', { parentRefs: [{ ...CART_PARENT, port: 0 }] }), path: 'spec.parentRefs[0].port', message: /1-65535/ },
   { name: 'an empty rule list', obj: cartRoute([]), path: 'spec.rules', message: /greater or equal to 1/ },
   { name: 'more than 16 rules', obj: cartRoute(Array.from({ length: 17 }, () => ({}))), path: 'spec.rules', message: /less or equal to 16/ },

@@ -165,7 +165,8 @@ test('a waypoint Gateway deploys its ServiceAccount, Deployment (1 pod running w
   assert.deepEqual(svc.ports.map((p) => [p.name, p.port]), [['mesh', 15008]]);
   // Without the lab's options (a plan), a Gateway is only an object.
   assert.equal(spec(GATEWAY).derived.size, 0);
-  // Another class deploys nothing.
+  // Istio's waypoint class (what `istioctl waypoint apply` writes) deploys the same; another class nothing.
+  assert.equal(spec(GATEWAY.replace('weft-waypoint', 'istio-waypoint'), 'labdx').deployments.get('default/reviews-wp')?.pods.length, 1);
   assert.equal(spec(GATEWAY.replace('weft-waypoint', 'istio'), 'labdx').derived.size, 0);
 });
 

@@ -1,7 +1,9 @@
 // An httpbin for the lab: the endpoints Istio's tasks use (circuit breaking, timeouts, retries,
 // fault injection), answering as go-httpbin (mccutchen/go-httpbin, Istio's current httpbin image)
 // does: header names canonical (Title-Case) with their values as lists, `origin` the first
-// X-Forwarded-For address else the peer's. Dependency-free; PORT (default 8080).
+// X-Forwarded-For address else the peer's. One access-log line per request on stdout (the pod's
+// log), as go-httpbin writes it, with the Host the request named besides (a mirrored request's
+// says `<host>-shadow`, Istio's mirroring task reads it there). Dependency-free; PORT (default 8080).
 //   /get /headers /ip /user-agent /status/CODES /delay/SECONDS /anything[/...] /post /put /patch /delete /health
 import http from 'node:http';
 
@@ -41,6 +43,7 @@ function fullUrl(req) {
 
 function send(res, status, body, headers = {}) {
   const text = body === undefined ? '' : JSON.stringify(body, null, 2) + '\n';
+  res.bodyBytes = Buffer.byteLength(text);
   res.writeHead(status, { ...(body === undefined ? {} : { 'content-type': 'application/json; charset=utf-8' }), 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
@@ -97,7 +100,17 @@ function delayMs(spec) {
   return Math.min(ms, MAX_DELAY_MS);
 }
 
+/** go-httpbin's access-log line (its StdLogObserver), and `host`. */
+function logRequest(req, res, started) {
+  const size = res.bodyBytes ?? 0;
+  const ms = (performance.now() - started).toFixed(2);
+  const q = (v) => JSON.stringify(String(v ?? ''));
+  process.stdout.write(`time=${q(new Date().toISOString())} status=${res.statusCode} method=${q(req.method)} uri=${q(req.url)} size_bytes=${size} duration_ms=${ms} user_agent=${q(req.headers['user-agent'])} client_ip=${origin(req)} host=${q(req.headers.host)}\n`);
+}
+
 const server = http.createServer(async (req, res) => {
+  const started = performance.now();
+  res.on('finish', () => logRequest(req, res, started));
   const url = new URL(req.url ?? '/', 'http://localhost');
   const path = url.pathname;
   try {
