@@ -103,7 +103,7 @@ function logRun(ctx: ScenarioContext, label: string, f: RunFigures): void {
   const gen = generatorPercent(r);
   ctx.log(
     `  ${label}: ${r.achievedRps} req/s, p50 ${r.latency.p50} p99 ${r.latency.p99} ms, proxy CPU ${f.proxyCpuMs ?? '–'} ms / 1000 req` +
-      `${f.waypointCpuMs !== undefined ? ` (waypoint ${f.waypointCpuMs})` : ''}; unanswered ${r.unanswered}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ' (busy)' : ''}`,
+      `${f.waypointCpuMs !== undefined ? ` (waypoint ${f.waypointCpuMs})` : ''}; unanswered ${r.unanswered}, not sent (4096 in flight) ${r.skipped}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ' (busy)' : ''}`,
   );
 }
 
