@@ -339,7 +339,12 @@ export class IngressGateway {
     };
     let server: net.Server;
     if (protocol === 'HTTP') {
-      server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.key, port)), port));
+      server = net.createServer((socket) => {
+        socket.on('error', () => socket.destroy());
+        const service = this.#standIn(portFrontendOf(this.key, port));
+        const tunnel: TunnelContext = { service, port, authority: `${service.hostname}:${port}`, sourcePrincipal: '', sourceWorkload: undefined, clientIp: plainIp(socket.remoteAddress) };
+        this.#h2.servePlain(socket, tunnel, this.#http1, WAYPOINT_HEADERS_TIMEOUT_MS);
+      });
     } else {
       server = tls.createServer({
         // h2 first, as browsers and curl offer it; a client that offers neither gets HTTP/1.1.
