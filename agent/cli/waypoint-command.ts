@@ -48,6 +48,10 @@ export function registerWaypointCommand(program: Command): Command {
     )
     .action(async (opts: WaypointFlags) => {
       const p = await setUpProxy(opts, 'waypoint');
+      // Kubernetes mode: the status of the routes of the services this waypoint serves (route-status.ts).
+      const kubeConfig = p.kubeConfig;
+      const statusWriter = kubeConfig === undefined ? undefined : new (await import('../discovery/route-status.js')).RouteStatusWriter({ kubeConfig, waypoint: `${p.namespace}/${p.name}`, podName: process.env['POD_NAME'] ?? process.env['HOSTNAME'], logger: p.logger });
+      if (statusWriter !== undefined) p.source.on('update', (model) => statusWriter.update(model));
       const { Waypoint } = await import('../waypoint/waypoint.js');
       const waypoint = new Waypoint({
         name: p.name,
@@ -64,7 +68,11 @@ export function registerWaypointCommand(program: Command): Command {
         readinessAddress: opts.readiness,
         adminAddress: opts.admin,
       });
-      exitOnStopSignals(p.logger, () => waypoint.stop());
+      exitOnStopSignals(p.logger, async () => {
+        statusWriter?.stop();
+        await waypoint.stop();
+      });
       await waypoint.start();
+      statusWriter?.update(p.source.current());
     });
 }
