@@ -72,6 +72,7 @@ export function registerGatewayCommand(program: Command): Command {
         adminAddress: opts.admin,
       });
       exitOnStopSignals(p.logger, async () => {
+        kube?.writer?.stop();
         await gateway.stop();
         await kube?.objects.stop();
       });
