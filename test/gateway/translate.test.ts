@@ -11,6 +11,7 @@ import type { Listener } from '../../agent/gateway/config.js';
 import { isWeftIngress, translateIngresses, weftIngressClasses } from '../../agent/gateway/ingress.js';
 import { selects, translateIstioGateways } from '../../agent/gateway/istio-gateway.js';
 import { mergeListeners, vhostMatches } from '../../agent/gateway/vhosts.js';
+import { validateIstioObject } from '../../agent/l7/istio/validate.js';
 
 const svc: ManifestObject = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '198.18.131.20', ports: [{ port: 80 }] } };
 const ing = (name: string, spec: object, annotations?: Record<string, string>): ManifestObject => ({ apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name, namespace: 'shop', ...(annotations ? { annotations } : {}) }, spec } as ManifestObject);
@@ -113,6 +114,15 @@ describe('Istio Gateway translation', () => {
     assert.match(problems, /server 2 \(simple\): Secret istio-system\/nope not found/);
     const served = t.listeners.filter((l) => l.ready).map((l) => [l.port, l.hostname]);
     assert.deepEqual(served, [[8080, 'c.example.com'], [8080, 'd.example.com']]);
+  });
+});
+
+describe('VirtualService validation for gateways', () => {
+  it('takes wildcard hosts of a VirtualService bound only to gateways (bookinfo\'s hosts: ["*"]), refuses them for the mesh', () => {
+    const vs = (gateways: string[] | undefined) => ({ apiVersion: 'networking.istio.io/v1alpha3', kind: 'VirtualService', metadata: { name: 'bookinfo', namespace: 'default' }, spec: { hosts: ['*'], ...(gateways !== undefined ? { gateways } : {}), http: [{ route: [{ destination: { host: 'productpage', port: { number: 9080 } } }] }] } });
+    assert.equal(validateIstioObject(vs(['bookinfo-gateway'])).ok, true);
+    assert.equal(validateIstioObject(vs(['bookinfo-gateway', 'mesh'])).ok, false);
+    assert.equal(validateIstioObject(vs(undefined)).ok, false);
   });
 });
 
