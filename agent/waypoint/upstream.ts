@@ -87,10 +87,13 @@ class TunnelAgent extends http.Agent {
   }
 
   override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
-    const s = socket as CountedStream;
+    const s = socket as CountedStream & { ref?: () => unknown };
     s.setTimeout(0);
     s[kUses] = (s[kUses] ?? 0) + 1;
-    request.reusedSocket = true;
+    // node:http's own reuseSocket removes the error listener it put on the free socket (without
+    // it, one leaked per request on the connection) and refs the socket, which a stream cannot.
+    if (typeof s.ref !== 'function') s.ref = () => s;
+    super.reuseSocket(socket as Socket, request);
   }
 }
 
