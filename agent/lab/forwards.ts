@@ -13,6 +13,9 @@ import { WeftError } from '../errors.js';
 import { checkLabName, labPaths, REPO_DIR, WEFT_MAIN } from './paths.js';
 import { logTail, refAlive, startInNetns, stopProcesses, type ProcRef } from './procs.js';
 import { readState, withLabLock, writeState } from './state.js';
+import { resolveForwardTarget } from './port-forward.js';
+import { statusOf } from './status.js';
+import { kubeLabStatus } from './kube-mode.js';
 
 const READY_TIMEOUT_MS = 20_000;
 const HOST_NETNS_FD_IN_CHILD = 3;
@@ -62,6 +65,8 @@ export async function labStartForward(o: { name: string; namespace: string; targ
     const same = (f: LabForwardState): boolean => f.namespace === o.namespace && f.target === o.target && f.remote === o.remote;
     const had = forwards.find(same);
     if (had !== undefined && refAlive(had)) return statusOfForward(had);
+    // Resolved here: in the fabric namespace a Kubernetes-mode lab's API is not where its kubeconfig says.
+    const resolved = resolveForwardTarget(state.kubernetes === undefined ? statusOf(state) : await kubeLabStatus(state, statusOf(state)), o.namespace, o.target, o.remote);
     const port = await freeLoopbackPort(had?.port);
     const log = join(labPaths(lab).logsDir, `forward-${o.namespace}-${o.target.replace('/', '-')}-${o.remote}.log`);
     const hostNetns = openSync('/proc/thread-self/ns/net', 'r');
@@ -71,7 +76,7 @@ export async function labStartForward(o: { name: string; namespace: string; targ
         {
           what: `the forward of ${o.namespace}/${o.target}:${o.remote}`,
           netns: state.fabricNetns,
-          argv: [process.execPath, WEFT_MAIN, 'lab', 'port-forward', o.target, `127.0.0.1:${port}:${o.remote}`, '-n', o.namespace, '--name', lab, '--listen-netns', `/proc/self/fd/${HOST_NETNS_FD_IN_CHILD}`],
+          argv: [process.execPath, WEFT_MAIN, 'lab', 'port-forward', o.target, `127.0.0.1:${port}:${o.remote}`, '-n', o.namespace, '--name', lab, '--listen-netns', `/proc/self/fd/${HOST_NETNS_FD_IN_CHILD}`, '--resolved', JSON.stringify(resolved)],
           env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env.HOME ?? '/root' },
           cwd: REPO_DIR,
           log,

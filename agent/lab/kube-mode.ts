@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AppsV1Api, CoreV1Api, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { WeftError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -41,10 +41,12 @@ import { stableJson, type ClusterSpec } from './spec.js';
 import { writeFileAtomic, writeState, type LabState, type NodeState } from './state.js';
 import type { ChangeSummary } from './converge.js';
 import { collectRefusalsAfter, refusalNames } from './refusals.js';
-import type { DeploymentStatus, LabStatus, PodStatus, ServiceStatus } from './status.js';
+import type { DeploymentStatus, IngressGatewayStatus, LabStatus, PodStatus, ServiceStatus } from './status.js';
 import { deploymentPodName, planDeployment, type DeploymentObject } from './deployments.js';
 import { ownedBy } from './deployment-controller.js';
 import { isWaypointGateway } from '../waypoint/objects.js';
+import { isIngressGatewayObject } from '../gateway/objects.js';
+import { ensureInternet } from './internet.js';
 import { METRICS_PORT, READINESS_PORT } from '../config.js';
 
 export interface KubeLabOptions {
@@ -320,7 +322,7 @@ function deploymentKeys(objects: readonly ManifestObject[]): string[] {
  * namespace and name), once it has made them: `apply` of a Gateway waits for its waypoint.
  */
 async function waypointDeploymentKeys(kc: KubeConfig, objects: readonly ManifestObject[], timeoutMs: number): Promise<string[]> {
-  const keys = objects.filter((o) => isWaypointGateway(o)).map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
+  const keys = objects.filter((o) => isWaypointGateway(o) || isIngressGatewayObject(o)).map((o) => `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`);
   const apps = kc.makeApiClient(AppsV1Api);
   const deadline = Date.now() + timeoutMs;
   for (const key of keys) {
@@ -356,6 +358,8 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   await addNetns(nodes.map((n) => n.netns));
   await wireNodes(state.fabricNetns, nodes, nodes);
   state.nodes = nodes;
+  await ensureInternet(state);
+  await mkdir(paths.gatewaySecretsDir, { recursive: true });
   await writeState(state);
   log.info({ nodes: nodes.map((n) => n.name) }, 'nodes wired');
 
@@ -637,13 +641,24 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
   const kc = adminKubeConfig(state.name);
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const [pods, namespaces, services, slices, deploymentList] = await Promise.all([
+  const [pods, namespaces, services, slices, deploymentList, gatewayList] = await Promise.all([
     core.listPodForAllNamespaces(),
     core.listNamespace(),
     core.listServiceForAllNamespaces(),
     discovery.listEndpointSliceForAllNamespaces(),
     kc.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces(),
+    // A cluster without the Gateway API has no Gateways.
+    kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways' }).then((l) => (l as { items?: KubernetesObject[] }).items ?? [], () => [] as KubernetesObject[]),
   ]);
+  const ingress = gatewayList.map((g) => g as unknown as ManifestObject).filter(isIngressGatewayObject);
+  const ingressKeys = new Set(ingress.map((g) => `${g.metadata.namespace ?? 'default'}/${g.metadata.name}`));
+  const gateways: IngressGatewayStatus[] = ingress.map((g) => ({
+    name: g.metadata.name,
+    namespace: g.metadata.namespace ?? 'default',
+    addresses: ((g as { status?: { addresses?: { value?: string }[] } }).status?.addresses ?? []).map((a) => a.value ?? '').filter((v) => v !== ''),
+    ports: [...new Set((g.spec.listeners ?? []).map((l) => l.port))],
+  }));
+  const externalOf = new Map(services.items.map((s) => [`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`, s.status?.loadBalancer?.ingress?.[0]?.ip]));
   const deployments: DeploymentStatus[] = deploymentList.items
     .map((d) => {
       const planned = planDeployment(d as unknown as DeploymentObject);
@@ -656,6 +671,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
         templateHash: 'plan' in planned ? planned.plan.hash : '',
         pods: pods.items.filter((p) => ownedBy(p, d.metadata?.uid)).map((p) => p.metadata?.name ?? '').sort(),
         ...(gateway !== undefined ? { gateway: `${d.metadata?.namespace ?? 'default'}/${gateway.name}` } : {}),
+        ...(gateway !== undefined && ingressKeys.has(`${d.metadata?.namespace ?? 'default'}/${gateway.name}`) ? { ingress: true } : {}),
       };
     })
     .sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
@@ -693,6 +709,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
     clusterIP: v.clusterIP,
     ports: v.ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol, targetPort: p.targetPort })),
     endpoints: v.ports.flatMap((p) => p.endpoints.map((e) => ({ pod: e.pod, ip: e.ip, port: p.port, targetPort: e.targetPort }))),
+    ...(externalOf.get(v.key) !== undefined ? { externalIP: externalOf.get(v.key)! } : {}),
   }));
   const agents = new Map(pods.items.filter((p) => p.metadata?.namespace === AGENT_NAMESPACE && p.metadata.name?.startsWith('weft-agent-')).map((p) => [p.spec?.nodeName ?? '', p]));
   return {
@@ -705,6 +722,7 @@ export async function kubeLabStatus(state: LabState, base: LabStatus): Promise<L
     pods: podStatuses,
     services: serviceStatuses,
     deployments,
+    gateways,
     prometheus: labPrometheusStatus(state),
   };
 }
@@ -720,7 +738,7 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
 }
 
 /**
- * What the agents refuse of the applied objects the agents read (policies: the API server
+ * What the agents refuse of the applied objects the agents read (policies and routes: the API server
  * double does not validate them against the CRD's schema), once every agent's watches have
  * seen the resourceVersion each object has now.
  */
@@ -728,7 +746,7 @@ async function agentRefusals(state: LabState, kc: KubeConfig, objects: readonly 
   if (!state.agents) return [];
   const api = KubernetesObjectApi.makeApiClient(kc);
   const seen: Record<string, number> = {};
-  for (const o of objects.filter((x) => x.kind === 'AuthorizationPolicy' || x.kind === 'PeerAuthentication')) {
+  for (const o of objects.filter((x) => ['AuthorizationPolicy', 'PeerAuthentication', 'HTTPRoute', 'GRPCRoute'].includes(x.kind))) {
     try {
       const current = await api.read(header(o));
       const rv = Number(current.metadata?.resourceVersion ?? 0);

@@ -1,6 +1,6 @@
 /** `weft lab port-forward` (port-forward.ts): prints what it forwards, runs until interrupted. */
 import { Option, type Command } from 'commander';
-import { labPortForward, parseForwardSpec } from './port-forward.js';
+import { labPortForward, parseForwardSpec, type ForwardTarget } from './port-forward.js';
 import { DEFAULT_LAB_NAME } from './paths.js';
 
 export function registerPortForwardCommand(lab: Command): void {
@@ -18,21 +18,20 @@ export function registerPortForwardCommand(lab: Command): void {
     .option('--name <name>', 'lab name', DEFAULT_LAB_NAME)
     // The lab's own forwards (labStartForward) run in its fabric namespace and listen on the host's.
     .addOption(new Option('--listen-netns <path>', 'make the listening socket inside this network namespace').hideHelp())
-    .action(async (target: string, ports: string, opts: { namespace: string; address: string; name: string; listenNetns?: string }) => {
+    // ...and get their target resolved by the lab, where the lab's status can be read (JSON of a ForwardTarget).
+    .addOption(new Option('--resolved <json>', 'the target, resolved').hideHelp())
+    .action(async (target: string, ports: string, opts: { namespace: string; address: string; name: string; listenNetns?: string; resolved?: string }) => {
       const spec = parseForwardSpec(ports);
       const address = spec.address ?? opts.address;
-      let listenFd: number | undefined;
-      if (opts.listenNetns !== undefined) {
-        const { listeningFdInNetns } = await import('../dashboard/netns-socket.js');
-        listenFd = listeningFdInNetns(opts.listenNetns, address, spec.ports.local);
-      }
+      const netnsSocket = opts.listenNetns === undefined ? undefined : await import('../dashboard/netns-socket.js');
       const forward = await labPortForward({
         name: opts.name,
         namespace: opts.namespace,
         target,
         ports: spec.ports,
         address,
-        ...(listenFd !== undefined ? { listenFd } : {}),
+        ...(netnsSocket !== undefined ? { listenFd: () => netnsSocket.listeningFdInNetns(opts.listenNetns!, address, spec.ports.local) } : {}),
+        ...(opts.resolved !== undefined ? { resolved: JSON.parse(opts.resolved) as ForwardTarget } : {}),
         onError: (err) => process.stderr.write(`weft: ${err.message}\n`),
       });
       const t = forward.target;

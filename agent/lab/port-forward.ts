@@ -113,8 +113,10 @@ export interface PortForwardOptions {
   address?: string;
   /** Told of each connection that could not be forwarded (kubectl prints these and goes on). */
   onError?: (err: Error) => void;
-  /** A listening socket made elsewhere (in another network namespace: the lab's own forwards). */
-  listenFd?: number;
+  /** Makes the listening socket elsewhere (in another network namespace: the lab's own forwards); called once the target is known. */
+  listenFd?: () => number;
+  /** The target as resolved already (the lab's kept forwards resolve it where the lab's status can be read). */
+  resolved?: ForwardTarget;
 }
 
 function connectInPod(target: ForwardTarget): net.Socket {
@@ -128,8 +130,7 @@ function connectInPod(target: ForwardTarget): net.Socket {
 }
 
 export async function labPortForward(options: PortForwardOptions): Promise<PortForward> {
-  const status = await labStatus(options.name);
-  const target = resolveForwardTarget(status, options.namespace, options.target, options.ports.remote);
+  const target = options.resolved ?? resolveForwardTarget(await labStatus(options.name), options.namespace, options.target, options.ports.remote);
   const address = options.address ?? '127.0.0.1';
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
@@ -153,7 +154,7 @@ export async function labPortForward(options: PortForwardOptions): Promise<PortF
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  if (options.listenFd !== undefined) server.listen({ fd: options.listenFd });
+  if (options.listenFd !== undefined) server.listen({ fd: options.listenFd() });
   else server.listen(options.ports.local, address);
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err as Error))]);

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { KubeObject } from '../discovery/types.js';
 import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
+import { gatewayObjects, isIngressGatewayObject } from '../gateway/objects.js';
 import { LAB_CA_URL } from './ca.js';
 import { kubePaths } from './kube-paths.js';
 import { LabInformer, serialized } from './kube-informer.js';
@@ -22,6 +23,16 @@ import { GATEWAY_NAME_LABEL } from '../discovery/types.js';
 import { writeLabPrometheusTargets } from './prometheus.js';
 import { readState } from './state.js';
 import { subsetOf } from './kube-mode.js';
+
+/**
+ * How the Kubernetes-mode lab runs an ingress gateway's pod (class weft, gatewayObjects): as a
+ * waypoint's, with the same account's kubeconfig (the weft-waypoint ClusterRole has discovery's
+ * reads) and the CA credentials of its node's agent.
+ */
+export function kubeLabGatewayOptions(lab: string): WaypointObjectOptions {
+  const w = kubeLabWaypointOptions(lab);
+  return { ...w, args: [...w.args, `--secrets=${kubePaths(lab).gatewaySecretsDir}`] };
+}
 
 /** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
 export function kubeLabWaypointOptions(lab: string): WaypointObjectOptions {
@@ -46,6 +57,7 @@ export class WaypointController {
   readonly #api: KubernetesObjectApi;
   readonly #log: Logger;
   readonly #options: WaypointObjectOptions;
+  readonly #gatewayOptions: WaypointObjectOptions;
   readonly #gateways: LabInformer<KubernetesObject>;
   readonly #pods: LabInformer<V1Pod>;
   readonly #schedule: () => void;
@@ -53,9 +65,10 @@ export class WaypointController {
   readonly #lab: string;
   #targets = '';
 
-  constructor(kubeConfig: KubeConfig, logger: Logger, options: WaypointObjectOptions, lab: string) {
+  constructor(kubeConfig: KubeConfig, logger: Logger, options: WaypointObjectOptions, lab: string, gatewayOptions: WaypointObjectOptions = options) {
     this.#log = logger;
     this.#options = options;
+    this.#gatewayOptions = gatewayOptions;
     this.#lab = lab;
     const core = kubeConfig.makeApiClient(CoreV1Api);
     this.#scheduleTargets = serialized(() => this.#writeTargets(), 200, logger, 'waypoint scrape targets');
@@ -108,8 +121,10 @@ export class WaypointController {
     let retry = false;
     for (const gw of this.#gateways.list()) {
       const g = gw as unknown as KubeObject;
-      if (!isWaypointGateway(g) || g.metadata.deletionTimestamp !== undefined || g.metadata.uid === undefined) continue;
-      for (const want of waypointObjects(g, this.#options) as unknown as Stored[]) {
+      if (g.metadata.deletionTimestamp !== undefined || g.metadata.uid === undefined) continue;
+      // Waypoints and ingress gateways (class weft) alike: one pure function each makes the objects.
+      const objects = isWaypointGateway(g) ? waypointObjects(g, this.#options) : isIngressGatewayObject(g) ? gatewayObjects(g, this.#gatewayOptions) : [];
+      for (const want of objects as unknown as Stored[]) {
         const what = `${want.kind} ${want.metadata.namespace}/${want.metadata.name}`;
         try {
           let have: Stored | undefined;

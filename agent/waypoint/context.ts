@@ -84,6 +84,8 @@ export class RequestRecord {
   requestBytes = 0;
   responseBytes = 0;
   reason: string | undefined;
+  /** Upstream attempts made (Envoy's UPSTREAM_REQUEST_ATTEMPT_COUNT): more than 1 when retried. */
+  attempts: number | undefined;
   #finished = false;
 
   constructor(inputs: WaypointInputs, tunnel: TunnelContext, head: { method: string; authority: string; path: string; protocol: DownstreamProtocol; grpc: boolean }) {
@@ -157,6 +159,7 @@ export class RequestRecord {
         clientIp: t.clientIp,
         policy: this.policy,
         reason: this.reason,
+        attempts: this.attempts,
       },
       'request',
     );

@@ -78,7 +78,7 @@ export function decide(inputs: WaypointInputs, tunnel: TunnelContext, view: Requ
     // Envoy's filter order: the local rate limit, then the fault filter (delay, then abort), then the router.
     const limit = rule.rateLimit;
     if (limit !== undefined) {
-      const verdict = inputs.resilience.rateLimits.take(rule.name, limit, inputs.resilience.now());
+      const verdict = inputs.resilience.rateLimits.take(limit.bucket ?? rule.name, limit, inputs.resilience.now());
       rateHeaders = verdict.headers;
       if (!verdict.allowed) {
         record.flag('RL');

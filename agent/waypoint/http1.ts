@@ -19,6 +19,7 @@ import { endToEnd, isGrpc, shadowAuthority } from './headers.js';
 
 const kTunnel = Symbol('weft.tunnel');
 type TunnelSocket = Duplex & { [kTunnel]?: TunnelContext };
+/** Hook for the ingress gateway's downstream HTTP/2 (agent/gateway/h2-front.ts): the tunnel context on a socket. */ export { kTunnel as TUNNEL_CONTEXT };
 
 /** One node:http server for every HTTP/1 tunnel of the waypoint; a tunnel's context rides on its socket. */
 export function createHttp1Server(inputs: WaypointInputs): http.Server {
@@ -144,8 +145,19 @@ class Http1Exchange extends Exchange {
       this.failed(attempt, isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM') ? 'connect-failure' : 'reset', err.message);
     });
     if (this.#bodyless) u.end();
-    else if (this.#body !== undefined) this.#body.attach(u);
-    else this.#req.pipe(u);
+    else if (this.#body !== undefined) {
+      // Written once the request has its connection and its head went out alone: a head (a
+      // string) followed in the same turn by a kept body of many chunks arrived with its first
+      // 16 bytes overwritten on the HBONE stream (node 20's http2 string write freed early;
+      // resilience.test.ts 'a request body is sent again in full' shows it).
+      const body = this.#body;
+      u.once('socket', () => {
+        u.flushHeaders();
+        setImmediate(() => {
+          if (this.#up === u) body.attach(u);
+        });
+      });
+    } else this.#req.pipe(u);
   }
 
   #response(attempt: number, upRes: IncomingMessage): void {

@@ -96,7 +96,7 @@ export class Waypoint {
   #ready = false;
   #stopping = false;
   #refused = 0;
-  readonly #routes = new RouteStore();
+  readonly #routes: RouteStore;
   readonly #policy: PolicyState;
   #saidRefused = '';
 
@@ -106,6 +106,7 @@ export class Waypoint {
     const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     this.identity = spiffeId(trustDomain, opts.namespace, opts.serviceAccount ?? opts.name);
     this.#log = opts.logger.child({ component: 'waypoint', waypoint: this.key });
+    this.#routes = new RouteStore({ log: this.#log });
     this.#identity = new IdentityManager({ ...opts.identityOptions, caClient: opts.caClient, logger: opts.logger.child({ component: 'identity' }) });
     this.#identity.setWanted([this.identity]);
     this.metrics = new AgentMetrics(this.registry);

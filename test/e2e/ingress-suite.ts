@@ -20,7 +20,8 @@ import { promisify } from 'node:util';
 import { fetchAdmin } from '../../agent/admin/client.js';
 import { DEFAULT_ADMIN_ADDRESS } from '../../agent/config.js';
 import { exposeBookinfo } from '../../agent/lab/bookinfo-ingress.js';
-import { labApply, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
+import { labApply, labDelete, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
+import { formatStatus } from '../../agent/lab/status.js';
 import { internetNetns, REPO_DIR } from '../../agent/lab/paths.js';
 import { labPortForward } from '../../agent/lab/port-forward.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
@@ -35,6 +36,13 @@ const READY_MS = 60_000;
 export interface IngressSuiteMode {
   lab: string;
   kubernetes: boolean;
+  /** Istio's Gateway + VirtualService (the Kubernetes-mode lab has no Istio CRDs installed). */
+  istio: boolean;
+  /**
+   * The HTTPS cases. Off in Kubernetes mode until `weft gateway` reads Secrets from the API server
+   * (issue 13 point 2, agent/gateway): the lab's gateway pods get an empty --secrets directory there.
+   */
+  tls: boolean;
 }
 
 function secretYaml(name: string, dir: string, base: string): string {
@@ -130,6 +138,31 @@ spec:
     - backendRefs: [{name: productpage, namespace: ${NS}, port: 9080}]
 `;
 
+/**
+ * Istio's Gateway + VirtualService for the same backend as the HTTPRoute of bookinfo.example.com
+ * (as Istio's samples/bookinfo/networking/bookinfo-gateway.yaml, on its own host): selected by
+ * the Weft gateway pod's own label, served on the same port 80.
+ */
+const ISTIO_YAML = `apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-gw, namespace: ${NS}}
+spec:
+  selector: {gateway.networking.k8s.io/gateway-name: ${GW}}
+  servers:
+    - port: {number: 80, name: http, protocol: HTTP}
+      hosts: [istio.example.com]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: istio-bookinfo, namespace: ${NS}}
+spec:
+  hosts: [istio.example.com]
+  gateways: [istio-gw]
+  http:
+    - match: [{uri: {exact: /productpage}}]
+      route: [{destination: {host: productpage, port: {number: 9080}}}]
+`;
+
 async function selfSigned(dir: string, base: string, cn: string): Promise<void> {
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(dir, `${base}.key`), '-out', join(dir, `${base}.crt`)]);
 }
@@ -178,6 +211,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       const broken = secretYaml('broken-cert', dir, 'broken').replace(/tls\.key: .*/, `tls.key: ${readFileSync(join(dir, 'other.key')).toString('base64')}`);
       writeFileSync(join(dir, 'secrets.yaml'), [secretYaml('shop-cert', dir, 'shop'), secretYaml('api-cert', dir, 'api'), broken].join('---\n'));
       writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
+      writeFileSync(join(dir, 'istio.yaml'), ISTIO_YAML);
       await labUp({ name: LAB, dir: join(REPO_DIR, 'examples', 'bookinfo'), kubernetes: mode.kubernetes, readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(REPO_DIR, 'examples', 'httpbin', 'httpbin.yaml'), readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(dir, 'secrets.yaml'), readyTimeoutMs: READY_MS });
@@ -198,9 +232,12 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.match(address, /^198\.19\.65\.\d+$/);
       const svc = status.services.find((s) => s.namespace === NS && s.name === GW)!;
       assert.equal(svc.externalIP, address);
-      assert.deepEqual(status.gateways.find((g) => g.name === GW)!.ports.sort(), [443, 80]);
+      assert.deepEqual([...status.gateways.find((g) => g.name === GW)!.ports].sort((a, b) => a - b), [80, 443]);
+      assert.deepEqual(status.gateways.find((g) => g.name === GW)!.addresses, [address]);
       // The gateway pod is not captured: it does its own mutual TLS upstream.
       assert.equal(gatewayPod().inMesh, false);
+      // `weft lab status` prints it.
+      assert.match(formatStatus(status), new RegExp(`^${NS}\\s+${GW}\\s+${address.replace(/\./g, '\\.')}\\s+80,443\\s`, 'm'));
     });
 
     it('from the internet only the external address answers: no pod IP, ClusterIP or control plane', async () => {
@@ -212,7 +249,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       }
     });
 
-    it('HTTPS with SNI: two hostnames, two certificates (curl --resolve verifies each against its own)', async () => {
+    if (mode.tls) it('HTTPS with SNI: two hostnames, two certificates (curl --resolve verifies each against its own)', async () => {
       const shop = await curl(['--resolve', `shop.example.com:443:${address}`, '--cacert', join(dir, 'shop.crt'), '-w', '%{http_code}', 'https://shop.example.com/productpage']);
       assert.equal(shop, '200');
       const r = await internet(['curl', '-sS', '-m', '10', '--resolve', `api.example.com:443:${address}`, '--cacert', join(dir, 'api.crt'), 'https://api.example.com/headers']);
@@ -224,7 +261,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.equal(wrong.code, 60, wrong.stderr);
     });
 
-    it('openssl s_client -servername gets each hostname its own certificate', async () => {
+    if (mode.tls) it('openssl s_client -servername gets each hostname its own certificate', async () => {
       const shop = await sClient('shop.example.com');
       assert.ok(shop.ok, shop.out);
       assert.match(shop.out, /CN ?= ?shop\.example\.com/);
@@ -233,7 +270,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.match(api.out, /CN ?= ?api\.example\.com/);
     });
 
-    it('a bad Secret takes down only its listener, with the reason in the listener status', async () => {
+    if (mode.tls) it('a bad Secret takes down only its listener, with the reason in the listener status', async () => {
       const broken = await sClient('broken.example.com');
       assert.equal(broken.ok, false, broken.out);
       const listeners = (await dump()).status.listeners;
@@ -252,6 +289,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
     it('redirects plain HTTP to HTTPS (301 to the same host and path)', async () => {
       const out = await curl(['-w', '%{http_code} %{redirect_url}', '-H', 'Host: shop.example.com', `http://${address}/productpage?u=1`]);
       assert.equal(out, '301 https://shop.example.com/productpage?u=1');
+      if (!mode.tls) return;
       // Followed, it lands on the HTTPS listener with shop's certificate.
       const followed = await curl(['-L', '--resolve', `shop.example.com:443:${address}`, '--resolve', `shop.example.com:80:${address}`, '--cacert', join(dir, 'shop.crt'), '-w', '%{http_code} %{url_effective}', 'http://shop.example.com/productpage']);
       assert.equal(followed, '200 https://shop.example.com/productpage');
@@ -264,6 +302,20 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.deepEqual((JSON.parse(bin.stdout) as { headers: Record<string, string[]> }).headers['Host'], ['httpbin.example.com']);
       assert.equal(await curl(['-w', '%{http_code}', '-H', 'Host: bookinfo.example.com', `http://${address}/headers`]), '404');
       assert.equal(await curl(['-w', '%{http_code}', '-H', 'Host: nobody.example.com', `http://${address}/productpage`]), '404');
+    });
+
+    if (mode.istio) it('an Istio Gateway + VirtualService (gateways: [istio-gw]) routes as the equivalent HTTPRoute does', async () => {
+      await labApply({ name: LAB, file: join(dir, 'istio.yaml'), readyTimeoutMs: READY_MS });
+      const get = async (host: string, path: string): Promise<{ code: string; product?: string }> => {
+        const r = await internet(['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', '-H', `Host: ${host}`, `http://${address}${path}`]);
+        const lines = r.stdout.trimEnd().split('\n');
+        const code = lines.pop()!;
+        return code === '200' ? { code, product: (JSON.parse(lines.join('\n')) as { product: string }).product } : { code };
+      };
+      await waitFor(async () => (await get('istio.example.com', '/productpage')).code === '200', 'the VirtualService is served', 30_000);
+      assert.deepEqual(await get('istio.example.com', '/productpage'), await get('bookinfo.example.com', '/productpage'));
+      assert.deepEqual(await get('istio.example.com', '/headers'), await get('bookinfo.example.com', '/headers'));
+      assert.equal((await get('istio.example.com', '/headers')).code, '404');
     });
 
     it('allowedRoutes Same refuses the route from namespace outside (NotAllowedByListeners); its host is not served', async () => {
@@ -305,7 +357,20 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.match(line, /reporter="source"/);
       assert.match(line, /destination_principal="spiffe:\/\/cluster\.local\/ns\/default\/sa\/bookinfo-productpage"/);
       assert.ok(r.stdout.split('\n').some((l) => l.startsWith('istio_requests_total{') && l.includes('response_code="301"')), 'the redirect is counted too');
-      await waitFor(async () => (await queryLabPrometheus(LAB, `sum(istio_requests_total{reporter="source", source_workload="${GW}"})`))[0]?.value, 'the lab\'s Prometheus scraped the gateway', 30_000);
+      await waitFor(async () => (await queryLabPrometheus(LAB, `sum(istio_requests_total{reporter="source", job="weft-waypoints", destination_service_name="productpage"})`))[0]?.value, 'the lab\'s Prometheus scraped the gateway', 30_000);
+    });
+
+    it('deleting the Gateway takes its pod, its Service and its external address away', async () => {
+      await labDelete({ name: LAB, file: join(dir, 'gateway.yaml') });
+      await waitFor(async () => {
+        const st = await labStatus(LAB);
+        return !st.gateways.some((g) => g.name === GW) && !st.services.some((v) => v.name === GW) && !st.pods.some((p) => p.labels['gateway.networking.k8s.io/gateway-name'] === GW);
+      }, 'the gateway and its objects are gone', READY_MS);
+      // Nothing answers on the address any more (the other gateway, bookinfo-gateway, has its own).
+      await waitFor(async () => (await internet(['curl', '-sS', '-m', '3', '-o', '/dev/null', '-H', 'Host: bookinfo.example.com', `http://${address}/productpage`])).code !== 0, 'the external address no longer leads anywhere', 30_000);
+      const other = (await labStatus(LAB)).gateways.find((g) => g.name === 'bookinfo-gateway')!;
+      assert.notEqual(other.addresses[0], undefined);
+      assert.notEqual(other.addresses[0], address);
     });
   });
 }

@@ -2,4 +2,4 @@
 import { ingressSuite } from './ingress-suite.js';
 import { testLabName } from '../helpers/bookinfo.js';
 
-ingressSuite({ lab: testLabName('inglab2'), kubernetes: false });
+ingressSuite({ lab: testLabName('inglab2'), kubernetes: false, tls: true, istio: true });

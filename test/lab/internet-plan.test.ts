@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { parseManifestText } from '../../agent/discovery/manifest.js';
 import { allocateExternalIp, EXTERNAL_CIDR, FABRIC_CIDR, inCidr, INTERNET_CIDR, INTERNET_CLIENT_IP, LAB_RANGE, SERVICE_CIDR } from '../../agent/lab/addressing.js';
 import { externalFrontends } from '../../agent/lab/converge.js';
+import { assignExternalIps } from '../../agent/lab/external-controller.js';
 import { CHAIN_EXTERNAL, edgeRules, externalRules } from '../../agent/lab/internet.js';
 import { renderManifests } from '../../agent/lab/manifests.js';
 import { internetNetns, labOfNetns } from '../../agent/lab/paths.js';
@@ -95,5 +96,18 @@ spec:
     assert.deepEqual(externalFrontends(views, new Map([['default/public', '198.19.65.1']])), [
       { service: 'default/public', ip: '198.19.65.1', port: 80, endpoints: [{ ip: '198.18.1.2', port: 80 }] },
     ]);
+  });
+});
+
+describe('the Kubernetes-mode load balancer controller\'s assignment', () => {
+  const svc = (name: string, type: string, ip?: string) => ({ metadata: { name, namespace: 'default' }, spec: { type }, ...(ip !== undefined ? { status: { loadBalancer: { ingress: [{ ip }] } } } : {}) });
+  it('keeps an address a Service has, gives new ones the lowest free, and ignores other types', () => {
+    const ips = assignExternalIps([svc('b', 'LoadBalancer', '198.19.65.1'), svc('a', 'LoadBalancer'), svc('c', 'ClusterIP'), svc('d', 'LoadBalancer', '10.0.0.1')]);
+    assert.deepEqual([...ips].sort(), [['default/a', '198.19.65.2'], ['default/b', '198.19.65.1'], ['default/d', '198.19.65.3']]);
+  });
+  it('two Services claiming one address: the first by name keeps it', () => {
+    const ips = assignExternalIps([svc('y', 'LoadBalancer', '198.19.65.7'), svc('x', 'LoadBalancer', '198.19.65.7')]);
+    assert.equal(ips.get('default/x'), '198.19.65.7');
+    assert.equal(ips.get('default/y'), '198.19.65.1');
   });
 });

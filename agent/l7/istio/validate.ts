@@ -9,6 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { PolicyFieldError } from '../../../policy/errors.js';
 import { describe, schemaErrors } from '../../../policy/validate.js';
 import { regexProblem } from '../regex.js';
+import { linearSearchRegex } from '../paths.js';
 import { DestinationRuleObject, ISTIO_NETWORKING_VERSIONS, VirtualServiceObject, type DestinationRule, type IstioObject, type IstioStringMatch, type IstioTrafficPolicy, type VirtualService } from './schema.js';
 
 export type IstioValidation = { readonly ok: true; readonly value: IstioObject } | { readonly ok: false; readonly errors: readonly PolicyFieldError[] };
@@ -37,12 +38,11 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   gateways: 'match.gateways is not supported; use spec.gateways',
   sourceNamespace: 'sourceNamespace is not supported',
   statPrefix: 'statPrefix is not supported',
-  uriRegexRewrite: 'uriRegexRewrite is not supported; use rewrite.uri',
   retryRemoteLocalities: 'retryRemoteLocalities is not supported (one locality)',
+  retryIgnorePreviousHosts: 'retryIgnorePreviousHosts is not supported (which endpoint a retry picks is the engine\'s load balancer\'s choice)',
+  retryBudget: 'trafficPolicy.retryBudget is not supported (the waypoint keeps its own budget: retries never exceed 20 % of a backend\'s requests)',
   exponentialDelay: 'exponentialDelay is not supported; use fixedDelay',
-  grpcStatus: 'grpcStatus aborts are not supported; use httpStatus',
   http2Error: 'http2Error aborts are not supported; use httpStatus',
-  mirrors: 'mirrors (several) is not supported; use mirror and mirrorPercentage',
   delegate: 'delegate VirtualServices are not supported',
   directResponse: 'directResponse is not supported yet',
   corsPolicy: 'corsPolicy is not supported',
@@ -63,7 +63,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   consecutiveErrors: 'consecutiveErrors (deprecated) is not supported; use consecutive5xxErrors',
   splitExternalLocalOriginErrors: 'splitExternalLocalOriginErrors is not supported',
   consecutiveLocalOriginFailures: 'consecutiveLocalOriginFailures is not supported',
-  portLevelSettings: 'portLevelSettings is not supported yet; put the policy at the top level or in a subset',
   proxyProtocol: 'proxyProtocol is not supported',
   tunnel: 'tunnel is not supported',
   workloadSelector: 'workloadSelector is not supported (a DestinationRule applies to its host)',
@@ -86,7 +85,7 @@ function unsupportedFields(v: unknown, at: string, out: PolicyFieldError[]): voi
     }
     if (x === undefined) continue;
     const inMatch = /\.match\[\d+\]$/.test(at);
-    if (k === 'tls' && at.endsWith('trafficPolicy')) out.push({ path, message: TLS_FIELD });
+    if (k === 'tls' && (at.endsWith('trafficPolicy') || /portLevelSettings\[\d+\]$/.test(at))) out.push({ path, message: TLS_FIELD });
     else if ((k === 'scheme' || k === 'authority' || k === 'gateways') && !inMatch) unsupportedFields(x, path, out);
     else if (k in UNSUPPORTED && !((k === 'tls' || k === 'tcp') && at !== 'spec')) out.push({ path, message: UNSUPPORTED[k]! });
     else unsupportedFields(x, path, out);
@@ -104,6 +103,17 @@ function checkStringMatch(m: IstioStringMatch | undefined, at: string, errors: P
 }
 
 function checkTrafficPolicy(p: IstioTrafficPolicy | undefined, at: string, errors: PolicyFieldError[]): void {
+  checkPolicyFields(p, at, errors);
+  const ports = new Set<number>();
+  p?.portLevelSettings?.forEach((pl, i) => {
+    const pat = `${at}.portLevelSettings[${i}]`;
+    if (ports.has(pl.port.number)) errors.push({ path: `${pat}.port.number`, message: `port ${pl.port.number} has two portLevelSettings` });
+    ports.add(pl.port.number);
+    checkPolicyFields(pl, pat, errors);
+  });
+}
+
+function checkPolicyFields(p: Pick<IstioTrafficPolicy, 'loadBalancer'> | undefined, at: string, errors: PolicyFieldError[]): void {
   const lb = p?.loadBalancer;
   if (lb !== undefined && lb.simple !== undefined && lb.consistentHash !== undefined) errors.push({ path: `${at}.loadBalancer`, message: 'must have one of simple, consistentHash' });
   const h = lb?.consistentHash;
@@ -139,6 +149,14 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
     }
     if (r.redirect?.port !== undefined && r.redirect.derivePort !== undefined) errors.push({ path: `${at}.redirect.derivePort`, message: 'must not be set together with port' });
     if (r.rewrite?.uri !== undefined && !r.rewrite.uri.startsWith('/')) errors.push({ path: `${at}.rewrite.uri`, message: 'must be an absolute path (start with /)' });
+    const rx = r.rewrite?.uriRegexRewrite;
+    if (rx !== undefined) {
+      if (r.rewrite!.uri !== undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite`, message: 'must not be set together with rewrite.uri' });
+      const p = regexProblem(rx.match);
+      if (p !== undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite.match`, message: p });
+      // Every match in the path is replaced: an unanchored search, linear only on V8's linear-time engine.
+      else if (linearSearchRegex(rx.match) === undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite.match`, message: 'needs V8\'s linear-time regex engine, which this Node does not have or which refuses this pattern' });
+    }
     if (r.redirect?.uri !== undefined && !r.redirect.uri.startsWith('/')) errors.push({ path: `${at}.redirect.uri`, message: 'must be an absolute path (start with /)' });
     if (routes.length > 1 && routes.some((d) => d.weight === undefined)) {
       routes.forEach((d, j) => {
@@ -147,11 +165,14 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
     }
     if (r.mirrorPercentage !== undefined && r.mirrorPercent !== undefined) errors.push({ path: `${at}.mirrorPercent`, message: 'must not be set together with mirrorPercentage' });
     if (r.mirror === undefined && (r.mirrorPercentage !== undefined || r.mirrorPercent !== undefined)) errors.push({ path: `${at}.mirror`, message: 'is required with mirrorPercentage' });
+    if (r.mirror !== undefined && r.mirrors !== undefined) errors.push({ path: `${at}.mirrors`, message: 'must not be set together with mirror (Istio: one or the other)' });
+    if (r.redirect !== undefined && r.mirrors !== undefined) errors.push({ path: `${at}.redirect`, message: 'must not be set together with mirrors' });
     const f = r.fault;
     if (f !== undefined) {
       if (f.delay === undefined && f.abort === undefined) errors.push({ path: `${at}.fault`, message: 'must have delay or abort' });
       if (f.delay?.percent !== undefined && f.delay.percentage !== undefined) errors.push({ path: `${at}.fault.delay.percent`, message: 'must not be set together with percentage' });
       if (f.abort?.percent !== undefined && f.abort.percentage !== undefined) errors.push({ path: `${at}.fault.abort.percent`, message: 'must not be set together with percentage' });
+      if (f.abort !== undefined && (f.abort.httpStatus === undefined) === (f.abort.grpcStatus === undefined)) errors.push({ path: `${at}.fault.abort`, message: 'must have exactly one of httpStatus, grpcStatus' });
     }
   });
 }

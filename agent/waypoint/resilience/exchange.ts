@@ -194,6 +194,7 @@ export abstract class Exchange implements SlotWaiter {
 
   #dispatch(): void {
     const attempt = ++this.attempt;
+    this.record.attempts = attempt;
     this.inputs.picker.begin(this.endpoint);
     this.#inFlight = true;
     const ms = this.#perTryMs;
@@ -248,7 +249,9 @@ export abstract class Exchange implements SlotWaiter {
     const policy = this.#retry!;
     if (!retries(policy, outcome) || !this.replayable()) return false;
     if (this.#retriesDone >= policy.attempts) {
-      this.record.flag('URX');
+      const r = this.record;
+      r.flag('URX');
+      if (outcome.kind === 'status') r.reason = `WEFT_ERR_WAYPOINT_RETRIES_EXHAUSTED: ${this.#retriesDone} retries; last answer ${outcome.status}${outcome.grpcStatus === undefined ? '' : ` grpc-status ${outcome.grpcStatus}`}`;
       return false;
     }
     if (!this.#holdsRetry) {
