@@ -95,7 +95,7 @@ export function decide(inputs: WaypointInputs, tunnel: TunnelContext, view: Requ
       const abort = fault.abort;
       if (abort !== undefined) {
         record.flag('FI');
-        record.reason = `WEFT_ERR_WAYPOINT_FAULT_INJECTED: ${rule.name} aborts with ${abort.grpcStatus !== undefined && record.grpc ? `grpc-status ${abort.grpcStatus}` : abort.statusCode}`;
+        record.reason = `WEFT_ERR_WAYPOINT_FAULT_INJECTED: ${rule.fault!.source === undefined ? '' : `${rule.fault!.source} on `}${rule.name} aborts with ${abort.grpcStatus !== undefined && record.grpc ? `grpc-status ${abort.grpcStatus}` : abort.statusCode}`;
         return { kind: 'local', status: abort.statusCode, headers: TEXT, body: FAULT_ABORT_BODY, grpcStatus: abort.grpcStatus ?? grpcStatusOfHttp(abort.statusCode), delayMs };
       }
     }
