@@ -127,7 +127,7 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
   const hosts = vs.spec.hosts ?? [];
   if (hosts.length === 0) errors.push({ path: 'spec.hosts', message: 'must list at least one host (the Services the VirtualService applies to)' });
   hosts.forEach((h, i) => {
-    if (h.includes('*')) errors.push({ path: `spec.hosts[${i}]`, message: `wildcard hosts are not supported in the mesh: name a Service (got ${describe(h)})` });
+    if (h.includes('*') && (vs.spec.gateways ?? ['mesh']).includes('mesh')) errors.push({ path: `spec.hosts[${i}]`, message: `wildcard hosts are not supported in the mesh: name a Service (got ${describe(h)})` });
   });
   (vs.spec.http ?? []).forEach((r, i) => {
     const at = `spec.http[${i}]`;
