@@ -30,6 +30,8 @@ export function kubePaths(lab: string) {
     caKubeconfig: join(dir, 'weft-ca.kubeconfig'),
     /** The lab's waypoint pods': the weft-waypoint ClusterRole's account (kube-mode.ts). */
     waypointKubeconfig: join(dir, 'weft-waypoint.kubeconfig'),
+    /** The lab's ingress gateway pods': the weft-gateway account (kube-mode.ts). */
+    gatewayKubeconfig: join(dir, 'weft-gateway.kubeconfig'),
     podsDir: join(dir, 'pods'),
     /**
      * `weft gateway --secrets` of the lab's ingress gateway pods until the gateway reads Secrets

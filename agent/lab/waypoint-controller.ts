@@ -26,12 +26,13 @@ import { subsetOf } from './kube-mode.js';
 
 /**
  * How the Kubernetes-mode lab runs an ingress gateway's pod (class weft, gatewayObjects): as a
- * waypoint's, with the same account's kubeconfig (the weft-waypoint ClusterRole has discovery's
- * reads) and the CA credentials of its node's agent.
+ * waypoint's, with the CA credentials of its node's agent, and the weft-gateway account's
+ * kubeconfig (kube-mode.ts binds it to the weft-gateway and weft-waypoint ClusterRoles).
  */
 export function kubeLabGatewayOptions(lab: string): WaypointObjectOptions {
   const w = kubeLabWaypointOptions(lab);
-  return { ...w, args: [...w.args, `--secrets=${kubePaths(lab).gatewaySecretsDir}`] };
+  const args = w.args.map((a) => (a.startsWith('--kubeconfig=') ? `--kubeconfig=${kubePaths(lab).gatewayKubeconfig}` : a));
+  return { ...w, args: [...args, `--secrets=${kubePaths(lab).gatewaySecretsDir}`] };
 }
 
 /** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
