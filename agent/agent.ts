@@ -27,6 +27,8 @@ import { raiseOpenFileLimit } from '../native/index.js';
 import { HandoverMarker } from './capture/handover.js';
 import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
 import { DEFAULT_TRUST_DOMAIN, effectiveConfig } from './config.js';
+import { isRouteKind, validateRouteObject } from './l7/index.js';
+import { formatFieldErrors } from '../policy/index.js';
 
 export interface AgentOptions {
   nodeName: string;
@@ -190,10 +192,10 @@ export class Agent {
 
   /**
    * Everything the agent refuses right now: objects discovery could not take (too large, not
-   * valid) and policies that do not validate. The admin API serves it; `weft lab apply` prints it.
+   * valid), policies and routes that do not validate. The admin API serves it; `weft lab apply` prints it.
    */
   refusals(): Refusal[] {
-    return [...this.#source.refusals(), ...this.inputs.policy.refusals()];
+    return [...this.#source.refusals(), ...this.inputs.policy.refusals(), ...routeRefusals(this.#model.others)];
   }
 
   /** The effective configuration (flags over agent/config.ts's defaults), for the admin API. */
@@ -285,4 +287,19 @@ function reportOpenFileLimit(logger: Logger): void {
   } catch (err) {
     logger.warn({ err }, 'cannot raise the descriptor limit (RLIMIT_NOFILE); keeping the current one');
   }
+}
+
+/**
+ * HTTPRoutes and GRPCRoutes that do not validate, by field. The waypoints refuse them (keeping
+ * each one's last good version); agents do not route, they list them so that `weft lab apply`
+ * reports a bad route as it reports a bad policy, from the command that applied it.
+ */
+function routeRefusals(others: readonly OtherObject[]): Refusal[] {
+  const out: Refusal[] = [];
+  for (const o of others) {
+    if (!isRouteKind(o.kind)) continue;
+    const v = validateRouteObject(o);
+    if (!v.ok) out.push({ object: `${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, code: 'WEFT_ERR_ROUTE_INVALID', reason: `${formatFieldErrors(v.errors)}; a waypoint keeps serving its last good version, if it had one` });
+  }
+  return out;
 }

@@ -48,6 +48,8 @@ export interface HttpResult {
   unanswered: number;
   /** Answers that were not 200 (and, for h2, grpc-status 0). */
   failed: number;
+  /** The status (h2: `status/grpc-status`) of the failed answers, counted. */
+  failedByStatus: Record<string, number>;
   errors: number;
   errorsByCode: Record<string, number>;
   /** Measured window only (after warm-up). */
@@ -61,7 +63,7 @@ const DRAIN_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_ERRORS = 1_000;
 
-type Done = (ok: boolean, sentAt: number, err?: unknown) => void;
+type Done = (ok: boolean, sentAt: number, err?: unknown, status?: string) => void;
 
 interface Client {
   /** Sends one request; `done` is called exactly once. */
@@ -88,10 +90,10 @@ function h1Client(spec: HttpLoadSpec): Client {
     send(done: Done): void {
       let finished = false;
       let sentAt = performance.now();
-      const finish = (ok: boolean, err?: unknown): void => {
+      const finish = (ok: boolean, err?: unknown, status?: string): void => {
         if (finished) return;
         finished = true;
-        done(ok, sentAt, err);
+        done(ok, sentAt, err, status);
       };
       const req = request({
         host: spec.target.host,
@@ -107,7 +109,7 @@ function h1Client(spec: HttpLoadSpec): Client {
       req.once('socket', () => (sentAt = performance.now()));
       req.on('response', (res) => {
         res.on('data', () => undefined);
-        res.on('end', () => finish(res.statusCode === 200));
+        res.on('end', () => finish(res.statusCode === 200, undefined, String(res.statusCode)));
         res.on('error', (err) => finish(false, err));
       });
       req.on('timeout', () => req.destroy(Object.assign(new Error('request timed out'), { code: 'ETIMEDOUT' })));
@@ -145,7 +147,7 @@ function h2Client(spec: HttpLoadSpec): Client {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
-        done(ok, sentAt, err);
+        done(ok, sentAt, err, `${status}/${grpcStatus ?? '-'}`);
       };
       let stream: http2.ClientHttp2Stream;
       try {
@@ -187,6 +189,7 @@ export async function runHttp(spec: HttpLoadSpec): Promise<HttpResult> {
   const hist = newLatencyHistogram();
   const service = newLatencyHistogram();
   const errorsByCode: Record<string, number> = {};
+  const failedByStatus: Record<string, number> = {};
   let sent = 0;
   let answered = 0;
   let failed = 0;
@@ -194,13 +197,15 @@ export async function runHttp(spec: HttpLoadSpec): Promise<HttpResult> {
   const start = performance.now() + 5;
   const recordFrom = start + spec.warmupMs;
   const windowEnd = recordFrom + spec.durationMs;
-  const onDone = (intended: number): Done => (ok, sentAt, err) => {
+  const onDone = (intended: number): Done => (ok, sentAt, err, status) => {
     if (err !== undefined) {
       errors++;
       const code = errorCode(err);
       errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
     } else if (!ok) {
       failed++;
+      const key = status ?? '?';
+      failedByStatus[key] = (failedByStatus[key] ?? 0) + 1;
     } else {
       answered++;
       const now = performance.now();
@@ -242,8 +247,8 @@ export async function runHttp(spec: HttpLoadSpec): Promise<HttpResult> {
       if (now >= windowEnd || sent >= spec.maxRequests || errors > MAX_ERRORS) return laneDone();
       sent++;
       const record = onDone(now);
-      client.send((ok, sentAt, err) => {
-        record(ok, sentAt, err);
+      client.send((ok, sentAt, err, status) => {
+        record(ok, sentAt, err, status);
         // Errors come back at once: do not spin on a broken path.
         if (err !== undefined) setTimeout(lane, 10);
         else lane();
@@ -264,6 +269,7 @@ export async function runHttp(spec: HttpLoadSpec): Promise<HttpResult> {
     answered,
     unanswered: sent - answered - failed - errors,
     failed,
+    failedByStatus,
     errors,
     errorsByCode,
     latency: summarize(hist),

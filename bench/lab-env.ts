@@ -88,9 +88,12 @@ export async function benchLabDown(): Promise<void> {
   await labDown({ name: LAB_NAME });
 }
 
-/** Runs argv in the client pod, bounded in time; `node` is the lab's Node. */
-export function execInClient(command: string[], timeoutMs: number): Promise<ExecResult> {
-  return labExec({ name: LAB_NAME, pod: 'client', namespace: NAMESPACE, command, timeoutMs });
+/**
+ * Runs argv in the client pod (or another pod of the bench namespace: `outside`, the ingress
+ * scenario's client outside the mesh), bounded in time; `node` is the lab's Node.
+ */
+export function execInClient(command: string[], timeoutMs: number, pod = 'client'): Promise<ExecResult> {
+  return labExec({ name: LAB_NAME, pod, namespace: NAMESPACE, command, timeoutMs });
 }
 
 /** Labels (or unlabels) the bench namespace `weft.dev/mesh=enabled` through the lab. */

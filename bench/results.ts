@@ -22,6 +22,8 @@ export interface Machine {
   node: string;
   haproxy: string | undefined;
   iperf3: string | undefined;
+  /** The ingress scenario's reverse proxy is nginx when installed (else HAProxy). */
+  nginx?: string | undefined;
 }
 
 export interface TargetResult {
@@ -87,10 +89,54 @@ export function judgeTargets(figures: readonly Figure[]): TargetResult[] {
   abs('idle: 0 connections reset (issue 10)', 'idle', 'idle connections reset', (w) => w === 0, 'conn');
   abs('scale: 5,000-pod source applied in under 2 s', 'scale', 'apply time', (w) => w < 2000, 'ms');
   abs('scale: policy decision under 5 microseconds', 'scale', 'policy decision', (w) => w < 5000, 'ns');
+  judgeL7(figures, out);
+  judgeIngress(figures, out);
   // soak runs only when named (10+ minutes): judged when it ran.
   if (find(figures, 'soak', 'agent RSS growth after warm-up') !== undefined) {
     abs('soak: agent RSS growth after warm-up < 1 MiB (issue 10)', 'soak', 'agent RSS growth after warm-up', (w) => w < 1024, 'KiB');
     abs('soak: agent descriptor growth after warm-up < 10 (issue 10)', 'soak', 'agent descriptor growth after warm-up', (w) => w < 10, 'fds');
   }
   return out;
+}
+
+/** `a <= b` of two figures' values (each by scenario, metric and system); not measured when one is missing. */
+function compare(figures: readonly Figure[], out: TargetResult[], target: string, a: [string, string, SystemName], b: [string, string, SystemName], factor: number, unit: string): void {
+  const va = find(figures, a[0], a[1])?.values[a[2]];
+  const vb = find(figures, b[0], b[1])?.values[b[2]];
+  if (va === undefined || vb === undefined) {
+    out.push({ target, measured: 'not measured', met: undefined });
+    return;
+  }
+  const r = vb === 0 ? undefined : va / vb;
+  out.push({ target, measured: `${a[2]} ${fmt(va)} ${unit} vs ${b[2]} ${fmt(vb)} ${unit}${r !== undefined && va > 0 && vb > 0 ? ` (${fmt(r, 2)} x)` : ''}`, met: va <= vb * factor });
+}
+
+function bound(figures: readonly Figure[], out: TargetResult[], target: string, scenario: string, metric: string, holds: (v: number) => boolean, unit: string): void {
+  const v = find(figures, scenario, metric)?.values.weft;
+  out.push(v === undefined ? { target, measured: 'not measured', met: undefined } : { target, measured: `${fmt(v)} ${unit}`, met: holds(v) });
+}
+
+/** Issue 11 point 7 and issue 12 point 4 (the l7 scenario; metric names from bench/scenarios/l7.ts). */
+function judgeL7(figures: readonly Figure[], out: TargetResult[]): void {
+  if (!figures.some((f) => f.scenario === 'l7')) return;
+  for (const p of ['HTTP/1.1', 'gRPC h2c']) {
+    for (const r of [1000, 5000]) {
+      const at = `${p} @ ${r} rps`;
+      bound(figures, out, `l7 ${at}: waypoint CPU per 1000 requests <= 250 ms (issue 11)`, 'l7', `waypoint CPU per 1000 req, ${at}`, (v) => v <= 250, 'ms');
+      compare(figures, out, `l7 ${at}: waypoint CPU per 1000 requests <= HAProxy's (both HAProxies) (issue 11)`, ['l7', `waypoint CPU per 1000 req, ${at}`, 'weft'], ['l7', `proxy CPU per 1000 req, ${at}`, 'haproxy-mtls'], 1, 'ms');
+      compare(figures, out, `l7 ${at}: added p99 <= HAProxy's (issue 11)`, ['l7', `added p99, ${at}`, 'weft'], ['l7', `added p99, ${at}`, 'haproxy-mtls'], 1, 'ms');
+      for (const v of ['retry policy', 'outlier detection']) {
+        bound(figures, out, `l7 ${at}: ${v} costs <= 5 % waypoint CPU over the plain route when nothing fails (issue 12)`, 'l7', `waypoint CPU cost, ${v} vs plain route, ${at}`, (x) => x <= 5, '%');
+      }
+    }
+  }
+  bound(figures, out, 'l7: waypoint memory <= 60 MB (issue 11)', 'l7', 'waypoint RSS (max after a run)', (v) => v <= 60, 'MB');
+}
+
+/** Issue 13 point 4 (the ingress scenario; metric names from bench/scenarios/ingress.ts). */
+function judgeIngress(figures: readonly Figure[], out: TargetResult[]): void {
+  if (!figures.some((f) => f.scenario === 'ingress')) return;
+  compare(figures, out, "ingress keep-alive: gateway's added p99 <= the reverse proxy's (issue 13)", ['ingress', 'added p99 @ 1000 rps, keep-alive', 'weft'], ['ingress', 'added p99 @ 1000 rps, keep-alive', 'reverse-proxy'], 1, 'ms');
+  compare(figures, out, "ingress keep-alive @ 1000 rps: CPU per 1000 requests <= 1.5 x the reverse proxy's (issue 13)", ['ingress', 'proxy CPU per 1000 req @ 1000 rps, keep-alive', 'weft'], ['ingress', 'proxy CPU per 1000 req @ 1000 rps, keep-alive', 'reverse-proxy'], 1.5, 'ms');
+  compare(figures, out, "ingress new TLS connections @ 100 rps: CPU per 1000 requests <= 1.5 x the reverse proxy's (issue 13)", ['ingress', 'proxy CPU per 1000 req @ 100 rps, new TLS connection per request', 'weft'], ['ingress', 'proxy CPU per 1000 req @ 100 rps, new TLS connection per request', 'reverse-proxy'], 1.5, 'ms');
 }

@@ -25,13 +25,16 @@ import { idle } from './scenarios/idle.js';
 import { scale } from './scenarios/scale.js';
 import { soak } from './scenarios/soak.js';
 import { scaleK8s } from './scenarios/scale-k8s.js';
+import { l7 } from './scenarios/l7.js';
+import { ingress } from './scenarios/ingress.js';
+import { nginxVersion } from './systems/reverse-proxy.js';
 import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
 import { startProfiles, type RunningProfiles } from './profile.js';
 
-export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak];
+export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak, l7, ingress];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function newSystem(name: SystemName): System {
@@ -42,6 +45,8 @@ function newSystem(name: SystemName): System {
       return new WeftSystem();
     case 'haproxy-mtls':
       return new HaproxySystem();
+    case 'reverse-proxy':
+      throw new BenchError('the reverse proxy is a system of the ingress scenario only');
   }
 }
 
@@ -57,7 +62,7 @@ function machine(): Machine {
       return undefined;
     }
   })();
-  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, kernel: release(), node: process.version, haproxy: haproxyVersion(), iperf3: iperf };
+  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, kernel: release(), node: process.version, haproxy: haproxyVersion(), iperf3: iperf, nginx: nginxVersion() };
 }
 
 /** File-name-safe UTC timestamp: 2026-11-25T02-30-05Z. */
@@ -167,7 +172,7 @@ async function main(): Promise<void> {
         if (scenario.needsLab !== false) await benchLabStatus().catch((err: unknown) => {
           throw new BenchError(`the bench lab is gone or broken (removed by another weft lab command?): ${(err as Error).message}`, { cause: err });
         });
-        const sys = scenario.usesSystem ? newSystem(name) : undefined;
+        const sys = scenario.usesSystem ? (scenario.newSystem?.(name) ?? newSystem(name)) : undefined;
         try {
           if (sys !== undefined) {
             current = sys;

@@ -88,6 +88,13 @@ function main(): void {
   httpServer.requestTimeout = 0;
   httpServer.headersTimeout = 0;
   const h2Server = http2.createServer({ settings: { maxConcurrentStreams: 1000 } });
+  // A request the parser refuses is answered 400 by Node: say why in the pod's log (a proxy on
+  // the path that sent something malformed).
+  httpServer.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: net.Socket) => {
+    // A client gone at the end of a run is not news.
+    if (err.code !== 'ECONNRESET') process.stderr.write(`bench server: refused HTTP/1.1 input (${err.code ?? err.message}): ${JSON.stringify(err.rawPacket?.subarray(0, 300).toString('latin1') ?? '')}\n`);
+    socket.destroy();
+  });
   h2Server.on('stream', onH2Stream);
   h2Server.on('sessionError', ignore);
   const servers = [

@@ -189,7 +189,7 @@ test('fit for production: 2 CA replicas with a PDB, CA not root, agent node-crit
   }
 });
 
-test('RBAC: the agent only reads; the CA writes only its own Secret and ConfigMap, in its namespace', () => {
+test('RBAC: the agent only reads; the CA writes only its own Secret (its namespace) and the weft-ca-root ConfigMaps', () => {
   const agent = find('ClusterRole', 'weft-agent');
   for (const r of agent.rules ?? []) {
     assert.deepEqual([...r.verbs].sort(), ['list', 'watch'], `agent: ${r.resources.join(',')}`);
@@ -197,7 +197,13 @@ test('RBAC: the agent only reads; the CA writes only its own Secret and ConfigMa
   }
   const caCluster = find('ClusterRole', 'weft-ca');
   const clusterResources = (caCluster.rules ?? []).flatMap((r) => r.resources);
-  assert.deepEqual(clusterResources.sort(), ['pods', 'tokenreviews']);
+  assert.deepEqual([...new Set(clusterResources)].sort(), ['configmaps', 'namespaces', 'pods', 'tokenreviews']);
+  // ConfigMaps: weft-ca-root only (create cannot be limited by name); namespaces only read.
+  for (const r of caCluster.rules ?? []) {
+    if (r.resources.includes('configmaps')) assert.ok(r.resourceNames?.every((n) => n === 'weft-ca-root') || (r.verbs.length === 1 && r.verbs[0] === 'create'), JSON.stringify(r));
+    if (r.resources.includes('namespaces')) assert.deepEqual([...r.verbs].sort(), ['list', 'watch']);
+    assert.ok(!r.verbs.includes('delete'));
+  }
   const caRole = find('Role', 'weft-ca');
   assert.equal(caRole.metadata.namespace, 'weft-system');
   for (const r of caRole.rules ?? []) {

@@ -33,6 +33,9 @@ interface GatewayFlags {
   readiness: string;
   admin: string;
   cluster: string;
+  ingress?: boolean;
+  address: string[];
+  status: boolean;
 }
 
 function hostPort(): (v: string) => string {
@@ -58,7 +61,7 @@ export function registerGatewayCommand(program: Command): Command {
     .option('--manifests <dir>', 'discovery from a directory of Kubernetes-style YAML, watched for changes (the lab)')
     .option('--kubeconfig <file>', 'discovery from the Kubernetes API server of this kubeconfig (list + watch)')
     .option('--in-cluster', "discovery from the Kubernetes API server, with the pod's service account")
-    .option('--secrets <dir>', 'directory of YAML with the kubernetes.io/tls Secrets the listeners name (default: --manifests)')
+    .option('--secrets <dir>', 'directory of YAML with the kubernetes.io/tls Secrets the listeners name (default: --manifests; with --kubeconfig/--in-cluster: watched from the API server)')
     .option('--ca <url>', `the CA that signs the gateway's certificate (https://host:${CA_PORT})`)
     .option('--ca-token-file <file>', 'bearer token for the CA, re-read on every request')
     .option('--ca-root <file>', "PEM roots of the CA's serving certificate; also trusted for peers")
@@ -68,23 +71,34 @@ export function registerGatewayCommand(program: Command): Command {
     .option('--readiness <host:port>', "readiness probe /healthz/ready; '' disables", hostPort(), DEFAULT_READINESS_ADDRESS)
     .option('--admin <host:port>', "admin API (/config_dump with listener and route status); '' disables", hostPort(), DEFAULT_ADMIN_ADDRESS)
     .option('--cluster <name>', 'the cluster name in the metrics', 'Kubernetes')
+    .option('--ingress', 'also the cluster\'s ingress controller: Ingresses of class weft (IngressClass controller weft.dev/gateway-controller) and Istio Gateways with selector istio: ingressgateway')
+    .option('--address <ip>', 'the external address written to the Gateway and Ingress status (repeatable; default: the clusterIP of the Service of the Gateway\'s name)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--no-status', 'Kubernetes mode: do not write the Gateway, HTTPRoute and Ingress status')
     .action(async (opts: GatewayFlags) => {
       if (!opts.name || !opts.namespace) throw new WeftError('WEFT_ERR_CONFIG', '--name and --namespace (the Gateway) are required');
       const sources = [opts.manifests, opts.kubeconfig, opts.inCluster].filter((x) => x !== undefined).length;
       if (sources !== 1) throw new WeftError('WEFT_ERR_CONFIG', 'give exactly one discovery source: --manifests DIR, --kubeconfig FILE or --in-cluster');
       if (!opts.ca || !opts.caTokenFile || !opts.caRoot) throw new WeftError('WEFT_ERR_CONFIG', '--ca, --ca-token-file and --ca-root are required: the gateway never reaches the mesh without mutual TLS');
       const secretsDir = opts.secrets ?? opts.manifests;
-      if (secretsDir === undefined) throw new WeftError('WEFT_ERR_CONFIG', '--secrets DIR is required with --kubeconfig/--in-cluster (Secrets are not read from the API server yet)');
       const logger = createLogger({ component: 'gateway', gateway: `${opts.namespace}/${opts.name}` });
       const dlog = logger.child({ component: 'discovery' });
-      const source: DiscoverySource = opts.manifests
-        ? new LocalSource({ dir: opts.manifests, trustDomain: opts.trustDomain, logger: dlog })
-        : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), trustDomain: opts.trustDomain, logger: dlog }));
+      let source: DiscoverySource;
+      let kube: { objects: import('../gateway/kube.js').GatewayObjectWatch; writer: import('../gateway/kube.js').GatewayStatusWriter | undefined } | undefined;
+      if (opts.manifests) source = new LocalSource({ dir: opts.manifests, trustDomain: opts.trustDomain, logger: dlog });
+      else {
+        const [{ KubernetesSource, loadKubeConfig }, { GatewayObjectWatch, GatewayStatusWriter, kubeRequest }] = await Promise.all([import('../discovery/kubernetes.js'), import('../gateway/kube.js')]);
+        const kubeConfig = loadKubeConfig(opts.kubeconfig);
+        source = new KubernetesSource({ kubeConfig, trustDomain: opts.trustDomain, logger: dlog, referenceGrants: true });
+        // Secrets (kubernetes.io/tls), Ingresses and Istio Gateways: watched by the gateway itself.
+        kube = { objects: new GatewayObjectWatch(kubeConfig, dlog), writer: opts.status ? new GatewayStatusWriter(kubeRequest(kubeConfig), logger.child({ component: 'status' })) : undefined };
+      }
       const tokenFile = opts.caTokenFile;
       const trustBundle = new TrustBundleFile({ path: opts.caRoot, logger }).start();
       const caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: () => trustBundle.current() });
       const [{ IngressGateway }, { SecretFiles }] = await Promise.all([import('../gateway/gateway.js'), import('../gateway/secret-files.js')]);
-      const secrets = new SecretFiles(secretsDir);
+      const files = secretsDir === undefined ? undefined : new SecretFiles(secretsDir);
+      if (kube !== undefined) await kube.objects.start();
+      const secrets = files?.lookup ?? kube!.objects.secrets;
       const host = opts.listenHost;
       const gateway = new IngressGateway({
         name: opts.name,
@@ -93,8 +107,11 @@ export function registerGatewayCommand(program: Command): Command {
         trustDomain: opts.trustDomain,
         clusterName: opts.cluster,
         source,
-        secrets: secrets.lookup,
-        refreshSecrets: () => secrets.refresh(),
+        secrets,
+        refreshSecrets: () => files?.refresh(),
+        ...(opts.ingress === true ? { ingress: true } : {}),
+        ...(opts.address.length > 0 ? { addresses: opts.address } : {}),
+        ...(kube !== undefined ? { objects: kube.objects, ...(kube.writer !== undefined ? { statusWriter: kube.writer } : {}) } : {}),
         caClient,
         identityOptions: { trustBundle },
         logger,
@@ -103,7 +120,10 @@ export function registerGatewayCommand(program: Command): Command {
         readinessAddress: opts.readiness,
         adminAddress: opts.admin,
       });
-      exitOnStopSignals(logger, () => gateway.stop());
+      exitOnStopSignals(logger, async () => {
+        await gateway.stop();
+        await kube?.objects.stop();
+      });
       await gateway.start();
     });
 }

@@ -83,9 +83,10 @@ export function components(namespace: string): Component[] {
         ...['get', 'list', 'watch'].map((verb) => ({ verb, group: '', resource: 'pods', why: 'which service accounts run on which node' })),
         { verb: 'get', group: '', resource: 'secrets', namespace, name: 'weft-ca-keys', why: 'its signing key' },
         { verb: 'create', group: '', resource: 'secrets', namespace, why: 'creating weft-ca-keys with a new root when absent' },
-        { verb: 'get', group: '', resource: 'configmaps', namespace, name: DEFAULT_CA_ROOT_CONFIGMAP, why: 'the published trust bundle' },
-        { verb: 'update', group: '', resource: 'configmaps', namespace, name: DEFAULT_CA_ROOT_CONFIGMAP, why: 'keeping the trust bundle in step' },
-        { verb: 'create', group: '', resource: 'configmaps', namespace, why: 'publishing the trust bundle the first time' },
+        ...['list', 'watch'].map((verb) => ({ verb, group: '', resource: 'namespaces', why: 'the trust bundle in every namespace (waypoints, gateways)' })),
+        { verb: 'get', group: '', resource: 'configmaps', name: DEFAULT_CA_ROOT_CONFIGMAP, why: 'the published trust bundle, in every namespace' },
+        { verb: 'update', group: '', resource: 'configmaps', name: DEFAULT_CA_ROOT_CONFIGMAP, why: 'keeping the trust bundle in step' },
+        { verb: 'create', group: '', resource: 'configmaps', why: 'publishing the trust bundle the first time in a namespace' },
       ],
     },
   ];

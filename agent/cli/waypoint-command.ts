@@ -88,9 +88,13 @@ export function registerWaypointCommand(program: Command): Command {
       const logger = createLogger({ component: 'waypoint', waypoint: `${opts.namespace}/${opts.name}` });
       const dlog = logger.child({ component: 'discovery' });
       // Without a node: every pod of the cluster, as facts (the endpoints this waypoint may dial).
-      const source: DiscoverySource = opts.manifests
-        ? new LocalSource({ dir: opts.manifests, trustDomain: opts.trustDomain, logger: dlog })
-        : await import('../discovery/kubernetes.js').then(({ KubernetesSource, loadKubeConfig }) => new KubernetesSource({ kubeConfig: loadKubeConfig(opts.kubeconfig), trustDomain: opts.trustDomain, logger: dlog, referenceGrants: true }));
+      const kubeConfig = opts.manifests ? undefined : (await import('../discovery/kubernetes.js')).loadKubeConfig(opts.kubeconfig);
+      const source: DiscoverySource = kubeConfig === undefined
+        ? new LocalSource({ dir: opts.manifests!, trustDomain: opts.trustDomain, logger: dlog })
+        : await import('../discovery/kubernetes.js').then(({ KubernetesSource }) => new KubernetesSource({ kubeConfig, trustDomain: opts.trustDomain, logger: dlog, referenceGrants: true }));
+      // Kubernetes mode: the status of the routes of the services this waypoint serves (route-status.ts).
+      const statusWriter = kubeConfig === undefined ? undefined : new (await import('../discovery/route-status.js')).RouteStatusWriter({ kubeConfig, waypoint: `${opts.namespace}/${opts.name}`, podName: process.env['POD_NAME'] ?? process.env['HOSTNAME'], logger });
+      if (statusWriter !== undefined) source.on('update', (model) => statusWriter.update(model));
       const tokenFile = opts.caTokenFile;
       const trustBundle = new TrustBundleFile({ path: opts.caRoot, logger }).start();
       const caClient = new HttpCaClient({ url: opts.ca, token: () => readFileSync(tokenFile, 'utf8').trim(), caCertificates: () => trustBundle.current() });
@@ -110,7 +114,11 @@ export function registerWaypointCommand(program: Command): Command {
         readinessAddress: opts.readiness,
         adminAddress: opts.admin,
       });
-      exitOnStopSignals(logger, () => waypoint.stop());
+      exitOnStopSignals(logger, async () => {
+        statusWriter?.stop();
+        await waypoint.stop();
+      });
       await waypoint.start();
+      statusWriter?.update(source.current());
     });
 }

@@ -85,6 +85,9 @@ const ISTIO_KINDS: readonly OptionalKind[] = [
   ['DestinationRule', 'destinationrules', 'networking.istio.io/v1'],
   ['AuthorizationPolicy', 'authorizationpolicies', 'security.istio.io/v1'],
   ['PeerAuthentication', 'peerauthentications', 'security.istio.io/v1'],
+  // Weft's traffic kinds (agent/l7/weft, issue 12), newer than its policy CRDs: watched where installed.
+  ['HTTPFault', 'httpfaults', 'weft.dev/v1alpha1'],
+  ['LocalRateLimitPolicy', 'localratelimitpolicies', 'weft.dev/v1alpha1'],
 ];
 
 /** Why an optional kind is not watched now (`weft status`, /refusals, readiness detail). */

@@ -63,6 +63,10 @@ export const KEPT_OTHER_KINDS: ReadonlySet<string> = new Set([
   // Istio's networking kinds (agent/l7/istio, issue 12)
   'VirtualService',
   'DestinationRule',
+  // Weft's traffic kinds for Gateway API routes (agent/l7/weft, issue 12)
+  'HTTPFault',
+  'LocalRateLimitPolicy',
+  'Ingress', 'IngressClass', // the ingress gateway's Kubernetes Ingress (agent/gateway/ingress.ts, issue 13)
 ]);
 
 export interface StoreOptions {

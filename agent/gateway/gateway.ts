@@ -17,7 +17,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { Registry } from 'prom-client';
 import { DEFAULT_TRUST_DOMAIN, WAYPOINT_HEADERS_TIMEOUT_MS } from '../config.js';
-import { GATEWAY_NAME_LABEL, type DiscoverySource, type MeshModel, type Service } from '../discovery/types.js';
+import { GATEWAY_NAME_LABEL, type DiscoverySource, type MeshModel, type OtherObject, type Service } from '../discovery/types.js';
 import { buildModel, spiffeId } from '../discovery/model.js';
 import type { CaClient } from '../identity/ca-types.js';
 import { IdentityManager, type IdentityManagerOptions } from '../identity/manager.js';
@@ -37,6 +37,8 @@ import { bindRoutes, type BoundRoutes } from './binding.js';
 import { certificateFor, isIngressGateway, mostSpecific, readGateway, type GatewayConfig, type Listener, type SecretLookup } from './config.js';
 import { translateIngresses, type IngressTranslation } from './ingress.js';
 import { ISTIO_INGRESS_SELECTOR, translateIstioGateways, type IstioTranslation } from './istio-gateway.js';
+import { H2Front } from './h2-front.js';
+import type { StatusSnapshot } from './kube.js';
 import { buildTable, frontendOf, mergeListeners, portFrontendOf, type MergedListeners } from './vhosts.js';
 
 export interface GatewayOptions {
@@ -69,6 +71,12 @@ export interface GatewayOptions {
    * class weft (ingress.ts) and the Istio Gateways with selector `istio: ingressgateway`.
    */
   ingress?: boolean;
+  /** Objects discovery does not have (Kubernetes mode: GatewayObjectWatch's Ingresses, Istio Gateways); 'change' re-applies the model. */
+  objects?: { others(): readonly unknown[]; on(event: 'change', listener: () => void): unknown };
+  /** Kubernetes mode: where the status of the Gateway, its HTTPRoutes and the Ingresses is written (GatewayStatusWriter). */
+  statusWriter?: { write(s: StatusSnapshot): Promise<void> };
+  /** The gateway's external addresses for those statuses (default: the clusterIP of the Service of its name, gatewayObjects' LoadBalancer). */
+  addresses?: readonly string[];
   /** Its pods' labels, which Istio Gateways select (default: the gateway-name label, and istio=ingressgateway with `ingress`). */
   labels?: Readonly<Record<string, string>>;
 }
@@ -104,6 +112,7 @@ export class IngressGateway {
   readonly #upstreams: Upstreams;
   readonly #inputs: WaypointInputs;
   readonly #http1: http.Server;
+  readonly #h2: H2Front;
   readonly #policy: PolicyState;
   readonly #ports = new Map<number, PortServer>();
   readonly #servers: http.Server[] = [];
@@ -119,6 +128,7 @@ export class IngressGateway {
   #stopping = false;
   #said = '';
   #applying: Promise<void> = Promise.resolve();
+  #statusWrite: Promise<void> = Promise.resolve();
 
   constructor(opts: GatewayOptions) {
     this.#opts = opts;
@@ -157,6 +167,7 @@ export class IngressGateway {
       random,
     };
     this.#http1 = createHttp1Server(this.#inputs);
+    this.#h2 = new H2Front(this.#http1, this.#log);
   }
 
   readiness(): true | string {
@@ -172,7 +183,7 @@ export class IngressGateway {
 
   /** Resolves once the last model update's listeners are open (tests wait on it after a change). */
   settled(): Promise<void> {
-    return this.#applying;
+    return this.#applying.then(() => this.#statusWrite);
   }
 
   async start(): Promise<void> {
@@ -180,6 +191,9 @@ export class IngressGateway {
     if (o.readinessAddress) this.#servers.push(await startReadinessServer(() => this.readiness(), o.readinessAddress));
     o.source.on('update', (model: MeshModel) => {
       this.#applying = this.#applying.then(() => this.#apply(model));
+    });
+    o.objects?.on('change', () => {
+      this.#applying = this.#applying.then(() => this.#apply(this.#model));
     });
     const [model] = await Promise.all([o.source.start(), this.#identity.get(this.identity)]);
     this.#applying = this.#applying.then(() => this.#apply(model));
@@ -200,6 +214,7 @@ export class IngressGateway {
     }
     for (const port of [...this.#ports.keys()]) await this.#closePort(port);
     this.#http1.closeAllConnections();
+    this.#h2.close();
     this.#upstreams.close();
     await this.#opts.source.stop();
     this.#identity.close();
@@ -242,11 +257,13 @@ export class IngressGateway {
     this.#model = model;
     this.#policy.update(model.others);
     this.#opts.refreshSecrets?.();
-    const g = model.others.find((o) => isIngressGateway(o, this.#opts.namespace, this.#opts.name));
+    const others = this.#others(model);
+    const view = { namespaces: model.namespaces, services: model.services, others };
+    const g = others.find((o) => isIngressGateway(o, this.#opts.namespace, this.#opts.name));
     this.#config = g === undefined ? { ...NO_GATEWAY, key: this.key, name: this.#opts.name, namespace: this.#opts.namespace, conditions: [{ type: 'Accepted', status: 'False', reason: 'NotFound', message: `no Gateway ${this.key} of class weft` }] } : readGateway(g, this.#opts.secrets);
-    this.#routes = bindRoutes(this.#config, model);
-    this.#ingresses = this.#opts.ingress === true ? translateIngresses(model, this.#opts.secrets) : undefined;
-    this.#istio = translateIstioGateways(model, this.#opts.secrets, this.#labels(), this.#opts.namespace);
+    this.#routes = bindRoutes(this.#config, view);
+    this.#ingresses = this.#opts.ingress === true ? translateIngresses(view, this.#opts.secrets) : undefined;
+    this.#istio = translateIstioGateways(view, this.#opts.secrets, this.#labels(), this.#opts.namespace);
     this.#merged = mergeListeners([this.#config.listeners, this.#ingresses?.listeners ?? [], this.#istio.listeners]);
     this.#table = buildTable(this.key, this.#merged, [...this.#routes.parts, ...(this.#ingresses?.parts ?? []), ...this.#istio.parts]).table;
     this.#contexts.clear();
@@ -270,6 +287,8 @@ export class IngressGateway {
         this.#log.error({ code: 'WEFT_ERR_GATEWAY_LISTENER', port, err: (err as Error).message }, 'cannot open a listener port');
       }
     }
+    // Not awaited by the next update: a slow API server never holds the data path's changes.
+    if (this.#opts.statusWriter !== undefined) this.#statusWrite = this.#opts.statusWriter.write(this.statusSnapshot());
   }
 
   /** Logs what is wrong when it changes: refused listeners and routes, not on every update. */
@@ -313,17 +332,17 @@ export class IngressGateway {
     const onSocket = (socket: net.Socket | tls.TLSSocket, service: Service, listenerPort: number): void => {
       socket.on('error', () => socket.destroy());
       const tunnel: TunnelContext = { service, port: listenerPort, authority: `${service.hostname}:${listenerPort}`, sourcePrincipal: '', sourceWorkload: undefined, clientIp: plainIp(socket.remoteAddress) };
-      serveHttp1(this.#http1, socket, tunnel);
+      // ALPN h2 (RFC 7301): node:http2 parses, the HTTP/1 request path forwards (h2-front.ts).
+      if ((socket as tls.TLSSocket).alpnProtocol === 'h2') this.#h2.serve(socket, tunnel);
+      else serveHttp1(this.#http1, socket, tunnel);
     };
     let server: net.Server;
     if (protocol === 'HTTP') {
       server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.key, port)), port));
     } else {
       server = tls.createServer({
-        // HTTP/1.1 only: the engine forwards HTTP/2 as HTTP/2 (the waypoint's clients speak the
-        // app's protocol), but a browser's ALPN h2 says nothing of the backend's. Downstream h2
-        // needs the upstream protocol from the Service port's appProtocol first (docs/architecture.md).
-        ALPNProtocols: ['http/1.1'],
+        // h2 first, as browsers and curl offer it; a client that offers neither gets HTTP/1.1.
+        ALPNProtocols: ['h2', 'http/1.1'],
         SNICallback: (servername, cb) => {
           const l = this.#listenerForSni(port, servername);
           const ctx = l === undefined ? undefined : this.#secureContext(l, servername);
@@ -377,6 +396,32 @@ export class IngressGateway {
     // A port no listener serves any more: its connections go too (else close waits for them).
     for (const s of p.sockets) s.destroy();
     await closed;
+  }
+
+  /** The model's objects and those of `objects`, each once (by apiVersion, kind, namespace and name). */
+  #others(model: MeshModel): readonly OtherObject[] {
+    const extra = this.#opts.objects?.others() ?? [];
+    if (extra.length === 0) return model.others;
+    const key = (o: unknown): string => {
+      const x = o as { apiVersion?: unknown; kind?: unknown; metadata?: { namespace?: unknown; name?: unknown } };
+      return `${String(x.apiVersion)}/${String(x.kind)}/${String(x.metadata?.namespace ?? '')}/${String(x.metadata?.name)}`;
+    };
+    const seen = new Set(model.others.map(key));
+    // GatewayObjectWatch gives every object its apiVersion and kind (list items come without them).
+    return [...model.others, ...(extra.filter((o) => !seen.has(key(o))) as OtherObject[])];
+  }
+
+  /** What the status writer writes: the Gateway's and its routes' status, the Ingresses served, the address. */
+  statusSnapshot(): StatusSnapshot {
+    const svc = this.#model.services.get(this.key);
+    const addresses = this.#opts.addresses ?? (svc?.clusterIP !== undefined ? [svc.clusterIP] : []);
+    return {
+      gateway: { namespace: this.#opts.namespace, name: this.#opts.name, generation: this.#config.generation, found: !this.#config.conditions.some((c) => c.reason === 'NotFound') },
+      status: this.status(),
+      routes: this.routeStatuses(),
+      ingresses: (this.#ingresses?.ingresses ?? []).map((i) => i.key),
+      addresses,
+    };
   }
 
   #labels(): Readonly<Record<string, string>> {

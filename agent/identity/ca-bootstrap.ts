@@ -138,6 +138,11 @@ export class TrustBundlePublisher {
     this.#log = (opts.logger ?? silentLogger).child({ component: 'trust-bundle-publisher' });
   }
 
+  /** The bundle last published (PEM roots joined), undefined before the first round. */
+  get bundle(): string | undefined {
+    return this.#published === '' ? undefined : this.#published;
+  }
+
   /** Publishes once (rejects on failure: the CA should not serve before agents can trust it), then on the interval. */
   async start(): Promise<void> {
     await this.reconcile();

@@ -135,7 +135,11 @@ export function registerCaCommand(program: Command): void {
         ca = new CertificateAuthority(material, caOptions);
         const p = new TrustBundlePublisher({ api, namespace, secretName: opts.keysSecret, configMapName: opts.rootConfigmap, logger, signingCertPem: material.certPem });
         await p.start();
-        publisher = p;
+        // The same bundle in every namespace, for waypoints and gateways (istio-ca-root-cert's way).
+        const { NamespaceBundlePublisher } = await import('./ca-root-namespaces.js');
+        const namespaces = new NamespaceBundlePublisher({ api, kubeConfig, bundle: () => p.bundle, configMapName: opts.rootConfigmap, skip: [namespace], logger });
+        namespaces.start();
+        publisher = { stop: () => { p.stop(); void namespaces.stop(); } };
       } else {
         ca = await CertificateAuthority.loadOrCreate(opts.dir!, caOptions);
       }

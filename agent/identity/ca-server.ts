@@ -14,7 +14,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { WeftError, isWeftError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { caResultFor, type CertificateAuthority } from './ca.js';
-import type { NodeAuthenticator } from './ca-types.js';
+import type { CaCaller, NodeAuthenticator } from './ca-types.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 export const CA_SERVICE_NAME = 'weft-ca';
@@ -134,8 +134,9 @@ export class CaServer {
 
     const header = req.headers.authorization ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    const node = await this.#auth.authenticate(token);
-    if (node === undefined) {
+    const caller: CaCaller | undefined = this.#auth.authenticateCaller !== undefined ? await this.#auth.authenticateCaller(token) : await this.#auth.authenticate(token).then((n) => (n === undefined ? undefined : { node: n }));
+    const node = caller?.node;
+    if (caller === undefined || node === undefined) {
       // Drain the body so the connection stays usable, but do not parse what a stranger sent.
       req.resume();
       const err = new WeftError('WEFT_ERR_CA_UNAUTHENTICATED', token === '' ? 'no bearer token' : 'token not accepted');
@@ -157,7 +158,7 @@ export class CaServer {
     let signed;
     try {
       // sign() counts and logs its own refusals.
-      signed = await this.#ca.sign(csr, identity, node);
+      signed = await this.#ca.sign(csr, identity, node, caller.workload);
     } catch (err) {
       return answerError(res, err);
     }

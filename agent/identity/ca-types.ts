@@ -16,9 +16,21 @@ export interface SignedCertificate {
   notAfter: Date;
 }
 
+/**
+ * Who presented a token: a node's agent (may ask for the identities of its node's pods), or one
+ * workload (a waypoint's or a gateway's pod, with its own service account's token) running on
+ * `node`, which may ask for its own identity only.
+ */
+export interface CaCaller {
+  node: string;
+  workload?: { namespace: string; serviceAccount: string };
+}
+
 /** Maps the bearer token of an agent to the name of its node; undefined when not accepted. */
 export interface NodeAuthenticator {
   authenticate(token: string): Promise<string | undefined>;
+  /** When present, used instead of `authenticate`: also accepts workloads' own tokens. */
+  authenticateCaller?(token: string): Promise<CaCaller | undefined>;
 }
 
 /** Whether `node` may hold `identity` (a SPIFFE ID already known to be well-formed). */

@@ -176,7 +176,7 @@ export class CertificateAuthority {
    * WEFT_ERR_CA_BAD_REQUEST (malformed identity or CSR) or WEFT_ERR_CA_UNAUTHORIZED (no pod with
    * that identity on the node). Every outcome is counted; refusals are logged with the reason.
    */
-  async sign(csrPem: string, identity: string, node: string): Promise<SignedCertificate> {
+  async sign(csrPem: string, identity: string, node: string, workload?: { namespace: string; serviceAccount: string }): Promise<SignedCertificate> {
     try {
       const id = tryParseSpiffeId(identity);
       if (id === undefined) throw new WeftError('WEFT_ERR_CA_BAD_REQUEST', `identity is not a workload SPIFFE ID: ${JSON.stringify(identity)}`);
@@ -184,6 +184,11 @@ export class CertificateAuthority {
         throw new WeftError('WEFT_ERR_CA_BAD_REQUEST', `identity ${identity} is outside trust domain ${this.trustDomain}`);
       }
       const publicKey = verifyCsr(csrPem);
+      // A workload's own token (a waypoint, a gateway) proves one service account: only its
+      // identity, as Istio's CA allows (an agent's token stands for every pod of its node).
+      if (workload !== undefined && (workload.namespace !== id.namespace || workload.serviceAccount !== id.serviceAccount)) {
+        throw new WeftError('WEFT_ERR_CA_UNAUTHORIZED', `the token of service account ${workload.namespace}/${workload.serviceAccount} may only request its own identity, not ${identity}`);
+      }
       if (!(await this.#authorizer.authorize(node, id))) {
         throw new WeftError('WEFT_ERR_CA_UNAUTHORIZED', `no pod of service account ${id.namespace}/${id.serviceAccount} runs on node ${node}`);
       }

@@ -28,11 +28,16 @@ import {
   type ReferenceGrant,
   type RouteObject,
 } from './schema.js';
+import { httpFaultOf } from './weft/fault.js';
+import { HTTP_FAULT_KIND, type HTTPFault } from './weft/schema.js';
+import { isWeftTrafficKind, validateWeftTrafficObject } from './weft/validate.js';
 import type {
+  BackendPolicy,
   BackendTarget,
   HeaderModifier,
   PathModifier,
   RouteCondition,
+  RouteFault,
   RouteFilter,
   RouteMatch,
   RouteParentRef,
@@ -96,6 +101,13 @@ export interface CompiledRule {
   readonly model: RouteRule;
   /** A GRPCRoute rule: its 500s are gRPC UNAVAILABLE. */
   readonly grpc: boolean;
+  /**
+   * Set when a filter of the rule names what does not exist (an ExtensionRef to a missing
+   * HTTPFault): Gateway API says such a filter MUST NOT be skipped, the rule answers 500.
+   */
+  readonly unresolved?: string | undefined;
+  /** The route and rule it came from (a LocalRateLimitPolicy's targetRefs name them). */
+  readonly origin?: { readonly kind: string; readonly key: string; readonly ruleName: string | undefined } | undefined;
   readonly redirect: Extract<RouteFilter, { type: 'RequestRedirect' }> | undefined;
   readonly backends: readonly CompiledBackend[];
   readonly totalWeight: number;
@@ -111,6 +123,31 @@ export interface CompiledRoutes {
   /** `<namespace>/<name>:<port>` -> entries in precedence order. */
   readonly byFrontend: ReadonlyMap<string, readonly TableEntry[]>;
   readonly statuses: readonly RouteStatus[];
+  /**
+   * Frontends no route holds that still carry something for the engine: the backend with its
+   * DestinationRule policy, and a rule only for a LocalRateLimitPolicy on the Service (issue 12).
+   */
+  readonly direct?: ReadonlyMap<string, { readonly backend: BackendTarget; readonly rule: RouteRule | undefined }> | undefined;
+}
+
+/** What compileRoutes reads besides the routes (the store passes the last good of each). */
+export interface CompileOptions {
+  /** Valid HTTPFaults by `ns/name`; default: the valid ones in model.others. */
+  readonly faults?: ReadonlyMap<string, HTTPFault> | undefined;
+  /** The DestinationRule policy of a Service port (Istio applies it whatever routes the traffic). */
+  readonly policyFor?: ((service: string, port: number) => BackendPolicy | undefined) | undefined;
+}
+
+/** The valid HTTPFaults of `others` by `ns/name`. */
+export function faultsIn(others: readonly unknown[], defaultNamespace: string): Map<string, HTTPFault> {
+  const out = new Map<string, HTTPFault>();
+  for (const o of others) {
+    const x = o as { kind?: unknown; apiVersion?: unknown } | null;
+    if (x === null || typeof x !== 'object' || x.kind !== HTTP_FAULT_KIND || !isWeftTrafficKind(x.kind, x.apiVersion)) continue;
+    const v = validateWeftTrafficObject(o);
+    if (v.ok && v.value.kind === HTTP_FAULT_KIND) out.set(`${v.value.metadata.namespace ?? defaultNamespace}/${v.value.metadata.name}`, v.value);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -224,8 +261,12 @@ function compileGrpcMatch(m: GRPCRouteMatchT): { model: RouteMatch; compiled: Co
 class Resolver {
   readonly #model: RouteModel;
   readonly #grants: readonly ReferenceGrant[];
-  constructor(model: RouteModel) {
+  readonly faults: ReadonlyMap<string, HTTPFault>;
+  readonly policyFor: CompileOptions['policyFor'];
+  constructor(model: RouteModel, options: CompileOptions, defaultNamespace: string) {
     this.#model = model;
+    this.faults = options.faults ?? faultsIn(model.others, defaultNamespace);
+    this.policyFor = options.policyFor;
     this.#grants = model.others.filter((o): o is ReferenceGrant => {
       const x = o as { kind?: unknown; apiVersion?: unknown } | null;
       return x !== null && typeof x === 'object' && x.kind === 'ReferenceGrant' && REFERENCE_GRANT_API_VERSIONS.includes(x.apiVersion as string);
@@ -258,8 +299,11 @@ class Resolver {
   }
 }
 
-function target(route: RouteInfo, ref: BackendObjectReferenceT): BackendTarget {
-  return { service: `${ref.namespace ?? route.namespace}/${ref.name}`, port: ref.port ?? 0 };
+function target(route: RouteInfo, ref: BackendObjectReferenceT, policyFor?: CompileOptions['policyFor']): BackendTarget {
+  const service = `${ref.namespace ?? route.namespace}/${ref.name}`;
+  const port = ref.port ?? 0;
+  const policy = policyFor?.(service, port);
+  return policy === undefined ? { service, port } : { service, port, policy };
 }
 
 type AnyFilter = HTTPRouteFilterT;
@@ -312,7 +356,7 @@ function compileBackend(
   const problem = resolver.check(route, ref);
   if (problem !== undefined) problems.push(problem);
   const filters = compileFilters(route, ref.filters, resolver, problems);
-  const t = target(route, ref);
+  const t = target(route, ref, resolver.policyFor);
   const weight = ref.weight ?? 1;
   const invalid = problem?.[1];
   const model: WeightedBackend = { target: t, weight, filters, ...(invalid !== undefined ? { invalid } : {}) };
@@ -363,6 +407,29 @@ function retryOf(r: HTTPRouteRetryT | undefined, timeouts: RouteTimeouts): Route
     statusCodes: codes,
     ...(backoff !== undefined && backoff > 0 ? { backoffBaseMs: backoff } : {}),
   };
+}
+
+/** Reason of ResolvedRefs False for an ExtensionRef to a missing HTTPFault (Gateway API lets implementations add reasons). */
+export const FILTER_NOT_FOUND = 'FilterNotFound';
+
+/** The rule's HTTPFault (ExtensionRef), or why the rule answers 500 (the HTTPFault is missing). */
+function faultOfRule(
+  info: RouteInfo,
+  filters: readonly AnyFilter[] | undefined,
+  resolver: Resolver,
+  grpc: boolean,
+  problems: (readonly [string, string])[],
+): { fault: RouteFault | undefined; unresolved: string | undefined } {
+  for (const f of filters ?? []) {
+    if (f.type !== 'ExtensionRef' || f.extensionRef === undefined) continue;
+    const key = `${info.namespace}/${f.extensionRef.name}`;
+    const found = resolver.faults.get(key);
+    if (found !== undefined) return { fault: httpFaultOf(found, key, grpc), unresolved: undefined };
+    const message = `ExtensionRef ${HTTP_FAULT_KIND} ${key}: not found (or refused as invalid); the rule answers 500 until it exists`;
+    problems.push([FILTER_NOT_FOUND, message]);
+    return { fault: undefined, unresolved: message };
+  }
+  return { fault: undefined, unresolved: undefined };
 }
 
 function routeInfo(r: RouteObject, defaultNamespace: string): RouteInfo {
@@ -416,6 +483,7 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       : (rule.matches !== undefined && rule.matches.length > 0 ? rule.matches : [DEFAULT_MATCH]).map((m) => ({ ...compileHttpMatch(m), serviceLen: 0, methodLen: 0 }));
     const timeouts = timeoutsOf(grpc ? undefined : rule.timeouts);
     const retry = grpc ? undefined : retryOf(rule.retry, timeouts);
+    const { fault, unresolved } = faultOfRule(info, rule.filters as AnyFilter[] | undefined, resolver, grpc, problems);
     const model: RouteRule = {
       name: `${info.kind} ${info.key} rule ${ruleIndex}${rule.name !== undefined ? ` (${rule.name})` : ''}`,
       matches: matches.map((m) => m.model),
@@ -423,9 +491,19 @@ function compileRoute(r: RouteObject, info: RouteInfo, model: RouteModel, resolv
       backends: backends.map((b) => b.model),
       timeouts,
       ...(retry !== undefined ? { retry } : {}),
+      ...(fault !== undefined ? { fault } : {}),
     };
     const redirect = ruleFilters.find((f): f is Extract<RouteFilter, { type: 'RequestRedirect' }> => f.type === 'RequestRedirect');
-    const compiledRule: CompiledRule = { model, grpc, redirect, backends, totalWeight: backends.reduce((s, b) => s + b.weight, 0), timeouts };
+    const compiledRule: CompiledRule = {
+      model,
+      grpc,
+      redirect,
+      backends,
+      totalWeight: backends.reduce((s, b) => s + b.weight, 0),
+      timeouts,
+      ...(unresolved !== undefined ? { unresolved } : {}),
+      origin: { kind: info.kind, key: info.key, ruleName: rule.name },
+    };
     matches.forEach((m, matchIndex) => {
       const c = m.compiled;
       const entry: TableEntry = { match: c, rule: compiledRule };
@@ -574,8 +652,8 @@ function resolveKindConflicts(ranked: Map<string, Ranked[]>): Map<RouteInfo, Map
  * Compiles validated routes (validate.ts) against the model. Routes of other kinds are not
  * expected here (store.ts filters them). `defaultNamespace` names objects without a namespace.
  */
-export function compileRoutes(model: RouteModel, routes: readonly RouteObject[], defaultNamespace = 'default'): CompiledRoutes {
-  const resolver = new Resolver(model);
+export function compileRoutes(model: RouteModel, routes: readonly RouteObject[], defaultNamespace = 'default', options: CompileOptions = {}): CompiledRoutes {
+  const resolver = new Resolver(model, options, defaultNamespace);
   const ranked = new Map<string, Ranked[]>();
   const compiled: CompiledRouteStatus[] = [];
   for (const r of routes) compiled.push(compileRoute(r, routeInfo(r, defaultNamespace), model, resolver, ranked));

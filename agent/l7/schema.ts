@@ -108,10 +108,13 @@ export const HTTPRequestMirrorFilter = obj({
   ),
 });
 
+/** Gateway API LocalObjectReference: what an ExtensionRef filter names (Weft: group weft.dev, kind HTTPFault). */
+export const LocalObjectReference = obj({ group: Group, kind: Kind, name: Name });
+
 /**
  * Every filter type of the API, so that an unsupported one is refused with a clear message
- * (validate.ts) rather than as an unknown value. The shapes of the unsupported ones are not
- * checked.
+ * (validate.ts) rather than as an unknown value. The shapes of the unsupported ones (CORS,
+ * ExternalAuth) are not checked.
  */
 export const FILTER_TYPES = ['RequestHeaderModifier', 'ResponseHeaderModifier', 'RequestMirror', 'RequestRedirect', 'URLRewrite', 'ExtensionRef', 'CORS', 'ExternalAuth'] as const;
 export const HTTPRouteFilter = obj({
@@ -121,7 +124,7 @@ export const HTTPRouteFilter = obj({
   requestMirror: Type.Optional(HTTPRequestMirrorFilter),
   requestRedirect: Type.Optional(HTTPRequestRedirectFilter),
   urlRewrite: Type.Optional(HTTPURLRewriteFilter),
-  extensionRef: Type.Optional(Type.Unknown()),
+  extensionRef: Type.Optional(LocalObjectReference),
   cors: Type.Optional(Type.Unknown()),
   externalAuth: Type.Optional(Type.Unknown()),
 });
@@ -204,7 +207,7 @@ export const GRPCRouteFilter = obj({
   requestHeaderModifier: Type.Optional(HTTPHeaderFilter),
   responseHeaderModifier: Type.Optional(HTTPHeaderFilter),
   requestMirror: Type.Optional(HTTPRequestMirrorFilter),
-  extensionRef: Type.Optional(Type.Unknown()),
+  extensionRef: Type.Optional(LocalObjectReference),
 });
 
 export const GRPCBackendRef = obj({

@@ -6,15 +6,23 @@
  * clock; the caller logs what rejected() lists.
  */
 import { WeftError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { formatFieldErrors, type PolicyFieldError } from '../../policy/errors.js';
-import { compileRoutes, parentRefOf, routeInfo, type RouteModel } from './compile.js';
+import { compileRoutes, parentRefOf, routeInfo, type CompiledRoutes, type RouteModel, type TableEntry } from './compile.js';
 import type { ParentReferenceT, RouteObject } from './schema.js';
 import { CompiledRouteTable } from './table.js';
-import type { RouteCondition, RouteStatus } from './types.js';
+import type { BackendTarget, RouteCondition, RouteStatus } from './types.js';
 import { isRouteKind, validateRouteObject } from './validate.js';
-import { compileIstio } from './istio/compile.js';
+import { compileIstio, DestinationRules, type RouteConflict } from './istio/compile.js';
 import type { DestinationRule, VirtualService } from './istio/schema.js';
 import { isIstioRouteKind, validateIstioObject } from './istio/validate.js';
+import { applyRateLimits } from './weft/rate-limit.js';
+import { HTTP_FAULT_KIND, RATE_LIMIT_KIND, type HTTPFault, type LocalRateLimitPolicy, type WeftTrafficObject } from './weft/schema.js';
+import { isWeftTrafficKind, validateWeftTrafficObject } from './weft/validate.js';
+
+type Served = RouteObject | VirtualService | DestinationRule | WeftTrafficObject;
+
+export type { RouteConflict };
 
 /** A route refused by validation (the shape of policy/engine.ts RejectedPolicy). */
 export interface RejectedRoute {
@@ -42,31 +50,39 @@ function metaOf(obj: unknown): Meta {
 
 export class RouteStore {
   readonly #defaultNamespace: string;
-  #lastGood = new Map<string, RouteObject | VirtualService | DestinationRule>();
+  readonly #log: Logger | undefined;
+  #conflicts: readonly RouteConflict[] = [];
+  #saidConflicts = '';
+  #lastGood = new Map<string, Served>();
   #rejected: RejectedRoute[] = [];
   #table: CompiledRouteTable = new CompiledRouteTable({ byFrontend: new Map(), statuses: [] });
   #statuses: readonly RouteStatus[] = [];
 
-  constructor(options: { defaultNamespace?: string } = {}) {
+  /** `log`: where route conflicts are logged (WEFT_ERR_ROUTE_CONFLICT), once per change of the set. */
+  constructor(options: { defaultNamespace?: string; log?: Logger } = {}) {
     this.#defaultNamespace = options.defaultNamespace ?? 'default';
+    this.#log = options.log;
   }
 
   /** Rebuilds the table from the model (its services, ReferenceGrants and routes). */
   update(model: RouteModel): CompiledRouteTable {
-    const byKey = new Map<string, RouteObject | VirtualService | DestinationRule>();
-    const lastGood = new Map<string, RouteObject | VirtualService | DestinationRule>();
+    const byKey = new Map<string, Served>();
+    const lastGood = new Map<string, Served>();
     const rejected: RejectedRoute[] = [];
     const refused = new Map<string, { obj: unknown; rejected: RejectedRoute }>();
     for (const obj of model.others) {
       const kind = (obj as { kind?: unknown } | null)?.kind;
       // Istio's networking kinds (agent/l7/istio) go through the same last-good bookkeeping.
-      const istio = isIstioRouteKind(kind, (obj as { apiVersion?: unknown } | null)?.apiVersion);
-      if (!isRouteKind(kind) && !istio) continue;
+      const apiVersion = (obj as { apiVersion?: unknown } | null)?.apiVersion;
+      const istio = isIstioRouteKind(kind, apiVersion);
+      // Weft's HTTPFault and LocalRateLimitPolicy (agent/l7/weft) too.
+      const weft = isWeftTrafficKind(kind, apiVersion);
+      if (!isRouteKind(kind) && !istio && !weft) continue;
       const md = metaOf(obj);
       const ns = typeof md.namespace === 'string' ? md.namespace : this.#defaultNamespace;
       const named = typeof md.name === 'string';
       const key = `${kind} ${ns}/${named ? (md.name as string) : '<unnamed>'}`;
-      const v = istio ? validateIstioObject(obj) : validateRouteObject(obj);
+      const v = istio ? validateIstioObject(obj) : weft ? validateWeftTrafficObject(obj) : validateRouteObject(obj);
       if (v.ok) {
         byKey.set(key, v.value);
         lastGood.set(key, v.value);
@@ -90,15 +106,23 @@ export class RouteStore {
       if (named) refused.set(key, { obj, rejected: r });
     }
     const all = [...byKey.values()];
-    const gateway = compileRoutes(model, all.filter((o): o is RouteObject => isRouteKind(o.kind)), this.#defaultNamespace);
-    const istio = compileIstio(
-      model,
-      all.filter((o): o is VirtualService => o.kind === 'VirtualService'),
-      all.filter((o): o is DestinationRule => o.kind === 'DestinationRule'),
-      gateway.byFrontend,
-      this.#defaultNamespace,
-    );
-    const compiled = { byFrontend: new Map([...gateway.byFrontend, ...istio.byFrontend]), statuses: [...gateway.statuses, ...istio.statuses] };
+    const ns = this.#defaultNamespace;
+    const routes = all.filter((o): o is RouteObject => isRouteKind(o.kind));
+    const faults = new Map(all.filter((o): o is HTTPFault => o.kind === HTTP_FAULT_KIND).map((f) => [`${f.metadata.namespace ?? ns}/${f.metadata.name}`, f] as const));
+    const destinationRules = all.filter((o): o is DestinationRule => o.kind === 'DestinationRule');
+    // First: their host policies apply to Gateway API backends and to unrouted traffic too, as in Istio.
+    const drs = new DestinationRules(model, destinationRules, ns);
+    const gateway = compileRoutes(model, routes, ns, { faults, policyFor: (service, port) => drs.policyFor(service, port) });
+    const istio = compileIstio(model, all.filter((o): o is VirtualService => o.kind === 'VirtualService'), destinationRules, gateway.byFrontend, ns, drs);
+    const byFrontend = new Map<string, readonly TableEntry[]>([...gateway.byFrontend, ...istio.byFrontend]);
+    const limited = applyRateLimits(model, { byFrontend, direct: unroutedPolicies(model, drs, byFrontend) }, all.filter((o): o is LocalRateLimitPolicy => o.kind === RATE_LIMIT_KIND), routes, ns);
+    const compiled: CompiledRoutes = {
+      byFrontend: limited.byFrontend,
+      direct: limited.direct,
+      statuses: [...withConflictNotes(gateway.statuses, istio.conflicts), ...istio.statuses, ...limited.statuses],
+    };
+    this.#conflicts = istio.conflicts;
+    this.#logConflicts();
     this.#lastGood = lastGood;
     this.#rejected = rejected;
     this.#statuses = withRefusals(compiled.statuses, refused, this.#defaultNamespace);
@@ -118,6 +142,53 @@ export class RouteStore {
   /** Every route's status, refused ones included (Accepted False, UnsupportedValue). */
   statuses(): readonly RouteStatus[] {
     return this.#statuses;
+  }
+
+  /** Service ports a Gateway API route and a VirtualService both wanted in the last update (the route routes them). */
+  conflicts(): readonly RouteConflict[] {
+    return this.#conflicts;
+  }
+
+  #logConflicts(): void {
+    const said = this.#conflicts.map((c) => `${c.frontend} ${c.winner} ${c.loser}`).join('\n');
+    if (said === this.#saidConflicts) return;
+    this.#saidConflicts = said;
+    for (const c of this.#conflicts) this.#log?.warn({ code: 'WEFT_ERR_ROUTE_CONFLICT', frontend: c.frontend, routedBy: c.winner, leftOut: c.loser }, new RouteConflictError(c).message);
+  }
+}
+
+/** Service ports no route holds whose DestinationRule has a policy: the engine still applies it (Istio does). */
+function unroutedPolicies(model: RouteModel, drs: DestinationRules, byFrontend: ReadonlyMap<string, unknown>): Map<string, { backend: BackendTarget; rule: undefined }> {
+  const out = new Map<string, { backend: BackendTarget; rule: undefined }>();
+  for (const service of drs.byService.keys()) {
+    for (const port of model.services.get(service)?.ports.keys() ?? []) {
+      const fk = `${service}:${port}`;
+      if (byFrontend.has(fk)) continue;
+      const policy = drs.policyFor(service, port);
+      if (policy !== undefined) out.set(fk, { backend: { service, port, policy }, rule: undefined });
+    }
+  }
+  return out;
+}
+
+/** The winning Gateway API routes' Accepted message names the VirtualService they keep out (the conflict is reported on both sides). */
+function withConflictNotes(statuses: readonly RouteStatus[], conflicts: readonly RouteConflict[]): RouteStatus[] {
+  if (conflicts.length === 0) return [...statuses];
+  return statuses.map((s) => {
+    const mine = conflicts.filter((c) => c.winner.split(', ').includes(s.route));
+    if (mine.length === 0) return s;
+    const note = `; not merged with ${[...new Set(mine.map((c) => `${c.loser} (${c.frontend})`))].join(', ')}: this route routes those ports, the VirtualService is left out there (WEFT_ERR_ROUTE_CONFLICT)`;
+    return { ...s, parents: s.parents.map((p) => (p.mesh === true ? { ...p, conditions: p.conditions.map((c) => (c.type === 'Accepted' && c.status === 'True' ? { ...c, message: c.message + note } : c)) } : p)) };
+  });
+}
+
+/** A Service port both a Gateway API route and a VirtualService want (logged as WEFT_ERR_ROUTE_CONFLICT). */
+export class RouteConflictError extends WeftError {
+  readonly conflict: RouteConflict;
+  constructor(conflict: RouteConflict) {
+    super('WEFT_ERR_ROUTE_CONFLICT', `${conflict.frontend} has routes of two APIs: ${conflict.winner} routes it, ${conflict.loser} is left out there (not merged; Gateway API routes win on a waypoint)`);
+    this.name = 'RouteConflictError';
+    this.conflict = conflict;
   }
 }
 
@@ -147,6 +218,10 @@ function withRefusals(statuses: readonly RouteStatus[], refused: ReadonlyMap<str
       continue;
     }
     // Nothing served: parents as far as the refused object names them readably.
+    if (rejected.kind === HTTP_FAULT_KIND || rejected.kind === RATE_LIMIT_KIND) {
+      out.set(key, refusedWeftStatus(obj, rejected, refusedCondition, defaultNamespace));
+      continue;
+    }
     const raw = (obj as { spec?: { parentRefs?: unknown } }).spec?.parentRefs;
     const md = metaOf(obj);
     const info = routeInfo(
@@ -162,6 +237,20 @@ function withRefusals(statuses: readonly RouteStatus[], refused: ReadonlyMap<str
     out.set(key, { route: key, kind: info.kind, namespace: info.namespace, name: info.name, ...(rejected.generation !== undefined ? { generation: rejected.generation } : {}), parents });
   }
   return [...out.values()].sort((a, b) => (a.route < b.route ? -1 : a.route > b.route ? 1 : 0));
+}
+
+/** A refused HTTPFault or LocalRateLimitPolicy: its targetRefs as parents (an HTTPFault has none: one row that is not the mesh's to write). */
+function refusedWeftStatus(obj: unknown, rejected: RejectedRoute, refusedCondition: RouteCondition, defaultNamespace: string): RouteStatus {
+  const md = metaOf(obj);
+  const namespace = typeof md.namespace === 'string' ? md.namespace : defaultNamespace;
+  const name = md.name as string;
+  const raw = (obj as { spec?: { targetRefs?: unknown } }).spec?.targetRefs;
+  const targets = (Array.isArray(raw) ? raw : []).filter((t): t is { kind: string; name: string; group?: string } => t !== null && typeof t === 'object' && typeof (t as { kind?: unknown }).kind === 'string' && typeof (t as { name?: unknown }).name === 'string');
+  const parents =
+    rejected.kind === HTTP_FAULT_KIND || targets.length === 0
+      ? [{ parent: rejected.kind === HTTP_FAULT_KIND ? '(rules that name it by ExtensionRef)' : '(no targetRefs)', mesh: false, conditions: [refusedCondition] }]
+      : targets.map((t) => ({ parent: `${t.kind} ${namespace}/${t.name}`, parentRef: { group: t.group ?? '', kind: t.kind, namespace, name: t.name }, mesh: true, conditions: [refusedCondition] }));
+  return { route: `${rejected.kind} ${namespace}/${name}`, kind: rejected.kind as 'HTTPFault', namespace, name, ...(rejected.generation !== undefined ? { generation: rejected.generation } : {}), parents };
 }
 
 /** A refused route as an error to log (WEFT_ERR_ROUTE_INVALID), one per RejectedRoute. */

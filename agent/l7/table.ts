@@ -60,11 +60,13 @@ function isGrpc(request: RequestView): boolean {
 
 export class CompiledRouteTable implements RouteTable {
   readonly #byFrontend: ReadonlyMap<string, readonly TableEntry[]>;
+  readonly #direct: CompiledRoutes['direct'];
   readonly #statuses: readonly RouteStatus[];
 
   /** `statuses`: the store's (refused routes included); default the compiled ones. */
   constructor(compiled: CompiledRoutes, statuses: readonly RouteStatus[] = compiled.statuses) {
     this.#byFrontend = compiled.byFrontend;
+    this.#direct = compiled.direct;
     this.#statuses = statuses;
   }
 
@@ -88,10 +90,11 @@ export class CompiledRouteTable implements RouteTable {
   plan(service: string, port: number, request: RequestView, random: number): RequestPlan {
     const entries = this.#byFrontend.get(`${service}:${port}`);
     if (entries === undefined) {
+      const direct = this.#direct?.get(`${service}:${port}`);
       return {
         kind: 'forward',
-        rule: undefined,
-        backend: { service, port },
+        rule: direct?.rule,
+        backend: direct?.backend ?? { service, port },
         method: request.method,
         pathAndQuery: request.query === '' ? request.path : `${request.path}?${request.query}`,
         authority: request.authority,
@@ -153,6 +156,7 @@ function noBackend(rule: CompiledRule, reason: string): RequestPlan {
 /** What the matched entry does with the request: redirect, a 500, or forward to a weighted backend. */
 function act(e: TableEntry, request: RequestView, port: number, random: number): RequestPlan {
   const rule = e.rule;
+  if (rule.unresolved !== undefined) return noBackend(rule, rule.unresolved);
   const prefix = e.match.pathKind === PATH_PREFIX ? e.match.pathValue : undefined;
   if (rule.redirect !== undefined) {
     const r = rule.redirect;

@@ -115,13 +115,32 @@ export interface RouteRateLimit {
   readonly maxTokens: number;
   readonly tokensPerFill: number;
   readonly fillIntervalMs: number;
+  /**
+   * (Added for issue 12 point 1, additive.) Rules whose rateLimit carries the same `bucket` share
+   * one token bucket: a policy that targets a Service limits the whole Service (every rule of every
+   * route on it), so its rules all carry `LocalRateLimitPolicy ns/name Service ns/svc`. Undefined:
+   * one bucket per rule (a policy that targets a route or a rule of it), as documented above.
+   */
+  readonly bucket?: string | undefined;
 }
 
-/** Fault injection of a rule (Istio `fault`, a Weft HTTPFault later). Executed by the waypoint later (issue 12 point 1). */
+/** Fault injection of a rule (Istio `fault`; a Weft `HTTPFault` by ExtensionRef). Executed by the engine (issue 12 point 1). */
 export interface RouteFault {
   readonly delay?: { readonly ms: number; readonly percent: number } | undefined;
-  /** `grpcStatus` (issue 12, Istio's `abort.grpcStatus` as its number): the answer to a gRPC request carries it; unset: derived from statusCode as Envoy does. */
-  readonly abort?: { readonly statusCode: number; readonly percent: number; readonly grpcStatus?: number | undefined } | undefined;
+  readonly abort?:
+    | {
+        readonly statusCode: number;
+        readonly percent: number;
+        /**
+         * (Additive, issue 12.) Set: answer as gRPC does (HTTP 200, trailers-only, this grpc-status)
+         * instead of `statusCode` (Istio's `abort.grpcStatus`; an HTTPFault used by a GRPCRoute rule,
+         * its httpStatus mapped as gRPC's HTTP-to-gRPC table says when it names no grpcStatus).
+         */
+        readonly grpcStatus?: number | undefined;
+      }
+    | undefined;
+  /** (Additive, issue 12.) `HTTPFault ns/name` when the fault came from one: for logs and metrics. */
+  readonly source?: string | undefined;
 }
 
 export type RouteFilter =
@@ -240,7 +259,7 @@ export interface RouteTable {
 export interface RouteCondition {
   readonly type: 'Accepted' | 'ResolvedRefs';
   readonly status: 'True' | 'False';
-  /** Accepted, NoMatchingParent, NotAllowedByListeners, UnsupportedValue, ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted, ... */
+  /** Accepted, NoMatchingParent, NotAllowedByListeners, UnsupportedValue, Conflicted, ResolvedRefs, BackendNotFound, InvalidKind, RefNotPermitted, FilterNotFound; for policies (GEP-713) Accepted, Conflicted, Invalid, TargetNotFound. */
   readonly reason: string;
   readonly message: string;
   readonly observedGeneration?: number | undefined;
@@ -268,7 +287,8 @@ export interface RouteStatus {
     /** False for a parent that is not the mesh's (a Gateway of another controller): not Weft's status to write. */
     readonly mesh?: boolean | undefined;
   }[];
-  readonly kind?: 'HTTPRoute' | 'GRPCRoute' | 'VirtualService' | 'DestinationRule' | undefined;
+  /** (LocalRateLimitPolicy and HTTPFault added for issue 12: a policy's `parents` are its targets, GEP-713's ancestors.) */
+  readonly kind?: 'HTTPRoute' | 'GRPCRoute' | 'VirtualService' | 'DestinationRule' | 'LocalRateLimitPolicy' | 'HTTPFault' | undefined;
   readonly namespace?: string | undefined;
   readonly name?: string | undefined;
   /** metadata.generation of the version the conditions are about. */

@@ -10,6 +10,7 @@ import type { PolicyFieldError } from '../../policy/errors.js';
 import { describe, schemaErrors } from '../../policy/validate.js';
 import { parseDuration } from './duration.js';
 import { regexProblem } from './regex.js';
+import { HTTP_FAULT_KIND, WEFT_GROUP } from './weft/schema.js';
 import {
   GRPCRouteObject,
   HTTPRouteObject,
@@ -147,8 +148,17 @@ function checkFilters(
     for (const field of Object.values(FIELD_OF_FILTER)) {
       if (field !== own && (f as Record<string, unknown>)[field] !== undefined) errors.push({ path: `${fat}.${field}`, message: `must not be set when type is ${type}` });
     }
-    if (type === 'ExtensionRef' || type === 'CORS' || type === 'ExternalAuth') {
+    if (type === 'CORS' || type === 'ExternalAuth') {
       errors.push({ path: `${fat}.type`, message: `filter ${type} is not supported by Weft` });
+      return;
+    }
+    if (type === 'ExtensionRef') {
+      const ref = (f as HTTPRouteFilterT).extensionRef;
+      if (ref === undefined) errors.push({ path: `${fat}.extensionRef`, message: 'is required when type is ExtensionRef' });
+      else if (ref.group !== WEFT_GROUP || ref.kind !== HTTP_FAULT_KIND) errors.push({ path: `${fat}.extensionRef`, message: `ExtensionRef to ${ref.group === '' ? 'core' : ref.group}/${ref.kind} is not supported by Weft (only ${WEFT_GROUP}/${HTTP_FAULT_KIND})` });
+      else if (ctx.backendLevel) errors.push({ path: `${fat}.type`, message: `an ${HTTP_FAULT_KIND} is supported in a rule's filters only (a fault applies to the whole rule), not in a backendRef's` });
+      else if (seen.has(HTTP_FAULT_KIND)) errors.push({ path: `${fat}.extensionRef`, message: `a rule may name one ${HTTP_FAULT_KIND}` });
+      seen.add(HTTP_FAULT_KIND);
       return;
     }
     if (own !== undefined && (f as Record<string, unknown>)[own] === undefined) errors.push({ path: `${fat}.${own}`, message: `is required when type is ${type}` });

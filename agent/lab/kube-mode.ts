@@ -755,7 +755,7 @@ export async function kubeLabApply(state: LabState, loaded: LoadedManifests, rea
 }
 
 /**
- * What the agents refuse of the applied objects the agents read (policies: the API server
+ * What the agents refuse of the applied objects the agents read (policies and routes: the API server
  * double does not validate them against the CRD's schema), once every agent's watches have
  * seen the resourceVersion each object has now.
  */
@@ -763,7 +763,7 @@ async function agentRefusals(state: LabState, kc: KubeConfig, objects: readonly 
   if (!state.agents) return [];
   const api = KubernetesObjectApi.makeApiClient(kc);
   const seen: Record<string, number> = {};
-  for (const o of objects.filter((x) => x.kind === 'AuthorizationPolicy' || x.kind === 'PeerAuthentication')) {
+  for (const o of objects.filter((x) => ['AuthorizationPolicy', 'PeerAuthentication', 'HTTPRoute', 'GRPCRoute'].includes(x.kind))) {
     try {
       const current = await api.read(header(o));
       const rv = Number(current.metadata?.resourceVersion ?? 0);

@@ -19,6 +19,7 @@ import { endToEnd, isGrpc, shadowAuthority } from './headers.js';
 
 const kTunnel = Symbol('weft.tunnel');
 type TunnelSocket = Duplex & { [kTunnel]?: TunnelContext };
+/** Hook for the ingress gateway's downstream HTTP/2 (agent/gateway/h2-front.ts): the tunnel context on a socket. */ export { kTunnel as TUNNEL_CONTEXT };
 
 /** One node:http server for every HTTP/1 tunnel of the waypoint; a tunnel's context rides on its socket. */
 export function createHttp1Server(inputs: WaypointInputs): http.Server {

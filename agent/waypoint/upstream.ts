@@ -21,6 +21,7 @@ import { formatAuthority } from '../tunnel/authority.js';
 import type { HbonePool } from '../tunnel/pool.js';
 import { HBONE_PORT, POOL_IDLE_TIMEOUT_MS, UPSTREAM_CONNECT_TIMEOUT_MS, WAYPOINT_UPSTREAM_MAX_FREE_SOCKETS } from '../config.js';
 import { forwardedFor } from './headers.js';
+import { StreamSocket } from './stream-socket.js';
 
 export interface UpstreamsOptions {
   pool: HbonePool;
@@ -61,13 +62,17 @@ class TunnelAgent extends http.Agent {
 
   override createConnection(_options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
     this.#open().then(
+      // Through StreamSocket, whose writes reach the stream as Buffers: node:http corks its header
+      // (a latin1 string) with the body, and an HTTP/2 stream's writev of a string chunk hands
+      // nghttp2 a copy that is freed before it is sent (the pod got heap pointers as its first 16 bytes).
       (s) => {
         // As a net.Socket without allowHalfOpen: the app's FIN (an idle keep-alive connection it
         // closed) ends ours too, so the stream closes and leaves the pool; a stream is half-open
         // otherwise, and the next request went into a connection nobody read.
         s.once('end', () => s.end());
-        (s as CountedStream)[kUses] = 1;
-        callback?.(null, s);
+        const socket = new StreamSocket(s, undefined);
+        (socket as CountedStream)[kUses] = 1;
+        callback?.(null, socket);
       },
       (err: unknown) => callback?.(err as Error, undefined as unknown as Duplex),
     );
@@ -82,10 +87,13 @@ class TunnelAgent extends http.Agent {
   }
 
   override reuseSocket(socket: Duplex, request: http.ClientRequest): void {
-    const s = socket as CountedStream;
+    const s = socket as CountedStream & { ref?: () => unknown };
     s.setTimeout(0);
     s[kUses] = (s[kUses] ?? 0) + 1;
-    request.reusedSocket = true;
+    // node:http's own reuseSocket removes the error listener it put on the free socket (without
+    // it, one leaked per request on the connection) and refs the socket, which a stream cannot.
+    if (typeof s.ref !== 'function') s.ref = () => s;
+    super.reuseSocket(socket as Socket, request);
   }
 }
 

@@ -1,5 +1,5 @@
 /** The run as a Markdown page: every figure side by side, weft's ratios, the targets. Pure. */
-import { SYSTEM_NAMES } from '../systems/system.js';
+import { PEER_NAMES, SYSTEM_NAMES } from '../systems/system.js';
 import { weftRatio, type RunResult } from '../results.js';
 
 function num(x: number | undefined): string {
@@ -28,16 +28,19 @@ export function markdownReport(r: RunResult): string {
     '',
     '## Figures',
     '',
-    `| scenario | metric | unit | ${SYSTEM_NAMES.join(' | ')} | weft / direct | weft / haproxy-mtls |`,
-    `| --- | --- | --- | ${SYSTEM_NAMES.map(() => '---:').join(' | ')} | ---: | ---: |`,
   ];
+  // Only the systems this run measured; the peer of a figure is haproxy-mtls or, in the ingress
+  // scenario, the reverse proxy.
+  const shown = SYSTEM_NAMES.filter((s) => r.figures.some((f) => f.values[s] !== undefined));
+  const peerOf = (f: RunResult['figures'][number]): (typeof PEER_NAMES)[number] | undefined => PEER_NAMES.find((p) => f.values[p] !== undefined);
+  lines.push(`| scenario | metric | unit | ${shown.join(' | ')} | weft / direct | weft / peer |`, `| --- | --- | --- | ${shown.map(() => '---:').join(' | ')} | ---: | ---: |`);
   for (const f of r.figures) {
-    const cells = SYSTEM_NAMES.map((s) => num(f.values[s]));
-    lines.push(
-      `| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'), f.values.weft, f.values.direct)} | ${ratioCell(weftRatio(f, 'haproxy-mtls'), f.values.weft, f.values['haproxy-mtls'])} |`,
-    );
+    const cells = shown.map((s) => num(f.values[s]));
+    const peer = peerOf(f);
+    const peerCell = peer === undefined ? '–' : ratioCell(weftRatio(f, peer), f.values.weft, f.values[peer]);
+    lines.push(`| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'), f.values.weft, f.values.direct)} | ${peerCell} |`);
   }
-  lines.push('', '## Targets (issue 5)', '', '| target | measured | met |', '| --- | --- | --- |');
+  lines.push('', '## Targets (issues 5, 11, 12, 13)', '', '| target | measured | met |', '| --- | --- | --- |');
   for (const t of r.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
   const failures = Object.entries(r.failures);
   if (failures.length > 0) {

@@ -10,7 +10,7 @@ export interface LatencyPanel {
   bySystem: Partial<Record<SystemName, LatencySummary>>;
 }
 
-const COLORS: Record<SystemName, string> = { direct: '#9e9e9e', weft: '#1565c0', 'haproxy-mtls': '#ef6c00' };
+const COLORS: Record<SystemName, string> = { direct: '#9e9e9e', weft: '#1565c0', 'haproxy-mtls': '#ef6c00', 'reverse-proxy': '#2e7d32' };
 const KEYS = [
   ['p50', 'p50'],
   ['p90', 'p90'],

@@ -39,6 +39,8 @@ export interface Scenario {
   /** false: the scenario builds what it measures itself; a run of only such scenarios builds no bench lab. */
   readonly needsLab?: boolean;
   readonly metrics: readonly MetricDef[];
+  /** The scenario's own system for `name` (l7: weft with a waypoint); undefined: the harness's. */
+  newSystem?(name: SystemName): System | undefined;
   measure(system: System | undefined, ctx: ScenarioContext): Promise<Measurement>;
   /** Metrics computed across systems (latency added over direct), merged into the values. */
   derive?(values: Partial<Record<SystemName, Record<string, number>>>): void;
@@ -47,8 +49,8 @@ export interface Scenario {
 const LOADGEN = '../../dist/bench/loadgen.js';
 
 /** Runs the load generator in the client pod; its JSON line is the result. */
-export async function runLoadInClient<R extends LoadResult>(spec: LoadSpec, timeoutMs: number): Promise<R> {
-  const r = await execInClient(['node', LOADGEN, JSON.stringify(spec)], timeoutMs);
+export async function runLoadInClient<R extends LoadResult>(spec: LoadSpec, timeoutMs: number, pod = 'client'): Promise<R> {
+  const r = await execInClient(['node', LOADGEN, JSON.stringify(spec)], timeoutMs, pod);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   let parsed: (R & { error?: undefined }) | { error: string };
   try {

@@ -1,7 +1,9 @@
 /**
  * HAProxy pair (Debian's package, one thread each): client pod -> client-node HAProxy
  * (plaintext) -> mutual TLS 1.3 -> server-node HAProxy -> server pod (plaintext). Each HAProxy
- * runs in its node's network namespace, started fresh per scenario and stopped after.
+ * runs in its node's network namespace, started fresh per scenario and stopped after. In `tcp`
+ * mode (the L4 scenarios) it relays bytes; in `http` mode (the l7 scenario) it parses every
+ * request on the HTTP/1.1 and h2c ports, the L7 proxy a user could put there instead of a mesh.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -12,11 +14,13 @@ import type { Target } from '../loadgen.js';
 import { WORK_DIR, type BenchLab } from '../lab-env.js';
 import { BenchError } from '../errors.js';
 import { makeCerts, type BenchCerts } from '../certs.js';
-import { haproxyConfig, TLS_PORT_OFFSET } from '../haproxy-config.js';
+import { haproxyConfig, haproxyHttpConfig, TLS_PORT_OFFSET } from '../haproxy-config.js';
 import { SERVICE_PORTS } from './direct.js';
 import type { Service, System } from './system.js';
 
-const PORTS = Object.values(SERVICE_PORTS);
+/** The L4 scenarios' services (the l7 scenario has its own HTTP-mode pair, haproxy-http.ts). */
+const TCP_PORTS = [SERVICE_PORTS.rr, SERVICE_PORTS.sink, SERVICE_PORTS.iperf];
+const HTTP_PORTS = { h1Port: SERVICE_PORTS.http, h2Port: SERVICE_PORTS.h2 };
 
 /** `HAProxy version 2.6.12-1+deb12u1 2023/...` -> the version field; undefined when not installed. */
 export function haproxyVersion(): string | undefined {
@@ -33,6 +37,11 @@ export class HaproxySystem implements System {
   #procs: NetnsProcess[] = [];
   #listenIp = '';
   #certs: BenchCerts | undefined;
+  readonly #mode: 'tcp' | 'http';
+
+  constructor(mode: 'tcp' | 'http' = 'tcp') {
+    this.#mode = mode;
+  }
 
   async start(lab: BenchLab): Promise<void> {
     const dir = join(WORK_DIR, 'haproxy');
@@ -44,14 +53,12 @@ export class HaproxySystem implements System {
     this.#listenIp = lab.clientNode.fabricIP;
     // HAProxy refuses to start when 2 x maxconn fds exceed what it may open: stay under the limit.
     const maxconn = Math.min(30_000, connectionsWithin(nofileLimit(), 100));
-    await writeFile(
-      clientCfg,
-      haproxyConfig({ role: 'client', ports: PORTS, caFile: certs.caFile, certPem: certs.clientPem, maxconn, listenIp: lab.clientNode.fabricIP, peerIp: lab.serverNode.fabricIP }),
-    );
-    await writeFile(
-      serverCfg,
-      haproxyConfig({ role: 'server', ports: PORTS, caFile: certs.caFile, certPem: certs.serverPem, maxconn, listenIp: lab.serverNode.fabricIP, podIp: lab.server.ip }),
-    );
+    const http = this.#mode === 'http';
+    const PORTS = http ? [HTTP_PORTS.h1Port, HTTP_PORTS.h2Port] : TCP_PORTS;
+    const client = { role: 'client', ports: PORTS, caFile: certs.caFile, certPem: certs.clientPem, maxconn, listenIp: lab.clientNode.fabricIP, peerIp: lab.serverNode.fabricIP } as const;
+    const server = { role: 'server', ports: PORTS, caFile: certs.caFile, certPem: certs.serverPem, maxconn, listenIp: lab.serverNode.fabricIP, podIp: lab.server.ip } as const;
+    await writeFile(clientCfg, http ? haproxyHttpConfig({ ...client, ...HTTP_PORTS }) : haproxyConfig(client));
+    await writeFile(serverCfg, http ? haproxyHttpConfig({ ...server, ...HTTP_PORTS }) : haproxyConfig(server));
     try {
       // -db: foreground, no daemon: the started pid IS the proxy whose CPU is measured.
       this.#procs.push(

@@ -4,7 +4,10 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { runIdle, runSoak } from '../../bench/loadgen.js';
+import { runConnect, runIdle, runSoak } from '../../bench/loadgen.js';
+import { runHttp } from '../../bench/http-load.js';
+import http from 'node:http';
+import http2 from 'node:http2';
 import { RequestParser } from '../../bench/protocol.js';
 import { soakGrowth, type SoakSample } from '../../bench/scenarios/soak.js';
 import { waitFor } from '../helpers/wait.js';
@@ -99,5 +102,65 @@ describe('load generator', () => {
     assert.deepEqual(soakGrowth(samples, 10_000, (s) => s.rssKiB), [60, 0]);
     assert.deepEqual(soakGrowth(samples, 10_000, (s) => s.fds), [0, 3]);
     assert.equal(soakGrowth(samples.slice(0, 6), 10_000, (s) => s.fds), undefined);
+  });
+});
+
+describe('load generator, HTTP mode', () => {
+  it('HTTP/1.1 keep-alive open loop, a new connection per request, and gRPC-like h2c: every request answered; a non-200 counted by status', async () => {
+    let connections = 0;
+    const h1 = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(req.url === '/echo' ? 200 : 404);
+        res.end(Buffer.alloc(1024));
+      });
+    });
+    h1.on('connection', () => connections++);
+    const h2 = http2.createServer();
+    h2.on('stream', (stream, headers) => {
+      stream.resume();
+      stream.on('end', () => {
+        const ok = headers['content-type'] === 'application/grpc' && headers[':path'] === '/weft.bench.Echo/Call';
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': ok ? '0' : '12' }));
+        stream.end(Buffer.alloc(1029));
+      });
+    });
+    await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+    try {
+      const base = { mode: 'http', connections: 4, durationMs: 300, warmupMs: 100, maxRequests: 1000 } as const;
+      const a = await runHttp({ ...base, target: { host: '127.0.0.1', port: (h1.address() as AddressInfo).port }, protocol: 'h1', rate: 200 });
+      assert.equal(a.sent, 80);
+      assert.equal(a.answered, 80);
+      assert.equal(a.failed + a.errors + a.unanswered, 0);
+      assert.ok(connections <= 4, `keep-alive: ${connections} connections for 80 requests`);
+      connections = 0;
+      const b = await runHttp({ ...base, target: { host: '127.0.0.1', port: (h1.address() as AddressInfo).port }, protocol: 'h1', newConnectionPerRequest: true });
+      assert.ok(b.answered > 0 && b.failed === 0 && b.errors === 0);
+      assert.equal(connections, b.sent, 'one connection per request');
+      const c = await runHttp({ ...base, target: { host: '127.0.0.1', port: (h2.address() as AddressInfo).port }, protocol: 'h2', rate: 200 });
+      assert.equal(c.answered, 80);
+      assert.equal(c.failed + c.errors, 0);
+      const bounded = await runHttp({ ...base, target: { host: '127.0.0.1', port: (h1.address() as AddressInfo).port }, protocol: 'h1', rate: 1000, maxRequests: 25 });
+      assert.equal(bounded.sent, 25, 'maxRequests bounds the open loop');
+    } finally {
+      h1.close();
+      h2.close();
+    }
+  });
+
+  it('connect mode: one connection per request through oneShot, errors counted (a refused port)', async () => {
+    const srv = await server();
+    try {
+      const ok = await runConnect({ mode: 'connect', target: { host: '127.0.0.1', port: srv.port }, concurrency: 2, durationMs: 200, maxConnections: 20, requestBytes: 64, responseBytes: 64 });
+      assert.equal(ok.completed, 20);
+      assert.equal(ok.errors, 0);
+    } finally {
+      srv.close();
+    }
+    const refused = await runConnect({ mode: 'connect', target: { host: '127.0.0.1', port: 1 }, concurrency: 1, durationMs: 200, maxConnections: 5, requestBytes: 64, responseBytes: 64 });
+    assert.equal(refused.completed, 0);
+    assert.equal(refused.errors, 5);
   });
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRequest, RequestParser } from '../../bench/protocol.js';
-import { haproxyConfig } from '../../bench/haproxy-config.js';
+import { haproxyConfig, haproxyHttpConfig, haproxyIngressConfig, nginxIngressConfig } from '../../bench/haproxy-config.js';
+import { reverseProxyKind } from '../../bench/systems/reverse-proxy.js';
 import { parseIperf } from '../../bench/scenarios/bulk.js';
 import { modelUpdatedAt, parsePolicyDecisionNs } from '../../bench/scenarios/scale.js';
 import { scaleManifests } from '../../bench/scale-manifests.js';
@@ -88,4 +89,32 @@ test("the load generator's own CPU: user + system over wall time, in % of one co
   const cpu = generatorCpu({ user: 1_000_000, system: 500_000 }, 1_000, { user: 2_500_000, system: 1_000_000 }, 3_000);
   assert.deepEqual(cpu, { userSeconds: 1.5, systemSeconds: 0.5, wallSeconds: 2, percentOfCore: 100 });
   assert.equal(generatorCpu({ user: 0, system: 0 }, 5, { user: 10, system: 0 }, 5).percentOfCore, 0);
+});
+
+test('HAProxy in HTTP mode (l7): HTTP/1.1 and h2c fronts, ALPN h2 between the mutual-TLS hops, h2c to the pod; the ingress proxy terminates TLS', () => {
+  const common = { ports: [7080, 7090], caFile: '/ca.pem', maxconn: 100, h1Port: 7080, h2Port: 7090 };
+  const client = haproxyHttpConfig({ ...common, role: 'client', certPem: '/c.pem', listenIp: '198.19.0.1', peerIp: '198.19.0.2' });
+  assert.match(client, /mode http/);
+  assert.match(client, /bind 198\.19\.0\.1:7080\n/);
+  assert.match(client, /bind 198\.19\.0\.1:7090 proto h2/);
+  assert.match(client, /server peer 198\.19\.0\.2:17090 ssl verify required ca-file \/ca\.pem crt \/c\.pem alpn h2/);
+  assert.match(client, /server peer 198\.19\.0\.2:17080 ssl .* alpn http\/1\.1/);
+  const server = haproxyHttpConfig({ ...common, role: 'server', certPem: '/s.pem', listenIp: '198.19.0.2', podIp: '198.18.2.2' });
+  assert.match(server, /bind 198\.19\.0\.2:17090 ssl crt \/s\.pem ca-file \/ca\.pem verify required alpn h2/);
+  assert.match(server, /server pod 198\.18\.2\.2:7090 proto h2/);
+  assert.match(server, /nbthread 1/);
+  const ingress = haproxyIngressConfig({ maxconn: 100, listenIp: '198.19.0.1', listenPort: 8443, certPem: '/i.pem', podIp: '198.18.2.2', podPort: 7080 });
+  assert.match(ingress, /bind 198\.19\.0\.1:8443 ssl crt \/i\.pem alpn http\/1\.1/);
+  assert.match(ingress, /server pod 198\.18\.2\.2:7080\n/);
+  const nginx = nginxIngressConfig({ maxconn: 100, listenIp: '198.19.0.1', listenPort: 8443, crt: '/i.crt', key: '/i.key', podIp: '198.18.2.2', podPort: 7080, dir: '/d' });
+  assert.match(nginx, /worker_processes 1;/);
+  assert.match(nginx, /listen 198\.19\.0\.1:8443 ssl;/);
+  assert.match(nginx, /upstream pod \{ server 198\.18\.2\.2:7080; keepalive 64;/);
+});
+
+test('the ingress peer is nginx when installed, else HAProxy; WEFT_BENCH_REVERSE_PROXY chooses', () => {
+  assert.equal(reverseProxyKind({}, true), 'nginx');
+  assert.equal(reverseProxyKind({}, false), 'haproxy');
+  assert.equal(reverseProxyKind({ WEFT_BENCH_REVERSE_PROXY: 'haproxy' }, true), 'haproxy');
+  assert.throws(() => reverseProxyKind({ WEFT_BENCH_REVERSE_PROXY: 'envoy' }, true), /haproxy or nginx/);
 });

@@ -38,7 +38,7 @@ test('targets are judged from the figures; missing ones are "not measured", not 
 
 test('the Markdown table has every system, weft ratios, targets and failures', () => {
   const md = markdownReport(run());
-  assert.match(md, /\| scenario \| metric \| unit \| direct \| weft \| haproxy-mtls \| weft \/ direct \| weft \/ haproxy-mtls \|/);
+  assert.match(md, /\| scenario \| metric \| unit \| direct \| weft \| haproxy-mtls \| weft \/ direct \| weft \/ peer \|/);
   assert.match(md, /\| bulk \| throughput \| Gbit\/s \(higher is better\) \| 20\.0 \| 6\.00 \| 4\.00 \| 0\.30 x \| 1\.50 x \|/);
   assert.match(md, /\| scale \| policy decision \| ns \(lower is better\) \| – \| 700 \| – \| – \| – \|/);
   assert.match(md, /weft added p90 <= 0\.17 ms \| 0\.25 ms \| \*\*not met\*\*/);
@@ -60,4 +60,31 @@ test('the SVG has one bar per system and percentile, scaled to a nice maximum', 
   assert.equal(niceMax(0.3), 0.5);
   assert.equal(niceMax(7), 10);
   assert.equal(niceMax(0), 1);
+});
+
+test('the ingress peer is the reverse proxy: its column shows, weft / peer is taken against it; the l7 and ingress targets are judged', () => {
+  const more: Figure[] = [
+    ...figures,
+    { scenario: 'ingress', metric: 'added p99 @ 1000 rps, keep-alive', unit: 'ms', better: 'lower', values: { weft: 3, 'reverse-proxy': 2 } },
+    { scenario: 'ingress', metric: 'proxy CPU per 1000 req @ 1000 rps, keep-alive', unit: 'CPU ms', better: 'lower', values: { weft: 140, 'reverse-proxy': 100 } },
+    { scenario: 'l7', metric: 'waypoint CPU per 1000 req, HTTP/1.1 @ 1000 rps', unit: 'CPU ms', better: 'lower', values: { weft: 300 } },
+    { scenario: 'l7', metric: 'proxy CPU per 1000 req, HTTP/1.1 @ 1000 rps', unit: 'CPU ms', better: 'lower', values: { weft: 700, 'haproxy-mtls': 200 } },
+    { scenario: 'l7', metric: 'waypoint CPU cost, retry policy vs plain route, HTTP/1.1 @ 1000 rps', unit: '%', better: 'lower', values: { weft: 3.2 } },
+    { scenario: 'l7', metric: 'waypoint RSS (max after a run)', unit: 'MB', better: 'lower', values: { weft: 75 } },
+  ];
+  const md = markdownReport({ ...run(), figures: more, targets: judgeTargets(more) });
+  assert.match(md, /\| direct \| weft \| haproxy-mtls \| reverse-proxy \| weft \/ direct \| weft \/ peer \|/);
+  assert.match(md, /\| ingress \| added p99 @ 1000 rps, keep-alive \| ms \(lower is better\) \| – \| 3\.00 \| – \| 2\.00 \| – \| 1\.50 x \|/);
+  const t = judgeTargets(more);
+  const by = (prefix: string) => t.find((x) => x.target.startsWith(prefix))!;
+  assert.equal(by("ingress keep-alive: gateway's added p99").met, false);
+  assert.equal(by('ingress keep-alive @ 1000 rps: CPU per 1000 requests <= 1.5 x').met, true);
+  assert.equal(by('ingress new TLS connections').met, undefined);
+  assert.equal(by('l7 HTTP/1.1 @ 1000 rps: waypoint CPU per 1000 requests <= 250 ms').met, false);
+  assert.equal(by("l7 HTTP/1.1 @ 1000 rps: waypoint CPU per 1000 requests <= HAProxy's").met, false);
+  assert.equal(by('l7 HTTP/1.1 @ 1000 rps: retry policy costs').met, true);
+  assert.equal(by('l7 HTTP/1.1 @ 1000 rps: outlier detection costs').met, undefined);
+  assert.equal(by('l7: waypoint memory').met, false);
+  // A run without those scenarios judges none of their targets.
+  assert.equal(judgeTargets(figures).some((x) => x.target.startsWith('l7') || x.target.startsWith('ingress')), false);
 });

@@ -82,8 +82,8 @@ describe('weft check (issue 9, build point 7)', () => {
     assert.ok(await denied(ca!.serviceAccount, 'list', 'services'));
   });
 
-  it('a rule missing from the CA\'s Role fails with what is missing and the fix', async () => {
-    const role = JSON.parse(await k.kubectl(['-n', 'weft-system', 'get', 'role', 'weft-ca', '-o', 'json'])) as { metadata: { resourceVersion?: string }; rules: { verbs: string[]; resources: string[] }[] };
+  it('a rule missing from the CA\'s ClusterRole fails with what is missing and the fix', async () => {
+    const role = JSON.parse(await k.kubectl(['get', 'clusterrole', 'weft-ca', '-o', 'json'])) as { metadata: { resourceVersion?: string }; rules: { verbs: string[]; resources: string[] }[] };
     delete role.metadata.resourceVersion;
     const trimmed = { ...role, rules: role.rules.map((r) => (r.resources.includes('configmaps') && r.verbs.includes('update') ? { ...r, verbs: ['get'] } : r)) };
     await k.kubectl(['replace', '-f', '-'], JSON.stringify(trimmed));
@@ -93,7 +93,7 @@ describe('weft check (issue 9, build point 7)', () => {
       assert.match(stderr, /WEFT_ERR_CHECK_FAILED/);
       const ca = byName(results, 'rbac ca');
       assert.equal(ca.status, 'fail');
-      assert.match(ca.detail, /update configmaps\/weft-ca-root in weft-system/);
+      assert.match(ca.detail, /update configmaps\/weft-ca-root \(cluster-wide\)/);
       assert.match(ca.fix ?? '', /daemonset\/rbac\.yaml/);
       assert.equal(byName(results, 'rbac agent').status, 'pass');
     } finally {

@@ -7,16 +7,12 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
 import { KubernetesSource } from '../../agent/discovery/kubernetes.js';
 import { silentLogger } from '../../agent/log.js';
 import { startTestApi, rawRequest, type TestApi } from '../lab/kube-api-helpers.js';
 import { waitFor } from '../helpers/wait.js';
+import { installWeftCrds } from './weft-crds.js';
 
-const WEFT_CRDS = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'daemonset', 'crds');
 const apis: TestApi[] = [];
 const sources: KubernetesSource[] = [];
 after(async () => {
@@ -28,14 +24,6 @@ async function ok(api: TestApi, method: string, path: string, body?: unknown): P
   const res = await rawRequest(api, method, path, body);
   assert.ok(res.status >= 200 && res.status < 300, `${method} ${path}: ${res.status} ${res.text}`);
   return JSON.parse(res.text) as Record<string, unknown>;
-}
-
-async function installWeftCrds(api: TestApi): Promise<void> {
-  for (const file of ['weft.dev_authorizationpolicies.yaml', 'weft.dev_peerauthentications.yaml']) {
-    for (const doc of parseAllDocuments(readFileSync(join(WEFT_CRDS, file), 'utf8'))) {
-      await ok(api, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', doc.toJSON());
-    }
-  }
 }
 
 function istioCrd(group: string, kind: string, plural: string): unknown {

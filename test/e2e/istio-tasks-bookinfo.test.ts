@@ -12,7 +12,8 @@
  * - request timeouts: 0.5 s on reviews with a 2 s delay on ratings: reviews unavailable,
  *   productpage having tried twice (504 from the waypoint each time, flag UT).
  * Counts are checked with bounds a fair split breaks with probability below 1e-4 (binomial).
- * One lab for the file; each task deletes what it applied, as the task's cleanup does.
+ * One lab for the file, with Istio's destination-rule-all (Bookinfo's setup); each task deletes
+ * what it applied, as the task's cleanup does.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -95,7 +96,11 @@ function versionCounts(ps: Page[]): Record<string, number> {
 /** Waits until a few pages show what a task's manifests make them show (the agents and the waypoint read the change). */
 async function converged(what: string, check: (ps: Page[]) => boolean, user?: string, count = 3): Promise<void> {
   let last: Page[] = [];
-  await waitFor(async () => check((last = await pages(count, user))), `${what} (last pages: ${JSON.stringify(last)}; routes: ${await waypointRoutes(LAB, waypointPod).catch(() => '?')})`, 60_000);
+  try {
+    await waitFor(async () => check((last = await pages(count, user))), what, 60_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (last pages: ${JSON.stringify(last)}; the waypoint's routes: ${await waypointRoutes(LAB, waypointPod).catch(() => '?')})`);
+  }
 }
 
 const allV1 = (ps: Page[]): boolean => ps.every((p) => p.status === 200 && p.reviews === 'v1');
@@ -106,6 +111,8 @@ describe('Istio Bookinfo tasks on the waypoint', () => {
     const status = await labUp({ name: LAB });
     await waitCaptured(LAB, 'node-1', [bookinfoPodName(status, 'productpage'), ...['v1', 'v2', 'v3'].map((v) => bookinfoPodName(status, 'reviews', v))].map((n) => `default/${n}`));
     waypointPod = await enrollWaypoint(LAB);
+    // Bookinfo's setup in Istio's docs: the subsets (version labels) every task's routes name.
+    await applyFixtures(LAB, 'destination-rule-all.yaml');
   });
 
   after(async () => {
@@ -113,7 +120,7 @@ describe('Istio Bookinfo tasks on the waypoint', () => {
   });
 
   it('request routing: virtual-service-all-v1 sends every page to reviews v1 (no stars); reviews-test-v2 sends jason to v2 (black stars), the others stay on v1', async () => {
-    await applyFixtures(LAB, 'virtual-service-all-v1.yaml', 'destination-rule-all.yaml');
+    await applyFixtures(LAB, 'virtual-service-all-v1.yaml');
     try {
       await converged('every page shows reviews v1', allV1);
       for (const user of [undefined, 'jason']) {
@@ -219,7 +226,7 @@ describe('Istio Bookinfo tasks on the waypoint', () => {
   });
 
   it('request timeouts: with a 2 s delay on ratings the page shows v2 with stars; with timeout 0.5s on reviews it shows reviews unavailable after productpage\'s two tries (504, flag UT)', async () => {
-    await applyFixtures(LAB, 'virtual-service-all-v1.yaml', 'destination-rule-all.yaml', 'request-timeouts-reviews-v2.yaml');
+    await applyFixtures(LAB, 'virtual-service-all-v1.yaml', 'request-timeouts-reviews-v2.yaml');
     try {
       await converged('every page shows reviews v2', (ps) => ps.every((p) => p.reviews === 'v2'));
       await applyFixtures(LAB, 'request-timeouts-ratings-delay.yaml');
@@ -244,7 +251,7 @@ describe('Istio Bookinfo tasks on the waypoint', () => {
       const text = await waypointMetrics(LAB, waypointPod);
       assert.equal(timedOut(text) - start, 6, `two timed-out reviews requests per page: ${requestLines(text)}`);
     } finally {
-      await deleteFixtures(LAB, 'virtual-service-all-v1.yaml', 'destination-rule-all.yaml');
+      await deleteFixtures(LAB, 'virtual-service-all-v1.yaml');
     }
   });
 });

@@ -65,6 +65,10 @@ describe('Istio httpbin tasks on the waypoint', () => {
     try {
       // The agents and the waypoint read the DestinationRule: the first overflow shows it took effect.
       await waitFor(async () => ((await fortio(['-c', '3', '-qps', '0', '-n', '30', 'http://httpbin:8000/get'])).RetCodes['503'] ?? 0) > 0, 'the circuit breaker trips for 3 connections', 60_000);
+      // "Pass in -curl to indicate that you just want to make one call": it succeeds.
+      const one = await labExec({ name: LAB, pod: 'deploy/fortio-deploy', command: ['node', '../loadclient/fortio.mjs', 'load', '-curl', 'http://httpbin:8000/get'], timeoutMs: 30_000 });
+      assert.match(one.stdout, /^HTTP\/1\.1 200 OK\n/, one.stdout + one.stderr);
+      assert.match(one.stdout, /"url": "http:\/\/httpbin:8000\/get"/);
       // "-c 2 -n 20: almost all requests made it through".
       const two = await fortio(['-c', '2', '-qps', '0', '-n', '20', '-loglevel', 'Warning', 'http://httpbin:8000/get']);
       assert.equal(two.DurationHistogram.Count, 20);

@@ -11,6 +11,7 @@
  * standard deviations (16..64); a fair split leaves that band with probability below 1e-4.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -202,10 +203,13 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         [{ url: u('/v2x') }, 'status 404'],
         [{ url: u('/re/123') }, 'v2'],
         [{ url: u('/re/12a') }, 'status 404'],
-        [{ url: u('/anything'), headers: { 'x-canary': 'yes' } }, 'v2'],
-        [{ url: u('/anything'), headers: { 'x-canary': 'no' } }, 'v1'],
-        [{ url: u('/anything?canary=yes') }, 'v2'],
-        [{ url: u('/anything?canary=no') }, 'v1'],
+        // Paths no PathPrefix rule takes (a longer prefix outranks header and query matches).
+        [{ url: u('/h'), headers: { 'x-canary': 'yes' } }, 'v2'],
+        [{ url: u('/h'), headers: { 'x-canary': 'no' } }, 'status 404'],
+        [{ url: u('/q?canary=yes') }, 'v2'],
+        [{ url: u('/q?canary=no') }, 'status 404'],
+        // The longer prefix wins over the header match.
+        [{ url: u('/anything'), headers: { 'x-canary': 'yes' } }, 'v1'],
         [{ url: u('/form'), method: 'POST', body: 'a=1' }, 'v2'],
         [{ url: u('/form') }, 'status 404'],
       ];
@@ -293,7 +297,7 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
       assert.match(h1.stdout, /^HTTP\/1\.1 200/);
       assert.match(h1.stdout, /"version":"v2"/);
       assert.match(h1.stdout, /"protocol":"HTTP\/1\.1"/);
-      const h2 = await curl('-i', '--http2-prior-knowledge', '-H', 'x-canary: yes', '--data-binary', 'hello', `http://${echoVip}:8080/anything`);
+      const h2 = await curl('-i', '--http2-prior-knowledge', '-H', 'x-canary: yes', '--data-binary', 'hello', `http://${echoVip}:8080/h2c`);
       assert.equal(h2.code, 0, h2.stderr);
       assert.match(h2.stdout, /^HTTP\/2 200/);
       assert.match(h2.stdout, /"version":"v2"/);
@@ -315,9 +319,12 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
     });
 
     describe('gRPC with grpcio through the GRPCRoute', { skip: noGrpc }, () => {
-      it('unary: a header match and the default split; grpc-status and trailers pass', async () => {
-        const canary = await grpc<{ code: string; version: string; trailers: Record<string, string> }[]>('unary', '--count', '5', '--metadata', 'x-canary=yes');
+      it('unary: a header match with its RequestHeaderModifier; grpc-status, details and trailers pass', async () => {
+        const canary = await grpc<{ code: string; version: string; metadata: Record<string, string>; trailers: Record<string, string> }[]>('unary', '--count', '5', '--metadata', 'x-canary=yes', '--metadata', 'x-drop=1');
         assert.deepEqual(canary.map((a) => `${a.code} ${a.version}`), Array(5).fill('OK v2'));
+        // The rule's RequestHeaderModifier, as the server received the call's metadata.
+        assert.equal(canary[0]!.metadata['x-route'], 'canary-header');
+        assert.equal(canary[0]!.metadata['x-drop'], undefined);
         assert.match(canary[0]!.trailers['x-echo-pod']!, /^grpc-echo-v2-/);
         const failed = await grpc<{ code: string; details: string; trailers: Record<string, string> }[]>('unary', '--metadata', 'x-fail=NOT_FOUND', '--metadata', 'x-canary=yes');
         assert.equal(failed[0]!.code, 'NOT_FOUND');
@@ -413,14 +420,20 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         .replace(/(name: anything[\s\S]*backendRefs: \[\{name: )echo-v1/, '$1echo-v2');
       assert.notEqual(bad, routesYaml().split('\n---\n')[0]);
       let refusedByApi: unknown;
+      let applied: Awaited<ReturnType<typeof apply>> | undefined;
       try {
-        await apply('bad-route.yaml', bad);
+        applied = await apply('bad-route.yaml', bad);
       } catch (err) {
         // The Kubernetes-mode API server may refuse it itself (the CRD's validation): refused by field too.
         refusedByApi = err;
       }
       if (refusedByApi !== undefined) assert.match((refusedByApi as Error).message, /spec\.rules\[13\]\.matches\[0\]\.path/);
       else {
+        // `weft lab apply` says so, from the agents (they read the routes too).
+        const said = (applied!.refused ?? []).find((r) => r.object === 'HTTPRoute/default/echo');
+        assert.ok(said, JSON.stringify(applied));
+        assert.equal(said.code, 'WEFT_ERR_ROUTE_INVALID');
+        assert.match(said.reason, /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
         const refusal = await waitFor(() => waypointLog().find((l) => l['code'] === 'WEFT_ERR_ROUTE_INVALID' && String(l['route']).includes('default/echo')), 'the waypoint logs the refusal', 30_000);
         assert.equal(refusal['servingLastGood'], true);
         assert.match(JSON.stringify(refusal['errors']), /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
@@ -428,6 +441,11 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
         const rows = JSON.stringify(dump['routes']);
         assert.match(rows, /UnsupportedValue/);
         assert.match(rows, /spec\.rules\[13\]\.matches\[0\]\.path\.value/);
+        // And as the operator reads it: `weft status routes` against the waypoint's admin API.
+        const netns = status.pods.find((p) => p.name === waypointPod)!.netns;
+        const shown = execFileSync(process.execPath, [join(REPO_DIR, 'dist', 'agent', 'cli', 'main.js'), 'status', 'routes', '--admin', DEFAULT_ADMIN_ADDRESS, '--netns', `/run/netns/${netns}`], { encoding: 'utf8', timeout: 30_000 });
+        const line = shown.split('\n').find((l) => l.includes('default/echo') && l.includes('UnsupportedValue'));
+        assert.ok(line, shown);
       }
       // Still the last good version: the catch-all answers from v1 with its response header.
       const a = await fetchOne({ url: `http://${echoVip}:8080/anything` });
@@ -464,7 +482,7 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
       // Refused from the model (no ready waypoint pod: WEFT_ERR_WAYPOINT_UNAVAILABLE) or, before the
       // model says so, by the tunnel to the dead pod failing: either way a warning naming the waypoint.
       const reason = await waitFor(
-        () => accessLog(LAB, clientNode).find((l) => Number(l['time']) >= killedAt && (l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE' || l['msg'] === 'outbound: HBONE tunnel failed; connection reset')),
+        () => accessLog(LAB, clientNode).find((l) => Date.parse(String(l['time'])) >= killedAt && (l['code'] === 'WEFT_ERR_WAYPOINT_UNAVAILABLE' || l['msg'] === 'outbound: HBONE tunnel failed; connection reset')),
         'the agent logs why the connection was refused',
         20_000,
       );

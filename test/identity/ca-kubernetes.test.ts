@@ -88,4 +88,42 @@ describe('weft ca on Kubernetes (issue 9, findings 2 and 3)', () => {
     const stranger = new HttpCaClient({ url: `https://127.0.0.1:${ports[1]}`, token: k.api.issueToken('weft-system', 'weft-ca', { audiences: [CA_TOKEN_AUDIENCE] }), caCertificates: [cm.data!['root-cert.pem']!] });
     await assert.rejects(requestCertificate(stranger, id('shop', 'cart')), (e) => isWeftError(e, 'WEFT_ERR_CA_UNAUTHENTICATED'));
   });
+
+  // Issue 11 leftovers: on the code before, the CA accepted only the agents' account, so a
+  // waypoint with its own projected token got 401 and stayed not ready; and weft-ca-root existed
+  // only in weft-system, so the waypoint pod's ConfigMap volume could never mount.
+  it("a waypoint's own pod-bound token gets its own identity, and only that one; the bundle is in its namespace", async () => {
+    await k.kubectl(['apply', '-f', '-'], [
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: waypoint, namespace: shop}',
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: waypoint-1, namespace: shop, labels: {gateway.networking.k8s.io/gateway-name: waypoint}}\nspec: {nodeName: node-b, serviceAccountName: waypoint, containers: [{name: waypoint, image: weft}]}',
+    ].join('\n---\n'));
+    const cm = JSON.parse(await k.kubectl(['-n', 'weft-system', 'get', 'configmap', 'weft-ca-root', '-o', 'json'])) as Json;
+    const root = cm.data!['root-cert.pem']!;
+    const inShop = await waitFor(async () => {
+      const out = await k.kubectl(['-n', 'shop', 'get', 'configmap', 'weft-ca-root', '-o', 'json', '--ignore-not-found']);
+      return out.trim() === '' ? undefined : (JSON.parse(out) as Json);
+    }, 'weft-ca-root published in namespace shop', 10_000);
+    assert.equal(inShop.data?.['root-cert.pem'], root);
+    assert.equal(inShop.metadata.labels?.['app.kubernetes.io/managed-by'], 'weft-ca');
+    await k.kubectl(['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata: {name: later}');
+    await waitFor(async () => (await k.kubectl(['-n', 'later', 'get', 'configmap', 'weft-ca-root', '-o', 'name', '--ignore-not-found'])).trim() !== '' || undefined, 'published in a namespace made later', 10_000);
+
+    const token = k.api.issueToken('shop', 'waypoint', { audiences: [CA_TOKEN_AUDIENCE], pod: 'waypoint-1' });
+    const client = new HttpCaClient({ url: `https://127.0.0.1:${ports[0]}`, token, caCertificates: [inShop.data!['root-cert.pem']!] });
+    const cert = await waitFor(
+      () => requestCertificate(client, id('shop', 'waypoint')).catch((err: unknown) => {
+        if (isWeftError(err, 'WEFT_ERR_CA_UNAUTHORIZED')) return undefined;
+        throw err;
+      }),
+      'the CA to sign the waypoint its own identity',
+      10_000,
+    );
+    assert.ok(cert);
+    // Another identity, even one with a pod on the same node, is refused: the token proves one account.
+    await k.kubectl(['apply', '-f', '-'], 'apiVersion: v1\nkind: Pod\nmetadata: {name: cart-2, namespace: shop}\nspec: {nodeName: node-b, serviceAccountName: cart, containers: [{name: app, image: cart}]}');
+    await assert.rejects(requestCertificate(client, id('shop', 'cart')), (e) => isWeftError(e, 'WEFT_ERR_CA_UNAUTHORIZED') && /may only request its own identity/.test((e as Error).message));
+    // A token of the account not bound to a pod proves no running workload.
+    const unbound = new HttpCaClient({ url: `https://127.0.0.1:${ports[0]}`, token: k.api.issueToken('shop', 'waypoint', { audiences: [CA_TOKEN_AUDIENCE] }), caCertificates: [root] });
+    await assert.rejects(requestCertificate(unbound, id('shop', 'waypoint')), (e) => isWeftError(e, 'WEFT_ERR_CA_UNAUTHENTICATED'));
+  });
 });

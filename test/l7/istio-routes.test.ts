@@ -100,7 +100,8 @@ test('rewrite after a prefix replaces the matched characters; headers set/add/re
   assert.deepEqual(p.requestHeaders, { set: [['x-a', '1']], add: [['x-b', '2']], remove: ['x-c'] });
   assert.deepEqual(p.responseHeaders, { set: [['x-d', '4']], add: [], remove: [] });
   assert.equal(p.timeouts.requestMs, 500);
-  assert.deepEqual(p.rule?.retry, { attempts: 3, perTryTimeoutMs: 2000, retryOn: ['5xx', 'connect-failure'] });
+  // Istio's retry.ConvertPolicy: retryOn given replaces the default's conditions and its 503.
+  assert.deepEqual(p.rule?.retry, { attempts: 3, perTryTimeoutMs: 2000, retryOn: ['5xx', 'connect-failure'], statusCodes: [] });
 });
 
 test('redirect: uri, authority, redirectCode (default 301)', () => {
@@ -160,7 +161,11 @@ test('invalid VirtualServices and DestinationRules are refused by field; the las
     [{ host: 'reviews', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } }, 'spec.trafficPolicy.tls'],
     [{ host: 'reviews', trafficPolicy: { connectionPool: { tcp: { maxConnections: -1 } } } }, 'spec.trafficPolicy.connectionPool.tcp.maxConnections'],
     [{ host: 'reviews', trafficPolicy: { outlierDetection: { interval: '1 second' } } }, 'spec.trafficPolicy.outlierDetection.interval'],
-    [{ host: 'reviews', trafficPolicy: { portLevelSettings: [] } }, 'spec.trafficPolicy.portLevelSettings'],
+    [{ host: 'reviews', trafficPolicy: { portLevelSettings: [{ port: { number: 9080 }, tls: { mode: 'SIMPLE' } }] } }, 'spec.trafficPolicy.portLevelSettings[0].tls'],
+    [{ host: 'reviews', trafficPolicy: { portLevelSettings: [{ port: { number: 9080 } }, { port: { number: 9080 } }] } }, 'spec.trafficPolicy.portLevelSettings[1].port.number'],
+    [{ host: 'reviews', trafficPolicy: { portLevelSettings: [{ loadBalancer: { simple: 'RANDOM' } }] } }, 'spec.trafficPolicy.portLevelSettings[0].port'],
+    [{ host: 'reviews', subsets: [{ name: 'v2', trafficPolicy: { loadBalancer: { simple: 'RANDOM', consistentHash: { useSourceIp: true } } } }] }, 'spec.subsets[0].trafficPolicy.loadBalancer'],
+    [{ host: 'reviews', trafficPolicy: { retryBudget: { percent: { value: 20 } } } }, 'spec.trafficPolicy.retryBudget'],
   ] as const) {
     s.update(bookinfo([{ ...dr, metadata: { name: 'reviews', generation: 2 }, spec }, good]));
     const r = s.rejected();

@@ -30,7 +30,7 @@ function nonStructural(s: Record<string, unknown>, at: string, out: string[]): v
 test('generated CRDs are structural apiextensions.k8s.io/v1 objects for weft.dev/v1alpha1', () => {
   const files = renderCrds();
   const crds = files.filter((f) => !f.path.endsWith('kustomization.yaml')).map((f) => parse(f.content) as Record<string, any>); // any: parsed YAML, its shape is what the asserts check
-  assert.deepEqual(crds.map((c) => c['spec'].names.kind).sort(), ['AuthorizationPolicy', 'PeerAuthentication']);
+  assert.deepEqual(crds.map((c) => c['spec'].names.kind).sort(), ['AuthorizationPolicy', 'HTTPFault', 'LocalRateLimitPolicy', 'PeerAuthentication']);
   for (const c of crds) {
     assert.equal(c['apiVersion'], 'apiextensions.k8s.io/v1');
     assert.equal(c['spec'].group, 'weft.dev');
@@ -47,7 +47,7 @@ test('generated CRDs are structural apiextensions.k8s.io/v1 objects for weft.dev
   assert.deepEqual(spec.properties.selector.properties.matchLabels.additionalProperties, { type: 'string' });
   assert.equal(spec.properties.rules.items.properties.to.items.properties.operation.properties.ports.items.pattern, '^[0-9]+$');
   const kustomization = parse(files.find((f) => f.path.endsWith('kustomization.yaml'))!.content) as { resources: string[] };
-  assert.deepEqual(kustomization.resources.sort(), ['weft.dev_authorizationpolicies.yaml', 'weft.dev_peerauthentications.yaml']);
+  assert.deepEqual(kustomization.resources.sort(), ['weft.dev_authorizationpolicies.yaml', 'weft.dev_httpfaults.yaml', 'weft.dev_localratelimitpolicies.yaml', 'weft.dev_peerauthentications.yaml']);
 });
 
 test('toStructural derives the spec from the same TypeBox schema the validator uses', () => {

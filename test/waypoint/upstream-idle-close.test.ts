@@ -5,6 +5,8 @@
  * net.Socket closes itself on the peer's FIN (allowHalfOpen false) and leaves node:http's pool;
  * an HTTP/2 stream stays half-open, so the pool handed it to the next request, which waited for
  * an answer that could never come. The next request must get its answer on a new connection.
+ * And (found with it): every reuse of a pooled connection left node:http's free-socket error
+ * listener on the stream (TunnelAgent's reuseSocket did not call node's), one more per request.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -49,6 +51,32 @@ describe('waypoint upstream keep-alive', () => {
     web = await h.tunnelPort(WEB, 80);
   });
   after(() => h.close());
+
+  it('keeps no listener per request on a pooled connection (no MaxListenersExceededWarning after 30 reuses)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => {
+      if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 30; i++) {
+        const status = await new Promise<number>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port: web, path: `/reuse-${i}`, agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          }).on('error', reject);
+        });
+        assert.equal(status, 200);
+      }
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, []);
+    } finally {
+      agent.destroy();
+      process.off('warning', onWarning);
+    }
+  });
 
   it('does not reuse a connection the pod closed while it was idle in the pool', async () => {
     assert.equal((await get(web, '/then-close')).status, 200);

@@ -21,6 +21,8 @@ import { anchoredRegex } from '../regex.js';
 import type { BackendPolicy, BackendTarget, HeaderModifier, PathModifier, RouteCondition, RouteFault, RouteFilter, RouteMatch, RouteRetry, RouteRule, RouteStatus, StringMatch, WeightedBackend } from '../types.js';
 import type { DestinationRule, IstioDestination, IstioHeaders, IstioHTTPRoute, IstioStringMatch, IstioTrafficPolicy, VirtualService } from './schema.js';
 import { istioDurationMs } from './validate.js';
+import { GRPC_HTTP_STATUS } from '../weft/fault.js';
+import { GRPC_CODES } from '../weft/schema.js';
 
 export const CLUSTER_DOMAIN = 'cluster.local';
 export const MESH_GATEWAY = 'mesh';
@@ -28,6 +30,18 @@ export const MESH_GATEWAY = 'mesh';
 export interface IstioCompiled {
   readonly byFrontend: ReadonlyMap<string, readonly TableEntry[]>;
   readonly statuses: readonly RouteStatus[];
+  /** Service ports a Gateway API route and a VirtualService both want: the route keeps them (reported, never merged). */
+  readonly conflicts: readonly RouteConflict[];
+}
+
+/** One Service port two APIs' routes want (WEFT_ERR_ROUTE_CONFLICT). */
+export interface RouteConflict {
+  /** `ns/name:port` */
+  readonly frontend: string;
+  /** `HTTPRoute ns/name` (or several, comma-separated): what routes the port. */
+  readonly winner: string;
+  /** `VirtualService ns/name`: left out on that port. */
+  readonly loser: string;
 }
 
 interface ObjInfo {
@@ -133,11 +147,36 @@ function headerOps(h: { set?: Record<string, string>; add?: Record<string, strin
   };
 }
 
-/** A trafficPolicy as the engine reads it; `over` (a subset's) replaces `base`'s fields it sets, as Istio merges them. */
-function policyOf(base: IstioTrafficPolicy | undefined, over: IstioTrafficPolicy | undefined): BackendPolicy | undefined {
-  const lb = over?.loadBalancer ?? base?.loadBalancer;
-  const cp = over?.connectionPool ?? base?.connectionPool;
-  const od = over?.outlierDetection ?? base?.outlierDetection;
+type PolicyFields = Pick<IstioTrafficPolicy, 'loadBalancer' | 'connectionPool' | 'outlierDetection'>;
+
+/** A level's policy for one port: its portLevelSettings entry for the port replaces the level's fields, with no inheritance (Istio's GetPortLevelTrafficPolicy). */
+function atPort(p: IstioTrafficPolicy | undefined, port: number): { fields: PolicyFields | undefined; portLevel: boolean } {
+  if (p === undefined) return { fields: undefined, portLevel: false };
+  const pl = p.portLevelSettings?.find((x) => x.port.number === port);
+  if (pl === undefined) return { fields: p, portLevel: false };
+  return { fields: { loadBalancer: pl.loadBalancer, connectionPool: pl.connectionPool, outlierDetection: pl.outlierDetection }, portLevel: true };
+}
+
+/**
+ * Istio's MergeSubsetTrafficPolicy for a destination port: the host's policy at that port, then
+ * each field the subset's policy (at that port) sets replaces the host's; a subset's port-level
+ * entry replaces all of them (fields it leaves out fall back to the defaults, not to the host's).
+ */
+export function mergedTrafficPolicy(host: IstioTrafficPolicy | undefined, subset: IstioTrafficPolicy | undefined, port: number): PolicyFields | undefined {
+  const h = atPort(host, port).fields;
+  if (subset === undefined) return h;
+  const s = atPort(subset, port);
+  if (h === undefined) return s.fields;
+  const pick = <K extends keyof PolicyFields>(k: K): PolicyFields[K] => (s.fields![k] !== undefined || s.portLevel ? s.fields![k] : h[k]);
+  return { loadBalancer: pick('loadBalancer'), connectionPool: pick('connectionPool'), outlierDetection: pick('outlierDetection') };
+}
+
+/** A DestinationRule's policy for a destination port (and subset) as the engine reads it. */
+function policyOf(base: IstioTrafficPolicy | undefined, over: IstioTrafficPolicy | undefined, port: number): BackendPolicy | undefined {
+  const merged = mergedTrafficPolicy(base, over, port);
+  const lb = merged?.loadBalancer;
+  const cp = merged?.connectionPool;
+  const od = merged?.outlierDetection;
   if (lb === undefined && cp === undefined && od === undefined) return undefined;
   const ms = (d: string | undefined) => (d === undefined ? undefined : istioDurationMs(d));
   return {
@@ -171,7 +210,7 @@ function policyOf(base: IstioTrafficPolicy | undefined, over: IstioTrafficPolicy
 }
 
 /** The DestinationRules by the Service key of their host: the oldest per host applies. */
-class Rules {
+export class DestinationRules {
   readonly byService = new Map<string, { rule: DestinationRule; info: ObjInfo }>();
   readonly statuses: RouteStatus[] = [];
 
@@ -193,11 +232,20 @@ class Rules {
       this.statuses.push({ route: `DestinationRule ${i.namespace}/${i.name}`, kind: 'DestinationRule', namespace: i.namespace, name: i.name, ...(g !== undefined ? { generation: g } : {}), parents: [{ parent, mesh: true, conditions: [c] }] });
     }
   }
+
+  /**
+   * The host-level policy of a Service port (no subset): what Istio applies to every request to
+   * the Service, whichever API routes it (an HTTPRoute's backendRef, or no route at all).
+   */
+  policyFor(service: string, port: number): BackendPolicy | undefined {
+    const dr = this.byService.get(service);
+    return dr === undefined ? undefined : policyOf(dr.rule.spec.trafficPolicy, undefined, port);
+  }
 }
 
 interface Ctx {
   readonly model: RouteModel;
-  readonly rules: Rules;
+  readonly rules: DestinationRules;
   readonly vs: ObjInfo;
   /** The frontend being compiled: `ns/name` and port. */
   readonly service: string;
@@ -225,14 +273,14 @@ function resolve(ctx: Ctx, d: IstioDestination): { target: BackendTarget; invali
   } else if (!svc.ports.has(port)) return fail('BackendNotFound', `destination ${d.host}: Service ${key} has no port ${port}`);
   const dr = ctx.rules.byService.get(key);
   let subset: BackendTarget['subset'];
-  let policy = policyOf(dr?.rule.spec.trafficPolicy, undefined);
+  let policy = policyOf(dr?.rule.spec.trafficPolicy, undefined, port);
   if (d.subset !== undefined) {
     const s = dr?.rule.spec.subsets?.find((x) => x.name === d.subset);
     if (s === undefined) {
       return fail('BackendNotFound', `destination ${d.host} subset ${d.subset}: ${dr === undefined ? `no DestinationRule for Service ${key}` : `DestinationRule ${dr.info.namespace}/${dr.info.name} has no subset ${d.subset}`}`);
     }
     subset = { name: s.name, labels: { ...(s.labels ?? {}) } };
-    policy = policyOf(dr!.rule.spec.trafficPolicy, s.trafficPolicy);
+    policy = policyOf(dr!.rule.spec.trafficPolicy, s.trafficPolicy, port);
   }
   return { target: { service: key, port, ...(subset !== undefined ? { subset } : {}), ...(policy !== undefined ? { policy } : {}) }, invalid: undefined };
 }
@@ -241,12 +289,38 @@ function percentOf(p: { value: number } | undefined, legacy: number | undefined,
   return p?.value ?? legacy ?? otherwise;
 }
 
-function retryOf(r: IstioHTTPRoute['retries']): RouteRetry | undefined {
-  if (r === undefined) return undefined;
+/** Istio's default retry policy (retry.DefaultPolicy): what an http route without `retries` gets. */
+export const ISTIO_DEFAULT_RETRY: RouteRetry = Object.freeze({
+  attempts: 2,
+  perTryTimeoutMs: undefined,
+  retryOn: Object.freeze(['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']),
+  statusCodes: Object.freeze([503]),
+});
+
+/**
+ * Istio's retry.ConvertPolicy: no `retries`, the default policy; `attempts` 0 or unset (proto3's
+ * 0), no retries; else the default with attempts, and `retryOn` (its numbers are status codes,
+ * `retriable-status-codes` added for them), `perTryTimeout`, `backoff` when given.
+ */
+export function retryOf(r: IstioHTTPRoute['retries']): RouteRetry | undefined {
+  if (r === undefined) return ISTIO_DEFAULT_RETRY;
+  if (r.attempts === undefined || r.attempts <= 0) return undefined;
+  let retryOn: readonly string[] = ISTIO_DEFAULT_RETRY.retryOn;
+  let statusCodes: readonly number[] = ISTIO_DEFAULT_RETRY.statusCodes ?? [];
+  if (r.retryOn !== undefined && r.retryOn.trim() !== '') {
+    const parts = r.retryOn.split(',').map((x) => x.trim()).filter((x) => x !== '');
+    const codes = parts.filter((x) => /^[0-9]{3}$/.test(x) && Number(x) >= 100 && Number(x) <= 599).map(Number);
+    retryOn = parts.filter((x) => !codes.includes(Number(x)) || !/^[0-9]+$/.test(x));
+    if (codes.length > 0 && !retryOn.includes('retriable-status-codes')) retryOn = [...retryOn, 'retriable-status-codes'];
+    statusCodes = codes;
+  }
+  const backoff = r.backoff === undefined ? undefined : istioDurationMs(r.backoff);
   return {
-    attempts: r.attempts ?? 2,
+    attempts: r.attempts,
     perTryTimeoutMs: r.perTryTimeout === undefined ? undefined : istioDurationMs(r.perTryTimeout),
-    retryOn: (r.retryOn ?? 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes').split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    retryOn: [...retryOn],
+    statusCodes: [...statusCodes],
+    ...(backoff !== undefined && backoff > 0 ? { backoffBaseMs: backoff } : {}),
   };
 }
 
@@ -255,7 +329,14 @@ function faultOf(f: IstioHTTPRoute['fault']): RouteFault | undefined {
   return {
     // Istio: a fault without a percentage applies to no request (percentage unset) or to `percent` of them.
     ...(f.delay !== undefined ? { delay: { ms: istioDurationMs(f.delay.fixedDelay), percent: percentOf(f.delay.percentage, f.delay.percent, 0) } } : {}),
-    ...(f.abort !== undefined ? { abort: { statusCode: f.abort.httpStatus, percent: percentOf(f.abort.percentage, f.abort.percent, 0) } } : {}),
+    ...(f.abort !== undefined
+      ? {
+          abort:
+            f.abort.grpcStatus !== undefined
+              ? { statusCode: GRPC_HTTP_STATUS, percent: percentOf(f.abort.percentage, f.abort.percent, 0), grpcStatus: GRPC_CODES[f.abort.grpcStatus]! }
+              : { statusCode: f.abort.httpStatus!, percent: percentOf(f.abort.percentage, f.abort.percent, 0) },
+        }
+      : {}),
   };
 }
 
@@ -273,21 +354,22 @@ function compileHttp(ctx: Ctx, r: IstioHTTPRoute, index: number, name: string, g
   if (r.redirect !== undefined) {
     const x = r.redirect;
     const scheme = x.scheme;
-    const port = x.port ?? (x.derivePort === 'FROM_PROTOCOL_DEFAULT' ? (scheme === 'https' ? 443 : 80) : undefined);
+    // FROM_REQUEST_PORT: the port the client addressed (the Service port), even with a scheme.
+    const port = x.port ?? (x.derivePort === 'FROM_PROTOCOL_DEFAULT' ? (scheme === 'https' ? 443 : 80) : x.derivePort === 'FROM_REQUEST_PORT' ? ctx.port : undefined);
     // The schema allows only 301, 302, 303, 307, 308.
     const statusCode = (x.redirectCode ?? 301) as 301;
     const made: Extract<RouteFilter, { type: 'RequestRedirect' }> = { type: 'RequestRedirect', scheme, hostname: x.authority, port, path: x.uri !== undefined ? { type: 'ReplaceFullPath', value: x.uri } : undefined, statusCode };
     redirect = made;
     filters.push(made);
   }
-  let mirror: { percent: number; fired: { backend: BackendTarget; percent: number } } | undefined;
-  if (r.mirror !== undefined) {
-    const m = resolve(ctx, r.mirror);
-    const percent = percentOf(r.mirrorPercentage, r.mirrorPercent, 100);
-    if (m.invalid === undefined) {
-      filters.push({ type: 'RequestMirror', backend: m.target, percent });
-      mirror = { percent, fired: Object.freeze({ backend: m.target, percent: 100 }) };
-    }
+  const mirrors: { percent: number; fired: { backend: BackendTarget; percent: number } }[] = [];
+  // `mirror` (+ mirrorPercentage, default 100) or `mirrors` (each with its percentage, default 100).
+  const mirrorList = r.mirror !== undefined ? [{ destination: r.mirror, percent: percentOf(r.mirrorPercentage, r.mirrorPercent, 100) }] : (r.mirrors ?? []).map((m) => ({ destination: m.destination, percent: percentOf(m.percentage, undefined, 100) }));
+  for (const { destination, percent } of mirrorList) {
+    const m = resolve(ctx, destination);
+    if (m.invalid !== undefined) continue;
+    filters.push({ type: 'RequestMirror', backend: m.target, percent });
+    mirrors.push({ percent, fired: Object.freeze({ backend: m.target, percent: 100 }) });
   }
   const timeoutMs = r.timeout === undefined ? undefined : istioDurationMs(r.timeout);
   const timeouts = { requestMs: timeoutMs === 0 ? undefined : timeoutMs, backendRequestMs: undefined };
@@ -324,9 +406,17 @@ function compileHttp(ctx: Ctx, r: IstioHTTPRoute, index: number, name: string, g
       requestHeaders: composeHeaderModifiers(reqHeaders, b.filters.find((f): f is Extract<RouteFilter, { type: 'RequestHeaderModifier' }> => f.type === 'RequestHeaderModifier')?.modifier),
       responseHeaders: composeHeaderModifiers(resHeaders, b.filters.find((f): f is Extract<RouteFilter, { type: 'ResponseHeaderModifier' }> => f.type === 'ResponseHeaderModifier')?.modifier),
       rewrites,
-      mirrors: mirror !== undefined ? [mirror] : [],
+      mirrors,
     }));
-    const rule: CompiledRule = { model, grpc: false, redirect, backends: compiledBackends, totalWeight: compiledBackends.reduce((s, b) => s + b.weight, 0), timeouts };
+    const rule: CompiledRule = {
+      model,
+      grpc: false,
+      redirect,
+      backends: compiledBackends,
+      totalWeight: compiledBackends.reduce((s, b) => s + b.weight, 0),
+      timeouts,
+      origin: { kind: 'VirtualService', key: `${ctx.vs.namespace}/${ctx.vs.name}`, ruleName: r.name },
+    };
     return { match: m.compiled, rule };
   });
 }
@@ -342,8 +432,16 @@ function holders(entries: readonly TableEntry[]): string {
  * Compiles VirtualServices and DestinationRules. `gatewayApi`: the Gateway API routes' compiled
  * frontends (agent/l7/compile.ts), which the VirtualServices do not take from them.
  */
-export function compileIstio(model: RouteModel, virtualServices: readonly VirtualService[], destinationRules: readonly DestinationRule[], gatewayApi: CompiledRoutes['byFrontend'], defaultNamespace = 'default'): IstioCompiled {
-  const rules = new Rules(model, destinationRules, defaultNamespace);
+export function compileIstio(
+  model: RouteModel,
+  virtualServices: readonly VirtualService[],
+  destinationRules: readonly DestinationRule[],
+  gatewayApi: CompiledRoutes['byFrontend'],
+  defaultNamespace = 'default',
+  prebuilt?: DestinationRules,
+): IstioCompiled {
+  const rules = prebuilt ?? new DestinationRules(model, destinationRules, defaultNamespace);
+  const conflicts: RouteConflict[] = [];
   const byFrontend = new Map<string, TableEntry[]>();
   const owner = new Map<string, ObjInfo>();
   const statuses: RouteStatus[] = [...rules.statuses];
@@ -375,7 +473,9 @@ export function compileIstio(model: RouteModel, virtualServices: readonly Virtua
           const fk = `${key}:${port}`;
           const gw = gatewayApi.get(fk);
           if (gw !== undefined) {
-            lost.push(`${fk} is routed by ${holders(gw)} (an HTTPRoute or GRPCRoute wins over a VirtualService)`);
+            const winner = holders(gw);
+            lost.push(`${fk} is routed by ${winner} (Gateway API routes win over VirtualServices: Istio's ambient API for waypoints is the Gateway API, VirtualService there is alpha and mixing the two is undefined in Istio)`);
+            conflicts.push({ frontend: fk, winner, loser: name });
             continue;
           }
           const held = owner.get(fk);
@@ -400,5 +500,5 @@ export function compileIstio(model: RouteModel, virtualServices: readonly Virtua
     }
     statuses.push({ route: name, kind: 'VirtualService', namespace: i.namespace, name: i.name, ...(g !== undefined ? { generation: g } : {}), parents });
   }
-  return { byFrontend, statuses };
+  return { byFrontend, statuses, conflicts };
 }

@@ -6,6 +6,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { msg } from '../../../policy/schema.js';
+import { GRPC_CODES } from '../weft/schema.js';
 
 export const ISTIO_NETWORKING_GROUP = 'networking.istio.io';
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'].map((v) => `${ISTIO_NETWORKING_GROUP}/${v}`);
@@ -66,6 +67,9 @@ export const HTTPRouteDestination = obj({
   headers: Type.Optional(Headers),
 });
 
+/** Istio's abort.grpcStatus: a gRPC status name. */
+const GrpcStatusName = msg(Type.Union(Object.keys(GRPC_CODES).map((k) => Type.Literal(k))), `must be a gRPC status name (${Object.keys(GRPC_CODES).join(', ')})`);
+
 const RedirectCode = msg(Type.Union([301, 302, 303, 307, 308].map((c) => Type.Literal(c))), 'must be one of 301, 302, 303, 307, 308');
 
 export const HTTPRoute = obj({
@@ -89,20 +93,22 @@ export const HTTPRoute = obj({
       attempts: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
       perTryTimeout: Type.Optional(Duration),
       retryOn: Type.Optional(Str(512)),
+      backoff: Type.Optional(Duration),
       retryRemoteLocalities: Unsupported,
+      retryIgnorePreviousHosts: Unsupported,
     }),
   ),
   fault: Type.Optional(
     obj({
       delay: Type.Optional(obj({ fixedDelay: Duration, percentage: Type.Optional(Percent), percent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')), exponentialDelay: Unsupported })),
-      abort: Type.Optional(obj({ httpStatus: msg(Type.Integer({ minimum: 200, maximum: 599 }), 'must be an HTTP status 200-599'), percentage: Type.Optional(Percent), percent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })), grpcStatus: Unsupported, http2Error: Unsupported })),
+      abort: Type.Optional(obj({ httpStatus: Type.Optional(msg(Type.Integer({ minimum: 200, maximum: 599 }), 'must be an HTTP status 200-599')), percentage: Type.Optional(Percent), percent: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })), grpcStatus: Type.Optional(GrpcStatusName), http2Error: Unsupported })),
     }),
   ),
   mirror: Type.Optional(Destination),
   mirrorPercentage: Type.Optional(Percent),
   mirrorPercent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
   headers: Type.Optional(Headers),
-  mirrors: Unsupported,
+  mirrors: Type.Optional(Type.Array(obj({ destination: Destination, percentage: Type.Optional(Percent) }), { maxItems: 16 })),
   delegate: Unsupported,
   directResponse: Unsupported,
   corsPolicy: Unsupported,
@@ -123,52 +129,60 @@ export const VirtualServiceObject = obj({
   status: Type.Optional(Type.Unknown()),
 });
 
-export const TrafficPolicy = obj({
-  loadBalancer: Type.Optional(
+const LoadBalancer = obj({
+  simple: Type.Optional(msg(Type.Union(['UNSPECIFIED', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_REQUEST'].map((s) => Type.Literal(s))), 'must be one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH, UNSPECIFIED, LEAST_CONN')),
+  consistentHash: Type.Optional(
+    obj({ httpHeaderName: Type.Optional(NonEmpty(256)), useSourceIp: Type.Optional(Type.Boolean()), httpQueryParameterName: Type.Optional(NonEmpty(256)), httpCookie: Unsupported, ringHash: Unsupported, maglev: Unsupported, minimumRingSize: Unsupported }),
+  ),
+  localityLbSetting: Unsupported,
+  warmupDurationSecs: Unsupported,
+  warmup: Unsupported,
+});
+const ConnectionPool = obj({
+  tcp: Type.Optional(obj({ maxConnections: Type.Optional(Uint), connectTimeout: Type.Optional(Duration), tcpKeepalive: Unsupported, maxConnectionDuration: Unsupported, idleTimeout: Type.Optional(Duration) })),
+  http: Type.Optional(
     obj({
-      simple: Type.Optional(msg(Type.Union(['UNSPECIFIED', 'LEAST_CONN', 'RANDOM', 'PASSTHROUGH', 'ROUND_ROBIN', 'LEAST_REQUEST'].map((s) => Type.Literal(s))), 'must be one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH, UNSPECIFIED, LEAST_CONN')),
-      consistentHash: Type.Optional(
-        obj({ httpHeaderName: Type.Optional(NonEmpty(256)), useSourceIp: Type.Optional(Type.Boolean()), httpQueryParameterName: Type.Optional(NonEmpty(256)), httpCookie: Unsupported, ringHash: Unsupported, maglev: Unsupported, minimumRingSize: Unsupported }),
-      ),
-      localityLbSetting: Unsupported,
-      warmupDurationSecs: Unsupported,
-      warmup: Unsupported,
+      http1MaxPendingRequests: Type.Optional(Uint),
+      http2MaxRequests: Type.Optional(Uint),
+      maxRequestsPerConnection: Type.Optional(Uint),
+      maxRetries: Type.Optional(Uint),
+      idleTimeout: Type.Optional(Duration),
+      h2UpgradePolicy: Unsupported,
+      useClientProtocol: Unsupported,
+      maxConcurrentStreams: Unsupported,
     }),
   ),
-  connectionPool: Type.Optional(
-    obj({
-      tcp: Type.Optional(obj({ maxConnections: Type.Optional(Uint), connectTimeout: Type.Optional(Duration), tcpKeepalive: Unsupported, maxConnectionDuration: Unsupported, idleTimeout: Type.Optional(Duration) })),
-      http: Type.Optional(
-        obj({
-          http1MaxPendingRequests: Type.Optional(Uint),
-          http2MaxRequests: Type.Optional(Uint),
-          maxRequestsPerConnection: Type.Optional(Uint),
-          maxRetries: Type.Optional(Uint),
-          idleTimeout: Type.Optional(Duration),
-          h2UpgradePolicy: Unsupported,
-          useClientProtocol: Unsupported,
-          maxConcurrentStreams: Unsupported,
-        }),
-      ),
-    }),
-  ),
-  outlierDetection: Type.Optional(
-    obj({
-      consecutive5xxErrors: Type.Optional(Uint),
-      consecutiveGatewayErrors: Type.Optional(Uint),
-      consecutiveErrors: Unsupported,
-      interval: Type.Optional(Duration),
-      baseEjectionTime: Type.Optional(Duration),
-      maxEjectionPercent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
-      minHealthPercent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
-      splitExternalLocalOriginErrors: Unsupported,
-      consecutiveLocalOriginFailures: Unsupported,
-    }),
-  ),
+});
+const OutlierDetection = obj({
+  consecutive5xxErrors: Type.Optional(Uint),
+  consecutiveGatewayErrors: Type.Optional(Uint),
+  consecutiveErrors: Unsupported,
+  interval: Type.Optional(Duration),
+  baseEjectionTime: Type.Optional(Duration),
+  maxEjectionPercent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
+  minHealthPercent: Type.Optional(msg(Type.Integer({ minimum: 0, maximum: 100 }), 'must be an integer 0-100')),
+  splitExternalLocalOriginErrors: Unsupported,
+  consecutiveLocalOriginFailures: Unsupported,
+});
+
+/** A port-level policy: replaces the four fields of the level it is in for that port (Istio: no inheritance). */
+export const PortTrafficPolicy = obj({
+  port: PortSelector,
+  loadBalancer: Type.Optional(LoadBalancer),
+  connectionPool: Type.Optional(ConnectionPool),
+  outlierDetection: Type.Optional(OutlierDetection),
   tls: Unsupported,
-  portLevelSettings: Unsupported,
+});
+
+export const TrafficPolicy = obj({
+  loadBalancer: Type.Optional(LoadBalancer),
+  connectionPool: Type.Optional(ConnectionPool),
+  outlierDetection: Type.Optional(OutlierDetection),
+  tls: Unsupported,
+  portLevelSettings: Type.Optional(Type.Array(PortTrafficPolicy, { maxItems: 64 })),
   tunnel: Unsupported,
   proxyProtocol: Unsupported,
+  retryBudget: Unsupported,
 });
 
 const LabelMap = Type.Record(Type.String({ minLength: 1, maxLength: 317 }), Str(63));
@@ -194,4 +208,5 @@ export type IstioStringMatch = Static<typeof StringMatch>;
 export type IstioDestination = Static<typeof Destination>;
 export type IstioHeaders = Static<typeof Headers>;
 export type IstioTrafficPolicy = Static<typeof TrafficPolicy>;
+export type IstioPortTrafficPolicy = Static<typeof PortTrafficPolicy>;
 export type IstioObject = VirtualService | DestinationRule;

@@ -39,10 +39,10 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   statPrefix: 'statPrefix is not supported',
   uriRegexRewrite: 'uriRegexRewrite is not supported; use rewrite.uri',
   retryRemoteLocalities: 'retryRemoteLocalities is not supported (one locality)',
+  retryIgnorePreviousHosts: 'retryIgnorePreviousHosts is not supported (which endpoint a retry picks is the engine\'s load balancer\'s choice)',
+  retryBudget: 'trafficPolicy.retryBudget is not supported (the waypoint keeps its own budget: retries never exceed 20 % of a backend\'s requests)',
   exponentialDelay: 'exponentialDelay is not supported; use fixedDelay',
-  grpcStatus: 'grpcStatus aborts are not supported; use httpStatus',
   http2Error: 'http2Error aborts are not supported; use httpStatus',
-  mirrors: 'mirrors (several) is not supported; use mirror and mirrorPercentage',
   delegate: 'delegate VirtualServices are not supported',
   directResponse: 'directResponse is not supported yet',
   corsPolicy: 'corsPolicy is not supported',
@@ -63,7 +63,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   consecutiveErrors: 'consecutiveErrors (deprecated) is not supported; use consecutive5xxErrors',
   splitExternalLocalOriginErrors: 'splitExternalLocalOriginErrors is not supported',
   consecutiveLocalOriginFailures: 'consecutiveLocalOriginFailures is not supported',
-  portLevelSettings: 'portLevelSettings is not supported yet; put the policy at the top level or in a subset',
   proxyProtocol: 'proxyProtocol is not supported',
   tunnel: 'tunnel is not supported',
   workloadSelector: 'workloadSelector is not supported (a DestinationRule applies to its host)',
@@ -86,7 +85,7 @@ function unsupportedFields(v: unknown, at: string, out: PolicyFieldError[]): voi
     }
     if (x === undefined) continue;
     const inMatch = /\.match\[\d+\]$/.test(at);
-    if (k === 'tls' && at.endsWith('trafficPolicy')) out.push({ path, message: TLS_FIELD });
+    if (k === 'tls' && (at.endsWith('trafficPolicy') || /portLevelSettings\[\d+\]$/.test(at))) out.push({ path, message: TLS_FIELD });
     else if ((k === 'scheme' || k === 'authority' || k === 'gateways') && !inMatch) unsupportedFields(x, path, out);
     else if (k in UNSUPPORTED && !((k === 'tls' || k === 'tcp') && at !== 'spec')) out.push({ path, message: UNSUPPORTED[k]! });
     else unsupportedFields(x, path, out);
@@ -104,6 +103,17 @@ function checkStringMatch(m: IstioStringMatch | undefined, at: string, errors: P
 }
 
 function checkTrafficPolicy(p: IstioTrafficPolicy | undefined, at: string, errors: PolicyFieldError[]): void {
+  checkPolicyFields(p, at, errors);
+  const ports = new Set<number>();
+  p?.portLevelSettings?.forEach((pl, i) => {
+    const pat = `${at}.portLevelSettings[${i}]`;
+    if (ports.has(pl.port.number)) errors.push({ path: `${pat}.port.number`, message: `port ${pl.port.number} has two portLevelSettings` });
+    ports.add(pl.port.number);
+    checkPolicyFields(pl, pat, errors);
+  });
+}
+
+function checkPolicyFields(p: Pick<IstioTrafficPolicy, 'loadBalancer'> | undefined, at: string, errors: PolicyFieldError[]): void {
   const lb = p?.loadBalancer;
   if (lb !== undefined && lb.simple !== undefined && lb.consistentHash !== undefined) errors.push({ path: `${at}.loadBalancer`, message: 'must have one of simple, consistentHash' });
   const h = lb?.consistentHash;
@@ -147,11 +157,14 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
     }
     if (r.mirrorPercentage !== undefined && r.mirrorPercent !== undefined) errors.push({ path: `${at}.mirrorPercent`, message: 'must not be set together with mirrorPercentage' });
     if (r.mirror === undefined && (r.mirrorPercentage !== undefined || r.mirrorPercent !== undefined)) errors.push({ path: `${at}.mirror`, message: 'is required with mirrorPercentage' });
+    if (r.mirror !== undefined && r.mirrors !== undefined) errors.push({ path: `${at}.mirrors`, message: 'must not be set together with mirror (Istio: one or the other)' });
+    if (r.redirect !== undefined && r.mirrors !== undefined) errors.push({ path: `${at}.redirect`, message: 'must not be set together with mirrors' });
     const f = r.fault;
     if (f !== undefined) {
       if (f.delay === undefined && f.abort === undefined) errors.push({ path: `${at}.fault`, message: 'must have delay or abort' });
       if (f.delay?.percent !== undefined && f.delay.percentage !== undefined) errors.push({ path: `${at}.fault.delay.percent`, message: 'must not be set together with percentage' });
       if (f.abort?.percent !== undefined && f.abort.percentage !== undefined) errors.push({ path: `${at}.fault.abort.percent`, message: 'must not be set together with percentage' });
+      if (f.abort !== undefined && (f.abort.httpStatus === undefined) === (f.abort.grpcStatus === undefined)) errors.push({ path: `${at}.fault.abort`, message: 'must have exactly one of httpStatus, grpcStatus' });
     }
   });
 }
