@@ -376,7 +376,6 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   await wireNodes(state.fabricNetns, nodes, nodes);
   state.nodes = nodes;
   await ensureInternet(state);
-  await mkdir(paths.gatewaySecretsDir, { recursive: true });
   await writeState(state);
   log.info({ nodes: nodes.map((n) => n.name) }, 'nodes wired');
 

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { KubeObject } from '../discovery/types.js';
 import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
 import { gatewayObjects, isIngressGatewayObject } from '../gateway/objects.js';
+import { gatewayOptionsFor } from './waypoints.js';
 import { LAB_CA_URL } from './ca.js';
 import { kubePaths } from './kube-paths.js';
 import { LabInformer, serialized } from './kube-informer.js';
@@ -32,7 +33,7 @@ import { subsetOf } from './kube-mode.js';
 export function kubeLabGatewayOptions(lab: string): WaypointObjectOptions {
   const w = kubeLabWaypointOptions(lab);
   const args = w.args.map((a) => (a.startsWith('--kubeconfig=') ? `--kubeconfig=${kubePaths(lab).gatewayKubeconfig}` : a));
-  return { ...w, args: [...args, `--secrets=${kubePaths(lab).gatewaySecretsDir}`] };
+  return { ...w, args };
 }
 
 /** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
@@ -124,7 +125,7 @@ export class WaypointController {
       const g = gw as unknown as KubeObject;
       if (g.metadata.deletionTimestamp !== undefined || g.metadata.uid === undefined) continue;
       // Waypoints and ingress gateways (class weft) alike: one pure function each makes the objects.
-      const objects = isWaypointGateway(g) ? waypointObjects(g, this.#options) : isIngressGatewayObject(g) ? gatewayObjects(g, this.#gatewayOptions) : [];
+      const objects = isWaypointGateway(g) ? waypointObjects(g, this.#options) : isIngressGatewayObject(g) ? gatewayObjects(g, gatewayOptionsFor(g, this.#gatewayOptions)) : [];
       for (const want of objects as unknown as Stored[]) {
         const what = `${want.kind} ${want.metadata.namespace}/${want.metadata.name}`;
         try {
