@@ -22,6 +22,8 @@ import { DEFAULT_ADMIN_ADDRESS } from '../../agent/config.js';
 import { exposeBookinfo } from '../../agent/lab/bookinfo-ingress.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
 import { formatStatus } from '../../agent/lab/status.js';
+import { adminKubeConfig } from '../../agent/lab/kube-mode.js';
+import { CustomObjectsApi, NetworkingV1Api } from '@kubernetes/client-node';
 import { internetNetns, REPO_DIR } from '../../agent/lab/paths.js';
 import { labPortForward } from '../../agent/lab/port-forward.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
@@ -359,6 +361,12 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       // Exact: /productpage/x matches nothing, on either API.
       assert.equal((await get('ingress.example.com', '/productpage/x')).code, '404');
       assert.equal((await get('bookinfo.example.com', '/productpage/x')).code, '404');
+      if (!mode.kubernetes) return;
+      // The gateway writes the external address (--address, the lab chose it first) to the Ingress's and the Gateway's status.
+      const kc = adminKubeConfig(LAB);
+      await waitFor(async () => (await kc.makeApiClient(NetworkingV1Api).readNamespacedIngressStatus({ name: 'shop', namespace: NS })).status?.loadBalancer?.ingress?.[0]?.ip === address, `the Ingress's status names ${address}`, 30_000);
+      const gw = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObjectStatus({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways', namespace: NS, name: GW })) as { status?: { addresses?: unknown } };
+      assert.deepEqual(gw.status?.addresses, [{ type: 'IPAddress', value: address }]);
     });
 
     it('allowedRoutes Same refuses the route from namespace outside (NotAllowedByListeners); its host is not served', async () => {
