@@ -26,7 +26,7 @@ import { inboundServiceGuesser } from './telemetry/inbound-service.js';
 import { raiseOpenFileLimit } from '../native/index.js';
 import { HandoverMarker } from './capture/handover.js';
 import { CniRequests, cniRequestDir } from './capture/cni-requests.js';
-import { DEFAULT_TRUST_DOMAIN, effectiveConfig } from './config.js';
+import { CAPTURE_READY_GRACE_MS, DEFAULT_TRUST_DOMAIN, effectiveConfig } from './config.js';
 import { isRouteKind, validateRouteObject } from './l7/index.js';
 import { formatFieldErrors } from '../policy/index.js';
 
@@ -65,6 +65,8 @@ export interface AgentOptions {
    * the HBONE server accepts and policy namespaces. A given `source` must have the same one.
    */
   trustDomain?: string;
+  /** How long a pod's capture may fail before the agent says it is not ready (default CAPTURE_READY_GRACE_MS). */
+  captureReadyGraceMs?: number;
 }
 
 /** Without a CA there is no HBONE: the 15008 listener exists (so the port is reserved) and refuses. */
@@ -136,11 +138,20 @@ export class Agent {
     return process.pid;
   }
 
-  /** True, or why not: starting, draining, or a newer agent on this node took over. */
+  /**
+   * True, or why not: starting, draining, a newer agent on this node took over, or a pod of
+   * this node that should be captured has not been (its capture failing for the grace period):
+   * the pod then runs without the mesh's protection, and the probe says which and why.
+   */
   readiness(): true | string {
     if (this.#draining) return 'draining';
     if (!this.#ready) return 'starting';
     if (this.#handover && !this.#handover.isNewest()) return 'superseded by a newer agent on this node';
+    const uncaptured = this.#capture.uncaptured(this.#options.captureReadyGraceMs ?? CAPTURE_READY_GRACE_MS);
+    if (uncaptured.length > 0) {
+      const [first] = uncaptured;
+      return `${uncaptured.length} pod(s) not captured: ${first!.pod} for ${Math.round(first!.sinceMs / 1000)} s (${first!.reason})${uncaptured.length > 1 ? `, and ${uncaptured.slice(1).map((u) => u.pod).join(', ')}` : ''}`;
+    }
     return true;
   }
 

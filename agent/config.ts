@@ -136,6 +136,8 @@ export const DISCOVERY_BACKOFF_INITIAL_MS = 800;
 export const DISCOVERY_BACKOFF_MAX_MS = 30_000;
 /** A watch outlives this without a byte (bookmarks come every minute or so): it is dead. */
 export const WATCH_IDLE_GRACE_MS = 30_000;
+/** A pod whose capture keeps failing this long makes the agent not ready (readiness names it). */
+export const CAPTURE_READY_GRACE_MS = 5000;
 /** Kubernetes mode: how often an API server without the Gateway API is asked again (its CRDs may be installed later). */
 export const GATEWAY_API_RECHECK_MS = 60_000;
 /** Local manifests: changes are applied this long after the last event, at most this late, and the directory is rescanned this often. */

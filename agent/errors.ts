@@ -62,7 +62,7 @@ export const ErrorCodes = {
   WEFT_ERR_PORT_FORWARD: '`weft lab port-forward` cannot forward: unknown pod or service, a service without a ready endpoint, a port it does not expose, or the local port taken',
   WEFT_ERR_GATEWAY_INVALID: 'weft gateway found no Gateway of class weft with its --name/--namespace; it serves no listener until one appears',
   WEFT_ERR_GATEWAY_LISTENER: 'a listener of an ingress Gateway is not served: a certificateRef Secret missing, not kubernetes.io/tls or not loading, an unsupported protocol, a conflict, or its port cannot be opened; the other listeners keep serving',
-  WEFT_ERR_GATEWAY_STATUS: 'weft gateway could not write a status (Gateway, HTTPRoute parent, Ingress loadBalancer) to the API server; it writes again on the next change',
+  WEFT_ERR_GATEWAY_STATUS: 'weft gateway could not write a status (Gateway, HTTPRoute parent, Ingress loadBalancer) to the API server; it writes again after a backoff',
   WEFT_ERR_GATEWAY_INGRESS: 'a part of an Ingress of class weft or of an Istio Gateway is not served (a bad path, a Resource backend, a named port, a bad Secret, an unsupported server protocol or tls mode); the rest is',
   WEFT_ERR_GATEWAY_ROUTE_NOT_ATTACHED: 'an HTTPRoute with a parentRef to an ingress Gateway is not attached: no such listener, allowedRoutes refuses its namespace, or no hostname intersects',
   WEFT_ERR_KIND_UNAVAILABLE: 'Kubernetes mode: an optional kind (Gateway API, Istio) is not watched: not served (CRD not installed) or forbidden (403); the agent is ready without it and picks it up when it comes',

@@ -19,17 +19,26 @@ export interface RunningProfiles {
   stop(): Promise<string[]>;
 }
 
-function helper(node: NodeInfo, out: string, mode: 'cpu' | 'heap'): ChildProcess {
-  if (node.agentPid === undefined) throw new BenchError(`no agent running on ${node.name}`);
-  process.kill(node.agentPid, 'SIGUSR1');
-  return spawn('ip', ['netns', 'exec', node.netns, process.execPath, '--experimental-websocket', '--no-warnings', HELPER, String(INSPECTOR_PORT), out, mode], {
+/** A Node process of the lab to profile: an agent (its node's namespace) or a waypoint / gateway pod. */
+export interface ProfileTarget {
+  name: string;
+  netns: string;
+  pid: number | undefined;
+}
+
+function helper(target: NodeInfo | ProfileTarget, out: string, mode: 'cpu' | 'heap'): ChildProcess {
+  const pid = 'agentPid' in target ? target.agentPid : target.pid;
+  if (pid === undefined) throw new BenchError(`no process running for ${target.name}`);
+  process.kill(pid, 'SIGUSR1');
+  return spawn('ip', ['netns', 'exec', target.netns, process.execPath, '--experimental-websocket', '--no-warnings', HELPER, String(INSPECTOR_PORT), out, mode], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
 }
 
-export async function startProfiles(lab: BenchLab, dir: string, label: string): Promise<RunningProfiles> {
+/** Profiles of both agents and of `extra` (the l7 scenario's waypoint, the ingress gateway). */
+export async function startProfiles(lab: BenchLab, dir: string, label: string, extra: readonly ProfileTarget[] = []): Promise<RunningProfiles> {
   const children: { child: ChildProcess; out: string }[] = [];
-  for (const node of [lab.clientNode, lab.serverNode]) {
+  for (const node of [lab.clientNode, lab.serverNode, ...extra]) {
     const out = join(dir, `${label}-${node.name}.cpuprofile`);
     const child = helper(node, out, 'cpu');
     children.push({ child, out });

@@ -32,7 +32,7 @@ import { DirectSystem } from './systems/direct.js';
 import { WeftSystem } from './systems/weft.js';
 import { HaproxySystem, haproxyVersion } from './systems/haproxy.js';
 import { SYSTEM_NAMES, type System, type SystemName } from './systems/system.js';
-import { startProfiles, type RunningProfiles } from './profile.js';
+import { startProfiles, type ProfileTarget, type RunningProfiles } from './profile.js';
 
 export const SCENARIOS: readonly Scenario[] = [bulk, latency, saturation, connect, idle, scale, scaleK8s, soak, l7, ingress];
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -179,7 +179,10 @@ async function main(): Promise<void> {
             await sys.start(ctx.lab);
           }
           let profiles: RunningProfiles | undefined;
-          if (profileDir !== undefined && name === 'weft') profiles = await startProfiles(await benchLabStatus(), profileDir, scenario.name);
+          if (profileDir !== undefined && name === 'weft') {
+            const extra = (sys as (System & { profileTargets?(): ProfileTarget[] }) | undefined)?.profileTargets?.() ?? [];
+            profiles = await startProfiles(await benchLabStatus(), profileDir, scenario.name, extra);
+          }
           const m = await scenario.measure(sys, ctx).finally(() => profiles?.stop().then((files) => log(`profiles: ${files.join(', ')}`)));
           perSystem[name] = m.values;
           result.details[scenario.name]![name] = m.details;

@@ -62,11 +62,25 @@ function onH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttp
   stream.on('error', ignore);
   stream.on('data', ignore);
   stream.on('end', () => {
-    if (stream.destroyed) return;
-    const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
-    stream.respond({ ':status': 200, 'content-type': grpc ? 'application/grpc' : 'application/octet-stream' }, { waitForTrailers: grpc });
-    if (grpc) stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(grpc ? GRPC_MESSAGE : HTTP_BODY);
+    // A stream the client cancelled (its time-out under overload) may close at any point: the
+    // calls on it then throw, and an overloaded run must not kill the server pod.
+    try {
+      if (stream.destroyed || stream.closed) return;
+      const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+      stream.respond({ ':status': 200, 'content-type': grpc ? 'application/grpc' : 'application/octet-stream' }, { waitForTrailers: grpc });
+      if (grpc) {
+        stream.once('wantTrailers', () => {
+          try {
+            stream.sendTrailers({ 'grpc-status': '0' });
+          } catch {
+            stream.destroy();
+          }
+        });
+      }
+      stream.end(grpc ? GRPC_MESSAGE : HTTP_BODY);
+    } catch {
+      stream.destroy();
+    }
   });
 }
 
@@ -97,6 +111,7 @@ function main(): void {
   });
   h2Server.on('stream', onH2Stream);
   h2Server.on('sessionError', ignore);
+  h2Server.on('session', (session) => session.on('error', ignore));
   const servers = [
     net.createServer(onRrConnection).listen({ port: Number(values['rr-port']), backlog: 4096 }),
     net.createServer(onSinkConnection).listen({ port: Number(values['sink-port']), backlog: 4096 }),

@@ -42,6 +42,8 @@ export class CaptureManager {
   readonly #captured = new Map<string, PodCapture>();
   readonly #hints = new Map<string, NetnsHint>();
   readonly #waiters = new Set<CaptureWaiter>();
+  /** Wanted pods whose capture fails: since when (epoch ms) and the last error. */
+  readonly #failing = new Map<string, { since: number; reason: string }>();
   #queue: Promise<void> = Promise.resolve();
   #retryTimer: NodeJS.Timeout | undefined;
   #resyncTimer: NodeJS.Timeout | undefined;
@@ -56,6 +58,17 @@ export class CaptureManager {
     this.#tunnel = tunnel;
     this.#logger = logger;
     this.#rules = rules;
+  }
+
+  /**
+   * Pods that should be captured and are not, because their capture has been failing for at
+   * least `graceMs` (a pod whose netns appears a moment after the model names it is no failure):
+   * the agent is not ready while there is one.
+   */
+  uncaptured(graceMs: number, now = Date.now()): { pod: string; sinceMs: number; reason: string }[] {
+    const out: { pod: string; sinceMs: number; reason: string }[] = [];
+    for (const [pod, f] of this.#failing) if (now - f.since >= graceMs) out.push({ pod, sinceMs: now - f.since, reason: f.reason });
+    return out.sort((a, b) => a.pod.localeCompare(b.pod));
   }
 
   /** Captured pods by workload key. */
@@ -142,13 +155,18 @@ export class CaptureManager {
       this.#logger.info({ pod: key, ip: capture.workload.ip }, 'pod released from capture (rules removed)');
     }
     let failed = false;
+    for (const key of [...this.#failing.keys()]) if (!wanted.has(key)) this.#failing.delete(key);
     for (const [key, workload] of wanted) {
       if (this.#captured.has(key)) continue;
       try {
         this.#captured.set(key, await PodCapture.start(this.#inputs, this.#locate(scan, key, workload), workload, this.#tunnel, this.#rules));
+        this.#failing.delete(key);
         this.#logger.info({ pod: key, ip: workload.ip, via: this.#hints.has(key) ? 'cni' : 'scan' }, 'pod captured');
       } catch (err) {
         failed = true;
+        const code = (err as { code?: unknown }).code;
+        const reason = `${typeof code === 'string' ? `${code}: ` : ''}${(err as Error).message}`;
+        this.#failing.set(key, { since: this.#failing.get(key)?.since ?? Date.now(), reason });
         this.#logger.warn({ err, pod: key, ip: workload.ip, retryInMs: this.#retryDelay }, 'capturing pod failed; will retry');
       }
     }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { labStatus } from '../lab/index.js';
+import type { LabStatus } from '../lab/status.js';
 import { fetchAdmin, type AdminTarget as Target } from '../admin/client.js';
 import { WeftError } from '../errors.js';
 import { ADMIN_PORT, DEFAULT_ADMIN_ADDRESS } from '../config.js';
@@ -11,10 +12,29 @@ import { followConnections } from './status-follow.js';
 const SECTIONS = ['workloads', 'services', 'waypoints', 'policies', 'certs', 'connections', 'routes', 'top'] as const;
 type Section = (typeof SECTIONS)[number];
 
-/** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up). */
-async function labTargets(lab: string): Promise<Target[]> {
+/** The agents of a running lab (WEFT_ERR_LAB_NOT_FOUND when it is not up); for `routes`, its waypoints' pods. */
+async function labTargets(lab: string, section: Section): Promise<Target[]> {
   const status = await labStatus(lab);
+  if (section === 'routes') return labWaypointTargets(status);
   return status.nodes.map((n) => ({ label: `node ${n.name}`, admin: n.agentAddresses.admin, netns: `/run/netns/${n.netns}` }));
+}
+
+/**
+ * The admin APIs of a lab's waypoint pods (route statuses live in waypoints, not in node
+ * agents): every pod of a Deployment made for a waypoint Gateway, on 127.0.0.1:15000 inside the
+ * pod's network namespace, in Gateway then pod order.
+ */
+export function labWaypointTargets(status: Pick<LabStatus, 'deployments' | 'pods'>): Target[] {
+  const out: Target[] = [];
+  const deployments = status.deployments.filter((d) => d.gateway !== undefined && d.ingress !== true).sort((a, b) => a.gateway!.localeCompare(b.gateway!));
+  for (const d of deployments) {
+    for (const name of [...d.pods].sort()) {
+      const pod = status.pods.find((p) => p.namespace === d.namespace && p.name === name);
+      if (pod === undefined || pod.netns === '') continue;
+      out.push({ label: `waypoint ${d.gateway} pod ${name}`, admin: DEFAULT_ADMIN_ADDRESS, netns: pod.netns.startsWith('/') ? pod.netns : `/run/netns/${pod.netns}` });
+    }
+  }
+  return out;
 }
 
 type Row = Record<string, string | number | boolean | undefined>;
@@ -66,7 +86,7 @@ function routeRows(items: Row[]): Row[] {
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show what an agent knows and does, read from its admin API: workloads, services, waypoints, policies, certs or connections; routes: a waypoint's route statuses (--admin/--netns of the waypoint); `top` shows the busiest edges live")
+    .description("show what an agent knows and does, read from its admin API: workloads, services, waypoints, policies, certs or connections; routes: the route statuses of waypoints (--admin/--netns of a waypoint, or --lab: every waypoint pod of the lab); `top` shows the busiest edges live")
     .argument('<what>', `one of: ${SECTIONS.join(', ')}`)
     .option('--json', 'print the raw JSON instead of tables')
     .option('--admin <host:port...>', "the agent's admin API (several: ask each)", [DEFAULT_ADMIN_ADDRESS])
@@ -97,7 +117,11 @@ export function registerStatusCommand(program: Command): void {
         const { forwardAgents } = await import('./kube-admin.js');
         forwarded = await forwardAgents({ kubeConfig: loadKubeConfig(opts.kubeconfig), namespace: opts.namespace, selector: opts.selector, adminPort });
       }
-      const targets: Target[] = forwarded ? forwarded.targets : opts.lab ? await labTargets(opts.lab) : opts.admin.map((admin) => ({ label: admin, admin, ...(opts.netns ? { netns: opts.netns } : {}) }));
+      const targets: Target[] = forwarded ? forwarded.targets : opts.lab ? await labTargets(opts.lab, what as Section) : opts.admin.map((admin) => ({ label: admin, admin, ...(opts.netns ? { netns: opts.netns } : {}) }));
+      if (section === 'routes' && opts.lab !== undefined && targets.length === 0) {
+        process.stdout.write(`# lab ${opts.lab} runs no waypoint: no routes are served (a Gateway of class weft-waypoint gets one)\n`);
+        return;
+      }
       if (section === 'top' || opts.follow) {
         try {
           if (section === 'top') await runTop(targets, { intervalSeconds: interval, once: opts.once === true, limit, out: process.stdout });
@@ -131,7 +155,8 @@ export function registerStatusCommand(program: Command): void {
           continue;
         }
         const { rows, columns } = rowsFor(section, r.dump, r.connections);
-        process.stdout.write(`# ${r.target.label} (node ${String(r.dump['node'] ?? '?')})\n${table(rows, columns)}\n`);
+        const where = r.dump['waypoint'] !== undefined ? '' : ` (node ${String(r.dump['node'] ?? '?')})`;
+        process.stdout.write(`# ${r.target.label}${where}\n${table(rows, columns)}\n`);
       }
     });
 }

@@ -188,14 +188,16 @@ export class RouteStatusWriter {
   async #write(d: Desired): Promise<'written' | 'unchanged' | 'gone' | 'stale'> {
     const path = `/apis/${GATEWAY_API_GROUP}/v1/namespaces/${encodeURIComponent(d.namespace)}/${ROUTE_KINDS[d.kind]}/${encodeURIComponent(d.name)}`;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const got = await kubeRequest(this.#o.kubeConfig, 'GET', path);
+      // The status subresource answers with the whole object; the waypoint's role may read it there
+      // (get httproutes/status) without reading the routes themselves.
+      const got = await kubeRequest(this.#o.kubeConfig, 'GET', `${path}/status`);
       if (got.status === 404) return 'gone';
-      if (got.status !== 200) throw new Error(`GET ${path}: HTTP ${got.status}${statusMessage(got.body)}`);
+      if (got.status !== 200) throw new Error(`GET ${path}/status: HTTP ${got.status}${statusMessage(got.body)}`);
       const current = JSON.parse(got.body) as StoredRoute;
       const generation = current.metadata?.generation;
       if (generation !== undefined && d.generation !== undefined && generation > d.generation) return 'stale';
       const previous = current.status?.parents ?? [];
-      const computed = kubernetesRouteStatus(d.status, { parents: previous }, (this.#o.now?.() ?? new Date()).toISOString()).parents;
+      const computed = kubernetesRouteStatus(d.status, { parents: previous }, (this.#o.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z')).parents;
       // kubernetesRouteStatus replaces every entry of our controller: put back those of parents
       // another waypoint serves, in place of nothing.
       const kept = previous.filter((p) => {

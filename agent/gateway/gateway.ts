@@ -25,8 +25,9 @@ import { routeStatusRows, type RouteTable } from '../l7/index.js';
 import type { Logger } from '../log.js';
 import { PolicyState } from '../proxy/authorization.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
-import { listenNodePort, startMetricsServer, startReadinessServer } from '../telemetry/server.js';
+import { startMetricsServer, startReadinessServer } from '../telemetry/server.js';
 import { HbonePool, type SocketFactory } from '../tunnel/pool.js';
+import { startAdmin } from '../waypoint/admin.js';
 import { PolicyAuthorizer, type RequestAuthorizer } from '../waypoint/authorize.js';
 import type { RequestMetricsLike, TunnelContext, WaypointInputs } from '../waypoint/context.js';
 import { createHttp1Server, serveHttp1 } from '../waypoint/http1.js';
@@ -199,7 +200,7 @@ export class IngressGateway {
     this.#applying = this.#applying.then(() => this.#apply(model));
     await this.#applying;
     if (o.metricsAddress) this.#servers.push(await startMetricsServer(this.registry, o.metricsAddress));
-    if (o.adminAddress) this.#servers.push(await listenNodePort(o.adminAddress, (req, res) => this.#admin(req, res)));
+    if (o.adminAddress) this.#servers.push(await startAdmin(o.adminAddress, this));
     this.#ready = true;
     this.#log.info({ identity: this.identity, ports: [...this.#ports.keys()] }, 'gateway ready');
   }
@@ -338,7 +339,12 @@ export class IngressGateway {
     };
     let server: net.Server;
     if (protocol === 'HTTP') {
-      server = net.createServer((socket) => onSocket(socket, this.#standIn(portFrontendOf(this.key, port)), port));
+      server = net.createServer((socket) => {
+        socket.on('error', () => socket.destroy());
+        const service = this.#standIn(portFrontendOf(this.key, port));
+        const tunnel: TunnelContext = { service, port, authority: `${service.hostname}:${port}`, sourcePrincipal: '', sourceWorkload: undefined, clientIp: plainIp(socket.remoteAddress) };
+        this.#h2.servePlain(socket, tunnel, this.#http1, WAYPOINT_HEADERS_TIMEOUT_MS);
+      });
     } else {
       server = tls.createServer({
         // h2 first, as browsers and curl offer it; a client that offers neither gets HTTP/1.1.
@@ -431,19 +437,5 @@ export class IngressGateway {
   /** The stand-in Service a connection is given to (the engine's TunnelContext needs one). */
   #standIn(key: string): Service {
     return { key, name: this.#opts.name, namespace: this.#opts.namespace, clusterIP: undefined, ports: new Map(), labels: {}, hostname: `${this.#opts.name}.${this.#opts.namespace}`, waypoint: undefined };
-  }
-
-  #admin(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = (req.url ?? '/').split('?')[0];
-    const send = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body, null, 1) + '\n');
-    };
-    if (url === '/healthz/ready') {
-      const r = this.readiness();
-      return send(r === true ? 200 : 503, { ready: r === true, reason: r === true ? undefined : r });
-    }
-    if (url === '/config_dump') return send(200, this.configDump());
-    send(404, { error: `no such endpoint ${url}; try /config_dump, /healthz/ready` });
   }
 }

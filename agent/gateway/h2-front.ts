@@ -1,6 +1,6 @@
 /**
- * Downstream HTTP/2 for the ingress gateway: a TLS connection that chose `h2` by ALPN (and, on a
- * plain HTTP port, a client speaking HTTP/2 with prior knowledge) is served by node:http2, and
+ * Downstream HTTP/2 for the ingress gateway: a TLS connection that chose `h2` by ALPN, and on a
+ * plain HTTP port a client speaking HTTP/2 with prior knowledge (h2c), is served by node:http2, and
  * each request goes through the waypoint's HTTP/1 request path (agent/waypoint/http1.ts:
  * decide, route, L7 authorization, metrics, forward over the keep-alive pool), by node:http2's
  * compatibility objects, which are the IncomingMessage/ServerResponse that path takes.
@@ -9,18 +9,19 @@
  * browser's ALPN h2 says nothing of what the backend speaks (bookinfo's pods speak HTTP/1.1);
  * the waypoint's clients speak the app's own protocol, the gateway's clients do not.
  * gRPC (which needs HTTP/2 upstream and trailers) through the gateway is not served this way.
+ * The h2c check costs a plain connection one 'readable' and an unshift of its first bytes.
  */
 import http from 'node:http';
 import { createServer as createH2Server, type Http2Server, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { TunnelContext } from '../waypoint/context.js';
-import { TUNNEL_CONTEXT } from '../waypoint/http1.js';
+import { serveHttp1, TUNNEL_CONTEXT } from '../waypoint/http1.js';
+import { H2_PREFACE } from '../waypoint/sniff.js';
 
 type Tunnelled = Duplex & { [TUNNEL_CONTEXT]?: TunnelContext };
 
-/** `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`: the first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 3.4). */
-export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 export class H2Front {
   readonly #server: Http2Server;
@@ -41,6 +42,31 @@ export class H2Front {
   serve(socket: Duplex, tunnel: TunnelContext): void {
     (socket as Tunnelled)[TUNNEL_CONTEXT] = tunnel;
     this.#server.emit('connection', socket);
+  }
+
+  /**
+   * A plain HTTP connection: HTTP/2 with prior knowledge (h2c, RFC 9113 3.4) when its first bytes
+   * are the connection preface, else HTTP/1. The bytes read to tell are put back. A client that
+   * sends nothing within `timeoutMs` is closed (the HTTP/1 server's header timeout starts only
+   * once it has the connection).
+   */
+  servePlain(socket: net.Socket, tunnel: TunnelContext, http1: http.Server, timeoutMs: number): void {
+    let buf: Buffer = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), timeoutMs);
+    const onReadable = (): void => {
+      for (let c = socket.read() as Buffer | null; c !== null; c = socket.read() as Buffer | null) buf = buf.length === 0 ? c : Buffer.concat([buf, c]);
+      if (buf.length === 0) return;
+      const n = Math.min(buf.length, H2_PREFACE.length);
+      const preface = buf.compare(H2_PREFACE, 0, n, 0, n) === 0;
+      if (preface && buf.length < H2_PREFACE.length) return;
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.unshift(buf);
+      if (preface) this.serve(socket, tunnel);
+      else serveHttp1(http1, socket, tunnel);
+    };
+    socket.on('readable', onReadable);
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /** Closes the sessions' server side (the sockets are the gateway's to destroy). */

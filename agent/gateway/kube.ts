@@ -13,8 +13,8 @@
  * conditions, listeners with attachedRoutes and Accepted/Programmed/ResolvedRefs), the HTTPRoute
  * parent status of the routes with a parentRef to it (Weft's entries replaced, other controllers'
  * kept: agent/l7 kubernetesRouteStatus), and each Ingress's status.loadBalancer with the
- * gateway's address. JSON merge patches on the status subresources; a failed write is logged and
- * tried again on the next change or resync.
+ * gateway's address. JSON merge patches on the status subresources carrying the resourceVersion
+ * read (a 409 is read and written again); a failed write is logged and tried again with backoff.
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
@@ -161,6 +161,10 @@ export interface StatusSnapshot {
 }
 
 const IP = /^[0-9.]+$|:/;
+const RETRY_INITIAL_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
+/** Times a write is made again at once after a 409 Conflict (the object changed between GET and PATCH). */
+const CONFLICT_RETRIES = 3;
 
 function conditionsWithTime(cs: readonly { type: string; status: string; reason: string; message: string }[], before: readonly { type?: string; status?: string; lastTransitionTime?: string }[] | undefined, now: string, generation: number | undefined): object[] {
   return cs.map((c) => {
@@ -177,6 +181,10 @@ export class GatewayStatusWriter {
   /** Path -> the last status body written (without times), so that an unchanged one is not written again. */
   readonly #written = new Map<string, string>();
   #queue: Promise<void> = Promise.resolve();
+  #latest: StatusSnapshot | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #backoffMs = RETRY_INITIAL_MS;
+  #stopped = false;
 
   constructor(request: KubeRequest, logger: Logger, now: () => Date = () => new Date()) {
     this.#request = request;
@@ -184,10 +192,36 @@ export class GatewayStatusWriter {
     this.#now = now;
   }
 
-  /** Queues a write of `s` (writes run one at a time, in order); resolves when it is done. */
+  /**
+   * Queues a write of `s` (writes run one at a time, in order); resolves when it is done. A
+   * failed write is tried again after a backoff (1 s doubling to 60 s) unless a newer snapshot
+   * came meanwhile: what was written already is skipped then.
+   */
   write(s: StatusSnapshot): Promise<void> {
-    this.#queue = this.#queue.then(() => this.#write(s)).catch((err: Error) => this.#log.warn({ code: 'WEFT_ERR_GATEWAY_STATUS', err: err.message }, 'cannot write status'));
+    this.#latest = s;
+    clearTimeout(this.#retry);
+    this.#queue = this.#queue
+      .then(() => this.#write(s))
+      .then(
+        () => {
+          this.#backoffMs = RETRY_INITIAL_MS;
+        },
+        (err: Error) => {
+          this.#log.warn({ code: 'WEFT_ERR_GATEWAY_STATUS', err: err.message, retryMs: this.#backoffMs }, 'cannot write status');
+          this.#retry = setTimeout(() => {
+            if (this.#latest === s && !this.#stopped) void this.write(s);
+          }, this.#backoffMs);
+          this.#retry.unref();
+          this.#backoffMs = Math.min(this.#backoffMs * 2, RETRY_MAX_MS);
+        },
+      );
     return this.#queue;
+  }
+
+  /** No more retries (the process stops). */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
   }
 
   async #write(s: StatusSnapshot): Promise<void> {
@@ -224,12 +258,18 @@ export class GatewayStatusWriter {
   async #patch(path: string, what: unknown, make: (previous: unknown) => object): Promise<void> {
     const fingerprint = JSON.stringify(what);
     if (this.#written.get(path) === fingerprint) return;
-    const got = await this.#request('GET', path);
-    if (got.status === 404) return; // deleted meanwhile: nothing to write
-    if (got.status !== 200) throw new Error(`GET ${path}: HTTP ${got.status}`);
-    const previous = (got.body as { status?: unknown }).status;
-    const res = await this.#request('PATCH', path, { status: make(previous) });
-    if (res.status < 200 || res.status > 299) throw new Error(`PATCH ${path}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
-    this.#written.set(path, fingerprint);
+    for (let attempt = 0; ; attempt++) {
+      const got = await this.#request('GET', path);
+      if (got.status === 404) return; // deleted meanwhile: nothing to write
+      if (got.status !== 200) throw new Error(`GET ${path}: HTTP ${got.status}`);
+      const { status: previous, metadata } = got.body as { status?: unknown; metadata?: { resourceVersion?: unknown } };
+      // The resourceVersion read: a status changed by another writer since is a 409, read again.
+      const rv = typeof metadata?.resourceVersion === 'string' ? { metadata: { resourceVersion: metadata.resourceVersion } } : {};
+      const res = await this.#request('PATCH', path, { ...rv, status: make(previous) });
+      if (res.status === 409 && attempt < CONFLICT_RETRIES) continue;
+      if (res.status < 200 || res.status > 299) throw new Error(`PATCH ${path}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+      this.#written.set(path, fingerprint);
+      return;
+    }
   }
 }

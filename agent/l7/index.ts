@@ -12,7 +12,9 @@ export { RouteStore, RouteValidationError, type RejectedRoute } from './store.js
 export { CompiledRouteTable, parseQuery, NO_ROUTE_MATCHED } from './table.js';
 export { compileRoutes, type RouteModel } from './compile.js';
 export { validateRouteObject, isRouteKind, type RouteValidation } from './validate.js';
-export { routeStatusRows, kubernetesRouteStatus, ROUTE_CONTROLLER_NAME, type RouteStatusRow } from './status.js';
+export { routeStatusRows, kubernetesRouteStatus, kubernetesPolicyStatus, ROUTE_CONTROLLER_NAME, type RouteStatusRow } from './status.js';
+export { RouteConflictError, type RouteConflict } from './store.js';
+export { HTTP_FAULT_KIND, RATE_LIMIT_KIND, WEFT_API_VERSION } from './weft/schema.js';
 export { applyHeaderModifier, composeHeaderModifiers, redirectLocation, replacePrefix, prefixMatches, hostOf } from './paths.js';
 export { parseDuration } from './duration.js';
 export { regexProblem, MAX_REGEX_LENGTH } from './regex.js';

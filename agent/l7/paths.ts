@@ -2,6 +2,7 @@
  * Path arithmetic of the Gateway API: segment-wise prefix matches, ReplacePrefixMatch, the
  * Location of a redirect, header modifiers composed and applied. Pure string functions.
  */
+import { LINEAR_ENGINE } from './regex.js';
 import type { HeaderModifier, HeaderName, PathModifier } from './types.js';
 
 /** A PathPrefix value as it is compared: without its trailing `/` (`/` itself becomes ''). */
@@ -37,7 +38,39 @@ export function modifyPath(path: string, modifier: PathModifier | undefined, mat
   if (modifier === undefined) return path;
   if (modifier.type === 'ReplaceFullPath') return modifier.value;
   if (modifier.type === 'ReplaceCharPrefix') return path.startsWith(modifier.prefix) ? modifier.value + path.slice(modifier.prefix.length) : path;
+  if (modifier.type === 'RegexReplace') return path.replace(searchRegex(modifier.pattern), jsSubstitution(modifier.substitution));
   return replacePrefix(path, matchedPrefix ?? '', modifier.value);
+}
+
+/** Search patterns of RegexReplace, compiled once each (validation allowed them on the linear-time engine only). */
+const SEARCH = new Map<string, RegExp>();
+const SUBSTITUTIONS = new Map<string, string>();
+
+function searchRegex(pattern: string): RegExp {
+  let r = SEARCH.get(pattern);
+  if (r === undefined) SEARCH.set(pattern, (r = linearSearchRegex(pattern)!));
+  return r;
+}
+
+/** RE2's `\1` group references as JavaScript's `$1`; a literal `$` kept literal. */
+export function jsSubstitution(s: string): string {
+  let out = SUBSTITUTIONS.get(s);
+  if (out === undefined) SUBSTITUTIONS.set(s, (out = s.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1')));
+  return out;
+}
+
+/**
+ * A global search regex on V8's linear-time engine, or undefined when this Node or that engine
+ * does not take the pattern: an unanchored search on the backtracking engine can be quadratic in
+ * the path length even for patterns that are linear when anchored.
+ */
+export function linearSearchRegex(pattern: string): RegExp | undefined {
+  if (!LINEAR_ENGINE) return undefined;
+  try {
+    return new RegExp(pattern, 'lg');
+  } catch {
+    return undefined;
+  }
 }
 
 /** The host part of an authority (`a.b:8080` -> `a.b`, `[::1]:80` -> `[::1]`). */

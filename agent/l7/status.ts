@@ -86,3 +86,38 @@ export function kubernetesRouteStatus(
 function parentKey(p: RouteParentRef): string {
   return `${p.group ?? ''}/${p.kind ?? ''}/${p.namespace ?? ''}/${p.name}/${p.sectionName ?? ''}/${p.port ?? ''}`;
 }
+
+export interface KubePolicyAncestorStatus {
+  readonly ancestorRef: RouteParentRef;
+  readonly controllerName: string;
+  readonly conditions: readonly KubeRouteCondition[];
+}
+
+/**
+ * A policy's `status` (LocalRateLimitPolicy: GEP-713 PolicyStatus, `ancestors[]` with
+ * ancestorRef, controllerName, conditions), from its RouteStatus whose parents are its targets.
+ * Other controllers' ancestors in `previous` are kept; lastTransitionTime as kubernetesRouteStatus.
+ */
+export function kubernetesPolicyStatus(
+  status: RouteStatus,
+  previous: { readonly ancestors?: readonly unknown[] } | undefined,
+  now: string,
+  controllerName: string = ROUTE_CONTROLLER_NAME,
+): { ancestors: unknown[] } {
+  const asRoute = kubernetesRouteStatus(status, previous === undefined ? undefined : { parents: (previous.ancestors ?? []).map(toParent) }, now, controllerName);
+  return { ancestors: asRoute.parents.map(toAncestor) };
+}
+
+function toParent(a: unknown): unknown {
+  const x = a as { ancestorRef?: unknown } | null;
+  if (x === null || typeof x !== 'object' || x.ancestorRef === undefined) return a;
+  const { ancestorRef, ...rest } = x as { ancestorRef: unknown; [k: string]: unknown };
+  return { ...rest, parentRef: ancestorRef };
+}
+
+function toAncestor(p: unknown): unknown {
+  const x = p as { parentRef?: unknown } | null;
+  if (x === null || typeof x !== 'object' || x.parentRef === undefined) return p;
+  const { parentRef, ...rest } = x as { parentRef: unknown; [k: string]: unknown };
+  return { ancestorRef: parentRef, ...rest };
+}

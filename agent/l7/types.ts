@@ -46,7 +46,12 @@ export type PathModifier =
   | { readonly type: 'ReplaceFullPath'; readonly value: string }
   | { readonly type: 'ReplacePrefixMatch'; readonly value: string }
   /** Istio's `rewrite.uri` after a `uri.prefix` match: the matched characters replaced (no segment logic). */
-  | { readonly type: 'ReplaceCharPrefix'; readonly prefix: string; readonly value: string };
+  | { readonly type: 'ReplaceCharPrefix'; readonly prefix: string; readonly value: string }
+  /**
+   * (Additive, issue 12.) Istio's `rewrite.uriRegexRewrite` (Envoy's regex_rewrite): every match of
+   * `pattern` in the path is replaced by `substitution` (`\1` names a group, as in RE2).
+   */
+  | { readonly type: 'RegexReplace'; readonly pattern: string; readonly substitution: string };
 
 /** A Service (and port) that requests go to. */
 export interface BackendTarget {
@@ -127,18 +132,12 @@ export interface RouteRateLimit {
 /** Fault injection of a rule (Istio `fault`; a Weft `HTTPFault` by ExtensionRef). Executed by the engine (issue 12 point 1). */
 export interface RouteFault {
   readonly delay?: { readonly ms: number; readonly percent: number } | undefined;
-  readonly abort?:
-    | {
-        readonly statusCode: number;
-        readonly percent: number;
-        /**
-         * (Additive, issue 12.) Set: answer as gRPC does (HTTP 200, trailers-only, this grpc-status)
-         * instead of `statusCode` (Istio's `abort.grpcStatus`; an HTTPFault used by a GRPCRoute rule,
-         * its httpStatus mapped as gRPC's HTTP-to-gRPC table says when it names no grpcStatus).
-         */
-        readonly grpcStatus?: number | undefined;
-      }
-    | undefined;
+  /**
+   * `grpcStatus` (issue 12, Istio's `abort.grpcStatus` as its number): the answer to a gRPC request
+   * carries it; unset: derived from statusCode as Envoy does. (A grpcStatus-only fault has
+   * statusCode 200, the HTTP status of a gRPC answer; agent/l7/weft/fault.ts.)
+   */
+  readonly abort?: { readonly statusCode: number; readonly percent: number; readonly grpcStatus?: number | undefined } | undefined;
   /** (Additive, issue 12.) `HTTPFault ns/name` when the fault came from one: for logs and metrics. */
   readonly source?: string | undefined;
 }

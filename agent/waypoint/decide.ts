@@ -78,7 +78,7 @@ export function decide(inputs: WaypointInputs, tunnel: TunnelContext, view: Requ
     // Envoy's filter order: the local rate limit, then the fault filter (delay, then abort), then the router.
     const limit = rule.rateLimit;
     if (limit !== undefined) {
-      const verdict = inputs.resilience.rateLimits.take(rule.name, limit, inputs.resilience.now());
+      const verdict = inputs.resilience.rateLimits.take(limit.bucket ?? rule.name, limit, inputs.resilience.now());
       rateHeaders = verdict.headers;
       if (!verdict.allowed) {
         record.flag('RL');
@@ -95,7 +95,7 @@ export function decide(inputs: WaypointInputs, tunnel: TunnelContext, view: Requ
       const abort = fault.abort;
       if (abort !== undefined) {
         record.flag('FI');
-        record.reason = `WEFT_ERR_WAYPOINT_FAULT_INJECTED: ${rule.name} aborts with ${abort.grpcStatus !== undefined && record.grpc ? `grpc-status ${abort.grpcStatus}` : abort.statusCode}`;
+        record.reason = `WEFT_ERR_WAYPOINT_FAULT_INJECTED: ${rule.fault!.source === undefined ? '' : `${rule.fault!.source} on `}${rule.name} aborts with ${abort.grpcStatus !== undefined && record.grpc ? `grpc-status ${abort.grpcStatus}` : abort.statusCode}`;
         return { kind: 'local', status: abort.statusCode, headers: TEXT, body: FAULT_ABORT_BODY, grpcStatus: abort.grpcStatus ?? grpcStatusOfHttp(abort.statusCode), delayMs };
       }
     }

@@ -145,19 +145,8 @@ class Http1Exchange extends Exchange {
       this.failed(attempt, isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM') ? 'connect-failure' : 'reset', err.message);
     });
     if (this.#bodyless) u.end();
-    else if (this.#body !== undefined) {
-      // Written once the request has its connection and its head went out alone: a head (a
-      // string) followed in the same turn by a kept body of many chunks arrived with its first
-      // 16 bytes overwritten on the HBONE stream (node 20's http2 string write freed early;
-      // resilience.test.ts 'a request body is sent again in full' shows it).
-      const body = this.#body;
-      u.once('socket', () => {
-        u.flushHeaders();
-        setImmediate(() => {
-          if (this.#up === u) body.attach(u);
-        });
-      });
-    } else this.#req.pipe(u);
+    else if (this.#body !== undefined) this.#body.attach(u);
+    else this.#req.pipe(u);
   }
 
   #response(attempt: number, upRes: IncomingMessage): void {

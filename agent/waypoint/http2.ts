@@ -174,6 +174,10 @@ class Http2Exchange extends Exchange {
         return;
       }
       stream.respond(out, { waitForTrailers: true });
+      stream.once('wantTrailers', () => {
+        stream.sendTrailers(trailers === undefined ? {} : endToEnd(trailers, false));
+        this.completed(attempt);
+      });
       u.on('data', (c: Buffer) => {
         record.responseBytes += c.length;
       });
@@ -183,12 +187,10 @@ class Http2Exchange extends Exchange {
       trailers = t;
       if (t['grpc-status'] !== undefined) record.grpcStatus = String(t['grpc-status']);
     });
-    stream.once('wantTrailers', () => {
-      stream.sendTrailers(trailers === undefined ? {} : endToEnd(trailers, false));
-      this.completed(attempt);
-    });
     u.on('error', (err: Error) => {
-      if (this.#up === u) this.failed(attempt, isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM') ? 'connect-failure' : 'reset', err.message);
+      if (this.#up !== u) return;
+      const refused = u.rstCode === h2.NGHTTP2_REFUSED_STREAM || /REFUSED_STREAM/.test(err.message);
+      this.failed(attempt, isWeftError(err, 'WEFT_ERR_WAYPOINT_UPSTREAM') ? 'connect-failure' : refused ? 'refused-stream' : 'reset', err.message);
     });
     u.on('close', () => {
       // A reset by the upstream (before the answer: maybe retried; after it began: the client's stream is reset too).

@@ -53,8 +53,23 @@ export function waypointPodLabels(name: string): Record<string, string> {
   return { [GATEWAY_NAME_LABEL]: name, [MESH_LABEL]: MESH_DISABLED };
 }
 
-/** ServiceAccount, Deployment and Service of the waypoint for `gateway`, in that order. */
-export function waypointObjects(gateway: GatewayObject, options: WaypointObjectOptions): KubeObject[] {
+/** How one kind of proxy (the waypoint, the ingress gateway) differs in what it deploys. */
+export interface ProxyShape {
+  /** The container's name and the CLI subcommand: `waypoint`, `gateway`. */
+  readonly command: string;
+  /** Its ports before metrics and readiness. */
+  readonly ports: readonly { readonly name: string; readonly containerPort: number }[];
+  /** Capabilities the container adds (the gateway: NET_BIND_SERVICE, for ports below 1024). */
+  readonly addCapabilities?: readonly string[];
+  /** The Service's spec (its selector is added). */
+  readonly service: { readonly type: 'ClusterIP' | 'LoadBalancer'; readonly ports: readonly Record<string, unknown>[] };
+}
+
+/**
+ * ServiceAccount, Deployment and Service of a proxy for `gateway`, in that order: the waypoint's
+ * (waypointObjects) and the ingress gateway's (agent/gateway/objects.ts) are this with their shape.
+ */
+export function proxyObjects(gateway: GatewayObject, options: WaypointObjectOptions, shape: ProxyShape): KubeObject[] {
   const name = gateway.metadata.name;
   const namespace = gateway.metadata.namespace ?? 'default';
   const owner =
@@ -63,23 +78,21 @@ export function waypointObjects(gateway: GatewayObject, options: WaypointObjectO
       : { ownerReferences: [{ apiVersion: gateway.apiVersion, kind: 'Gateway', name, uid: gateway.metadata.uid, controller: true, blockOwnerDeletion: true }] };
   const meta = { name, namespace, labels: { [GATEWAY_NAME_LABEL]: name }, ...owner };
   const selector = { [GATEWAY_NAME_LABEL]: name };
+  const securityContext =
+    shape.addCapabilities !== undefined ? { ...(options.pod?.securityContext ?? {}), capabilities: { add: [...shape.addCapabilities] } } : options.pod?.securityContext;
   const container: Record<string, unknown> = {
-    name: 'waypoint',
+    name: shape.command,
     ...(options.image !== undefined ? { image: options.image, imagePullPolicy: 'IfNotPresent' } : {}),
     command: options.cli,
-    args: ['waypoint', `--name=${name}`, `--namespace=${namespace}`, ...options.args],
+    args: [shape.command, `--name=${name}`, `--namespace=${namespace}`, ...options.args],
     env: [
       { name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } },
       ...(options.env ?? []),
     ],
-    ports: [
-      { name: 'hbone', containerPort: HBONE_PORT },
-      { name: 'metrics', containerPort: METRICS_PORT },
-      { name: 'readiness', containerPort: READINESS_PORT },
-    ],
+    ports: [...shape.ports, { name: 'metrics', containerPort: METRICS_PORT }, { name: 'readiness', containerPort: READINESS_PORT }],
     readinessProbe: { httpGet: { path: '/healthz/ready', port: READINESS_PORT }, periodSeconds: 2 },
     ...(options.pod?.resources !== undefined ? { resources: options.pod.resources } : {}),
-    ...(options.pod?.securityContext !== undefined ? { securityContext: options.pod.securityContext } : {}),
+    ...(securityContext !== undefined ? { securityContext } : {}),
     ...(options.pod !== undefined ? { volumeMounts: options.pod.volumeMounts } : {}),
   };
   return [
@@ -105,13 +118,17 @@ export function waypointObjects(gateway: GatewayObject, options: WaypointObjectO
         },
       },
     } as KubeObject,
-    {
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: meta,
-      spec: { type: 'ClusterIP', selector, ports: [{ name: WAYPOINT_LISTENER.name, port: HBONE_PORT, targetPort: HBONE_PORT, protocol: 'TCP' }] },
-    } as KubeObject,
+    { apiVersion: 'v1', kind: 'Service', metadata: meta, spec: { type: shape.service.type, selector, ports: shape.service.ports } } as KubeObject,
   ];
+}
+
+/** ServiceAccount, Deployment and Service of the waypoint for `gateway`, in that order. */
+export function waypointObjects(gateway: GatewayObject, options: WaypointObjectOptions): KubeObject[] {
+  return proxyObjects(gateway, options, {
+    command: 'waypoint',
+    ports: [{ name: 'hbone', containerPort: HBONE_PORT }],
+    service: { type: 'ClusterIP', ports: [{ name: WAYPOINT_LISTENER.name, port: HBONE_PORT, targetPort: HBONE_PORT, protocol: 'TCP' }] },
+  });
 }
 
 /** A waypoint Gateway as `weft waypoint generate` prints it (and as a user writes one). */

@@ -22,7 +22,7 @@ import { RouteStore, routeStatusRows, type RouteTable } from '../l7/index.js';
 import { RequestMetrics } from '../telemetry/request-metrics.js';
 import type { Logger } from '../log.js';
 import { AgentMetrics, type TcpSeries } from '../telemetry/metrics.js';
-import { listenNodePort, startMetricsServer, startReadinessServer } from '../telemetry/server.js';
+import { startMetricsServer, startReadinessServer } from '../telemetry/server.js';
 import { HbonePool, type SocketFactory } from '../tunnel/pool.js';
 import { createHboneServer, type HboneServer, type HboneStreamInfo } from '../tunnel/server.js';
 import { parseHostPort } from '../util/host-port.js';
@@ -30,6 +30,7 @@ import { PolicyAuthorizer, type RequestAuthorizer } from './authorize.js';
 import { PolicyState } from '../proxy/authorization.js';
 import type { RequestMetricsLike, TunnelContext, WaypointInputs } from './context.js';
 import { createHttp1Server, serveHttp1 } from './http1.js';
+import { startAdmin } from './admin.js';
 import { Http2Front } from './http2.js';
 import { serveL4 } from './l4.js';
 import { RequestPicker } from './picker.js';
@@ -96,7 +97,7 @@ export class Waypoint {
   #ready = false;
   #stopping = false;
   #refused = 0;
-  readonly #routes = new RouteStore();
+  readonly #routes: RouteStore;
   readonly #policy: PolicyState;
   #saidRefused = '';
 
@@ -106,6 +107,7 @@ export class Waypoint {
     const trustDomain = opts.trustDomain ?? DEFAULT_TRUST_DOMAIN;
     this.identity = spiffeId(trustDomain, opts.namespace, opts.serviceAccount ?? opts.name);
     this.#log = opts.logger.child({ component: 'waypoint', waypoint: this.key });
+    this.#routes = new RouteStore({ log: this.#log });
     this.#identity = new IdentityManager({ ...opts.identityOptions, caClient: opts.caClient, logger: opts.logger.child({ component: 'identity' }) });
     this.#identity.setWanted([this.identity]);
     this.metrics = new AgentMetrics(this.registry);
@@ -156,7 +158,7 @@ export class Waypoint {
     const o = this.#opts;
     if (o.readinessAddress) this.#servers.push(await startReadinessServer(() => this.readiness(), o.readinessAddress));
     if (o.metricsAddress) this.#servers.push(await startMetricsServer(this.registry, o.metricsAddress));
-    if (o.adminAddress) this.#servers.push(await this.#startAdmin(o.adminAddress));
+    if (o.adminAddress) this.#servers.push(await startAdmin(o.adminAddress, this));
     // The HBONE port is taken at once and refuses (resets) until the certificate is there: a
     // runtime that waits for the pod's ports before it publishes the pod (the lab) would
     // otherwise never let the CA see the pod that asks for the certificate.
@@ -338,21 +340,5 @@ export class Waypoint {
     series.labels.reporter = 'waypoint';
     if (flags !== '-') series.labels.response_flags = flags;
     return series;
-  }
-
-  #startAdmin(address: string): Promise<http.Server> {
-    return listenNodePort(address, (req, res) => {
-      const url = (req.url ?? '/').split('?')[0];
-      const send = (status: number, body: unknown): void => {
-        res.writeHead(status, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(body, null, 1) + '\n');
-      };
-      if (url === '/healthz/ready') {
-        const r = this.readiness();
-        return send(r === true ? 200 : 503, { ready: r === true, reason: r === true ? undefined : r });
-      }
-      if (url === '/config_dump') return send(200, this.configDump());
-      send(404, { error: `no such endpoint ${url}; try /config_dump, /healthz/ready` });
-    });
   }
 }

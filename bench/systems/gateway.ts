@@ -15,6 +15,7 @@ import { BenchError } from '../errors.js';
 import { makeCerts, INGRESS_HOST, type BenchCerts } from '../certs.js';
 import type { Target } from '../loadgen.js';
 import type { Service, System } from './system.js';
+import type { ProfileTarget } from '../profile.js';
 import { applyYaml, deleteYaml, gatewayPod, podConfigDump, SERVER_SERVICE, serverServiceYaml, until, type GatewayPod } from './lab-objects.js';
 
 /** Lands on client-node (agent/lab/deployments.ts placeReplica hashes the name). */
@@ -97,6 +98,12 @@ export class GatewaySystem implements IngressSystem {
 
   get node(): string | undefined {
     return this.#pod?.node;
+  }
+
+  /** `--profile`: the pod's process is profiled with the agents. */
+  profileTargets(): ProfileTarget[] {
+    const p = this.#pod;
+    return p === undefined ? [] : [{ name: p.name, netns: p.netns, pid: p.pid }];
   }
 
   async stop(): Promise<void> {

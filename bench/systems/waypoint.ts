@@ -13,6 +13,7 @@ import { BenchError } from '../errors.js';
 import type { Target } from '../loadgen.js';
 import { SERVICE_PORTS } from './direct.js';
 import type { Service, System } from './system.js';
+import type { ProfileTarget } from '../profile.js';
 import { applyYaml, deleteYaml, gatewayPod, podConfigDump, SERVER_FQDN, SERVER_SERVICE, SERVER_VIP, serverServiceYaml, until, type GatewayPod } from './lab-objects.js';
 
 /** Lands on server-node (agent/lab/deployments.ts placeReplica hashes the name). */
@@ -124,6 +125,12 @@ export class WaypointSystem implements System {
       const ok = vs !== undefined && vs.accepted.startsWith('True') && (variant === 'outlier' ? dr !== undefined && dr.accepted.startsWith('True') : dr === undefined);
       return ok || JSON.stringify(rows);
     });
+  }
+
+  /** `--profile`: the pod's process is profiled with the agents. */
+  profileTargets(): ProfileTarget[] {
+    const p = this.#waypoint;
+    return p === undefined ? [] : [{ name: p.name, netns: p.netns, pid: p.pid }];
   }
 
   async stop(): Promise<void> {

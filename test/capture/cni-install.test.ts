@@ -50,3 +50,25 @@ test('refuses a node without a network configuration to chain after', () => {
     rmSync(d.root, { recursive: true, force: true });
   }
 });
+
+test('a single-plugin .conf becomes a .conflist with weft-cni chained after it (istio-cni does the same)', () => {
+  const d = dirs();
+  try {
+    const flannel = { cniVersion: '0.3.1', name: 'cbr0', type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } };
+    writeFileSync(join(d.confDir, '10-flannel.conf'), JSON.stringify(flannel));
+    writeFileSync(join(d.confDir, '99-other.conflist'), JSON.stringify({ cniVersion: '0.3.1', name: 'other', plugins: [{ type: 'bridge' }] }));
+    const first = installCni(d);
+    assert.equal(first.conflist, join(d.confDir, '10-flannel.conflist'));
+    assert.equal(existsSync(join(d.confDir, '10-flannel.conf')), false, 'the .conf is replaced: the runtime must read the list');
+    const conf = JSON.parse(readFileSync(first.conflist, 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+    assert.equal(conf.cniVersion, '0.3.1');
+    assert.equal(conf.name, 'cbr0');
+    assert.deepEqual(conf.plugins, [{ type: 'flannel', delegate: { hairpinMode: true, isDefaultGateway: true } }, { type: 'weft-cni', runDir: '/var/run/weft' }]);
+    // Idempotent from here on, and removable.
+    assert.equal(installCni(d).added, false);
+    removeCni(d);
+    assert.deepEqual((JSON.parse(readFileSync(first.conflist, 'utf8')) as typeof conf).plugins.map((p) => p['type']), ['flannel']);
+  } finally {
+    rmSync(d.root, { recursive: true, force: true });
+  }
+});

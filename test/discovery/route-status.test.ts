@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
 import { KubernetesSource } from '../../agent/discovery/kubernetes.js';
 import { RouteStatusWriter } from '../../agent/discovery/route-status.js';
 import { silentLogger } from '../../agent/log.js';
@@ -77,6 +80,28 @@ spec:
   - backendRefs: [{name: reviews-v1, port: 9080}]
 `;
 
+const RBAC = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'daemonset', 'rbac.yaml');
+
+/**
+ * A token of an account bound to the shipped `weft-waypoint` ClusterRole, as a waypoint's is:
+ * the writer must do with those permissions (regression: it read the route with a GET the role
+ * does not grant, 403 in the Kubernetes-mode lab).
+ */
+async function waypointToken(api: TestApi): Promise<string> {
+  const role = parseAllDocuments(readFileSync(RBAC, 'utf8')).map((d) => d.toJSON() as { kind?: string; metadata?: { name?: string } }).find((o) => o.kind === 'ClusterRole' && o.metadata?.name === 'weft-waypoint');
+  assert.ok(role, 'daemonset/rbac.yaml has the weft-waypoint ClusterRole');
+  const post = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
+    const res = await rawRequest(api, 'POST', path, body);
+    assert.ok(res.status === 201 || res.status === 200, `${path}: ${res.status} ${res.text}`);
+    return JSON.parse(res.text) as Record<string, unknown>;
+  };
+  await post('/apis/rbac.authorization.k8s.io/v1/clusterroles', role);
+  await post('/api/v1/namespaces/shop/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'waypoint' } });
+  await post('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'waypoint' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'weft-waypoint' }, subjects: [{ kind: 'ServiceAccount', name: 'waypoint', namespace: 'shop' }] });
+  const tr = await post('/api/v1/namespaces/shop/serviceaccounts/waypoint/token', { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } });
+  return (tr['status'] as { token: string }).token;
+}
+
 async function markReady(api: TestApi, pod: string, ip: string): Promise<void> {
   const res = await rawRequest(api, 'PATCH', `/api/v1/namespaces/shop/pods/${pod}/status`, { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], conditions: [{ type: 'Ready', status: 'True' }] } }, { 'Content-Type': 'application/merge-patch+json' });
   assert.equal(res.status, 200, res.text);
@@ -107,8 +132,9 @@ test('the waypoint writes Accepted/ResolvedRefs to the HTTPRoute status once, ke
 
   const source = new KubernetesSource({ kubeConfig: api.kc, logger: silentLogger, backoff: { initialMs: 20, maxMs: 100 }, referenceGrants: true });
   sources.push(source);
-  const leader = new RouteStatusWriter({ kubeConfig: api.kc, waypoint: 'shop/waypoint', podName: 'waypoint-a', logger: silentLogger, minIntervalMs: 10 });
-  const follower = new RouteStatusWriter({ kubeConfig: api.kc, waypoint: 'shop/waypoint', podName: 'waypoint-b', logger: silentLogger, minIntervalMs: 10 });
+  const asWaypoint = api.kcFor(await waypointToken(api));
+  const leader = new RouteStatusWriter({ kubeConfig: asWaypoint, waypoint: 'shop/waypoint', podName: 'waypoint-a', logger: silentLogger, minIntervalMs: 10 });
+  const follower = new RouteStatusWriter({ kubeConfig: asWaypoint, waypoint: 'shop/waypoint', podName: 'waypoint-b', logger: silentLogger, minIntervalMs: 10 });
   writers.push(leader, follower);
   source.on('update', (m) => {
     leader.update(m);

@@ -4,7 +4,7 @@
  * bookinfo-gateway.yaml, unchanged) route the same way as the equivalent HTTPRoute on a Gateway
  * of class weft (host, path kinds, TLS by SNI, default backend); a bad Secret takes down only its
  * host's listener and it serves once fixed; HTTP/2 by ALPN on the TLS listeners (curl --http2,
- * node:http2).
+ * node:http2) and with prior knowledge on the plain ones (curl --http2-prior-knowledge).
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -334,6 +334,16 @@ describe('weft gateway as the ingress gateway: Ingress and Istio Gateway objects
     assert.equal(await curlTls(port(443), 'foo.example.com', '/api/x', join(dir, 'foo.crt'), ['--http2']), '2 200 api-1');
     assert.equal(await curlTls(port(8443), 'foo.example.com', '/', join(dir, 'foo.crt'), ['--http2']), '2 200 web-1');
     assert.equal(await curlTls(port(443), 'istio.example.com', '/v2', join(dir, 'istio.crt'), ['--http2']), '2 200 api-1');
+  });
+
+  it('HTTP/2 with prior knowledge (h2c) on a plain HTTP listener, next to HTTP/1.1 on the same port', async () => {
+    const h2c = async (host: string, path: string): Promise<string> => {
+      const { stdout } = await run('curl', ['-sS', '--http2-prior-knowledge', '--resolve', `${host}:${port(80)}:127.0.0.1`, '-o', '/dev/null', '-w', '%{http_version} %{http_code} %header{x-pod}', `http://${host}:${port(80)}${path}`]);
+      return stdout;
+    };
+    assert.equal(await h2c('foo.example.com', '/api/x'), '2 200 api-1');
+    assert.equal(await h2c('bookinfo.example.com', '/productpage'), '2 200 productpage-1');
+    assert.equal((await get(port(80), 'foo.example.com', '/api/x')).pod, 'api-1');
   });
 
   it('node:http2 over TLS: several streams on one session, a request body, a 421 as an HTTP/2 answer', async () => {

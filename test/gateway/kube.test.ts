@@ -213,3 +213,56 @@ describe('weft gateway in Kubernetes mode: Secrets and Ingresses from the API se
     assert.ok(!since.includes(ingressPath), since.join(', '));
   });
 });
+
+describe('GatewayStatusWriter', () => {
+  const snapshot = {
+    gateway: { namespace: NS, name: 'gw', generation: 1, found: false },
+    status: { conditions: [], listeners: [] },
+    routes: [],
+    ingresses: [`${NS}/shop`],
+    addresses: ['gw.example.com'],
+  };
+  const path = `/apis/networking.k8s.io/v1/namespaces/${NS}/ingresses/shop/status`;
+
+  it('writes with the resourceVersion read, and reads again after a 409 Conflict', async () => {
+    const calls: string[] = [];
+    let rv = 5;
+    const writer = new GatewayStatusWriter(async (method, p, body) => {
+      calls.push(`${method} ${p} ${JSON.stringify(body ?? null)}`);
+      if (method === 'GET') return { status: 200, body: { metadata: { resourceVersion: String(rv) }, status: {} } };
+      const sent = (body as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+      // Someone else wrote between the first GET and PATCH.
+      if (sent === '5') return (rv = 6), { status: 409, body: {} };
+      return { status: 200, body: {} };
+    }, captureLogger('info').logger);
+    await writer.write(snapshot);
+    assert.deepEqual(calls, [
+      `GET ${path} null`,
+      `PATCH ${path} {"metadata":{"resourceVersion":"5"},"status":{"loadBalancer":{"ingress":[{"hostname":"gw.example.com"}]}}}`,
+      `GET ${path} null`,
+      `PATCH ${path} {"metadata":{"resourceVersion":"6"},"status":{"loadBalancer":{"ingress":[{"hostname":"gw.example.com"}]}}}`,
+    ]);
+    // Unchanged: not written again.
+    await writer.write(snapshot);
+    assert.equal(calls.length, 4);
+  });
+
+  it('a failed write is logged with WEFT_ERR_GATEWAY_STATUS and made again after a backoff', async () => {
+    let patches = 0;
+    let failing = true;
+    const { logger, lines } = captureLogger('info');
+    const writer = new GatewayStatusWriter(async (method) => {
+      if (method === 'GET') return { status: 200, body: { status: {} } };
+      patches++;
+      return failing ? { status: 403, body: { message: 'forbidden' } } : { status: 200, body: {} };
+    }, logger);
+    try {
+      await writer.write(snapshot);
+      assert.ok(lines.some((l) => (l as { code?: string }).code === 'WEFT_ERR_GATEWAY_STATUS'));
+      failing = false;
+      await waitFor(() => patches === 2, 'the write made again');
+    } finally {
+      writer.stop();
+    }
+  });
+});

@@ -118,3 +118,19 @@ test('a policy that turns invalid keeps its last good version; its status says s
   assert.equal(st.parents[0]!.parent, 'HTTPRoute shop/cart');
   assert.equal(st.parents[0]!.conditions[0]!.reason, 'UnsupportedValue');
 });
+
+test('the Kubernetes status of a policy is GEP-713\'s: ancestors with ancestorRef, controllerName and conditions; other controllers kept', async () => {
+  const { kubernetesPolicyStatus, ROUTE_CONTROLLER_NAME } = await import('../../agent/l7/status.js');
+  const store = new RouteStore();
+  store.update(model(SHOP, [twoRules, policy('p', [toRoute('cart'), toService('ghost')], undefined, { generation: 4 })]));
+  const st = store.statuses().find((s) => s.route === 'LocalRateLimitPolicy shop/p')!;
+  const foreign = { ancestorRef: { group: '', kind: 'Service', namespace: 'shop', name: 'x' }, controllerName: 'other.io/c', conditions: [] };
+  const first = kubernetesPolicyStatus(st, { ancestors: [foreign] }, '2026-12-01T00:00:00Z') as { ancestors: { ancestorRef: { kind: string }; controllerName: string; conditions: { reason: string; lastTransitionTime: string; observedGeneration?: number }[] }[] };
+  assert.deepEqual(first.ancestors[0], foreign);
+  assert.deepEqual(first.ancestors.slice(1).map((a) => [a.ancestorRef.kind, a.controllerName, a.conditions[0]!.reason, a.conditions[0]!.observedGeneration]), [
+    ['HTTPRoute', ROUTE_CONTROLLER_NAME, 'Accepted', 4],
+    ['Service', ROUTE_CONTROLLER_NAME, 'TargetNotFound', 4],
+  ]);
+  const again = kubernetesPolicyStatus(st, first, '2026-12-02T00:00:00Z') as typeof first;
+  assert.equal(again.ancestors[1]!.conditions[0]!.lastTransitionTime, '2026-12-01T00:00:00Z', 'unchanged status keeps its transition time');
+});

@@ -40,6 +40,10 @@ const NO_ABORT = rule('VirtualService shop/api rule 6', { fault: { abort: { stat
 const DELAY = rule('VirtualService shop/api rule 7', { fault: { delay: { ms: 30, percent: 100 } } });
 const LIMITED = rule('HTTPRoute shop/api rule 8', { rateLimit: { policy: 'shop/api-limit', maxTokens: 2, tokensPerFill: 1, fillIntervalMs: 1000 } });
 const PLAIN = rule('HTTPRoute shop/api rule 9');
+// A LocalRateLimitPolicy targeting the Service: every rule on it carries the same bucket.
+const SERVICE_LIMIT = { policy: 'shop/svc-limit', maxTokens: 1, tokensPerFill: 1, fillIntervalMs: 1000, bucket: 'LocalRateLimitPolicy shop/svc-limit Service shop/api' };
+const SHARED_A = rule('HTTPRoute shop/api rule 10', { rateLimit: SERVICE_LIMIT });
+const SHARED_B = rule('HTTPRoute shop/api rule 11', { rateLimit: SERVICE_LIMIT });
 
 const HTTPBIN_POOL: BackendPolicy = { connectionPool: { maxConnections: 1, http1MaxPendingRequests: 1, maxRequestsPerConnection: 1 } };
 const MAX_REQUESTS: BackendPolicy = { connectionPool: { http2MaxRequests: 1 } };
@@ -66,6 +70,8 @@ const table: RouteTable = {
     if (top === 'no-abort') return with_(NO_ABORT);
     if (top === 'delay') return with_(DELAY);
     if (top === 'limited') return with_(LIMITED);
+    if (top === 'shared-a') return with_(SHARED_A);
+    if (top === 'shared-b') return with_(SHARED_B);
     if (top === 'pool') return with_(PLAIN, BACKENDS.pool);
     if (top === 'max-requests') return with_(PLAIN, BACKENDS.maxRequests);
     if (top === 'per-connection') return with_(PLAIN, BACKENDS.perConnection);
@@ -345,5 +351,10 @@ describe('waypoint resilience over HTTP/1', () => {
     now += 1000;
     assert.equal((await request(api, '/limited/x')).status, 200);
     assert.equal((await request(api, '/limited/x')).status, 429);
+  });
+
+  it('a rate limit on the Service is one bucket for all its rules (limit.bucket), not one per rule', async () => {
+    assert.equal((await request(api, '/shared-a/x')).status, 200);
+    assert.equal((await request(api, '/shared-b/x')).status, 429, 'rule 11 shares rule 10\'s only token');
   });
 });

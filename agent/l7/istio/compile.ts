@@ -237,10 +237,18 @@ export class DestinationRules {
    * The host-level policy of a Service port (no subset): what Istio applies to every request to
    * the Service, whichever API routes it (an HTTPRoute's backendRef, or no route at all).
    */
-  policyFor(service: string, port: number): BackendPolicy | undefined {
+  policyFor(service: string, port: number, subset?: string): BackendPolicy | undefined {
+    // One object per (service, port, subset) and update: the engine keys its circuit-breaker state on it.
+    const k = `${service}:${port}:${subset ?? ''}`;
+    if (this.#policies.has(k)) return this.#policies.get(k);
     const dr = this.byService.get(service);
-    return dr === undefined ? undefined : policyOf(dr.rule.spec.trafficPolicy, undefined, port);
+    const s = subset === undefined ? undefined : dr?.rule.spec.subsets?.find((x) => x.name === subset);
+    const policy = dr === undefined ? undefined : policyOf(dr.rule.spec.trafficPolicy, s?.trafficPolicy, port);
+    this.#policies.set(k, policy);
+    return policy;
   }
+
+  readonly #policies = new Map<string, BackendPolicy | undefined>();
 }
 
 interface Ctx {
@@ -273,14 +281,14 @@ function resolve(ctx: Ctx, d: IstioDestination): { target: BackendTarget; invali
   } else if (!svc.ports.has(port)) return fail('BackendNotFound', `destination ${d.host}: Service ${key} has no port ${port}`);
   const dr = ctx.rules.byService.get(key);
   let subset: BackendTarget['subset'];
-  let policy = policyOf(dr?.rule.spec.trafficPolicy, undefined, port);
+  let policy = ctx.rules.policyFor(key, port);
   if (d.subset !== undefined) {
     const s = dr?.rule.spec.subsets?.find((x) => x.name === d.subset);
     if (s === undefined) {
       return fail('BackendNotFound', `destination ${d.host} subset ${d.subset}: ${dr === undefined ? `no DestinationRule for Service ${key}` : `DestinationRule ${dr.info.namespace}/${dr.info.name} has no subset ${d.subset}`}`);
     }
     subset = { name: s.name, labels: { ...(s.labels ?? {}) } };
-    policy = policyOf(dr!.rule.spec.trafficPolicy, s.trafficPolicy, port);
+    policy = ctx.rules.policyFor(key, port, s.name);
   }
   return { target: { service: key, port, ...(subset !== undefined ? { subset } : {}), ...(policy !== undefined ? { policy } : {}) }, invalid: undefined };
 }
@@ -396,7 +404,9 @@ function compileHttp(ctx: Ctx, r: IstioHTTPRoute, index: number, name: string, g
   };
   return matches.map((m) => {
     let rewritePath: PathModifier | undefined;
-    if (r.rewrite?.uri !== undefined) rewritePath = m.compiled.pathKind === PATH_CHAR_PREFIX ? { type: 'ReplaceCharPrefix', prefix: m.compiled.pathValue, value: r.rewrite.uri } : { type: 'ReplaceFullPath', value: r.rewrite.uri };
+    const rx = r.rewrite?.uriRegexRewrite;
+    if (rx !== undefined) rewritePath = { type: 'RegexReplace', pattern: rx.match, substitution: rx.rewrite };
+    else if (r.rewrite?.uri !== undefined) rewritePath = m.compiled.pathKind === PATH_CHAR_PREFIX ? { type: 'ReplaceCharPrefix', prefix: m.compiled.pathValue, value: r.rewrite.uri } : { type: 'ReplaceFullPath', value: r.rewrite.uri };
     const rewrites = r.rewrite !== undefined ? [{ hostname: r.rewrite.authority, path: rewritePath }] : [];
     const compiledBackends: CompiledBackend[] = backends.map((b) => ({
       model: b,

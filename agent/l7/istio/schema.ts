@@ -86,7 +86,7 @@ export const HTTPRoute = obj({
       redirectCode: Type.Optional(RedirectCode),
     }),
   ),
-  rewrite: Type.Optional(obj({ uri: Type.Optional(Str(1024)), authority: Type.Optional(Str(253)), uriRegexRewrite: Unsupported })),
+  rewrite: Type.Optional(obj({ uri: Type.Optional(Str(1024)), authority: Type.Optional(Str(253)), uriRegexRewrite: Type.Optional(obj({ match: NonEmpty(256), rewrite: Str(1024) })) })),
   timeout: Type.Optional(Duration),
   retries: Type.Optional(
     obj({

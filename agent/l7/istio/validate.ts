@@ -9,6 +9,7 @@ import type { TSchema } from '@sinclair/typebox';
 import type { PolicyFieldError } from '../../../policy/errors.js';
 import { describe, schemaErrors } from '../../../policy/validate.js';
 import { regexProblem } from '../regex.js';
+import { linearSearchRegex } from '../paths.js';
 import { DestinationRuleObject, ISTIO_NETWORKING_VERSIONS, VirtualServiceObject, type DestinationRule, type IstioObject, type IstioStringMatch, type IstioTrafficPolicy, type VirtualService } from './schema.js';
 
 export type IstioValidation = { readonly ok: true; readonly value: IstioObject } | { readonly ok: false; readonly errors: readonly PolicyFieldError[] };
@@ -37,7 +38,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   gateways: 'match.gateways is not supported; use spec.gateways',
   sourceNamespace: 'sourceNamespace is not supported',
   statPrefix: 'statPrefix is not supported',
-  uriRegexRewrite: 'uriRegexRewrite is not supported; use rewrite.uri',
   retryRemoteLocalities: 'retryRemoteLocalities is not supported (one locality)',
   retryIgnorePreviousHosts: 'retryIgnorePreviousHosts is not supported (which endpoint a retry picks is the engine\'s load balancer\'s choice)',
   retryBudget: 'trafficPolicy.retryBudget is not supported (the waypoint keeps its own budget: retries never exceed 20 % of a backend\'s requests)',
@@ -127,7 +127,7 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
   const hosts = vs.spec.hosts ?? [];
   if (hosts.length === 0) errors.push({ path: 'spec.hosts', message: 'must list at least one host (the Services the VirtualService applies to)' });
   hosts.forEach((h, i) => {
-    if (h.includes('*')) errors.push({ path: `spec.hosts[${i}]`, message: `wildcard hosts are not supported in the mesh: name a Service (got ${describe(h)})` });
+    if (h.includes('*') && (vs.spec.gateways ?? ['mesh']).includes('mesh')) errors.push({ path: `spec.hosts[${i}]`, message: `wildcard hosts are not supported in the mesh: name a Service (got ${describe(h)})` });
   });
   (vs.spec.http ?? []).forEach((r, i) => {
     const at = `spec.http[${i}]`;
@@ -149,6 +149,14 @@ function checkVirtualService(vs: VirtualService, errors: PolicyFieldError[]): vo
     }
     if (r.redirect?.port !== undefined && r.redirect.derivePort !== undefined) errors.push({ path: `${at}.redirect.derivePort`, message: 'must not be set together with port' });
     if (r.rewrite?.uri !== undefined && !r.rewrite.uri.startsWith('/')) errors.push({ path: `${at}.rewrite.uri`, message: 'must be an absolute path (start with /)' });
+    const rx = r.rewrite?.uriRegexRewrite;
+    if (rx !== undefined) {
+      if (r.rewrite!.uri !== undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite`, message: 'must not be set together with rewrite.uri' });
+      const p = regexProblem(rx.match);
+      if (p !== undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite.match`, message: p });
+      // Every match in the path is replaced: an unanchored search, linear only on V8's linear-time engine.
+      else if (linearSearchRegex(rx.match) === undefined) errors.push({ path: `${at}.rewrite.uriRegexRewrite.match`, message: 'needs V8\'s linear-time regex engine, which this Node does not have or which refuses this pattern' });
+    }
     if (r.redirect?.uri !== undefined && !r.redirect.uri.startsWith('/')) errors.push({ path: `${at}.redirect.uri`, message: 'must be an absolute path (start with /)' });
     if (routes.length > 1 && routes.some((d) => d.weight === undefined)) {
       routes.forEach((d, j) => {

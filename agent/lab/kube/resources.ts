@@ -166,6 +166,8 @@ export const BUILTIN_RESOURCES: readonly ResourceType[] = [
   row('batch', 'v1', 'CronJob', 'cronjobs', true, { shortNames: ['cj'], categories: ['all'], subresources: ['status'] }),
   row('coordination.k8s.io', 'v1', 'Lease', 'leases', true),
   row('networking.k8s.io', 'v1', 'NetworkPolicy', 'networkpolicies', true, { shortNames: ['netpol'] }),
+  row('networking.k8s.io', 'v1', 'Ingress', 'ingresses', true, { shortNames: ['ing'], subresources: ['status'] }),
+  row('networking.k8s.io', 'v1', 'IngressClass', 'ingressclasses', false, {}),
   row('', 'v1', 'ResourceQuota', 'resourcequotas', true, { shortNames: ['quota'], subresources: ['status'] }),
   row('', 'v1', 'LimitRange', 'limitranges', true, { shortNames: ['limits'] }),
   row('policy', 'v1', 'PodDisruptionBudget', 'poddisruptionbudgets', true, { shortNames: ['pdb'], subresources: ['status'] }),

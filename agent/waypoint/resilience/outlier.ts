@@ -72,6 +72,11 @@ export class OutlierDetector {
     s.fiveXx = fiveXx ? s.fiveXx + 1 : 0;
     s.gateway = gatewayError ? s.gateway + 1 : 0;
     if (s.ejectedUntil !== undefined) return undefined;
+    if (!fiveXx && s.ejections === 0) {
+      // Healthy with nothing to remember: no state kept (pod IPs come and go).
+      this.#hosts.delete(host);
+      return undefined;
+    }
     let reason: Ejection['reason'] | undefined;
     if (this.#fiveXx > 0 && s.fiveXx >= this.#fiveXx) reason = 'consecutive-5xx';
     else if (this.#gateway > 0 && s.gateway >= this.#gateway) reason = 'consecutive-gateway-errors';

@@ -1,7 +1,8 @@
 /**
  * Local rate limits (a Weft LocalRateLimitPolicy on a route rule): Envoy's local_ratelimit token
- * bucket, one per rule per engine process, starting full, `tokensPerFill` added at each
- * `fillIntervalMs` tick up to `maxTokens`. Refilled lazily from the injected clock (no timer).
+ * bucket, one per rule (or per the limit's `bucket`: a policy on a Service shares one) per
+ * engine process, starting full, `tokensPerFill` added at each `fillIntervalMs` tick up to
+ * `maxTokens`. Refilled lazily from the injected clock (no timer).
  * The bucket of a rule survives a route table rebuild while its limits stay the same.
  */
 import type { RouteRateLimit } from '../../l7/types.js';
@@ -46,7 +47,7 @@ export interface RateVerdict {
 export class RateLimits {
   readonly #buckets = new Map<string, TokenBucket>();
 
-  /** Takes a token of `rule`'s bucket. */
+  /** Takes a token of the bucket named `rule` (the rule's name, or the limit's shared `bucket`). */
   take(rule: string, limit: RouteRateLimit, now: number): RateVerdict {
     let b = this.#buckets.get(rule);
     if (b === undefined || !b.same(limit)) {
