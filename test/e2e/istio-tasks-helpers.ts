@@ -84,6 +84,8 @@ export async function applyText(lab: TaskLab, yaml: string): Promise<void> {
  */
 export function installIstioCrds(lab: TaskLab): void {
   if (!lab.kubernetes) return;
+  const present = kubectl(lab, ['get', 'crd', '-o', 'name']);
+  if (/\.(networking|security)\.istio\.io$/m.test(present)) throw new Error(`the lab should ship no Istio CRDs (the suite installs them as a user does), has: ${present}`);
   kubectl(lab, ['apply', '-f', ISTIO_CRDS]);
   kubectl(lab, ['wait', '--for', 'condition=established', '--timeout=30s', ...ISTIO_CRD_NAMES.map((n) => `crd/${n}`)]);
 }
