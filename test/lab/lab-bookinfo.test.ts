@@ -169,7 +169,7 @@ describe('lab up: bookinfo', () => {
     const table = await run(process.execPath, [CLI, 'lab', 'status', '--name', LAB]);
     assert.match(table.stdout, /productpage-v1-[a-z0-9]{10}-[a-z0-9]{5}\s+node-1\s+198\.18\.1\.\d+\s+yes/);
     assert.match(table.stdout, /default\s+reviews-v2\s+1\/1\s+[a-z0-9]{10}\s+reviews-v2-/);
-    assert.match(table.stdout, /details\s+198\.19\.128\.11\s+9080\/TCP\s+198\.18\.2\.\d+:9080/);
+    assert.match(table.stdout, /details\s+198\.19\.128\.11\s+-\s+9080\/TCP\s+198\.18\.2\.\d+:9080/);
     const json = JSON.parse((await run(process.execPath, [CLI, 'lab', 'status', '--name', LAB, '--json'])).stdout) as { services: { name: string; endpoints: unknown[] }[] };
     assert.equal(json.services.find((s) => s.name === 'reviews')!.endpoints.length, 3);
     for (const v of ['v1', 'v2', 'v3']) assert.deepEqual(json.services.find((s) => s.name === `reviews-${v}`)!.endpoints.map((e) => (e as { pod: string }).pod), [bookinfoPodName(up, 'reviews', v)]);

@@ -44,6 +44,7 @@ async function assertWorks(status: LabStatus): Promise<void> {
   assert.ok(status.pods.every((p) => p.running), 'every pod runs');
   assert.deepEqual(labNetns(LAB).sort(), [
     `weft-${LAB}-fabric`,
+    `weft-${LAB}-internet`,
     `weft-${LAB}-node-node-a`,
     `weft-${LAB}-node-node-b`,
     `weft-${LAB}-pod-default-client`,
