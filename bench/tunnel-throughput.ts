@@ -1,5 +1,5 @@
 /**
- * `node dist/bench/tunnel-throughput.js [h2|tls|tcp|haproxy-mtls] [seconds] [rate]`: the tunnel
+ * `node dist/bench/tunnel-throughput.js [h2|h2-lean|h2-node|tls|tcp|haproxy-mtls] [seconds] [rate]`: the tunnel
  * alone, on loopback, without the lab — for profiling and for isolating the HTTP/2 layer. Three processes like the
  * real path: this one (the app: a source writing 64 KiB chunks and a sink), a "client agent"
  * (a plain listener whose connections are relayed into the tunnel) and a "server agent" (the
@@ -27,6 +27,7 @@ import { InProcessCaClient } from '../agent/identity/ca-client.js';
 import { requestCertificate } from '../agent/identity/manager.js';
 import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
+import type { HboneImpl } from '../agent/tunnel/impl.js';
 import { adoptAccepted, relay, REUSED_READS } from '../agent/proxy/relay.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
@@ -57,9 +58,14 @@ const RR_CONNECTIONS = 16;
  */
 const PROXY_NODE_FLAGS = (process.env['WEFT_TUNNEL_NODE_FLAGS'] ?? '--initial-old-space-size=64').split(' ').filter((f) => f !== '');
 
-type Mode = 'h2' | 'tls' | 'tcp' | 'haproxy-mtls';
+type Mode = 'h2' | 'h2-lean' | 'h2-node' | 'tls' | 'tcp' | 'haproxy-mtls';
 type AgentMode = Exclude<Mode, 'haproxy-mtls'>;
-const MODES: readonly Mode[] = ['h2', 'tls', 'tcp', 'haproxy-mtls'];
+const MODES: readonly Mode[] = ['h2', 'h2-lean', 'h2-node', 'tls', 'tcp', 'haproxy-mtls'];
+/** `h2` is the process default (WEFT_HBONE_IMPL, else node); `h2-lean` / `h2-node` name the HTTP/2 implementation. */
+function hboneImpl(mode: AgentMode): { impl?: HboneImpl } {
+  return mode === 'h2-lean' ? { impl: 'lean' } : mode === 'h2-node' ? { impl: 'node' } : {};
+}
+const isH2 = (mode: AgentMode): boolean => mode === 'h2' || mode === 'h2-lean' || mode === 'h2-node';
 type Creds = Pick<TlsCredentials, 'identity' | 'keyPem' | 'certPem' | 'chainPem' | 'trustBundle'>;
 interface Msg {
   role: 'client' | 'server';
@@ -96,8 +102,9 @@ async function agent(msg: Msg): Promise<void> {
   };
   let port: number;
   if (msg.role === 'server') {
-    if (msg.mode === 'h2') {
+    if (isH2(msg.mode)) {
       const server = createHboneServer({
+        ...hboneImpl(msg.mode),
         credentials: () => msg.creds,
         onStream: (stream) => {
           const up = upstreamTo(msg.port);
@@ -115,13 +122,13 @@ async function agent(msg: Msg): Promise<void> {
       port = await listenLoopback(server);
     }
   } else {
-    const pool = new HbonePool({ credentials: async () => msg.creds });
+    const pool = new HbonePool({ credentials: async () => msg.creds, ...hboneImpl(msg.mode) });
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED }, (accepted) => {
       const down = adopt(accepted);
       down.setNoDelay(true);
       if (msg.mode === 'tcp') {
         relay(down, upstreamTo(msg.port), () => undefined);
-      } else if (msg.mode === 'h2') {
+      } else if (isH2(msg.mode)) {
         void pool.connect({ sourceIdentity: CLIENT_ID, destination: { host: '127.0.0.1', port: msg.port }, expectedIdentity: SERVER_ID, authority: `127.0.0.1:${msg.port}` }).then((stream) => relay(down, stream, () => undefined));
       } else {
         const up = tls.connect({ ...tlsOptions(msg.creds), host: '127.0.0.1', port: msg.port, checkServerIdentity: () => undefined, allowHalfOpen: true } as tls.ConnectionOptions);

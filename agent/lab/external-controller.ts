@@ -22,7 +22,16 @@ import { stableJson } from './spec.js';
 
 const RETRY_MS = 500;
 
-/** The external address each LoadBalancer Service has or gets (`ns/name` -> IP). Pure. */
+/** An external address the Service asks for (spec.loadBalancerIP) or has (its status), inside the lab's range. */
+export function requestedExternalIp(s: V1Service | undefined): string | undefined {
+  const usable = (ip: string | undefined): string | undefined => (ip !== undefined && inCidr(ip, EXTERNAL_CIDR) && !/\.(0|255)$/.test(ip) ? ip : undefined);
+  return usable(s?.spec?.loadBalancerIP) ?? usable(s?.status?.loadBalancer?.ingress?.[0]?.ip);
+}
+
+/**
+ * The external address each LoadBalancer Service has or gets (`ns/name` -> IP): the one it asks
+ * for (spec.loadBalancerIP, as MetalLB honours it) or already has, else the lowest free. Pure.
+ */
 export function assignExternalIps(services: readonly V1Service[]): Map<string, string> {
   const out = new Map<string, string>();
   const balanced = services.filter((s) => s.spec?.type === 'LoadBalancer').sort((a, b) => `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`));
@@ -30,8 +39,8 @@ export function assignExternalIps(services: readonly V1Service[]): Map<string, s
   const pending: string[] = [];
   for (const s of balanced) {
     const key = `${s.metadata?.namespace ?? 'default'}/${s.metadata?.name}`;
-    const had = s.status?.loadBalancer?.ingress?.[0]?.ip;
-    if (had !== undefined && inCidr(had, EXTERNAL_CIDR) && !used.has(had)) {
+    const had = requestedExternalIp(s);
+    if (had !== undefined && !used.has(had)) {
       out.set(key, had);
       used.add(had);
     } else {

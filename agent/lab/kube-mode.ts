@@ -78,6 +78,23 @@ function labWaypointAccount(): ManifestObject[] {
     } as ManifestObject,
   ];
 }
+/**
+ * The lab's ingress gateway pods read the API (and write their status) as this account, bound
+ * to the shipped weft-gateway ClusterRole and, for what a gateway shares with a waypoint, to
+ * weft-waypoint (a binding to a role that a daemonset/ does not define grants nothing).
+ */
+const GATEWAY_ACCOUNT = 'weft-gateway';
+
+function labGatewayAccount(): ManifestObject[] {
+  const binding = (role: string): ManifestObject => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: `weft-lab-gateway-${role}` },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+    subjects: [{ kind: 'ServiceAccount', name: GATEWAY_ACCOUNT, namespace: AGENT_NAMESPACE }],
+  }) as ManifestObject;
+  return [{ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: GATEWAY_ACCOUNT, namespace: AGENT_NAMESPACE } }, binding('weft-gateway'), binding('weft-waypoint')];
+}
 /** The agents' and CA's API credentials: as long-lived as the lab may reasonably run. */
 const ACCOUNT_TOKEN_SECONDS = 7 * 24 * 3600;
 const START_TIMEOUT_MS = 20_000;
@@ -359,7 +376,6 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   await wireNodes(state.fabricNetns, nodes, nodes);
   state.nodes = nodes;
   await ensureInternet(state);
-  await mkdir(paths.gatewaySecretsDir, { recursive: true });
   await writeState(state);
   log.info({ nodes: nodes.map((n) => n.name) }, 'nodes wired');
 
@@ -381,7 +397,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
       },
     });
   }
-  await applyObjects(admin, [...(await shippedObjects()), ...labWaypointAccount()]);
+  await applyObjects(admin, [...(await shippedObjects()), ...labWaypointAccount(), ...labGatewayAccount()]);
   await ensureKubernetesEndpoints(admin);
 
   // ---- control plane roles
@@ -409,7 +425,7 @@ export async function kubeLabUp(state: LabState, spec: ClusterSpec, options: Kub
   // ---- Weft: the CA and one agent pod per node, with their service accounts' credentials
   if (options.startAgents) {
     const caPem = kubeconfigCa(admin);
-    for (const [account, file] of [[AGENT_ACCOUNT, paths.agentKubeconfig], [CA_ACCOUNT, paths.caKubeconfig], [WAYPOINT_ACCOUNT, paths.waypointKubeconfig]] as const) {
+    for (const [account, file] of [[AGENT_ACCOUNT, paths.agentKubeconfig], [CA_ACCOUNT, paths.caKubeconfig], [WAYPOINT_ACCOUNT, paths.waypointKubeconfig], [GATEWAY_ACCOUNT, paths.gatewayKubeconfig]] as const) {
       const res = await core.createNamespacedServiceAccountToken({ name: account, namespace: AGENT_NAMESPACE, body: { spec: { audiences: [], expirationSeconds: ACCOUNT_TOKEN_SECONDS } } });
       if (!res.status?.token) throw new WeftError('WEFT_ERR_LAB', `TokenRequest for ${AGENT_NAMESPACE}/${account} returned no token`);
       await writeKubeconfig(file, { server: LAB_API_FABRIC_URL, caPem, user: `system:serviceaccount:${AGENT_NAMESPACE}:${account}`, token: res.status.token });

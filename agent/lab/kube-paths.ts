@@ -30,12 +30,9 @@ export function kubePaths(lab: string) {
     caKubeconfig: join(dir, 'weft-ca.kubeconfig'),
     /** The lab's waypoint pods': the weft-waypoint ClusterRole's account (kube-mode.ts). */
     waypointKubeconfig: join(dir, 'weft-waypoint.kubeconfig'),
+    /** The lab's ingress gateway pods': the weft-gateway account (kube-mode.ts). */
+    gatewayKubeconfig: join(dir, 'weft-gateway.kubeconfig'),
     podsDir: join(dir, 'pods'),
-    /**
-     * `weft gateway --secrets` of the lab's ingress gateway pods until the gateway reads Secrets
-     * from the API server: empty (a listener's Secret is then missing, refused by its status).
-     */
-    gatewaySecretsDir: join(dir, 'gateway-secrets'),
     kubeletCheckpoint: (node: string) => join(dir, `kubelet-${node}.json`),
     /** Per node: the chained plugin's configuration names the node's own run dir. */
     cniConfDir: (node: string) => join(dir, 'cni', node, 'net.d'),

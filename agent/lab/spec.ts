@@ -11,6 +11,7 @@ import type { ManifestError, ManifestObject, PodObject, ServicePort } from '../d
 import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
 import { gatewayObjects, isIngressGatewayObject } from '../gateway/objects.js';
 import { clusterIpProblem } from './addressing.js';
+import { gatewayOptionsFor } from './waypoints.js';
 import { deploymentPods, isDeployment, pinnedNode, planDeployment } from './deployments.js';
 
 export interface ContainerRun {
@@ -120,7 +121,7 @@ export function clusterSpec(
     const ingress = options.gateway !== undefined && isIngressGatewayObject(o);
     if (!ingress && (options.waypoint === undefined || !isWaypointGateway(o))) continue;
     const gateway = `${o.metadata.namespace ?? 'default'}/${o.metadata.name}`;
-    const deployed = ingress ? gatewayObjects(o as Parameters<typeof gatewayObjects>[0], options.gateway!) : waypointObjects(o as Parameters<typeof waypointObjects>[0], options.waypoint!);
+    const deployed = ingress ? gatewayObjects(o as Parameters<typeof gatewayObjects>[0], gatewayOptionsFor(o, options.gateway!)) : waypointObjects(o as Parameters<typeof waypointObjects>[0], options.waypoint!);
     for (const made of deployed as ManifestObject[]) {
       const key = objectKey(made);
       if (given.has(key)) continue;

@@ -9,12 +9,15 @@
  * Prometheus's target file listing the running waypoint pods (job weft-waypoints), as converge
  * does for the local lab.
  */
-import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Pod, type V1Service } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import type { KubeObject } from '../discovery/types.js';
 import { isWaypointGateway, waypointObjects, type WaypointObjectOptions } from '../waypoint/objects.js';
 import { gatewayObjects, isIngressGatewayObject } from '../gateway/objects.js';
+import { gatewayOptionsFor } from './waypoints.js';
+import { allocateExternalIp } from './addressing.js';
+import { requestedExternalIp } from './external-controller.js';
 import { LAB_CA_URL } from './ca.js';
 import { kubePaths } from './kube-paths.js';
 import { LabInformer, serialized } from './kube-informer.js';
@@ -26,12 +29,13 @@ import { subsetOf } from './kube-mode.js';
 
 /**
  * How the Kubernetes-mode lab runs an ingress gateway's pod (class weft, gatewayObjects): as a
- * waypoint's, with the same account's kubeconfig (the weft-waypoint ClusterRole has discovery's
- * reads) and the CA credentials of its node's agent.
+ * waypoint's, with the CA credentials of its node's agent, and the weft-gateway account's
+ * kubeconfig (kube-mode.ts binds it to the weft-gateway and weft-waypoint ClusterRoles).
  */
 export function kubeLabGatewayOptions(lab: string): WaypointObjectOptions {
   const w = kubeLabWaypointOptions(lab);
-  return { ...w, args: [...w.args, `--secrets=${kubePaths(lab).gatewaySecretsDir}`] };
+  const args = w.args.map((a) => (a.startsWith('--kubeconfig=') ? `--kubeconfig=${kubePaths(lab).gatewayKubeconfig}` : a));
+  return { ...w, args };
 }
 
 /** How the Kubernetes-mode lab runs a waypoint's pod (its node's agent pod holds the CA token and root). */
@@ -60,6 +64,7 @@ export class WaypointController {
   readonly #gatewayOptions: WaypointObjectOptions;
   readonly #gateways: LabInformer<KubernetesObject>;
   readonly #pods: LabInformer<V1Pod>;
+  readonly #services: LabInformer<V1Service>;
   readonly #schedule: () => void;
   readonly #scheduleTargets: () => void;
   readonly #lab: string;
@@ -80,6 +85,7 @@ export class WaypointController {
       labelSelector: GATEWAY_NAME_LABEL,
       list: () => core.listPodForAllNamespaces({ labelSelector: GATEWAY_NAME_LABEL }),
     });
+    this.#services = new LabInformer<V1Service>({ kubeConfig, logger, onChange: () => this.#schedule(), path: '/api/v1/services', list: () => core.listServiceForAllNamespaces() });
     this.#api = KubernetesObjectApi.makeApiClient(kubeConfig);
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     this.#schedule = serialized(() => this.#sync(), 20, logger, 'waypoint sync');
@@ -96,10 +102,11 @@ export class WaypointController {
   start(): void {
     void this.#gateways.start();
     void this.#pods.start();
+    void this.#services.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#gateways.stop(), this.#pods.stop()]);
+    await Promise.all([this.#gateways.stop(), this.#pods.stop(), this.#services.stop()]);
   }
 
   async #writeTargets(): Promise<void> {
@@ -116,14 +123,33 @@ export class WaypointController {
     this.#targets = key;
   }
 
+  /**
+   * An ingress gateway's objects with its external address chosen first: the Service asks for it
+   * (spec.loadBalancerIP, which the load balancer controller honours) and the pod is told it
+   * (`--address`), so the gateway writes the address clients use to its Gateway's and its
+   * Ingresses' status, not its ClusterIP.
+   */
+  #ingressObjects(g: Parameters<typeof gatewayObjects>[0], chosen: Set<string>): KubeObject[] {
+    const services = this.#services.list();
+    const mine = services.find((s) => s.metadata?.namespace === (g.metadata.namespace ?? 'default') && s.metadata?.name === g.metadata.name);
+    const ip = requestedExternalIp(mine) ?? allocateExternalIp(new Set([...services.filter((s) => s !== mine).flatMap((s) => [requestedExternalIp(s), s.status?.loadBalancer?.ingress?.[0]?.ip]).filter((x): x is string => x !== undefined), ...chosen]));
+    const options = gatewayOptionsFor(g, this.#gatewayOptions);
+    if (ip === undefined) return gatewayObjects(g, options); // no address left: the Service stays <pending>
+    chosen.add(ip);
+    return gatewayObjects(g, { ...options, args: [...options.args, `--address=${ip}`] }).map((o) =>
+      o.kind === 'Service' ? ({ ...o, spec: { ...(o as unknown as { spec: object }).spec, loadBalancerIP: ip } } as KubeObject) : o,
+    );
+  }
+
   async #sync(): Promise<void> {
-    if (!this.#gateways.synced) return;
+    if (!this.#gateways.synced || !this.#services.synced) return;
     let retry = false;
+    const chosen = new Set<string>();
     for (const gw of this.#gateways.list()) {
       const g = gw as unknown as KubeObject;
       if (g.metadata.deletionTimestamp !== undefined || g.metadata.uid === undefined) continue;
       // Waypoints and ingress gateways (class weft) alike: one pure function each makes the objects.
-      const objects = isWaypointGateway(g) ? waypointObjects(g, this.#options) : isIngressGatewayObject(g) ? gatewayObjects(g, this.#gatewayOptions) : [];
+      const objects = isWaypointGateway(g) ? waypointObjects(g, this.#options) : isIngressGatewayObject(g) ? this.#ingressObjects(g, chosen) : [];
       for (const want of objects as unknown as Stored[]) {
         const what = `${want.kind} ${want.metadata.namespace}/${want.metadata.name}`;
         try {

@@ -24,3 +24,16 @@ export function labSpecOptions(lab: string): SpecOptions {
   // An ingress Gateway's pods (agent/gateway/objects.ts) run `weft gateway` with the same flags.
   return { waypoint: labWaypointOptions(lab), gateway: labWaypointOptions(lab) };
 }
+
+/**
+ * A Gateway of class weft annotated `weft.dev/ingress-controller: "true"` is also the cluster's
+ * ingress controller (`weft gateway --ingress`: Ingresses of class weft, Istio Gateways with
+ * selector istio: ingressgateway), as istio-ingressgateway is in an Istio install. The lab has
+ * no Helm values to say which gateway that is; the annotation says it on the Gateway itself.
+ */
+export const INGRESS_CONTROLLER_ANNOTATION = 'weft.dev/ingress-controller';
+
+/** The options of `gateway`'s pods: `base`, plus --ingress when the Gateway asks for it. */
+export function gatewayOptionsFor(gateway: { metadata: { annotations?: Record<string, string> } }, base: WaypointObjectOptions): WaypointObjectOptions {
+  return gateway.metadata.annotations?.[INGRESS_CONTROLLER_ANNOTATION] === 'true' ? { ...base, args: [...base.args, '--ingress'] } : base;
+}

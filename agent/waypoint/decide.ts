@@ -60,7 +60,7 @@ export function decide(inputs: WaypointInputs, tunnel: TunnelContext, view: Requ
   if (!verdict.allow) {
     record.reason = verdict.reason;
     inputs.logger.info({ code: 'WEFT_ERR_POLICY_DENIED', policy: verdict.policy, reason: verdict.reason, sourcePrincipal: tunnel.sourcePrincipal, service: tunnel.service.key, method: view.method, path: view.path }, 'request denied by policy');
-    return { kind: 'local', status: 403, headers: TEXT, body: DENIED_BODY };
+    return { kind: 'local', status: 403, headers: TEXT, body: DENIED_BODY, grpcStatus: grpcStatusOfHttp(403) };
   }
   const plan = inputs.table().plan(tunnel.service.key, tunnel.port, view, inputs.random());
   record.rule = plan.rule?.name;

@@ -5,4 +5,4 @@
 import { ingressSuite } from './ingress-suite.js';
 import { testLabName } from '../helpers/bookinfo.js';
 
-ingressSuite({ lab: testLabName('inglabk'), kubernetes: true, tls: false, istio: false });
+ingressSuite({ lab: testLabName('inglabk'), kubernetes: true, tls: true, istio: false });

@@ -22,6 +22,8 @@ import { DEFAULT_ADMIN_ADDRESS } from '../../agent/config.js';
 import { exposeBookinfo } from '../../agent/lab/bookinfo-ingress.js';
 import { labApply, labDelete, labDown, labExec, labStatus, labUp, type LabStatus } from '../../agent/lab/index.js';
 import { formatStatus } from '../../agent/lab/status.js';
+import { adminKubeConfig } from '../../agent/lab/kube-mode.js';
+import { CustomObjectsApi, NetworkingV1Api } from '@kubernetes/client-node';
 import { internetNetns, REPO_DIR } from '../../agent/lab/paths.js';
 import { labPortForward } from '../../agent/lab/port-forward.js';
 import { queryLabPrometheus } from '../../agent/lab/prometheus.js';
@@ -38,10 +40,7 @@ export interface IngressSuiteMode {
   kubernetes: boolean;
   /** Istio's Gateway + VirtualService (the Kubernetes-mode lab has no Istio CRDs installed). */
   istio: boolean;
-  /**
-   * The HTTPS cases. Off in Kubernetes mode until `weft gateway` reads Secrets from the API server
-   * (issue 13 point 2, agent/gateway): the lab's gateway pods get an empty --secrets directory there.
-   */
+  /** The HTTPS cases. */
   tls: boolean;
 }
 
@@ -60,7 +59,11 @@ data:
 /** The Gateway and its routes: HTTPS for shop (bookinfo) and api (httpbin), plain HTTP for the rest. */
 const GATEWAY_YAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
-metadata: {name: ${GW}, namespace: ${NS}}
+metadata:
+  name: ${GW}
+  namespace: ${NS}
+  # Also the cluster's ingress controller (weft gateway --ingress): it serves the Ingresses of class weft.
+  annotations: {weft.dev/ingress-controller: "true"}
 spec:
   gatewayClassName: weft
   listeners:
@@ -163,6 +166,25 @@ spec:
       route: [{destination: {host: productpage, port: {number: 9080}}}]
 `;
 
+/** A Kubernetes Ingress (class weft) for the same backends as the HTTPRoutes of bookinfo.example.com and httpbin.example.com. */
+const INGRESS_YAML = `apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: weft}
+spec: {controller: weft.dev/gateway-controller}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: ${NS}}
+spec:
+  ingressClassName: weft
+  rules:
+    - host: ingress.example.com
+      http:
+        paths:
+          - {path: /productpage, pathType: Exact, backend: {service: {name: productpage, port: {number: 9080}}}}
+          - {path: /headers, pathType: Prefix, backend: {service: {name: httpbin, port: {number: 8000}}}}
+`;
+
 async function selfSigned(dir: string, base: string, cn: string): Promise<void> {
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', `/CN=${cn}`, '-addext', `subjectAltName=DNS:${cn}`, '-keyout', join(dir, `${base}.key`), '-out', join(dir, `${base}.crt`)]);
 }
@@ -212,6 +234,7 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       writeFileSync(join(dir, 'secrets.yaml'), [secretYaml('shop-cert', dir, 'shop'), secretYaml('api-cert', dir, 'api'), broken].join('---\n'));
       writeFileSync(join(dir, 'gateway.yaml'), GATEWAY_YAML);
       writeFileSync(join(dir, 'istio.yaml'), ISTIO_YAML);
+      writeFileSync(join(dir, 'ingress.yaml'), INGRESS_YAML);
       await labUp({ name: LAB, dir: join(REPO_DIR, 'examples', 'bookinfo'), kubernetes: mode.kubernetes, readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(REPO_DIR, 'examples', 'httpbin', 'httpbin.yaml'), readyTimeoutMs: READY_MS });
       await labApply({ name: LAB, file: join(dir, 'secrets.yaml'), readyTimeoutMs: READY_MS });
@@ -316,6 +339,34 @@ export function ingressSuite(mode: IngressSuiteMode): void {
       assert.deepEqual(await get('istio.example.com', '/productpage'), await get('bookinfo.example.com', '/productpage'));
       assert.deepEqual(await get('istio.example.com', '/headers'), await get('bookinfo.example.com', '/headers'));
       assert.equal((await get('istio.example.com', '/headers')).code, '404');
+    });
+
+    it('a Kubernetes Ingress (class weft) routes as the equivalent HTTPRoutes do', async () => {
+      await labApply({ name: LAB, file: join(dir, 'ingress.yaml'), readyTimeoutMs: READY_MS });
+      const get = async (host: string, path: string): Promise<{ code: string; body?: Record<string, unknown> }> => {
+        const r = await internet(['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', '-H', `Host: ${host}`, `http://${address}${path}`]);
+        const lines = r.stdout.trimEnd().split('\n');
+        const code = lines.pop()!;
+        return code === '200' ? { code, body: JSON.parse(lines.join('\n')) as Record<string, unknown> } : { code };
+      };
+      await waitFor(async () => (await get('ingress.example.com', '/productpage')).code === '200', 'the Ingress is served', 30_000);
+      const viaIngress = await get('ingress.example.com', '/productpage');
+      const viaRoute = await get('bookinfo.example.com', '/productpage');
+      assert.equal(viaIngress.body!['product'], viaRoute.body!['product']);
+      // Prefix: /headers and below go to httpbin, which sees the Ingress's host.
+      const bin = await get('ingress.example.com', '/headers/x');
+      assert.equal(bin.code, (await get('httpbin.example.com', '/headers/x')).code);
+      const headers = await get('ingress.example.com', '/headers');
+      assert.deepEqual((headers.body!['headers'] as Record<string, string[]>)['Host'], ['ingress.example.com']);
+      // Exact: /productpage/x matches nothing, on either API.
+      assert.equal((await get('ingress.example.com', '/productpage/x')).code, '404');
+      assert.equal((await get('bookinfo.example.com', '/productpage/x')).code, '404');
+      if (!mode.kubernetes) return;
+      // The gateway writes the external address (--address, the lab chose it first) to the Ingress's and the Gateway's status.
+      const kc = adminKubeConfig(LAB);
+      await waitFor(async () => (await kc.makeApiClient(NetworkingV1Api).readNamespacedIngressStatus({ name: 'shop', namespace: NS })).status?.loadBalancer?.ingress?.[0]?.ip === address, `the Ingress's status names ${address}`, 30_000);
+      const gw = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObjectStatus({ group: 'gateway.networking.k8s.io', version: 'v1', plural: 'gateways', namespace: NS, name: GW })) as { status?: { addresses?: unknown } };
+      assert.deepEqual(gw.status?.addresses, [{ type: 'IPAddress', value: address }]);
     });
 
     it('allowedRoutes Same refuses the route from namespace outside (NotAllowedByListeners); its host is not served', async () => {

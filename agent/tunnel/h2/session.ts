@@ -8,8 +8,8 @@
  *
  * Reads: frames are parsed in place from the read buffer; only what outlives the read is copied
  * (a DATA payload handed to its stream, a header block split over reads). Writes: a DATA frame is
- * its 9-byte head and a view of the caller's chunk, written corked until the end of the tick, so
- * that one read's answers go out in one writev.
+ * its 9-byte head and a view of the caller's chunk, held until the end of the event loop's
+ * turn (setImmediate), so that what every read of the turn answered goes out in one TLS write.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, Settings } from 'node:http2';
@@ -80,7 +80,7 @@ export class LeanSession extends EventEmitter {
   #closing = false;
   #goawaySent = false;
   #goawayReceived = false;
-  /** A batch is open: frames go to #out until the end of the tick. */
+  /** A batch is open: frames go to #out until the end of the event loop turn. */
   #corked = false;
   #prefaceSent = false;
   #out: Buffer[] = [];
@@ -273,19 +273,21 @@ export class LeanSession extends EventEmitter {
     if (socket.destroyed) return;
     if (out.length === 1) {
       socket.write(out[0]!);
-      return;
-    }
-    if (bytes <= SMALL_BATCH_BYTES) {
+    } else if (bytes <= SMALL_BATCH_BYTES) {
       // A request's or response's few frames: one copy is cheaper than a writev's bookkeeping per
       // buffer (TLSWrap copies a writev into one record anyway).
       socket.write(Buffer.concat(out, bytes));
-      return;
+    } else {
+      // Corked only for the span of these writes: a TLS socket left corked across ticks stalled
+      // (its write callback never came after a client wrote inside its 'session' event).
+      socket.cork();
+      for (const b of out) socket.write(b);
+      socket.uncork();
     }
-    // Corked only for the span of these writes: a TLS socket left corked across ticks stalled
-    // (its write callback never came after a client wrote inside its 'session' event).
-    socket.cork();
-    for (const b of out) socket.write(b);
-    socket.uncork();
+    // A guard: writers wait in #drainWaiters when socket and batch together pass SOCKET_HIGH_WATER;
+    // a batch that large makes the socket's write() return false, so 'drain' comes. Should the
+    // socket ever take it without needing one, no 'drain' would release them: release them here.
+    if (this.#drainWaiters.length > 0 && !socket.writableNeedDrain) this.#onDrain();
   }
 
   /** Bytes queued on the socket and in this tick's batch. */
@@ -391,7 +393,9 @@ export class LeanSession extends EventEmitter {
     if (!this.#prefaceSent) this.#sendPreface();
     if (!this.#corked) {
       this.#corked = true;
-      process.nextTick(onSessionUncork, this);
+      // The end of this turn of the event loop, not of this callback: every read of the turn
+      // (one per app socket, one per TLS record) adds its frames to one TLS write.
+      setImmediate(onSessionUncork, this);
     }
     this.#out.push(buf);
     this.#outBytes += buf.length;
