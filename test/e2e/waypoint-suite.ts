@@ -112,6 +112,7 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
   async function fetchAll(reqs: Req[]): Promise<Answer[]> {
     const r = await labExec({ name: LAB, pod: 'deploy/client', command: ['node', '-e', FETCH_SCRIPT, JSON.stringify(reqs)], timeoutMs: 120_000 });
     assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.startsWith('['), `the fetch script printed no answers (stdout ${JSON.stringify(r.stdout)}, stderr ${JSON.stringify(r.stderr)})`);
     return JSON.parse(r.stdout) as Answer[];
   }
 
@@ -471,7 +472,10 @@ export function waypointSuite(mode: WaypointSuiteMode): void {
     });
 
     it('a waypoint that is down: the connection is refused with the reason logged, never sent around it', async () => {
-      const wp = status.pods.find((p) => p.name === waypointPod)!;
+      // The pids as they are now: a pid read at the suite's start may have been reused since.
+      status = await labStatus(LAB);
+      const wp = status.pods.find((p) => p.namespace === 'default' && p.labels[GATEWAY_NAME_LABEL] === 'waypoint' && p.running)!;
+      assert.ok(wp !== undefined, 'a running waypoint pod to kill');
       const killedAt = Date.now();
       for (const c of wp.containers) if (c.pid !== undefined) process.kill(c.pid, 'SIGKILL');
       const marker = `/anything/down-${Date.now()}`;
