@@ -47,6 +47,25 @@ export function clockTicksPerSecond(): number {
   return clockTicks;
 }
 
+/** CPU seconds split by mode: where a proxy's time goes (its own code, or syscalls and the kernel's network path they run). */
+export interface CpuSplit {
+  user: number;
+  system: number;
+}
+
+/** utime and stime of every pid, summed, in seconds. Throws when a pid is gone (the figure would lie). */
+export function cpuTimes(pids: readonly number[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): CpuSplit {
+  let utime = 0;
+  let stime = 0;
+  for (const pid of pids) {
+    const cpu = parseProcStat(read(`/proc/${pid}/stat`));
+    utime += cpu.utime;
+    stime += cpu.stime;
+  }
+  const hz = clockTicksPerSecond();
+  return { user: utime / hz, system: stime / hz };
+}
+
 /** utime+stime of every pid, summed, in seconds. Throws when a pid is gone (the figure would lie). */
 export function cpuSeconds(pids: readonly number[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
   let ticks = 0;
@@ -67,18 +86,23 @@ export function rssKiB(pid: number, read: (path: string) => string = (p) => read
 /** A CPU meter over a set of processes: start(), then stop() gives the seconds they used between. */
 export class CpuMeter {
   readonly #pids: readonly number[];
-  #start = 0;
+  #start: CpuSplit = { user: 0, system: 0 };
+  /** The user / system seconds of the last start()..stop(), rounded to ms. */
+  split: CpuSplit = { user: 0, system: 0 };
 
   constructor(pids: readonly number[]) {
     this.#pids = pids;
   }
 
   start(): void {
-    this.#start = cpuSeconds(this.#pids);
+    this.#start = cpuTimes(this.#pids);
   }
 
   stop(): number {
-    return Math.round((cpuSeconds(this.#pids) - this.#start) * 1000) / 1000;
+    const end = cpuTimes(this.#pids);
+    const ms = (s: number): number => Math.round(s * 1000) / 1000;
+    this.split = { user: ms(end.user - this.#start.user), system: ms(end.system - this.#start.system) };
+    return ms(end.user - this.#start.user + end.system - this.#start.system);
   }
 }
 

@@ -42,6 +42,7 @@ export const bulk: Scenario = {
     const values: Record<string, number> = { throughput: Math.round(bitsPerSecond / 1e6) / 1e3 };
     if (sys.proxyPids().length > 0 && bytes > 0) values['proxy CPU per GB'] = Math.round((cpuSeconds / (bytes / 1e9)) * 1000) / 1000;
     if (senderCpuPercent !== undefined) values['load generator CPU'] = Math.round(senderCpuPercent * 10) / 10;
-    return { values, details: { seconds, bytes, bitsPerSecond, cpuSeconds, senderCpuPercent } };
+    if (sys.proxyPids().length > 0) ctx.log(`  proxy CPU user ${cpu.split.user} s, system ${cpu.split.system} s for ${Math.round(bytes / 1e6)} MB`);
+    return { values, details: { seconds, bytes, bitsPerSecond, cpuSeconds, cpuSplit: cpu.split, senderCpuPercent } };
   },
 };

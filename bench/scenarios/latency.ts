@@ -50,8 +50,8 @@ export const latency: Scenario = {
       const bySystem = latencySummaries.get(rate) ?? {};
       bySystem[sys.name] = r.latency;
       latencySummaries.set(rate, bySystem);
-      details[String(rate)] = { ...r, cpuSeconds };
-      ctx.log(`  ${rate} rps: p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} p99.9 ${r.latency.p999} ms; unanswered ${r.unanswered}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ' (busy: the figure may be the generator\'s)' : ''}`);
+      details[String(rate)] = { ...r, cpuSeconds, cpuSplit: cpu.split };
+      ctx.log(`  ${rate} rps: proxy CPU user ${cpu.split.user} s, system ${cpu.split.system} s; p50 ${r.latency.p50} p90 ${r.latency.p90} p99 ${r.latency.p99} p99.9 ${r.latency.p999} ms; unanswered ${r.unanswered}; load generator ${gen ?? '?'} % of a core${(gen ?? 0) > GENERATOR_BUSY_PERCENT ? ' (busy: the figure may be the generator\'s)' : ''}`);
     }
     return { values, details };
   },
