@@ -40,7 +40,7 @@ export function markdownReport(r: RunResult): string {
     const peerCell = peer === undefined ? '–' : ratioCell(weftRatio(f, peer), f.values.weft, f.values[peer]);
     lines.push(`| ${f.scenario} | ${f.metric} | ${f.unit} (${f.better} is better) | ${cells.join(' | ')} | ${ratioCell(weftRatio(f, 'direct'), f.values.weft, f.values.direct)} | ${peerCell} |`);
   }
-  lines.push('', '## Targets (issues 5, 11, 12, 13)', '', '| target | measured | met |', '| --- | --- | --- |');
+  lines.push('', '## Targets (issues 5, 11, 12, 13, 15)', '', '| target | measured | met |', '| --- | --- | --- |');
   for (const t of r.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'met' : '**not met**'} |`);
   const failures = Object.entries(r.failures);
   if (failures.length > 0) {

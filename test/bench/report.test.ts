@@ -34,6 +34,35 @@ test('targets are judged from the figures; missing ones are "not measured", not 
   assert.equal(by('scale: policy decision').met, true);
   assert.equal(by('connect rate').met, undefined);
   assert.equal(by('idle').measured, 'not measured');
+  // Issue 15's ratios: 6 / 4 Gbit/s is 1.5 x (>= 0.85 x); an added p99 of HAProxy's above 0 and weft's
+  // below it is within 1.2 x; CPU per GB was not measured.
+  assert.equal(by('issue 15: bulk throughput >= 0.85 x').met, true);
+  assert.equal(by("issue 15: added p99 @ 1000 rps").met, true);
+  assert.equal(by('issue 15: added p50 @ 1000 rps').met, undefined);
+  assert.equal(by('issue 15: proxy CPU per GB').met, undefined);
+});
+
+test("issue 15's targets are ratios to haproxy-mtls; a HAProxy added latency not above 0 gives no ratio", () => {
+  const f: Figure[] = [
+    { scenario: 'bulk', metric: 'throughput', unit: 'Gbit/s', better: 'higher', values: { weft: 3.3, 'haproxy-mtls': 4 } },
+    { scenario: 'bulk', metric: 'proxy CPU per GB', unit: 's/GB', better: 'lower', values: { weft: 2.6, 'haproxy-mtls': 2 } },
+    { scenario: 'latency', metric: 'proxy CPU per 1000 req @ 1000 rps', unit: 'CPU ms', better: 'lower', values: { weft: 290, 'haproxy-mtls': 200 } },
+    { scenario: 'latency', metric: 'proxy CPU per 1000 req @ 5000 rps', unit: 'CPU ms', better: 'lower', values: { weft: 291, 'haproxy-mtls': 200 } },
+    { scenario: 'latency', metric: 'added p50 @ 1000 rps', unit: 'ms', better: 'lower', values: { weft: 0.1, 'haproxy-mtls': -0.05 } },
+    { scenario: 'latency', metric: 'added p99 @ 1000 rps', unit: 'ms', better: 'lower', values: { weft: 1.3, 'haproxy-mtls': 1 } },
+    { scenario: 'connect', metric: 'connections per second', unit: 'conn/s', better: 'higher', values: { weft: 1500, 'haproxy-mtls': 1000 } },
+  ];
+  const t = judgeTargets(f);
+  const by = (prefix: string) => t.find((x) => x.target.startsWith(prefix))!;
+  assert.equal(by('issue 15: bulk throughput').met, false); // 0.825 x
+  assert.match(by('issue 15: bulk throughput').measured, /0\.83 x/);
+  assert.equal(by('issue 15: proxy CPU per GB').met, true); // exactly 1.3 x
+  assert.equal(by('issue 15: proxy CPU per 1000 requests @ 1000 rps').met, true); // 1.45 x
+  assert.equal(by('issue 15: proxy CPU per 1000 requests @ 5000 rps').met, false); // 1.455 x
+  assert.equal(by('issue 15: added p50').met, false);
+  assert.match(by('issue 15: added p50').measured, /no ratio/);
+  assert.equal(by('issue 15: added p99').met, false); // 1.3 x
+  assert.equal(by('issue 15: connect rate').met, true); // 1.5 x
 });
 
 test('the Markdown table has every system, weft ratios, targets and failures', () => {
