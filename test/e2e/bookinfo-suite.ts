@@ -25,6 +25,11 @@ export interface SuiteMode {
   /** The lab's name (each mode its own, so the two files never share a lab). */
   lab: string;
   kubernetes: boolean;
+  /**
+   * The HBONE implementation the lab's agents must run (local mode: set WEFT_HBONE_IMPL before the
+   * lab comes up; the agents inherit it). The suite then checks each agent logged it.
+   */
+  hboneImpl?: 'node' | 'lean';
 }
 
 export function bookinfoSuite(mode: SuiteMode): void {
@@ -103,6 +108,17 @@ after(async () => {
   await labDown({ name: LAB });
   rmSync(tmp, { recursive: true, force: true });
 });
+
+if (mode.hboneImpl !== undefined) {
+  const want = mode.hboneImpl;
+  test(`both agents carry HBONE with the ${want} implementation`, () => {
+    for (const node of ['node-1', 'node-2']) {
+      const said = accessLog(LAB, node).filter((l) => l['msg'] === 'HBONE implementation').map((l) => l['hboneImpl']);
+      assert.ok(said.length > 0, `the agent of ${node} logged its HBONE implementation`);
+      assert.deepEqual([...new Set(said)], [want], `the agent of ${node} runs ${want}`);
+    }
+  });
+}
 
 test('productpage -> details crosses nodes through both agents, with the original destination and the client IP preserved', async () => {
   const summary = await load(LAB, 'client', 'outside', 'http://productpage.default:9080/', 5);
