@@ -53,27 +53,28 @@ export interface CpuSplit {
   system: number;
 }
 
-/** utime and stime of every pid, summed, in seconds. Throws when a pid is gone (the figure would lie). */
-export function cpuTimes(pids: readonly number[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): CpuSplit {
-  let utime = 0;
-  let stime = 0;
+/** utime and stime ticks of every pid, summed. Throws when a pid is gone (the figure would lie). */
+function sumTicks(pids: readonly number[], read: (path: string) => string): ProcCpu {
+  const sum: ProcCpu = { utime: 0, stime: 0 };
   for (const pid of pids) {
     const cpu = parseProcStat(read(`/proc/${pid}/stat`));
-    utime += cpu.utime;
-    stime += cpu.stime;
+    sum.utime += cpu.utime;
+    sum.stime += cpu.stime;
   }
-  const hz = clockTicksPerSecond();
-  return { user: utime / hz, system: stime / hz };
+  return sum;
 }
 
-/** utime+stime of every pid, summed, in seconds. Throws when a pid is gone (the figure would lie). */
+/** utime and stime of every pid, summed, in seconds. */
+export function cpuTimes(pids: readonly number[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): CpuSplit {
+  const t = sumTicks(pids, read);
+  const hz = clockTicksPerSecond();
+  return { user: t.utime / hz, system: t.stime / hz };
+}
+
+/** utime+stime of every pid, summed, in seconds. */
 export function cpuSeconds(pids: readonly number[], read: (path: string) => string = (p) => readFileSync(p, 'utf8')): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const cpu = parseProcStat(read(`/proc/${pid}/stat`));
-    ticks += cpu.utime + cpu.stime;
-  }
-  return ticks / clockTicksPerSecond();
+  const t = sumTicks(pids, read);
+  return (t.utime + t.stime) / clockTicksPerSecond();
 }
 
 /** VmRSS of one pid in KiB. */
