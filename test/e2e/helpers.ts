@@ -27,9 +27,9 @@ export async function load(lab: string, pod: string, namespace: string, url: str
   }
 }
 
-/** Runs a Node snippet inside a pod (as an app of that pod would), returns stdout/code. */
-export function podNode(lab: string, pod: string, namespace: string, script: string) {
-  return labExec({ name: lab, pod, namespace, command: ['node', '-e', script], timeoutMs: 60_000 });
+/** Runs a Node snippet inside a pod (as an app of that pod would), returns stdout/code; `args` are its process.argv[1..]. */
+export function podNode(lab: string, pod: string, namespace: string, script: string, args: readonly string[] = []) {
+  return labExec({ name: lab, pod, namespace, command: ['node', '-e', script, ...args], timeoutMs: 60_000 });
 }
 
 /** Per source -> destination totals of an agent, as its admin API serves them. */

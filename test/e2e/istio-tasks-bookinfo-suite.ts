@@ -25,6 +25,7 @@ import { labDown, labUp } from '../../agent/lab/index.js';
 import { bookinfoPodName } from '../helpers/bookinfo.js';
 import { waitFor } from '../helpers/wait.js';
 import { podNode, waitCaptured } from './helpers.js';
+import { podAsyncScript } from './pod-fetch.js';
 import { applyFixtures, applyText, deleteFixtures, FIXTURES, enrollWaypoint, requestLines, requestsTotal, waypointMetrics, waypointRoutes, installIstioCrds, type TaskLab } from './istio-tasks-helpers.js';
 
 /** The Bookinfo tasks on `LAB` (istio-tasks-bookinfo.test.ts: local source; -kubernetes: Kubernetes mode). */
@@ -56,7 +57,7 @@ export function bookinfoTasksSuite(LAB: TaskLab): void {
    */
   async function pages(count: number, user?: string): Promise<Page[]> {
     const headers = user === undefined ? {} : { cookie: `user=${user}` };
-    const script = `(async () => {
+    const script = podAsyncScript(`
       const out = [];
       for (let i = 0; i < ${count}; i++) {
         try {
@@ -78,8 +79,7 @@ export function bookinfoTasksSuite(LAB: TaskLab): void {
           out.push({ status: 0, reviews: null, stars: [], error: e.message });
         }
       }
-      process.stdout.write(JSON.stringify(out));
-    })()`;
+      process.stdout.write(JSON.stringify(out));`);
     const r = await podNode(LAB.name, 'client', 'outside', script);
     try {
       return JSON.parse(r.stdout) as Page[];

@@ -26,6 +26,7 @@ import { REQUEST_LABELS } from '../../agent/telemetry/request-metrics.js';
 import { pythonWith } from '../helpers/python.js';
 import { waitFor } from '../helpers/wait.js';
 import { accessLog } from './helpers.js';
+import { FETCH_SCRIPT } from './pod-fetch.js';
 
 export interface WaypointSuiteMode {
   lab: string;
@@ -53,26 +54,6 @@ interface Req {
   body?: string;
   timeoutMs?: number;
 }
-
-/** Runs inside the client pod: Node's fetch, one request after the other, answers as JSON. */
-const FETCH_SCRIPT = `
-const reqs = JSON.parse(process.argv[1]);
-const versionsOnly = process.argv[2] === 'versions';
-(async () => {
-  const out = [];
-  for (const r of reqs) {
-    try {
-      const res = await fetch(r.url, { method: r.method ?? 'GET', headers: r.headers ?? {}, body: r.body, redirect: 'manual', signal: AbortSignal.timeout(r.timeoutMs ?? 8000) });
-      const text = await res.text();
-      let body;
-      try { body = JSON.parse(text); } catch { body = text; }
-      out.push(versionsOnly ? (res.status === 200 ? body.version : 'status ' + res.status) : { status: res.status, headers: Object.fromEntries(res.headers), body });
-    } catch (e) {
-      out.push(versionsOnly ? 'error ' + String(e.cause?.code ?? e.name) + ': ' + String(e.cause?.message ?? e.message) : { error: String(e.cause?.code ?? e.name) + ': ' + String(e.cause?.message ?? e.message) });
-    }
-  }
-  process.stdout.write(JSON.stringify(out));
-})();`;
 
 export function waypointSuite(mode: WaypointSuiteMode): void {
   const LAB = mode.lab;

@@ -17,6 +17,7 @@ import { GATEWAY_NAME_LABEL } from '../../agent/discovery/types.js';
 import { bookinfoPodName } from '../helpers/bookinfo.js';
 import { waitFor } from '../helpers/wait.js';
 import { podNode, waitCaptured } from './helpers.js';
+import { FETCH_SCRIPT } from './pod-fetch.js';
 
 const LAB = 'wpe2e';
 const REVIEWS_VIP = '198.19.128.12';
@@ -55,8 +56,8 @@ spec:
 
 /** `count` requests from productpage to reviews, returning the versions that answered. */
 async function versions(count: number, headers: Record<string, string>): Promise<string[]> {
-  const script = `(async () => { const out = []; for (let i = 0; i < ${count}; i++) { try { const r = await fetch('http://${REVIEWS_VIP}:9080/reviews/0', { headers: ${JSON.stringify(headers)}, signal: AbortSignal.timeout(5000) }); const b = await r.json(); out.push(r.status === 200 ? b.version : 'status ' + r.status); } catch (e) { out.push('error ' + e.message); } } process.stdout.write(JSON.stringify(out)); })()`;
-  const r = await podNode(LAB, productpage, 'default', script);
+  const reqs = Array.from({ length: count }, () => ({ url: `http://${REVIEWS_VIP}:9080/reviews/0`, headers, timeoutMs: 5000 }));
+  const r = await podNode(LAB, productpage, 'default', FETCH_SCRIPT, [JSON.stringify(reqs), 'versions']);
   return JSON.parse(r.stdout || '[]') as string[];
 }
 
