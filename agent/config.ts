@@ -81,6 +81,11 @@ export const TRUST_BUNDLE_POLL_MS = 10_000;
 
 // --- HBONE (values as ztunnel uses them) -------------------------------------------------------
 
+/**
+ * HBONE's HTTP/2 when neither --hbone-impl nor WEFT_HBONE_IMPL says: Weft's own framer
+ * (agent/tunnel/h2/). node:http2 stays selectable; docs/architecture.md "Tunnel" says why lean.
+ */
+export const DEFAULT_HBONE_IMPL = 'lean';
 export const MAX_STREAMS_PER_CONNECTION = 100;
 export const STREAM_WINDOW_BYTES = 4 * 1024 * 1024;
 export const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;

@@ -84,7 +84,7 @@ export function registerAgentCommand(program: Command): void {
     }, DEFAULT_DRAIN_SECONDS)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of the mesh (the CA\'s --trust-domain): workload identities, accepted peers, policy namespaces', parseTrustDomain, DEFAULT_TRUST_DOMAIN)
     .option('--no-mtls', 'run without a CA: meshed traffic is captured but NOT encrypted or authenticated (capture debugging only)')
-    .option('--hbone-impl <impl>', "HBONE's HTTP/2: node (node:http2) or lean (Weft's own framer); default WEFT_HBONE_IMPL or node", parseHboneImpl, defaultHboneImpl())
+    .option('--hbone-impl <impl>', "HBONE's HTTP/2: node (node:http2) or lean (Weft's own framer); default WEFT_HBONE_IMPL, else lean", parseHboneImpl, defaultHboneImpl())
     .addHelpText(
       'after',
       `\nPorts inside each captured pod: ${OUTBOUND_PORT} outbound capture, ${INBOUND_PLAINTEXT_PORT} inbound plaintext, ${HBONE_PORT} HBONE.\n` +

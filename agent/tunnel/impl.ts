@@ -2,10 +2,11 @@
  * Which HTTP/2 implementation carries HBONE: `node` (node:http2, nghttp2) or `lean` (Weft's own
  * framer, agent/tunnel/h2/). The pool and the server take it as an option; without one they use
  * the process default, which `weft agent --hbone-impl` sets (and WEFT_HBONE_IMPL, so that the lab's
- * agents and tests can be switched without new flags on every command).
+ * agents and tests can be switched without new flags on every command); without either, lean
+ * (config.ts DEFAULT_HBONE_IMPL).
  */
 import { WeftError } from '../errors.js';
-import { CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW_BYTES } from '../config.js';
+import { CONNECTION_WINDOW_BYTES, DEFAULT_HBONE_IMPL, MAX_FRAME_BYTES, MAX_HEADER_LIST_BYTES, MAX_STREAMS_PER_CONNECTION, STREAM_WINDOW_BYTES } from '../config.js';
 import type { LeanSessionOptions } from './h2/session.js';
 
 export const HBONE_IMPLS = ['node', 'lean'] as const;
@@ -17,7 +18,7 @@ export function parseHboneImpl(value: string): HboneImpl {
 }
 
 const fromEnv = process.env['WEFT_HBONE_IMPL'];
-let processDefault: HboneImpl = fromEnv === undefined || fromEnv === '' ? 'node' : parseHboneImpl(fromEnv);
+let processDefault: HboneImpl = fromEnv === undefined || fromEnv === '' ? DEFAULT_HBONE_IMPL : parseHboneImpl(fromEnv);
 
 export function defaultHboneImpl(): HboneImpl {
   return processDefault;

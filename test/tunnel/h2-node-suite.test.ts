@@ -1,8 +1,8 @@
 /**
- * The tunnel tests that build their servers and pools with the process default run again here
- * with the lean framer as that default (WEFT_HBONE_IMPL=lean, agent/tunnel/impl.ts): the same
- * assertions hold on both implementations. hbone.test.ts and the attack suite loop over both
- * themselves.
+ * The tunnel tests that build their servers and pools with the process default (the lean framer)
+ * run again here with node:http2 as that default (WEFT_HBONE_IMPL=node, agent/tunnel/impl.ts):
+ * the same assertions hold on both implementations while node stays selectable. hbone.test.ts
+ * and the attack suite loop over both themselves.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,11 +14,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const FILES = ['session-bounds', 'relay-close', 'fin-wait', 'pool-gone', 'trust-domain', 'session-resumption'];
 
 // Without the parent runner's context variable, so the child runs its tests instead of reporting to us.
-const env: NodeJS.ProcessEnv = { ...process.env, WEFT_HBONE_IMPL: 'lean' };
+const env: NodeJS.ProcessEnv = { ...process.env, WEFT_HBONE_IMPL: 'node' };
 delete env['NODE_TEST_CONTEXT'];
 
 for (const name of FILES) {
-  test(`${name}.test.ts with the lean framer`, async () => {
+  test(`${name}.test.ts with node:http2`, async () => {
     const { code, output } = await new Promise<{ code: number; output: string }>((resolve) =>
       execFile(process.execPath, ['--test', join(HERE, `${name}.test.js`)], { env, timeout: 120_000 }, (err, stdout, stderr) =>
         resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, output: stdout + stderr }),
