@@ -6,7 +6,9 @@
  * tunnel's server, relayed to the sink). `h2` is Weft's tunnel (HbonePool, createHboneServer,
  * relay: HTTP/2 CONNECT over mutual TLS 1.3); `tls` is a bare mutual TLS 1.3 pipe with the same
  * certificates (what the HTTP/2 layer is compared with); `tcp` is a plain TCP relay in the same
- * two processes (Node's floor: no crypto at all); `haproxy-mtls` is the bench's HAProxy pair
+ * two processes (Node's floor: no crypto at all); `aead` is that relay with TLS 1.3's record layer
+ * done in JavaScript (bench/aead-records.ts: a measuring stick for a plaintext-socket design, no
+ * handshake); `haproxy-mtls` is the bench's HAProxy pair
  * (bench/haproxy-config.ts, one thread each) on 127.0.0.2 / 127.0.0.3. Prints Gbit/s and the
  * proxies' CPU seconds per GB; with a rate, 1 KiB requests and responses at that rate over 16
  * connections instead: latency from each write to its answer, and the proxies' CPU per 1000
@@ -19,6 +21,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { CertificateAuthority } from '../agent/identity/ca.js';
@@ -29,6 +32,8 @@ import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
 import type { HboneImpl } from '../agent/tunnel/impl.js';
 import { adoptAccepted, relay, REUSED_READS } from '../agent/proxy/relay.js';
+import { dupFd, socketFd } from '../native/index.js';
+import { aeadRelay, SEALED_READS, type DirectionKeys } from './aead-records.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
 import { DEFAULT_TRUST_DOMAIN } from '../agent/config.js';
@@ -58,10 +63,10 @@ const RR_CONNECTIONS = 16;
  */
 const PROXY_NODE_FLAGS = (process.env['WEFT_TUNNEL_NODE_FLAGS'] ?? '--initial-old-space-size=64').split(' ').filter((f) => f !== '');
 
-type Mode = 'h2' | 'h2-lean' | 'h2-node' | 'tls' | 'tcp' | 'haproxy-mtls';
+type Mode = 'h2' | 'h2-lean' | 'h2-node' | 'tls' | 'tcp' | 'aead' | 'haproxy-mtls';
 type AgentMode = Exclude<Mode, 'haproxy-mtls'>;
-const MODES: readonly Mode[] = ['h2', 'h2-lean', 'h2-node', 'tls', 'tcp', 'haproxy-mtls'];
-/** `h2` is the process default (WEFT_HBONE_IMPL, else node); `h2-lean` / `h2-node` name the HTTP/2 implementation. */
+const MODES: readonly Mode[] = ['h2', 'h2-lean', 'h2-node', 'tls', 'tcp', 'aead', 'haproxy-mtls'];
+/** `h2` is the process default (WEFT_HBONE_IMPL, else lean); `h2-lean` / `h2-node` name the HTTP/2 implementation. */
 function hboneImpl(mode: AgentMode): { impl?: HboneImpl } {
   return mode === 'h2-lean' ? { impl: 'lean' } : mode === 'h2-node' ? { impl: 'node' } : {};
 }
@@ -73,6 +78,23 @@ interface Msg {
   creds: Creds;
   /** server: where the sink is; client: where the tunnel server is. */
   port: number;
+  /** aead: the record keys (hex) of each direction; random per run. */
+  aead?: { toServer: { key: string; iv: string }; toClient: { key: string; iv: string } };
+}
+
+function aeadKeys(msg: Msg): { toServer: DirectionKeys; toClient: DirectionKeys } {
+  const k = (d: { key: string; iv: string }): DirectionKeys => ({ key: Buffer.from(d.key, 'hex'), iv: Buffer.from(d.iv, 'hex') });
+  return { toServer: k(msg.aead!.toServer), toClient: k(msg.aead!.toClient) };
+}
+
+/** An accepted socket (pauseOnConnect) re-made on a duplicate of its descriptor, to read with `onread` (as relay.ts adoptAccepted). */
+function withOnread(conn: net.Socket, onread: net.OnReadOpts): net.Socket {
+  const fd = dupFd(socketFd(conn));
+  conn.destroy();
+  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread };
+  const s = new net.Socket(options);
+  s.setNoDelay(true);
+  return s;
 }
 
 function tlsOptions(c: Creds): tls.SecureContextOptions {
@@ -115,6 +137,14 @@ async function agent(msg: Msg): Promise<void> {
         },
       });
       port = (await server.listen(0, '127.0.0.1')).port;
+    } else if (msg.mode === 'aead') {
+      const keys = aeadKeys(msg);
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => {
+        const up = net.connect({ port: msg.port, host: '127.0.0.1', allowHalfOpen: true });
+        up.setNoDelay(true);
+        aeadRelay(up, withOnread(s, SEALED_READS), keys.toClient, keys.toServer);
+      });
+      port = await listenLoopback(server);
     } else if (msg.mode === 'tcp') {
       port = await listenLoopback(net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: REUSED }, (s) => relay(adopt(s), upstreamTo(msg.port), () => undefined)));
     } else {
@@ -123,7 +153,16 @@ async function agent(msg: Msg): Promise<void> {
     }
   } else {
     const pool = new HbonePool({ credentials: async () => msg.creds, ...hboneImpl(msg.mode) });
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED }, (accepted) => {
+    const keys = msg.mode === 'aead' ? aeadKeys(msg) : undefined;
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED || keys !== undefined }, (accepted) => {
+      if (keys !== undefined) {
+        accepted.setNoDelay(true);
+        const up = net.connect({ port: msg.port, host: '127.0.0.1', allowHalfOpen: true, onread: SEALED_READS });
+        up.setNoDelay(true);
+        aeadRelay(accepted, up, keys.toServer, keys.toClient);
+        accepted.resume();
+        return;
+      }
       const down = adopt(accepted);
       down.setNoDelay(true);
       if (msg.mode === 'tcp') {
@@ -209,8 +248,10 @@ async function forkAgents(mode: AgentMode, clientCreds: Creds, serverCreds: Cred
     const [reply] = (await once(child, 'message')) as [{ port: number }];
     return { child, port: reply.port };
   };
-  const server = await start({ role: 'server', mode, creds: serverCreds, port: sinkPort });
-  const client = await start({ role: 'client', mode, creds: clientCreds, port: server.port });
+  const hex = (n: number): string => randomBytes(n).toString('hex');
+  const aead = mode === 'aead' ? { toServer: { key: hex(32), iv: hex(12) }, toClient: { key: hex(32), iv: hex(12) } } : undefined;
+  const server = await start({ role: 'server', mode, creds: serverCreds, port: sinkPort, ...(aead ? { aead } : {}) });
+  const client = await start({ role: 'client', mode, creds: clientCreds, port: server.port, ...(aead ? { aead } : {}) });
   const children = [client.child, server.child];
   const pids = children.map((c) => c.pid!);
   return {
