@@ -257,7 +257,9 @@ export class Agent {
     await this.#closeServers();
     await this.#cni?.stop();
     await this.#source.stop();
-    const released = this.#capture.releaseAll(drainMs);
+    // Awaited: a stop that returned before the pods were released (capture work still queued)
+    // let its caller tear the namespaces down under live HBONE sessions, whose resets were then lost.
+    const { closed: released } = await this.#capture.releaseAll(drainMs);
     if (drainMs > 0) {
       const open = (): number => this.inputs.connections.openConnections().length;
       this.#logger.info({ node: this.#options.nodeName, open: open(), drainMs }, 'draining: no new connections, GOAWAY sent; open ones are relayed until they end or the deadline');

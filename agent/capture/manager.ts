@@ -259,16 +259,18 @@ export class CaptureManager {
   /**
    * Agent stop or handover: every pod stops accepting (GOAWAY on HBONE), open connections go on
    * for `drainMs`; the rules stay, so until another agent listens the pods' connections are
-   * refused. Resolves when every listener closed with its connections (the caller bounds the wait).
+   * refused. Resolves once every pod has been released (after the capture work already queued:
+   * the pods it captures are released too); `closed` resolves when every listener closed with its
+   * connections (the caller bounds that wait).
    */
-  async releaseAll(drainMs = 0): Promise<void> {
+  async releaseAll(drainMs = 0): Promise<{ closed: Promise<void> }> {
     this.#stopped = true;
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     if (this.#resyncTimer) clearTimeout(this.#resyncTimer);
     await this.#queue.catch(() => undefined);
     const all = [...this.#captured.values()];
     this.#captured.clear();
-    await Promise.all(all.map((c) => c.release(drainMs)));
+    return { closed: Promise.all(all.map((c) => c.release(drainMs))).then(() => undefined) };
   }
 }
 

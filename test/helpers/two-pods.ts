@@ -66,8 +66,13 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
   const fdA = openNetns(`/var/run/netns/${A}`);
   const fdB = openNetns(`/var/run/netns/${B}`);
   const appFd = createTcpSocket({ netnsFd: fdB, reuseAddress: true, bind: { address: '0.0.0.0', port: 9080 } });
+  // The app's connections, so that cleanup ends them: a relay the agent still held when the
+  // namespaces went away never delivers its FIN, and the socket would keep the test process alive.
+  const appSockets = new Set<net.Socket>();
   const app = net.createServer({ allowHalfOpen: true }, (s) => {
     const chunks: Buffer[] = [];
+    appSockets.add(s);
+    s.on('close', () => appSockets.delete(s));
     s.on('error', () => undefined);
     s.on('data', (c: Buffer) => chunks.push(c));
     s.on('end', () => s.end(`${s.remoteAddress}|${Buffer.concat(chunks).toString()}`));
@@ -132,6 +137,7 @@ export async function setupTwoPods(tag: string, subnet: number, agentOptions: Pa
       cleaned = true;
       await agent.stop().catch(() => undefined);
       app.close();
+      for (const s of appSockets) s.destroy();
       closeNetns(fdA);
       closeNetns(fdB);
       removeNetns(A);
