@@ -38,7 +38,7 @@ import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
 import { DEFAULT_TRUST_DOMAIN } from '../agent/config.js';
 import { haproxyConfig, TLS_PORT_OFFSET } from './haproxy-config.js';
-import { cpuSeconds } from './proc-stats.js';
+import { cpuTimes, type CpuSplit } from './proc-stats.js';
 import { listeningPorts } from './netns-process.js';
 import { newLatencyHistogram, summarize } from './histogram.js';
 
@@ -226,7 +226,7 @@ async function main(): Promise<void> {
 /** The two proxies of a mode: where the app connects, their CPU seconds so far (utime + stime from /proc, as the bench reads them), and a stop. */
 interface Proxies {
   entry: { host: string; port: number };
-  cpu(): Promise<number>;
+  cpu(): Promise<CpuSplit>;
   stop(): Promise<void>;
 }
 
@@ -256,7 +256,7 @@ async function forkAgents(mode: AgentMode, clientCreds: Creds, serverCreds: Cred
   const pids = children.map((c) => c.pid!);
   return {
     entry: { host: '127.0.0.1', port: client.port },
-    cpu: async () => cpuSeconds(pids),
+    cpu: async () => cpuTimes(pids),
     stop: async () => {
       for (const c of children) c.send('exit');
     },
@@ -284,7 +284,7 @@ async function startHaproxy(sinkPort: number): Promise<Proxies> {
     throw err;
   }
   const pids = children.map((c) => c.pid!);
-  return { entry: { host: '127.0.0.2', port: sinkPort }, cpu: async () => cpuSeconds(pids), stop };
+  return { entry: { host: '127.0.0.2', port: sinkPort }, cpu: async () => cpuTimes(pids), stop };
 }
 
 /** Bounded: 100 looks at /proc/net/tcp, 50 ms apart (no probe connection, which HAProxy would log). */
@@ -296,7 +296,14 @@ async function waitListening(host: string, port: number): Promise<void> {
   throw new Error(`haproxy did not listen on ${host}:${port} within 5 s`);
 }
 
-async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise<number>, mode: string, received: () => number): Promise<void> {
+/** CPU seconds between two readings, and the user/system split as text. */
+function cpuBetween(before: CpuSplit, after: CpuSplit, per: number, unit: string): { total: number; split: string } {
+  const user = after.user - before.user;
+  const system = after.system - before.system;
+  return { total: user + system, split: `user ${(user / per).toFixed(unit === 's/GB' ? 2 : 1)} / system ${(system / per).toFixed(unit === 's/GB' ? 2 : 1)} ${unit}` };
+}
+
+async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise<CpuSplit>, mode: string, received: () => number): Promise<void> {
   const src = net.connect(entry);
   await once(src, 'connect');
   // Warm-up: the first second (handshake, window growth) is not measured.
@@ -315,9 +322,10 @@ async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise
   await until(seconds * 1000);
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   const bytes = received() - bytes0;
-  const cpuUsed = (await cpu()) - cpu0;
   const gb = bytes / 1e9;
-  process.stdout.write(`${mode}: ${((bytes * 8) / elapsed / 1e9).toFixed(2)} Gbit/s, proxies' CPU ${(cpuUsed / gb).toFixed(2)} s/GB (${cpuUsed.toFixed(2)} s over ${elapsed.toFixed(1)} s)\n`);
+  const used = cpuBetween(cpu0, await cpu(), gb, 's/GB');
+  const cpuUsed = used.total;
+  process.stdout.write(`${mode}: ${((bytes * 8) / elapsed / 1e9).toFixed(2)} Gbit/s, proxies' CPU ${(cpuUsed / gb).toFixed(2)} s/GB (${used.split}; ${cpuUsed.toFixed(2)} s over ${elapsed.toFixed(1)} s)\n`);
   src.destroy();
 }
 
@@ -325,7 +333,7 @@ async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise
  * `rate` requests per second over RR_CONNECTIONS connections for `seconds` (after 1 s of warm-up
  * at the same rate): the proxies' CPU per 1000 requests, the figure the latency scenario reports.
  */
-async function requestResponse(entry: Proxies['entry'], rate: number, seconds: number, cpu: () => Promise<number>, mode: string): Promise<void> {
+async function requestResponse(entry: Proxies['entry'], rate: number, seconds: number, cpu: () => Promise<CpuSplit>, mode: string): Promise<void> {
   // Each connection's requests in flight, by the time they were written (answers come in order).
   const inFlight: number[][] = [];
   let latency = newLatencyHistogram();
@@ -371,11 +379,13 @@ async function requestResponse(entry: Proxies['entry'], rate: number, seconds: n
   const answered0 = answered;
   const cpu0 = await cpu();
   await run(seconds * 1000);
-  const cpuUsed = (await cpu()) - cpu0;
+  const cpu1 = await cpu();
   const done = answered - answered0;
+  const used = cpuBetween(cpu0, cpu1, done / 1000 / 1000, 'ms');
+  const cpuUsed = used.total;
   const l = summarize(latency);
   const perThousand = ((cpuUsed * 1e3 * 1000) / done).toFixed(1);
-  process.stdout.write(`${mode} rr @ ${rate}/s: ${done} answered, latency from the write p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} ms, proxies' CPU ${perThousand} ms per 1000 requests\n`);
+  process.stdout.write(`${mode} rr @ ${rate}/s: ${done} answered, latency from the write p50 ${l.p50} p90 ${l.p90} p99 ${l.p99} ms, proxies' CPU ${perThousand} ms per 1000 requests (${used.split})\n`);
   for (const c of conns) c.destroy();
 }
 
