@@ -32,7 +32,6 @@ import { HbonePool } from '../agent/tunnel/pool.js';
 import { createHboneServer } from '../agent/tunnel/server.js';
 import type { HboneImpl } from '../agent/tunnel/impl.js';
 import { adoptAccepted, relay, REUSED_READS } from '../agent/proxy/relay.js';
-import { dupFd, socketFd } from '../native/index.js';
 import { aeadRelay, SEALED_READS, type DirectionKeys } from './aead-records.js';
 import type { TlsCredentials } from '../agent/tunnel/settings.js';
 import { makeCerts } from './certs.js';
@@ -87,15 +86,6 @@ function aeadKeys(msg: Msg): { toServer: DirectionKeys; toClient: DirectionKeys 
   return { toServer: k(msg.aead!.toServer), toClient: k(msg.aead!.toClient) };
 }
 
-/** An accepted socket (pauseOnConnect) re-made on a duplicate of its descriptor, to read with `onread` (as relay.ts adoptAccepted). */
-function withOnread(conn: net.Socket, onread: net.OnReadOpts): net.Socket {
-  const fd = dupFd(socketFd(conn));
-  conn.destroy();
-  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread };
-  const s = new net.Socket(options);
-  s.setNoDelay(true);
-  return s;
-}
 
 function tlsOptions(c: Creds): tls.SecureContextOptions {
   return { key: c.keyPem, cert: c.certPem + c.chainPem.join(''), ca: c.trustBundle, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' };
@@ -142,7 +132,9 @@ async function agent(msg: Msg): Promise<void> {
       const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (s) => {
         const up = net.connect({ port: msg.port, host: '127.0.0.1', allowHalfOpen: true });
         up.setNoDelay(true);
-        aeadRelay(up, withOnread(s, SEALED_READS), keys.toClient, keys.toServer);
+        const sealed = adoptAccepted(s, SEALED_READS);
+        sealed.setNoDelay(true);
+        aeadRelay(up, sealed, keys.toClient, keys.toServer);
       });
       port = await listenLoopback(server);
     } else if (msg.mode === 'tcp') {
@@ -154,12 +146,13 @@ async function agent(msg: Msg): Promise<void> {
   } else {
     const pool = new HbonePool({ credentials: async () => msg.creds, ...hboneImpl(msg.mode) });
     const keys = msg.mode === 'aead' ? aeadKeys(msg) : undefined;
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED || keys !== undefined }, (accepted) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: REUSED }, (accepted) => {
       if (keys !== undefined) {
         accepted.setNoDelay(true);
         const up = net.connect({ port: msg.port, host: '127.0.0.1', allowHalfOpen: true, onread: SEALED_READS });
         up.setNoDelay(true);
         aeadRelay(accepted, up, keys.toServer, keys.toClient);
+        // Paused when the other modes read with onread (pauseOnConnect); this one reads 'data'.
         accepted.resume();
         return;
       }
@@ -296,11 +289,11 @@ async function waitListening(host: string, port: number): Promise<void> {
   throw new Error(`haproxy did not listen on ${host}:${port} within 5 s`);
 }
 
-/** CPU seconds between two readings, and the user/system split as text. */
-function cpuBetween(before: CpuSplit, after: CpuSplit, per: number, unit: string): { total: number; split: string } {
+/** CPU seconds between two readings, and the user/system split per `per` units of work as text. */
+function cpuBetween(before: CpuSplit, after: CpuSplit, per: number, unit: string, digits: number): { total: number; split: string } {
   const user = after.user - before.user;
   const system = after.system - before.system;
-  return { total: user + system, split: `user ${(user / per).toFixed(unit === 's/GB' ? 2 : 1)} / system ${(system / per).toFixed(unit === 's/GB' ? 2 : 1)} ${unit}` };
+  return { total: user + system, split: `user ${(user / per).toFixed(digits)} / system ${(system / per).toFixed(digits)} ${unit}` };
 }
 
 async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise<CpuSplit>, mode: string, received: () => number): Promise<void> {
@@ -323,7 +316,7 @@ async function bulk(entry: Proxies['entry'], seconds: number, cpu: () => Promise
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   const bytes = received() - bytes0;
   const gb = bytes / 1e9;
-  const used = cpuBetween(cpu0, await cpu(), gb, 's/GB');
+  const used = cpuBetween(cpu0, await cpu(), gb, 's/GB', 2);
   const cpuUsed = used.total;
   process.stdout.write(`${mode}: ${((bytes * 8) / elapsed / 1e9).toFixed(2)} Gbit/s, proxies' CPU ${(cpuUsed / gb).toFixed(2)} s/GB (${used.split}; ${cpuUsed.toFixed(2)} s over ${elapsed.toFixed(1)} s)\n`);
   src.destroy();
@@ -381,7 +374,7 @@ async function requestResponse(entry: Proxies['entry'], rate: number, seconds: n
   await run(seconds * 1000);
   const cpu1 = await cpu();
   const done = answered - answered0;
-  const used = cpuBetween(cpu0, cpu1, done / 1000 / 1000, 'ms');
+  const used = cpuBetween(cpu0, cpu1, done / 1000 / 1000, 'ms', 1);
   const cpuUsed = used.total;
   const l = summarize(latency);
   const perThousand = ((cpuUsed * 1e3 * 1000) / done).toFixed(1);

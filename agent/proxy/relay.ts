@@ -219,14 +219,15 @@ export const REUSED_READS: net.OnReadOpts = {
 
 /**
  * Not used by the agent yet (its accepted sockets' peer is chosen after the accept; see
- * docs/architecture.md); bench/tunnel-throughput.ts uses it for the plain TCP relay.
+ * docs/architecture.md); bench/tunnel-throughput.ts uses it for the plain TCP relay (and, with
+ * its own `onread`, for the aead mode's sealed sockets).
  * An accepted socket (from a listener with pauseOnConnect, not read yet) as one that reads into
  * a reused buffer: net.Server takes no `onread`, so the descriptor is duplicated into a socket
  * made with it and the accepted one is closed (no FIN: the duplicate keeps the connection; the
  * accepted handle never read, so it was never in epoll). If the descriptor cannot be
  * duplicated (EMFILE), the accepted socket is used as it is, reading the default way.
  */
-export function adoptAccepted(conn: net.Socket): net.Socket {
+export function adoptAccepted(conn: net.Socket, onread: net.OnReadOpts = REUSED_READS): net.Socket {
   let fd: number;
   try {
     fd = dupFd(socketFd(conn));
@@ -235,7 +236,7 @@ export function adoptAccepted(conn: net.Socket): net.Socket {
     return conn;
   }
   conn.destroy();
-  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread: REUSED_READS };
+  const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd, allowHalfOpen: true, readable: true, writable: true, onread };
   return new net.Socket(options);
 }
 
